@@ -1,0 +1,389 @@
+// The kernels themselves, written once and compiled once per instruction set: the file
+// that includes this defines KILN_SIMD_NS (a namespace private to that set, so that no
+// inline function compiled with, say, AVX-512 flags can be picked by the linker for
+// another set) and KILN_SIMD_ARCH (the xsimd architecture).
+//
+// Each op is a small struct: `scalar` gives NumPy's semantics for one element; float ops
+// may add `batch`, the same on an xsimd batch. One loop template runs either: batches
+// over the bulk, `scalar` over the tail. Integer and bool loops are plain loops that the
+// compiler vectorises under this file's flags. Signed integer arithmetic wraps like
+// NumPy's (done in unsigned, so it is defined behaviour).
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <tuple>
+#include <utility>
+#include <type_traits>
+
+// xsimd's large-argument trigonometric reduction is a plain inline function: renamed
+// per instruction set, or the linker would keep one copy (possibly AVX-512 code) for all.
+// tests/check_isa_symbols.sh fails the build's tests if any such shared symbol appears.
+#define KILN_PASTE2(a, b) a##_##b
+#define KILN_PASTE(a, b) KILN_PASTE2(a, b)
+#define __kernel_rem_pio2 KILN_PASTE(__kernel_rem_pio2, KILN_SIMD_NS)
+#define __ieee754_rem_pio2 KILN_PASTE(__ieee754_rem_pio2, KILN_SIMD_NS)
+#include <xsimd/xsimd.hpp>
+#undef __kernel_rem_pio2
+#undef __ieee754_rem_pio2
+
+#include "kernels.hpp"
+
+namespace kiln::simd::KILN_SIMD_NS {
+
+using Arch = KILN_SIMD_ARCH;
+template <class T> using Batch = xsimd::batch<T, Arch>;
+
+template <class T> constexpr bool kIsBool = std::is_same_v<T, bool>;
+template <class T> constexpr bool kIsInt = std::is_integral_v<T> && !kIsBool<T>;
+template <class T> constexpr bool kIsFloat = std::is_floating_point_v<T>;
+
+template <class T> using Unsigned = std::make_unsigned_t<T>;
+template <class T> inline T wrap_add(T a, T b) { return T(Unsigned<T>(a) + Unsigned<T>(b)); }
+template <class T> inline T wrap_sub(T a, T b) { return T(Unsigned<T>(a) - Unsigned<T>(b)); }
+template <class T> inline T wrap_mul(T a, T b) { return T(Unsigned<T>(a) * Unsigned<T>(b)); }
+template <class T> inline T wrap_neg(T a) { return T(Unsigned<T>(0) - Unsigned<T>(a)); }
+
+// Python/NumPy floor division and remainder (npy_divmod): the remainder takes the
+// divisor's sign; floats divided by zero give a/b and NaN.
+template <class T> inline T floor_div(T a, T b) {
+  if constexpr (kIsInt<T>) {
+    if (b == 0) return 0;
+    if (b == -1) return wrap_neg(a);  // INT_MIN // -1 wraps, as NumPy
+    T q = a / b;
+    return (a % b != 0 && ((a < 0) != (b < 0))) ? T(q - 1) : q;
+  } else {
+    if (b == 0) return a / b;
+    T mod = std::fmod(a, b);
+    T div = (a - mod) / b;
+    if (mod != 0) {
+      if ((b < 0) != (mod < 0)) div -= T(1);
+    }
+    if (div == 0) return std::copysign(T(0), a / b);
+    T fl = std::floor(div);
+    return div - fl > T(0.5) ? fl + T(1) : fl;
+  }
+}
+template <class T> inline T remainder_of(T a, T b) {
+  if constexpr (kIsInt<T>) {
+    if (b == 0 || b == -1) return 0;
+    T r = a % b;
+    return (r != 0 && ((r < 0) != (b < 0))) ? T(r + b) : r;
+  } else {
+    T mod = std::fmod(a, b);
+    if (b == 0) return mod;
+    if (mod != 0) {
+      if ((b < 0) != (mod < 0)) mod += b;
+    } else {
+      mod = std::copysign(T(0), b);
+    }
+    return mod;
+  }
+}
+// Integers to negative powers: NumPy raises; kiln cannot raise per element, so it gives
+// the truncated result (1 for base 1, +-1 for base -1, else 0).
+template <class T> inline T int_power(T base, T exp) {
+  if (exp < 0) return base == 1 ? T(1) : base == -1 ? ((exp & 1) ? T(-1) : T(1)) : T(0);
+  T result = 1;
+  while (exp) {
+    if (exp & 1) result = wrap_mul(result, base);
+    base = wrap_mul(base, base);
+    exp >>= 1;
+  }
+  return result;
+}
+
+#define KILN_SCALAR1(expr) \
+  template <class T> static auto scalar(T a) { return expr; }
+#define KILN_BATCH1(expr) \
+  template <class V> static V batch(V a) { return expr; }
+#define KILN_SCALAR2(expr) \
+  template <class T> static auto scalar(T a, T b) { return expr; }
+#define KILN_BATCH2(expr) \
+  template <class V> static V batch(V a, V b) { return expr; }
+// Float math with a libm scalar and an xsimd batch of the same name.
+#define KILN_MATH1(fn) KILN_SCALAR1(std::fn(a)) KILN_BATCH1(xsimd::fn(a))
+
+template <Op> struct Impl;
+
+template <> struct Impl<Op::add> {
+  template <class T> static T scalar(T a, T b) {
+    if constexpr (kIsBool<T>) return a || b;
+    else if constexpr (kIsInt<T>) return wrap_add(a, b);
+    else return a + b;
+  }
+  KILN_BATCH2(a + b)
+};
+template <> struct Impl<Op::subtract> {
+  template <class T> static T scalar(T a, T b) {
+    if constexpr (kIsInt<T>) return wrap_sub(a, b);
+    else return a - b;
+  }
+  KILN_BATCH2(a - b)
+};
+template <> struct Impl<Op::multiply> {
+  template <class T> static T scalar(T a, T b) {
+    if constexpr (kIsBool<T>) return a && b;
+    else if constexpr (kIsInt<T>) return wrap_mul(a, b);
+    else return a * b;
+  }
+  KILN_BATCH2(a * b)
+};
+template <> struct Impl<Op::divide> {
+  KILN_SCALAR2(a / b)
+  KILN_BATCH2(a / b)
+};
+template <> struct Impl<Op::floor_divide> { KILN_SCALAR2(floor_div(a, b)) };
+template <> struct Impl<Op::remainder> { KILN_SCALAR2(remainder_of(a, b)) };
+template <> struct Impl<Op::power> {
+  template <class T> static T scalar(T a, T b) {
+    if constexpr (kIsInt<T>) return int_power(a, b);
+    else return std::pow(a, b);
+  }
+};
+template <> struct Impl<Op::negative> {
+  template <class T> static T scalar(T a) {
+    if constexpr (kIsInt<T>) return wrap_neg(a);
+    else return -a;
+  }
+  KILN_BATCH1(-a)
+};
+template <> struct Impl<Op::invert> {
+  template <class T> static T scalar(T a) {
+    if constexpr (kIsBool<T>) return !a;
+    else return T(~a);
+  }
+};
+template <> struct Impl<Op::bitwise_and> { KILN_SCALAR2(T(a & b)) };
+template <> struct Impl<Op::bitwise_or> { KILN_SCALAR2(T(a | b)) };
+template <> struct Impl<Op::bitwise_xor> { KILN_SCALAR2(T(a ^ b)) };
+template <> struct Impl<Op::less> { KILN_SCALAR2(bool(a < b)) };
+template <> struct Impl<Op::less_equal> { KILN_SCALAR2(bool(a <= b)) };
+template <> struct Impl<Op::greater> { KILN_SCALAR2(bool(a > b)) };
+template <> struct Impl<Op::greater_equal> { KILN_SCALAR2(bool(a >= b)) };
+template <> struct Impl<Op::equal> { KILN_SCALAR2(bool(a == b)) };
+template <> struct Impl<Op::not_equal> { KILN_SCALAR2(bool(a != b)) };
+template <> struct Impl<Op::abs> {
+  template <class T> static T scalar(T a) {
+    if constexpr (kIsBool<T>) return a;
+    else if constexpr (kIsInt<T>) return a < 0 ? wrap_neg(a) : a;
+    else return std::fabs(a);
+  }
+  KILN_BATCH1(xsimd::abs(a))
+};
+template <> struct Impl<Op::sqrt> { KILN_MATH1(sqrt) };
+template <> struct Impl<Op::cbrt> { KILN_MATH1(cbrt) };
+template <> struct Impl<Op::square> {
+  template <class T> static T scalar(T a) {
+    if constexpr (kIsInt<T>) return wrap_mul(a, a);
+    else return a * a;
+  }
+  KILN_BATCH1(a * a)
+};
+template <> struct Impl<Op::reciprocal> {
+  // Integer reciprocal truncates; 1/0 gives the most negative value, as NumPy on x86.
+  template <class T> static T scalar(T a) {
+    if constexpr (kIsInt<T>) return a == 0 ? std::numeric_limits<T>::min() : (a == 1 || a == -1) ? a : T(0);
+    else return T(1) / a;
+  }
+  KILN_BATCH1(V(1) / a)
+};
+template <> struct Impl<Op::exp> { KILN_MATH1(exp) };
+template <> struct Impl<Op::exp2> { KILN_MATH1(exp2) };
+template <> struct Impl<Op::expm1> { KILN_MATH1(expm1) };
+template <> struct Impl<Op::log> { KILN_MATH1(log) };
+template <> struct Impl<Op::log2> { KILN_MATH1(log2) };
+template <> struct Impl<Op::log10> { KILN_MATH1(log10) };
+template <> struct Impl<Op::log1p> { KILN_MATH1(log1p) };
+template <> struct Impl<Op::sin> { KILN_MATH1(sin) };
+template <> struct Impl<Op::cos> { KILN_MATH1(cos) };
+template <> struct Impl<Op::tan> { KILN_MATH1(tan) };
+template <> struct Impl<Op::arcsin> { KILN_SCALAR1(std::asin(a)) KILN_BATCH1(xsimd::asin(a)) };
+template <> struct Impl<Op::arccos> { KILN_SCALAR1(std::acos(a)) KILN_BATCH1(xsimd::acos(a)) };
+template <> struct Impl<Op::arctan> { KILN_SCALAR1(std::atan(a)) KILN_BATCH1(xsimd::atan(a)) };
+template <> struct Impl<Op::arctan2> { KILN_SCALAR2(std::atan2(a, b)) KILN_BATCH2(xsimd::atan2(a, b)) };
+template <> struct Impl<Op::sinh> { KILN_MATH1(sinh) };
+template <> struct Impl<Op::cosh> { KILN_MATH1(cosh) };
+template <> struct Impl<Op::tanh> { KILN_MATH1(tanh) };
+template <> struct Impl<Op::arcsinh> { KILN_SCALAR1(std::asinh(a)) KILN_BATCH1(xsimd::asinh(a)) };
+template <> struct Impl<Op::arccosh> { KILN_SCALAR1(std::acosh(a)) KILN_BATCH1(xsimd::acosh(a)) };
+template <> struct Impl<Op::arctanh> { KILN_SCALAR1(std::atanh(a)) KILN_BATCH1(xsimd::atanh(a)) };
+template <> struct Impl<Op::floor> { KILN_MATH1(floor) };
+template <> struct Impl<Op::ceil> { KILN_MATH1(ceil) };
+template <> struct Impl<Op::trunc> { KILN_MATH1(trunc) };
+template <> struct Impl<Op::sign> {
+  // NaN stays NaN; -0.0 gives +0.0 (NumPy).
+  template <class T> static T scalar(T a) {
+    if constexpr (kIsInt<T>) return T((a > 0) - (a < 0));
+    else return a > 0 ? T(1) : a < 0 ? T(-1) : a == 0 ? T(0) : a;
+  }
+};
+template <> struct Impl<Op::copysign> { KILN_SCALAR2(std::copysign(a, b)) KILN_BATCH2(xsimd::copysign(a, b)) };
+template <> struct Impl<Op::hypot> { KILN_SCALAR2(std::hypot(a, b)) };
+// minimum/maximum propagate NaN; when a and b compare equal (0.0 and -0.0) the second is
+// returned, matching NumPy's vectorised loops.
+template <> struct Impl<Op::minimum> {
+  template <class T> static T scalar(T a, T b) {
+    if constexpr (kIsFloat<T>) if (std::isnan(a)) return a;
+    return a < b ? a : b;
+  }
+  KILN_BATCH2(xsimd::select(a != a, a, xsimd::select(a < b, a, b)))
+};
+template <> struct Impl<Op::maximum> {
+  template <class T> static T scalar(T a, T b) {
+    if constexpr (kIsFloat<T>) if (std::isnan(a)) return a;
+    return a > b ? a : b;
+  }
+  KILN_BATCH2(xsimd::select(a != a, a, xsimd::select(a > b, a, b)))
+};
+// fmin/fmax ignore a NaN operand.
+template <> struct Impl<Op::fmin> {
+  template <class T> static T scalar(T a, T b) {
+    if constexpr (kIsFloat<T>) {
+      if (std::isnan(b)) return a;
+      if (std::isnan(a)) return b;
+    }
+    return a < b ? a : b;
+  }
+  KILN_BATCH2(xsimd::select(b != b, a, xsimd::select(a != a, b, xsimd::select(a < b, a, b))))
+};
+template <> struct Impl<Op::fmax> {
+  template <class T> static T scalar(T a, T b) {
+    if constexpr (kIsFloat<T>) {
+      if (std::isnan(b)) return a;
+      if (std::isnan(a)) return b;
+    }
+    return a > b ? a : b;
+  }
+  KILN_BATCH2(xsimd::select(b != b, a, xsimd::select(a != a, b, xsimd::select(a > b, a, b))))
+};
+template <> struct Impl<Op::isnan> {
+  template <class T> static bool scalar(T a) {
+    if constexpr (kIsFloat<T>) return std::isnan(a);
+    else return (void)a, false;
+  }
+};
+template <> struct Impl<Op::isinf> {
+  template <class T> static bool scalar(T a) {
+    if constexpr (kIsFloat<T>) return std::isinf(a);
+    else return (void)a, false;
+  }
+};
+template <> struct Impl<Op::isfinite> {
+  template <class T> static bool scalar(T a) {
+    if constexpr (kIsFloat<T>) return std::isfinite(a);
+    else return (void)a, true;
+  }
+};
+template <> struct Impl<Op::where> {
+  template <class T> static T scalar(bool c, T x, T y) { return c ? x : y; }
+};
+// clip(x, lo, hi) = minimum(maximum(x, lo), hi), NaN-propagating like NumPy 1.24.
+template <> struct Impl<Op::clip> {
+  template <class T> static T scalar(T x, T lo, T hi) {
+    return Impl<Op::minimum>::scalar(Impl<Op::maximum>::scalar(x, lo), hi);
+  }
+  template <class V> static V batch(V x, V lo, V hi) {
+    return Impl<Op::minimum>::batch(Impl<Op::maximum>::batch(x, lo), hi);
+  }
+};
+template <> struct Impl<Op::relu> {
+  template <class T> static T scalar(T a) { return Impl<Op::maximum>::scalar(a, T(0)); }
+  KILN_BATCH1(Impl<Op::maximum>::batch(a, V(0)))
+};
+template <> struct Impl<Op::sigmoid> {
+  KILN_SCALAR1(T(1) / (T(1) + std::exp(-a)))
+  KILN_BATCH1(V(1) / (V(1) + xsimd::exp(-a)))
+};
+
+#undef KILN_SCALAR1
+#undef KILN_BATCH1
+#undef KILN_SCALAR2
+#undef KILN_BATCH2
+#undef KILN_MATH1
+
+// The one loop shape. Operand types: where's condition is bool, all others T.
+template <class F, class T, size_t I> using Operand = std::conditional_t<std::is_same_v<F, Impl<Op::where>> && I == 0, bool, T>;
+
+template <class F, class T, size_t... I>
+void run(const void* const* src, void* dst, int64_t n, std::index_sequence<I...>) {
+  const auto in = std::tuple{static_cast<const Operand<F, T, I>*>(src[I])...};
+  (void)in;
+  using R = decltype(F::scalar(std::get<I>(in)[0]...));
+  R* out = static_cast<R*>(dst);
+  int64_t i = 0;
+  if constexpr (kIsFloat<T> && requires(Batch<T> v) { F::batch((I, v)...); }) {
+    constexpr int64_t width = Batch<T>::size;
+    for (; i + width <= n; i += width)
+      F::batch(Batch<T>::load_unaligned(std::get<I>(in) + i)...).store_unaligned(out + i);
+  }
+  for (; i < n; ++i) out[i] = F::scalar(std::get<I>(in)[i]...);
+}
+
+template <class F, class T, int Arity>
+void kernel(const void* const* src, void* dst, int64_t n) {
+  run<F, T>(src, dst, n, std::make_index_sequence<Arity>{});
+}
+
+// NumPy astype: float to int is C's truncation where representable; NaN and values out
+// of range give the most negative integer (what x86's conversion instructions return).
+template <class From, class To> inline To convert(From v) {
+  if constexpr (kIsBool<To>) return v != From(0);
+  else if constexpr (kIsInt<To> && kIsFloat<From>) {
+    constexpr double lo = static_cast<double>(std::numeric_limits<To>::min());  // exact power of two
+    double d = static_cast<double>(v);
+    return (d >= lo && d < -lo) ? static_cast<To>(v) : std::numeric_limits<To>::min();
+  } else if constexpr (kIsInt<To> && kIsInt<From> && sizeof(To) < sizeof(From)) {
+    return static_cast<To>(static_cast<Unsigned<From>>(v));  // wraps, as NumPy
+  } else {
+    return static_cast<To>(v);
+  }
+}
+
+template <class From, class To>
+void cast_kernel(const void* const* src, void* dst, int64_t n) {
+  const From* in = static_cast<const From*>(src[0]);
+  To* out = static_cast<To*>(dst);
+  for (int64_t i = 0; i < n; ++i) out[i] = convert<From, To>(in[i]);
+}
+
+template <Op O, DType D> constexpr void fill_op(KernelTable& t) {
+  if constexpr (op_computes_in(O, D))
+    t.op[static_cast<int>(O)][static_cast<int>(D)] = &kernel<Impl<O>, typename CType<D>::type, op_info(O).arity>;
+}
+
+template <DType From, DType To> constexpr void fill_cast(KernelTable& t) {
+  t.cast[static_cast<int>(From)][static_cast<int>(To)] =
+      &cast_kernel<typename CType<From>::type, typename CType<To>::type>;
+}
+
+template <DType From> constexpr void fill_casts_from(KernelTable& t) {
+  fill_cast<From, DType::Bool>(t);
+  fill_cast<From, DType::Int32>(t);
+  fill_cast<From, DType::Int64>(t);
+  fill_cast<From, DType::Float32>(t);
+  fill_cast<From, DType::Float64>(t);
+}
+
+template <Op O> constexpr void fill_all_dtypes(KernelTable& t) {
+  fill_op<O, DType::Bool>(t);
+  fill_op<O, DType::Int32>(t);
+  fill_op<O, DType::Int64>(t);
+  fill_op<O, DType::Float32>(t);
+  fill_op<O, DType::Float64>(t);
+}
+
+inline KernelTable make_table(const char* isa) {
+  KernelTable t{};
+  t.isa = isa;
+#define KILN_OP(id, name, symbol, arity, rule) fill_all_dtypes<Op::id>(t);
+#include "ops.def"
+#undef KILN_OP
+  fill_casts_from<DType::Bool>(t);
+  fill_casts_from<DType::Int32>(t);
+  fill_casts_from<DType::Int64>(t);
+  fill_casts_from<DType::Float32>(t);
+  fill_casts_from<DType::Float64>(t);
+  return t;
+}
+
+}  // namespace kiln::simd::KILN_SIMD_NS

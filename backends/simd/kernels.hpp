@@ -1,0 +1,32 @@
+// The kernel tables: for every op of the table and every dtype it computes in, one
+// function that runs the op over `n` contiguous elements. One table per instruction set
+// (kernels_<isa>.cpp, each compiled with that set's flags); the best one the CPU has is
+// chosen at run time, and KILN_SIMD=<isa> forces another so tests can run them all.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "ops.hpp"
+
+namespace kiln::simd {
+
+// src[i] points at operand i (n elements of its dtype), dst at n elements of the result.
+// dst never aliases a source of a different item size; it may equal a source of the same.
+using KernelFn = void (*)(const void* const* src, void* dst, int64_t n);
+
+struct KernelTable {
+  const char* isa;
+  KernelFn op[kNumOps][kNumDTypes];        // by op and compute dtype; null where the op
+                                           // does not compute in that dtype
+  KernelFn cast[kNumDTypes][kNumDTypes];   // [from][to], NumPy astype semantics
+};
+
+// Instruction sets compiled in and supported by this CPU, worst first ("sse2", "avx2", "avx512").
+std::vector<std::string> available_isas();
+// The table for a named set; null when unknown or not supported by this CPU.
+const KernelTable* table_for(const std::string& isa);
+// KILN_SIMD if set (an unknown or unsupported value is an error at first use), else the best.
+const KernelTable& default_table();
+
+}  // namespace kiln::simd

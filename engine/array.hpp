@@ -1,0 +1,102 @@
+// Array: a refcounted buffer plus dtype, shape, byte strides (negative allowed) and a byte
+// offset. Views (slice, transpose, reshape, broadcast_to) share the buffer; copying an Array
+// copies the handle, never the bytes. A buffer is either kiln's own 64-byte-aligned
+// allocation or user memory wrapped with a release callback; nothing else can tell which.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "dtype.hpp"
+#include "error.hpp"
+
+namespace kiln {
+
+using Shape = std::vector<int64_t>;
+inline constexpr int kMaxDims = 32;  // NumPy's limit
+
+std::string shape_str(const Shape& shape);  // "(3, 4)", "()", "(5,)"
+int64_t shape_size(const Shape& shape);     // throws BadArgument on negative or overflowing
+Shape c_strides(const Shape& shape, size_t itemsize);
+
+// Owns (or borrows) raw bytes; the release callback runs exactly once, when the last
+// Array referring to the buffer goes away.
+class Buffer {
+ public:
+  Buffer(void* data, size_t nbytes, std::function<void()> release)
+      : data_(data), nbytes_(nbytes), release_(std::move(release)) {}
+  ~Buffer() {
+    if (release_) release_();
+  }
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+  char* data() const { return static_cast<char*>(data_); }
+  size_t nbytes() const { return nbytes_; }
+
+ private:
+  void* data_;
+  size_t nbytes_;
+  std::function<void()> release_;
+};
+
+class Array {
+ public:
+  Array() = default;  // an empty handle: valid() is false
+
+  // New C-contiguous array, 64-byte aligned, contents uninitialised.
+  static Array empty(DType dtype, const Shape& shape);
+  static Array zeros(DType dtype, const Shape& shape);
+  // Zero-copy view of user memory. byte_strides empty means C-contiguous. `release` (may
+  // be empty) is called when kiln drops its last reference.
+  static Array wrap(void* data, DType dtype, const Shape& shape, const Shape& byte_strides,
+                    std::function<void()> release);
+  // 0-d array holding one value.
+  template <class T> static Array scalar(T value) {
+    Array a = empty(dtype_of<T>(), {});
+    *a.data_as<T>() = value;
+    return a;
+  }
+
+  bool valid() const { return buffer_ != nullptr; }
+  DType dtype() const { return dtype_; }
+  int ndim() const { return static_cast<int>(shape_.size()); }
+  const Shape& shape() const { return shape_; }
+  const Shape& strides() const { return strides_; }  // in bytes
+  int64_t size() const;
+  size_t itemsize() const { return kiln::itemsize(dtype_); }
+  char* data() const { return buffer_ ? buffer_->data() + offset_ : nullptr; }
+  template <class T> T* data_as() const { return reinterpret_cast<T*>(data()); }
+  const std::shared_ptr<Buffer>& buffer() const { return buffer_; }
+  int64_t offset() const { return offset_; }
+
+  bool is_c_contiguous() const;
+  // Lowest and one-past-highest byte address any element occupies (equal when empty).
+  void byte_extent(const char*& lo, const char*& hi) const;
+
+  // Views. Axes may be negative (counted from the end). Python slice semantics: start
+  // and stop are clamped, step may be negative but not zero.
+  Array slice(int axis, int64_t start, int64_t stop, int64_t step = 1) const;
+  Array index(int axis, int64_t i) const;  // drops the axis
+  Array transpose() const;                 // reverses the axes
+  Array transpose(const std::vector<int>& axes) const;
+  // A view when the strides allow it (as NumPy), otherwise a C-ordered copy. One entry
+  // may be -1.
+  Array reshape(const Shape& new_shape) const;
+  Array broadcast_to(const Shape& new_shape) const;  // read-only in spirit: stride 0
+  Array copy() const;                                // C-contiguous copy
+
+ private:
+  std::shared_ptr<Buffer> buffer_;
+  DType dtype_ = DType::Float64;
+  Shape shape_;
+  Shape strides_;
+  int64_t offset_ = 0;
+};
+
+// NumPy broadcasting of two shapes; throws ShapeMismatch naming `what` and both shapes.
+Shape broadcast_shapes(const Shape& a, const Shape& b, const char* what);
+bool try_broadcast(const Shape& a, const Shape& b, Shape& out);
+
+}  // namespace kiln

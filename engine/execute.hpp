@@ -1,0 +1,22 @@
+// Execution of a plan: binds input arrays, works out the output shape by NumPy
+// broadcasting, makes aliasing between inputs and `out` safe, and runs the fused loop
+// over fixed-size chunks (in parallel on the runtime's arena when there is enough work).
+#pragma once
+#include <vector>
+
+#include "array.hpp"
+#include "plan.hpp"
+
+namespace kiln {
+
+// Inputs are given by graph input index. With `out` valid the result is written into it
+// (shape: the broadcast of the inputs must broadcast to it; dtype: the plan's out_dtype)
+// and `out` is returned; otherwise a new C-contiguous array is returned. Everything is
+// validated before the first byte is written.
+Array execute(const Plan& plan, const std::vector<Array>& inputs, const Array* out);
+
+// Below this many elements evaluation runs on the calling thread: task start-up would
+// cost more than it saves (measured with `kiln bench`).
+inline constexpr int64_t kSerialThreshold = 32768;
+
+}  // namespace kiln

@@ -1,0 +1,78 @@
+// Graph: an immutable-once-built DAG of element-wise work. Nodes are hash-consed: adding
+// a node equal to an existing one returns the existing id, so structurally equal
+// subexpressions are one node and common-subexpression elimination comes for free.
+// Node ids are topological (operands always have smaller ids).
+#pragma once
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "dtype.hpp"
+#include "ops.hpp"
+
+namespace kiln {
+
+// A literal as written: its kind decides NumPy's "Python scalar" promotion.
+struct Scalar {
+  Kind kind = Kind::Int;
+  int64_t i = 0;   // Bool and Int
+  double f = 0.0;  // Float
+  static Scalar of_bool(bool v) { return {Kind::Bool, v, 0.0}; }
+  static Scalar of_int(int64_t v) { return {Kind::Int, v, 0.0}; }
+  static Scalar of_float(double v) { return {Kind::Float, 0, v}; }
+  double as_double() const { return kind == Kind::Float ? f : static_cast<double>(i); }
+};
+
+enum class NodeKind : uint8_t { Input, Literal, Op, Cast };
+
+struct Node {
+  NodeKind kind = NodeKind::Input;
+  Op op = Op::add;           // Op
+  DType dtype = DType::Bool; // Cast: the target
+  uint8_t nargs = 0;
+  int32_t args[3] = {-1, -1, -1};
+  int32_t input = -1;        // Input: index into Graph::input_names()
+  Scalar value;              // Literal
+  int32_t pos = -1;          // where it was written in the expression text, for errors
+};
+
+class Graph {
+ public:
+  // Inputs are named; asking for the same name twice gives the same node.
+  int input(std::string_view name, int pos = -1);
+  int literal(Scalar value, int pos = -1);
+  // Checks arity (throws BadArgument naming the op); types are checked by infer_types.
+  int op(Op op, const int* args, int nargs, int pos = -1);
+  int op(Op o, std::initializer_list<int> args, int pos = -1) {
+    return op(o, args.begin(), static_cast<int>(args.size()), pos);
+  }
+  int cast(DType to, int arg, int pos = -1);
+
+  const std::vector<Node>& nodes() const { return nodes_; }
+  const Node& node(int id) const { return nodes_[id]; }
+  const std::vector<std::string>& input_names() const { return input_names_; }
+  std::vector<int> roots;  // what evaluation returns, in order
+
+  // A canonical text of the graph reachable from the roots (plan-cache key; printable).
+  std::string key() const;
+
+ private:
+  int intern(const Node& n);
+  std::vector<Node> nodes_;
+  std::vector<std::string> input_names_;
+  std::unordered_map<std::string, int> index_;  // structural key of a node -> id
+};
+
+// dtype of every node for the given input dtypes (NumPy 1.24 rules). A node is `weak`
+// when it depends on literals only: like a Python scalar it does not upcast arrays of
+// the same kind. Throws TypeError naming the op, its position and operand dtypes.
+struct NodeType {
+  DType dtype;     // what the node returns
+  bool weak;
+  DType compute;   // ops: the dtype operands are cast to (where's condition: bool)
+};
+std::vector<NodeType> infer_types(const Graph& g, const std::vector<DType>& input_dtypes);
+
+}  // namespace kiln

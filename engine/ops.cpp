@@ -1,0 +1,37 @@
+#include "ops.hpp"
+
+#include "error.hpp"
+
+namespace kiln {
+
+OpTyping resolve_op_types(Op op, const DType* operands, int n) {
+  const OpInfo& info = op_info(op);
+  // where's condition takes no part in promotion.
+  int first = info.rule == Rule::Where ? 1 : 0;
+  DType p = operands[first];
+  for (int i = first + 1; i < n; ++i) p = promote(p, operands[i]);
+  DType compute = p;
+  bool ok = true;
+  switch (info.rule) {
+    case Rule::Arith: case Rule::Compare: case Rule::Where: case Rule::Predicate: break;
+    case Rule::NumericNoBool: ok = p != DType::Bool; break;
+    case Rule::TrueDivide: compute = is_float(p) ? p : DType::Float64; break;
+    case Rule::FloatMath:
+      ok = p != DType::Bool;
+      compute = is_float(p) ? p : DType::Float64;
+      break;
+    case Rule::IntOrBool: ok = !is_float(p); break;
+  }
+  if (!ok) {
+    std::string types;
+    for (int i = 0; i < n; ++i) types += std::string(i ? ", " : "") + dtype_name(operands[i]);
+    std::string hint = info.rule == Rule::IntOrBool ? " (it takes bool or integer operands)"
+                                                    : " (it takes integer or float operands; cast bools first)";
+    throw Error(Status::TypeError,
+                std::string(info.name) + ": not supported for operand dtype" + (n > 1 ? "s " : " ") + types + hint);
+  }
+  bool bool_result = info.rule == Rule::Compare || info.rule == Rule::Predicate;
+  return {compute, bool_result ? DType::Bool : compute};
+}
+
+}  // namespace kiln

@@ -1,0 +1,67 @@
+// The Op enum and per-op facts, generated from ops.def, plus the type rules that map
+// operand dtypes to the dtype an op computes in and the dtype it returns (NumPy 1.24).
+#pragma once
+#include <string>
+
+#include "dtype.hpp"
+
+namespace kiln {
+
+enum class Op : uint8_t {
+#define KILN_OP(id, name, symbol, arity, rule) id,
+#include "ops.def"
+#undef KILN_OP
+};
+inline constexpr int kNumOps = 0
+#define KILN_OP(id, name, symbol, arity, rule) +1
+#include "ops.def"
+#undef KILN_OP
+    ;
+
+enum class Rule : uint8_t {
+  Arith,          // any dtype, result = promoted operands (bool: + is or, * is and)
+  NumericNoBool,  // int or float, result = promoted operands; bool is refused as NumPy does
+                  // (or would give int8/float16, which kiln has not)
+  TrueDivide,     // result float: ints compute in float64
+  FloatMath,      // float functions: ints compute in float64, bool is refused (NumPy: float16)
+  IntOrBool,      // bitwise ops: bool or int only
+  Compare,        // compute in promoted dtype, result bool
+  Predicate,      // isnan & co: any dtype, result bool
+  Where,          // where(cond, x, y): cond as bool, x and y promoted
+};
+
+struct OpInfo {
+  const char* name;
+  const char* symbol;
+  int arity;
+  Rule rule;
+};
+
+inline constexpr OpInfo kOpInfo[] = {
+#define KILN_OP(id, name, symbol, arity, rule) {name, symbol, arity, Rule::rule},
+#include "ops.def"
+#undef KILN_OP
+};
+
+constexpr const OpInfo& op_info(Op op) { return kOpInfo[static_cast<int>(op)]; }
+
+// Whether a kernel exists for `op` computing in `t`: the kernel table is filled from this.
+constexpr bool op_computes_in(Op op, DType t) {
+  switch (op_info(op).rule) {
+    case Rule::Arith: case Rule::Compare: case Rule::Predicate: case Rule::Where: return true;
+    case Rule::NumericNoBool: return t != DType::Bool;
+    case Rule::TrueDivide: case Rule::FloatMath: return is_float(t);
+    case Rule::IntOrBool: return !is_float(t);
+  }
+  return false;
+}
+
+// The dtypes an op node computes in and returns, given its operands' (already resolved)
+// dtypes. Throws TypeError naming the op and the operand dtypes when NumPy would refuse.
+struct OpTyping {
+  DType compute;     // operands are cast to this (where's condition: to bool)
+  DType result;
+};
+OpTyping resolve_op_types(Op op, const DType* operands, int n);
+
+}  // namespace kiln

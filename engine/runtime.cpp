@@ -1,0 +1,65 @@
+#include "runtime.hpp"
+
+#include <sched.h>
+#include <unistd.h>
+
+#include "error.hpp"
+
+namespace kiln {
+
+int hardware_threads() {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0) return CPU_COUNT(&set) > 0 ? CPU_COUNT(&set) : 1;
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n > 0 ? static_cast<int>(n) : 1;
+}
+
+Runtime& Runtime::instance() {
+  static Runtime* runtime = new Runtime();  // never destroyed: usable from atexit handlers
+  return *runtime;
+}
+
+void Runtime::set_num_threads(int n) {
+  if (n < 0) throw Error(Status::BadArgument, "set_num_threads: thread count must be >= 0, got " + std::to_string(n));
+  std::lock_guard<std::mutex> lock(mutex_);
+  requested_threads_ = n;
+  arena_.reset();
+}
+
+int Runtime::num_threads() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return requested_threads_ > 0 ? requested_threads_ : hardware_threads();
+}
+
+std::shared_ptr<tbb::task_arena> Runtime::arena() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  long pid = static_cast<long>(getpid());
+  if (!arena_ || owner_pid_ != pid) {
+    // After fork() the parent's arena belongs to threads that do not exist here; it is
+    // deliberately leaked rather than destroyed (destroying it would wait on them).
+    if (arena_ && owner_pid_ != pid) new std::shared_ptr<tbb::task_arena>(std::move(arena_));
+    int threads = requested_threads_ > 0 ? requested_threads_ : hardware_threads();
+    arena_ = std::make_shared<tbb::task_arena>(threads);
+    owner_pid_ = pid;
+  }
+  return arena_;
+}
+
+const simd::KernelTable& Runtime::kernels() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (!kernels_) kernels_ = &simd::default_table();
+  return *kernels_;
+}
+
+void Runtime::set_isa(const std::string& isa) {
+  const simd::KernelTable* t = simd::table_for(isa);
+  if (!t) {
+    std::string have;
+    for (const std::string& s : simd::available_isas()) have += " " + s;
+    throw Error(Status::BadArgument, "instruction set '" + isa + "' is not available on this CPU (available:" + have + ")");
+  }
+  std::lock_guard<std::mutex> lock(mutex_);
+  kernels_ = t;
+}
+
+}  // namespace kiln

@@ -1,0 +1,43 @@
+// Runtime: the process-wide execution context. It owns the oneTBB task arena (the thread
+// budget), the kernel table of the chosen SIMD instruction set, and notices a fork so
+// that a child process builds a fresh arena instead of using its parent's threads.
+#pragma once
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include <tbb/task_arena.h>
+
+#include "kernels.hpp"
+
+namespace kiln {
+
+class Runtime {
+ public:
+  static Runtime& instance();
+
+  // 0 means every core the process may run on. Takes effect for evaluations that start
+  // afterwards; running ones keep the arena they started with.
+  void set_num_threads(int n);
+  int num_threads();
+
+  // The arena to run parallel work in (created on first use, rebuilt after a fork).
+  std::shared_ptr<tbb::task_arena> arena();
+
+  const simd::KernelTable& kernels();
+  // Forces an instruction set ("sse2", "avx2", "avx512"); throws BadArgument if this CPU
+  // lacks it. Plans made for another set are not reused (the set is part of their key).
+  void set_isa(const std::string& isa);
+
+ private:
+  Runtime() = default;
+  std::mutex mutex_;
+  std::shared_ptr<tbb::task_arena> arena_;
+  int requested_threads_ = 0;
+  long owner_pid_ = 0;
+  const simd::KernelTable* kernels_ = nullptr;
+};
+
+int hardware_threads();
+
+}  // namespace kiln

@@ -1,0 +1,195 @@
+// The C ABI: a thin translation onto the C++ API. Every entry point catches everything;
+// errors become a kiln_status plus a thread-local message.
+#include <atomic>
+#include <cstring>
+#include <new>
+
+#include "kiln/kiln.h"
+#include "kiln/kiln.hpp"
+#include "runtime.hpp"
+#include "string_eval.hpp"
+
+struct kiln_array {
+  std::atomic<int64_t> refs{1};
+  kiln::Array array;
+};
+
+namespace {
+
+static_assert(KILN_OK == static_cast<int>(kiln::Status::Ok) &&
+              KILN_ERROR_PARSE == static_cast<int>(kiln::Status::ParseError) &&
+              KILN_ERROR_UNKNOWN_NAME == static_cast<int>(kiln::Status::UnknownName) &&
+              KILN_ERROR_SHAPE == static_cast<int>(kiln::Status::ShapeMismatch) &&
+              KILN_ERROR_TYPE == static_cast<int>(kiln::Status::TypeError) &&
+              KILN_ERROR_BAD_ARGUMENT == static_cast<int>(kiln::Status::BadArgument) &&
+              KILN_ERROR_IO == static_cast<int>(kiln::Status::IOError) &&
+              KILN_ERROR_OUT_OF_MEMORY == static_cast<int>(kiln::Status::OutOfMemory) &&
+              KILN_ERROR_INTERNAL == static_cast<int>(kiln::Status::Internal));
+static_assert(KILN_OP_COUNT == kiln::kNumOps);
+static_assert(KILN_FLOAT64 == static_cast<int>(kiln::DType::Float64) && KILN_BOOL == static_cast<int>(kiln::DType::Bool));
+
+thread_local std::string last_error;
+thread_local long last_error_offset = -1;
+
+kiln_status fail(kiln::Status status, const std::string& message, long offset = -1) {
+  try {
+    last_error = message;
+  } catch (...) {
+  }
+  last_error_offset = offset;
+  return static_cast<kiln_status>(status);
+}
+
+// Runs f, turning every exception into a status.
+template <class F>
+kiln_status guarded(F&& f) {
+  try {
+    f();
+    return KILN_OK;
+  } catch (const kiln::Error& e) {
+    return fail(e.status(), e.what(), e.offset());
+  } catch (const std::bad_alloc&) {
+    return fail(kiln::Status::OutOfMemory, "out of memory");
+  } catch (const std::exception& e) {
+    return fail(kiln::Status::Internal, std::string("internal error: ") + e.what());
+  } catch (...) {
+    return fail(kiln::Status::Internal, "internal error: unknown exception");
+  }
+}
+
+void require(bool ok, const std::string& message) {
+  if (!ok) throw kiln::Error(kiln::Status::BadArgument, message);
+}
+
+kiln::Shape shape_from(int ndim, const int64_t* shape, const char* what) {
+  require(ndim >= 0 && ndim <= kiln::kMaxDims, std::string(what) + ": ndim must be between 0 and 32, got " + std::to_string(ndim));
+  require(ndim == 0 || shape, std::string(what) + ": shape is NULL");
+  return kiln::Shape(shape, shape + ndim);
+}
+
+kiln_array* new_handle(kiln::Array a) {
+  auto* h = new kiln_array;
+  h->array = std::move(a);
+  return h;
+}
+
+}  // namespace
+
+extern "C" {
+
+const char* kiln_version(void) { return KILN_VERSION_STRING; }
+int kiln_version_number(void) { return KILN_VERSION_NUMBER; }
+const char* kiln_last_error(void) { return last_error.c_str(); }
+long kiln_last_error_offset(void) { return last_error_offset; }
+
+const char* kiln_status_string(kiln_status status) {
+  static const char* const names[] = {"ok", "parse error", "unknown name", "shape mismatch", "type error",
+                                      "bad argument", "I/O error", "out of memory", "internal error"};
+  return status >= 0 && status <= KILN_ERROR_INTERNAL ? names[status] : "unknown status";
+}
+
+kiln_status kiln_array_new(kiln_dtype dtype, int ndim, const int64_t* shape, kiln_array** out) {
+  return guarded([&] {
+    require(out, "kiln_array_new: out is NULL");
+    require(kiln::valid_dtype(dtype), "kiln_array_new: invalid dtype " + std::to_string(static_cast<int>(dtype)));
+    kiln::Array a = kiln::Array::empty(static_cast<kiln::DType>(dtype), shape_from(ndim, shape, "kiln_array_new"));
+    *out = new_handle(std::move(a));
+  });
+}
+
+kiln_status kiln_array_wrap(void* data, kiln_dtype dtype, int ndim, const int64_t* shape, const int64_t* byte_strides,
+                            void (*release)(void* user), void* user, kiln_array** out) {
+  return guarded([&] {
+    require(out, "kiln_array_wrap: out is NULL");
+    require(kiln::valid_dtype(dtype), "kiln_array_wrap: invalid dtype " + std::to_string(static_cast<int>(dtype)));
+    kiln::Shape s = shape_from(ndim, shape, "kiln_array_wrap");
+    kiln::Shape strides = byte_strides ? kiln::Shape(byte_strides, byte_strides + ndim) : kiln::Shape();
+    std::function<void()> on_release;
+    if (release) on_release = [release, user] { release(user); };
+    // Allocate the handle first: once wrap() succeeds, nothing else may fail, or the
+    // release callback would run while the caller believes it still owns the memory.
+    auto* h = new kiln_array;
+    try {
+      h->array = kiln::Array::wrap(data, static_cast<kiln::DType>(dtype), s, strides, std::move(on_release));
+    } catch (...) {
+      delete h;
+      throw;
+    }
+    *out = h;
+  });
+}
+
+void kiln_array_retain(kiln_array* a) {
+  if (a) a->refs.fetch_add(1, std::memory_order_relaxed);
+}
+
+void kiln_array_release(kiln_array* a) {
+  if (a && a->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete a;
+}
+
+kiln_dtype kiln_array_dtype(const kiln_array* a) { return a ? static_cast<kiln_dtype>(a->array.dtype()) : KILN_BOOL; }
+int kiln_array_ndim(const kiln_array* a) { return a ? a->array.ndim() : 0; }
+const int64_t* kiln_array_shape(const kiln_array* a) { return a ? a->array.shape().data() : nullptr; }
+const int64_t* kiln_array_strides(const kiln_array* a) { return a ? a->array.strides().data() : nullptr; }
+int64_t kiln_array_size(const kiln_array* a) { return a ? a->array.size() : 0; }
+void* kiln_array_data(const kiln_array* a) { return a ? a->array.data() : nullptr; }
+
+kiln_status kiln_eval(const char* expr, size_t n, const char* const* names, kiln_array* const* arrays, kiln_array* out,
+                      kiln_array** result) {
+  return guarded([&] {
+    require(expr, "kiln_eval: expr is NULL");
+    require(n == 0 || (names && arrays), "kiln_eval: names or arrays is NULL");
+    require(out || result, "kiln_eval: both out and result are NULL: there is nowhere to put the result");
+    for (size_t i = 0; i < n; ++i) {
+      require(names[i], "kiln_eval: names[" + std::to_string(i) + "] is NULL");
+      require(arrays[i], "kiln_eval: arrays[" + std::to_string(i) + "] (name '" + names[i] + "') is NULL");
+      for (size_t j = 0; j < i; ++j)
+        require(std::strcmp(names[i], names[j]) != 0, std::string("kiln_eval: name '") + names[i] + "' is given twice");
+    }
+    // The handles' arrays by pointer: no copies, no allocation on the cached path for
+    // the common small n.
+    const kiln::Array* small[16];
+    std::vector<const kiln::Array*> large;
+    const kiln::Array** bound = small;
+    if (n > 16) {
+      large.resize(n);
+      bound = large.data();
+    }
+    for (size_t i = 0; i < n; ++i) bound[i] = &arrays[i]->array;
+    if (out) {
+      kiln::eval_string(expr, n, names, bound, &out->array);
+      if (result) *result = nullptr;
+    } else {
+      kiln::Array r = kiln::eval_string(expr, n, names, bound, nullptr);
+      *result = new_handle(std::move(r));
+    }
+  });
+}
+
+kiln_status kiln_set_num_threads(int n) {
+  return guarded([&] { kiln::Runtime::instance().set_num_threads(n); });
+}
+int kiln_get_num_threads(void) { return kiln::Runtime::instance().num_threads(); }
+
+const char* kiln_simd_isa(void) {
+  try {
+    return kiln::Runtime::instance().kernels().isa;
+  } catch (const kiln::Error& e) {
+    fail(e.status(), e.what());
+    return "";
+  }
+}
+
+kiln_status kiln_set_simd_isa(const char* isa) {
+  return guarded([&] {
+    require(isa, "kiln_set_simd_isa: isa is NULL");
+    kiln::Runtime::instance().set_isa(isa);
+  });
+}
+
+const char* kiln_op_name(kiln_op op) {
+  return op >= 0 && op < KILN_OP_COUNT ? kiln::kOpInfo[op].name : nullptr;
+}
+int kiln_op_arity(kiln_op op) { return op >= 0 && op < KILN_OP_COUNT ? kiln::kOpInfo[op].arity : 0; }
+
+}  // extern "C"

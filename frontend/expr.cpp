@@ -1,0 +1,226 @@
+// kiln::Expr: C++ expression trees, turned into a hash-consed Graph at eval() time and
+// run through the same plan cache as expression strings.
+#include <unordered_map>
+
+#include "execute.hpp"
+#include "kiln/kiln.h"
+#include "kiln/kiln.hpp"
+#include "parser.hpp"
+#include "plan_cache.hpp"
+#include "string_eval.hpp"
+#include "runtime.hpp"
+
+namespace kiln {
+
+struct Expr::Node {
+  NodeKind kind;
+  Op op = Op::add;
+  DType dtype = DType::Bool;
+  Scalar value;
+  Array array;
+  std::vector<std::shared_ptr<const Node>> args;
+};
+
+Expr::Expr(const Array& array) {
+  if (!array.valid()) throw Error(Status::BadArgument, "expression input is not a valid array");
+  auto n = std::make_shared<Node>();
+  n->kind = NodeKind::Input;
+  n->array = array;
+  node_ = std::move(n);
+}
+
+Expr Expr::make_literal(double f, int64_t i, Kind kind) {
+  auto n = std::make_shared<Node>();
+  n->kind = NodeKind::Literal;
+  n->value = kind == Kind::Float ? Scalar::of_float(f) : kind == Kind::Int ? Scalar::of_int(i) : Scalar::of_bool(i != 0);
+  return Expr(std::shared_ptr<const Node>(std::move(n)));
+}
+
+Expr Expr::apply(Op op, std::initializer_list<Expr> args) {
+  auto n = std::make_shared<Node>();
+  n->kind = NodeKind::Op;
+  n->op = op;
+  for (const Expr& a : args) n->args.push_back(a.node());
+  if (static_cast<int>(n->args.size()) != op_info(op).arity)
+    throw Error(Status::BadArgument, std::string(op_info(op).name) + " takes " + std::to_string(op_info(op).arity) +
+                                         " arguments, got " + std::to_string(n->args.size()));
+  return Expr(std::shared_ptr<const Node>(std::move(n)));
+}
+
+Expr Expr::cast(DType to, const Expr& arg) {
+  auto n = std::make_shared<Node>();
+  n->kind = NodeKind::Cast;
+  n->dtype = to;
+  n->args.push_back(arg.node());
+  return Expr(std::shared_ptr<const Node>(std::move(n)));
+}
+
+namespace {
+
+// Arrays are the same input when they are the same view of the same buffer.
+bool same_view(const Array& a, const Array& b) {
+  return a.data() == b.data() && a.dtype() == b.dtype() && a.shape() == b.shape() && a.strides() == b.strides();
+}
+
+struct Lowered {
+  Graph graph;
+  std::vector<Array> inputs;
+};
+
+class Lowering {
+ public:
+  int lower(const std::shared_ptr<const Expr::Node>& n) {
+    if (auto it = memo_.find(n.get()); it != memo_.end()) return it->second;
+    int id = -1;
+    switch (n->kind) {
+      case NodeKind::Input: {
+        size_t k = 0;
+        while (k < out.inputs.size() && !same_view(out.inputs[k], n->array)) ++k;
+        if (k == out.inputs.size()) out.inputs.push_back(n->array);
+        id = out.graph.input("a" + std::to_string(k));
+        break;
+      }
+      case NodeKind::Literal: id = out.graph.literal(n->value); break;
+      case NodeKind::Cast: id = out.graph.cast(n->dtype, lower(n->args[0])); break;
+      case NodeKind::Op: {
+        int args[3];
+        for (size_t i = 0; i < n->args.size(); ++i) args[i] = lower(n->args[i]);
+        id = out.graph.op(n->op, args, static_cast<int>(n->args.size()));
+        break;
+      }
+    }
+    memo_[n.get()] = id;
+    return id;
+  }
+  Lowered out;
+
+ private:
+  std::unordered_map<const Expr::Node*, int> memo_;
+};
+
+std::shared_ptr<const Plan> plan_for(const Lowered& l, const DType* out_dtype) {
+  std::vector<DType> dtypes;
+  for (const Array& a : l.inputs) dtypes.push_back(a.dtype());
+  const simd::KernelTable& kernels = Runtime::instance().kernels();
+  std::string key = "g:" + l.graph.key();
+  append_plan_key(key, dtypes, out_dtype, kernels.isa);
+  std::optional<DType> out;
+  if (out_dtype) out = *out_dtype;
+  return PlanCache::global().get(key, [&] { return build_plan(l.graph, dtypes, out, kernels); });
+}
+
+Lowered lower(const Expr& e) {
+  Lowering lw;
+  lw.out.graph.roots = {lw.lower(e.node())};
+  return std::move(lw.out);
+}
+
+}  // namespace
+
+Array eval(const Expr& e) {
+  Lowered l = lower(e);
+  return execute(*plan_for(l, nullptr), l.inputs, nullptr);
+}
+
+void eval(const Expr& e, const Array& out) {
+  if (!out.valid()) throw Error(Status::BadArgument, "eval: out is not a valid array");
+  Lowered l = lower(e);
+  DType d = out.dtype();
+  execute(*plan_for(l, &d), l.inputs, &out);
+}
+
+std::string explain(const Expr& e) {
+  Lowered l = lower(e);
+  return plan_for(l, nullptr)->explain();
+}
+
+// The plan of an expression string: parsed and planned once per text, names and dtypes.
+std::shared_ptr<const Plan> string_plan(std::string_view expr, size_t n, const char* const* names,
+                                        const Array* const* arrays, const DType* out_dtype) {
+  std::vector<DType> given_dtypes(n);
+  std::string key = "s:";
+  key += expr;
+  for (size_t i = 0; i < n; ++i) {
+    key += '\x1e';
+    key += names[i];
+    given_dtypes[i] = arrays[i]->dtype();
+  }
+  const simd::KernelTable& kernels = Runtime::instance().kernels();
+  append_plan_key(key, given_dtypes, out_dtype, kernels.isa);
+  return PlanCache::global().get(key, [&]() -> std::shared_ptr<const Plan> {
+    Graph g;
+    parse_expression(expr, g);
+    std::vector<int> binding;
+    std::vector<DType> dtypes;
+    for (const std::string& name : g.input_names()) {
+      size_t k = 0;
+      while (k < n && name != names[k]) ++k;
+      if (k == n) {
+        int pos = -1;
+        for (const Node& node : g.nodes())
+          if (node.kind == NodeKind::Input && g.input_names()[node.input] == name && pos < 0) pos = node.pos;
+        throw Error(Status::UnknownName,
+                    "unknown name '" + name + "' at position " + std::to_string(pos) + " (no array was given for it)", pos);
+      }
+      binding.push_back(static_cast<int>(k));
+      dtypes.push_back(given_dtypes[k]);
+    }
+    std::optional<DType> out;
+    if (out_dtype) out = *out_dtype;
+    auto plan = std::const_pointer_cast<Plan>(build_plan(g, dtypes, out, kernels));
+    plan->binding = std::move(binding);
+    return plan;
+  });
+}
+
+Array eval_string(std::string_view expr, size_t n, const char* const* names, const Array* const* arrays,
+                  const Array* out) {
+  for (size_t i = 0; i < n; ++i)
+    if (!arrays[i]->valid()) throw Error(Status::BadArgument, std::string("input '") + names[i] + "' is not a valid array");
+  DType out_dtype = out ? out->dtype() : DType::Bool;
+  auto plan = string_plan(expr, n, names, arrays, out ? &out_dtype : nullptr);
+  std::vector<Array> inputs;
+  inputs.reserve(plan->binding.size());
+  for (int k : plan->binding) inputs.push_back(*arrays[k]);
+  return execute(*plan, inputs, out);
+}
+
+namespace {
+struct BindingView {
+  std::vector<const char*> names;
+  std::vector<const Array*> arrays;
+  explicit BindingView(const Bindings& b) {
+    for (const auto& [name, array] : b) {
+      for (const char* seen : names)
+        if (name == seen) throw Error(Status::BadArgument, "input name '" + name + "' is given twice");
+      names.push_back(name.c_str());
+      arrays.push_back(&array);
+    }
+  }
+};
+}  // namespace
+
+Array eval(std::string_view expr, const Bindings& inputs) {
+  BindingView v(inputs);
+  return eval_string(expr, v.names.size(), v.names.data(), v.arrays.data(), nullptr);
+}
+
+void eval(std::string_view expr, const Bindings& inputs, const Array& out) {
+  if (!out.valid()) throw Error(Status::BadArgument, "eval: out is not a valid array");
+  BindingView v(inputs);
+  eval_string(expr, v.names.size(), v.names.data(), v.arrays.data(), &out);
+}
+
+std::string explain(std::string_view expr, const Bindings& inputs) {
+  BindingView v(inputs);
+  return string_plan(expr, v.names.size(), v.names.data(), v.arrays.data(), nullptr)->explain();
+}
+
+void set_num_threads(int n) { Runtime::instance().set_num_threads(n); }
+int get_num_threads() { return Runtime::instance().num_threads(); }
+std::string simd_isa() { return Runtime::instance().kernels().isa; }
+void set_simd_isa(const std::string& isa) { Runtime::instance().set_isa(isa); }
+std::vector<std::string> available_simd_isas() { return simd::available_isas(); }
+const char* version() { return KILN_VERSION_STRING; }
+
+}  // namespace kiln
