@@ -1,6 +1,7 @@
 #include "plan.hpp"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 
@@ -177,6 +178,7 @@ std::shared_ptr<const Plan> build_plan(const Graph& g, const std::vector<DType>&
   int regs = plan->num_registers() + 1;
   int64_t chunk = 4096;
   while (chunk > 512 && chunk * 8 * regs > (256 << 10)) chunk /= 2;
+  if (const char* forced = std::getenv("KILN_CHUNK")) chunk = std::max<int64_t>(64, std::atoll(forced));  // tuning knob
   plan->chunk = chunk;
   return plan;
 }

@@ -145,7 +145,7 @@ template <> struct Impl<Op::negative> {
     if constexpr (kIsInt<T>) return wrap_neg(a);
     else return -a;
   }
-  KILN_BATCH1(-a)
+  KILN_BATCH1(xsimd::bitwise_xor(a, V(-0.0)))  // flips the sign bit: -(0.0) is -0.0
 };
 template <> struct Impl<Op::invert> {
   template <class T> static T scalar(T a) {
@@ -171,7 +171,7 @@ template <> struct Impl<Op::abs> {
   KILN_BATCH1(xsimd::abs(a))
 };
 template <> struct Impl<Op::sqrt> { KILN_MATH1(sqrt) };
-template <> struct Impl<Op::cbrt> { KILN_MATH1(cbrt) };
+template <> struct Impl<Op::cbrt> { KILN_MATH1(cbrt) static constexpr bool kSubnormalUnsafe = true; };
 template <> struct Impl<Op::square> {
   template <class T> static T scalar(T a) {
     if constexpr (kIsInt<T>) return wrap_mul(a, a);
@@ -190,9 +190,9 @@ template <> struct Impl<Op::reciprocal> {
 template <> struct Impl<Op::exp> { KILN_MATH1(exp) };
 template <> struct Impl<Op::exp2> { KILN_MATH1(exp2) };
 template <> struct Impl<Op::expm1> { KILN_MATH1(expm1) };
-template <> struct Impl<Op::log> { KILN_MATH1(log) };
-template <> struct Impl<Op::log2> { KILN_MATH1(log2) };
-template <> struct Impl<Op::log10> { KILN_MATH1(log10) };
+template <> struct Impl<Op::log> { KILN_MATH1(log) static constexpr bool kSubnormalUnsafe = true; };
+template <> struct Impl<Op::log2> { KILN_MATH1(log2) static constexpr bool kSubnormalUnsafe = true; };
+template <> struct Impl<Op::log10> { KILN_MATH1(log10) static constexpr bool kSubnormalUnsafe = true; };
 template <> struct Impl<Op::log1p> { KILN_MATH1(log1p) };
 template <> struct Impl<Op::sin> { KILN_MATH1(sin) };
 template <> struct Impl<Op::cos> { KILN_MATH1(cos) };
@@ -200,16 +200,23 @@ template <> struct Impl<Op::tan> { KILN_MATH1(tan) };
 template <> struct Impl<Op::arcsin> { KILN_SCALAR1(std::asin(a)) KILN_BATCH1(xsimd::asin(a)) };
 template <> struct Impl<Op::arccos> { KILN_SCALAR1(std::acos(a)) KILN_BATCH1(xsimd::acos(a)) };
 template <> struct Impl<Op::arctan> { KILN_SCALAR1(std::atan(a)) KILN_BATCH1(xsimd::atan(a)) };
-template <> struct Impl<Op::arctan2> { KILN_SCALAR2(std::atan2(a, b)) KILN_BATCH2(xsimd::atan2(a, b)) };
+// xsimd's atan2 gets the signed-zero and infinite quadrants wrong: libm only.
+template <> struct Impl<Op::arctan2> { KILN_SCALAR2(std::atan2(a, b)) };
 template <> struct Impl<Op::sinh> { KILN_MATH1(sinh) };
 template <> struct Impl<Op::cosh> { KILN_MATH1(cosh) };
 template <> struct Impl<Op::tanh> { KILN_MATH1(tanh) };
 template <> struct Impl<Op::arcsinh> { KILN_SCALAR1(std::asinh(a)) KILN_BATCH1(xsimd::asinh(a)) };
-template <> struct Impl<Op::arccosh> { KILN_SCALAR1(std::acosh(a)) KILN_BATCH1(xsimd::acosh(a)) };
+// xsimd's acosh misses the domain error for large negative inputs.
+template <> struct Impl<Op::arccosh> {
+  KILN_SCALAR1(std::acosh(a))
+  KILN_BATCH1(xsimd::select(a < V(1), V(std::numeric_limits<typename V::value_type>::quiet_NaN()), xsimd::acosh(a)))
+};
 template <> struct Impl<Op::arctanh> { KILN_SCALAR1(std::atanh(a)) KILN_BATCH1(xsimd::atanh(a)) };
-template <> struct Impl<Op::floor> { KILN_MATH1(floor) };
-template <> struct Impl<Op::ceil> { KILN_MATH1(ceil) };
-template <> struct Impl<Op::trunc> { KILN_MATH1(trunc) };
+// xsimd's SSE2 rounding goes through integers and loses the sign of -0.0; the result
+// always has the operand's sign, so copysign restores it.
+template <> struct Impl<Op::floor> { KILN_SCALAR1(std::floor(a)) KILN_BATCH1(xsimd::copysign(xsimd::floor(a), a)) };
+template <> struct Impl<Op::ceil> { KILN_SCALAR1(std::ceil(a)) KILN_BATCH1(xsimd::copysign(xsimd::ceil(a), a)) };
+template <> struct Impl<Op::trunc> { KILN_SCALAR1(std::trunc(a)) KILN_BATCH1(xsimd::copysign(xsimd::trunc(a), a)) };
 template <> struct Impl<Op::sign> {
   // NaN stays NaN; -0.0 gives +0.0 (NumPy).
   template <class T> static T scalar(T a) {
@@ -219,6 +226,7 @@ template <> struct Impl<Op::sign> {
 };
 template <> struct Impl<Op::copysign> { KILN_SCALAR2(std::copysign(a, b)) KILN_BATCH2(xsimd::copysign(a, b)) };
 template <> struct Impl<Op::hypot> { KILN_SCALAR2(std::hypot(a, b)) };
+// xsimd's != is an ordered compare (false for NaN), so NaN tests use xsimd::isnan.
 // minimum/maximum propagate NaN; when a and b compare equal (0.0 and -0.0) the second is
 // returned, matching NumPy's vectorised loops.
 template <> struct Impl<Op::minimum> {
@@ -226,14 +234,14 @@ template <> struct Impl<Op::minimum> {
     if constexpr (kIsFloat<T>) if (std::isnan(a)) return a;
     return a < b ? a : b;
   }
-  KILN_BATCH2(xsimd::select(a != a, a, xsimd::select(a < b, a, b)))
+  KILN_BATCH2(xsimd::select(xsimd::isnan(a), a, xsimd::select(a < b, a, b)))
 };
 template <> struct Impl<Op::maximum> {
   template <class T> static T scalar(T a, T b) {
     if constexpr (kIsFloat<T>) if (std::isnan(a)) return a;
     return a > b ? a : b;
   }
-  KILN_BATCH2(xsimd::select(a != a, a, xsimd::select(a > b, a, b)))
+  KILN_BATCH2(xsimd::select(xsimd::isnan(a), a, xsimd::select(a > b, a, b)))
 };
 // fmin/fmax ignore a NaN operand.
 template <> struct Impl<Op::fmin> {
@@ -244,7 +252,7 @@ template <> struct Impl<Op::fmin> {
     }
     return a < b ? a : b;
   }
-  KILN_BATCH2(xsimd::select(b != b, a, xsimd::select(a != a, b, xsimd::select(a < b, a, b))))
+  KILN_BATCH2(xsimd::select(xsimd::isnan(b), a, xsimd::select(xsimd::isnan(a), b, xsimd::select(a < b, a, b))))
 };
 template <> struct Impl<Op::fmax> {
   template <class T> static T scalar(T a, T b) {
@@ -254,7 +262,7 @@ template <> struct Impl<Op::fmax> {
     }
     return a > b ? a : b;
   }
-  KILN_BATCH2(xsimd::select(b != b, a, xsimd::select(a != a, b, xsimd::select(a > b, a, b))))
+  KILN_BATCH2(xsimd::select(xsimd::isnan(b), a, xsimd::select(xsimd::isnan(a), b, xsimd::select(a > b, a, b))))
 };
 template <> struct Impl<Op::isnan> {
   template <class T> static bool scalar(T a) {
@@ -313,8 +321,17 @@ void run(const void* const* src, void* dst, int64_t n, std::index_sequence<I...>
   int64_t i = 0;
   if constexpr (kIsFloat<T> && requires(Batch<T> v) { F::batch((I, v)...); }) {
     constexpr int64_t width = Batch<T>::size;
-    for (; i + width <= n; i += width)
+    for (; i + width <= n; i += width) {
+      if constexpr (requires { F::kSubnormalUnsafe; }) {
+        // xsimd's log and cbrt treat subnormal inputs as zero: such batches go scalar.
+        auto x = Batch<T>::load_unaligned(std::get<0>(in) + i);
+        if (xsimd::any((xsimd::abs(x) < Batch<T>(std::numeric_limits<T>::min())) & (x != Batch<T>(0)))) {
+          for (int64_t k = i; k < i + width; ++k) out[k] = F::scalar(std::get<I>(in)[k]...);
+          continue;
+        }
+      }
       F::batch(Batch<T>::load_unaligned(std::get<I>(in) + i)...).store_unaligned(out + i);
+    }
   }
   for (; i < n; ++i) out[i] = F::scalar(std::get<I>(in)[i]...);
 }

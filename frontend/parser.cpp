@@ -1,0 +1,435 @@
+// The expression parser (precedence climbing over an on-demand lexer) and its inverse,
+// the printer. Operators and function names are looked up in the op table, so a new row
+// in engine/ops.def is parseable and printable without touching this file; only the
+// precedence of operator spellings, which is Python's and not the table's, lives here.
+#include "parser.hpp"
+
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+#include <optional>
+#include <utility>
+#include <vector>
+
+#include "error.hpp"
+
+namespace kiln {
+namespace {
+
+// Binding strength of what a subexpression is written as; larger binds tighter.
+constexpr int kCompareLevel = 1, kUnaryLevel = 7, kPowerLevel = 8, kAtomLevel = 9;
+
+constexpr std::pair<std::string_view, int> kBinaryLevels[] = {
+    {"<", 1}, {"<=", 1}, {">", 1}, {">=", 1}, {"==", 1}, {"!=", 1}, {"|", 2}, {"^", 3},
+    {"&", 4}, {"+", 5},  {"-", 5},  {"*", 6}, {"/", 6},  {"//", 6}, {"%", 6},  {"**", kPowerLevel}};
+constexpr std::string_view kPrefixOps = "-+~";
+
+int binary_level(std::string_view symbol) {
+  for (auto [spelling, level] : kBinaryLevels)
+    if (spelling == symbol) return level;
+  return 0;
+}
+
+// NumPy's other names for ops the table lists once.
+constexpr std::pair<std::string_view, std::string_view> kAliases[] = {
+    {"absolute", "abs"},  {"mod", "remainder"}, {"true_divide", "divide"}, {"pow", "power"},
+    {"asin", "arcsin"},   {"acos", "arccos"},   {"atan", "arctan"},        {"atan2", "arctan2"},
+    {"asinh", "arcsinh"}, {"acosh", "arccosh"}, {"atanh", "arctanh"}};
+
+// Unary and binary minus share a spelling; arity tells them apart.
+std::optional<Op> find_operator(std::string_view symbol, int arity) {
+  for (int i = 0; i < kNumOps; ++i)
+    if (kOpInfo[i].arity == arity && symbol == kOpInfo[i].symbol) return static_cast<Op>(i);
+  return std::nullopt;
+}
+
+std::optional<Op> find_function(std::string_view name) {
+  for (auto [alias, canonical] : kAliases)
+    if (name == alias) name = canonical;
+  for (int i = 0; i < kNumOps; ++i)
+    if (name == kOpInfo[i].name) return static_cast<Op>(i);
+  return std::nullopt;
+}
+
+constexpr bool is_digit(char c) { return c >= '0' && c <= '9'; }
+constexpr bool is_name_start(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; }
+constexpr bool is_name_char(char c) { return is_name_start(c) || is_digit(c); }
+constexpr bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+// Token text as a message shows it: unprintable bytes as \xNN, long tokens cut short.
+std::string quoted(std::string_view text) {
+  constexpr size_t kShown = 40;
+  std::string out = "'";
+  for (size_t i = 0; i < text.size() && i < kShown; ++i) {
+    auto c = static_cast<unsigned char>(text[i]);
+    if (c >= 0x20 && c < 0x7f) {
+      out += static_cast<char>(c);
+    } else {
+      char hex[8];
+      std::snprintf(hex, sizeof hex, "\\x%02x", c);
+      out += hex;
+    }
+  }
+  return out + (text.size() > kShown ? "...'" : "'");
+}
+
+[[noreturn]] void parse_error(size_t pos, const std::string& what) {
+  throw Error(Status::ParseError, "parse error at position " + std::to_string(pos) + ": " + what,
+              static_cast<long>(pos));
+}
+
+enum class Tok : uint8_t { End, Int, Float, Name, Punct };
+
+struct Token {
+  Tok kind = Tok::End;
+  size_t pos = 0, end = 0;
+  std::string_view text;
+};
+
+// Scans a number starting at `at` (a digit, or '.' then a digit) and returns its end.
+size_t scan_number(std::string_view text, size_t at, Tok& kind) {
+  size_t i = at;
+  auto digits = [&] {
+    size_t start = i;
+    while (i < text.size() && is_digit(text[i])) ++i;
+    return i > start;
+  };
+  kind = Tok::Int;
+  digits();
+  if (i < text.size() && text[i] == '.') {
+    ++i;
+    digits();
+    kind = Tok::Float;
+  }
+  bool well_formed = true;
+  if (i < text.size() && (text[i] == 'e' || text[i] == 'E')) {
+    ++i;
+    if (i < text.size() && (text[i] == '+' || text[i] == '-')) ++i;
+    well_formed = digits();
+    kind = Tok::Float;
+  }
+  // "1x", "1.2.3", "1e": Python refuses a number run into letters or another point.
+  if (!well_formed || (i < text.size() && (is_name_char(text[i]) || text[i] == '.'))) {
+    while (i < text.size() && (is_name_char(text[i]) || text[i] == '.')) ++i;
+    parse_error(at, "malformed number " + quoted(text.substr(at, i - at)));
+  }
+  return i;
+}
+
+// The token starting at or after `at`. Lexing on demand lets the parser look two tokens
+// ahead without holding a token list as long as the text.
+Token lex(std::string_view text, size_t at) {
+  while (at < text.size() && is_space(text[at])) ++at;
+  Token t;
+  t.pos = t.end = at;
+  if (at == text.size()) return t;
+  char c = text[at];
+  size_t end = at + 1;
+  if (is_name_start(c)) {
+    while (end < text.size() && is_name_char(text[end])) ++end;
+    std::string_view word = text.substr(at, end - at);
+    t.kind = (word == "inf" || word == "nan") ? Tok::Float : Tok::Name;
+  } else if (is_digit(c) || (c == '.' && end < text.size() && is_digit(text[end]))) {
+    end = scan_number(text, at, t.kind);
+  } else {
+    static constexpr std::string_view kTwoChar[] = {"**", "//", "<=", ">=", "==", "!="};
+    t.kind = Tok::Punct;
+    bool two = false;
+    for (std::string_view p : kTwoChar) two = two || text.substr(at, 2) == p;
+    if (two) end = at + 2;
+    else if (!std::strchr("+-*/%&|^~<>(),=", c) || c == '\0')
+      parse_error(at, "unexpected character " + quoted(text.substr(at, 1)));
+  }
+  t.end = end;
+  t.text = text.substr(at, end - at);
+  return t;
+}
+
+// Python reads 1e999 as inf and 1e-999 as 0.0; from_chars reports both as out of range and
+// leaves the value alone, so the decimal exponent of the first nonzero digit decides.
+double out_of_range_float(std::string_view text) {
+  size_t e = text.find_first_of("eE");
+  std::string_view mantissa = text.substr(0, e);
+  long long exponent = 0;
+  if (e != std::string_view::npos) {
+    size_t i = e + 1;
+    bool negative = text[i] == '-';
+    if (text[i] == '+' || text[i] == '-') ++i;
+    for (; i < text.size(); ++i) exponent = std::min(exponent * 10 + (text[i] - '0'), 1000000000LL);
+    if (negative) exponent = -exponent;
+  }
+  auto before_point = static_cast<long long>(std::min(mantissa.find('.'), mantissa.size()));
+  auto first_nonzero = static_cast<long long>(mantissa.find_first_of("123456789"));
+  long long magnitude = exponent + (first_nonzero < before_point ? before_point - first_nonzero - 1
+                                                            : before_point - first_nonzero);
+  return magnitude > 0 ? std::numeric_limits<double>::infinity() : 0.0;
+}
+
+double float_value(const Token& t) {
+  if (t.text == "inf") return std::numeric_limits<double>::infinity();
+  if (t.text == "nan") return std::numeric_limits<double>::quiet_NaN();
+  double v = 0.0;
+  // from_chars, unlike strtod, ignores the C locale a host program may have changed.
+  auto [ptr, ec] = std::from_chars(t.text.data(), t.text.data() + t.text.size(), v);
+  KILN_ASSERT(ptr == t.text.data() + t.text.size());  // the lexer checked the syntax
+  return ec == std::errc::result_out_of_range ? out_of_range_float(t.text) : v;
+}
+
+// An integer literal's magnitude may be 2**63 only when a minus sign folds into it.
+int64_t int_value(const Token& t, bool negated) {
+  uint64_t magnitude = 0;
+  auto [ptr, ec] = std::from_chars(t.text.data(), t.text.data() + t.text.size(), magnitude);
+  uint64_t limit = uint64_t{std::numeric_limits<int64_t>::max()} + (negated ? 1 : 0);
+  if (ec != std::errc() || magnitude > limit) parse_error(t.pos, "integer literal out of range " + quoted(t.text));
+  return negated ? static_cast<int64_t>(0 - magnitude) : static_cast<int64_t>(magnitude);
+}
+
+class Parser {
+ public:
+  Parser(std::string_view text, Graph& g) : text_(text), g_(g), tok_(lex(text, 0)) {}
+
+  int parse_all() {
+    int root = parse_binary(kCompareLevel);
+    if (tok_.kind != Tok::End) unexpected(tok_);
+    return root;
+  }
+
+ private:
+  void advance() { tok_ = lex(text_, tok_.end); }
+  bool at_punct(std::string_view p) const { return tok_.kind == Tok::Punct && tok_.text == p; }
+  bool at_number() const { return tok_.kind == Tok::Int || tok_.kind == Tok::Float; }
+
+  [[noreturn]] void unexpected(const Token& t, const char* hint = "") {
+    if (t.kind == Tok::End) parse_error(t.pos, std::string("unexpected end of expression") + hint);
+    parse_error(t.pos, "unexpected " + quoted(t.text) + hint);
+  }
+
+  // Every way of nesting (parentheses, calls, prefixes, exponents) recurses through
+  // parse_unary, so counting there bounds the stack.
+  struct DepthGuard {
+    explicit DepthGuard(Parser& p) : parser(p) {
+      if (++parser.depth_ > kMaxExpressionDepth)
+        parse_error(parser.tok_.pos, "expression nested too deeply (more than " +
+                                         std::to_string(kMaxExpressionDepth) + " levels)");
+    }
+    ~DepthGuard() { --parser.depth_; }
+    Parser& parser;
+  };
+
+  int make_op(const Token& op, std::initializer_list<int> args) {
+    std::optional<Op> found = find_operator(op.text, static_cast<int>(args.size()));
+    if (!found) unexpected(op);
+    return g_.op(*found, args, static_cast<int>(op.pos));
+  }
+
+  // Binary operators at `min_level` or tighter, left-associative; comparisons never chain.
+  int parse_binary(int min_level) {
+    int lhs = parse_unary();
+    bool compared = false;
+    for (;;) {
+      int level = tok_.kind == Tok::Punct ? binary_level(tok_.text) : 0;
+      if (level == 0 || level < min_level || level == kPowerLevel) return lhs;
+      Token op = tok_;
+      if (level == kCompareLevel) {
+        if (compared) parse_error(op.pos, "chained comparisons are not supported; use (a < b) & (b < c)");
+        compared = true;
+      }
+      advance();
+      int rhs = parse_binary(level + 1);
+      lhs = make_op(op, {lhs, rhs});
+    }
+  }
+
+  int parse_unary() {
+    DepthGuard guard(*this);
+    if (tok_.kind != Tok::Punct || tok_.text.size() != 1 || kPrefixOps.find(tok_.text[0]) == kPrefixOps.npos)
+      return parse_power();
+    Token op = tok_;
+    advance();
+    // "-2" is a literal, but "-2 ** x" is -(2 ** x).
+    if (op.text == "-" && at_number() && lex(text_, tok_.end).text != "**") {
+      Token number = tok_;
+      advance();
+      int pos = static_cast<int>(op.pos);
+      if (number.kind == Tok::Int) return g_.literal(Scalar::of_int(int_value(number, true)), pos);
+      return g_.literal(Scalar::of_float(-float_value(number)), pos);
+    }
+    int arg = parse_unary();
+    return op.text == "+" ? arg : make_op(op, {arg});
+  }
+
+  int parse_power() {
+    int base = parse_primary();
+    if (!at_punct("**")) return base;
+    Token op = tok_;
+    advance();
+    int exponent = parse_unary();  // right-associative, and may carry a sign: 2 ** -1
+    return make_op(op, {base, exponent});
+  }
+
+  int parse_primary() {
+    Token t = tok_;
+    int pos = static_cast<int>(t.pos);
+    if (t.kind == Tok::Int || t.kind == Tok::Float) {
+      advance();
+      return t.kind == Tok::Int ? g_.literal(Scalar::of_int(int_value(t, false)), pos)
+                                : g_.literal(Scalar::of_float(float_value(t)), pos);
+    }
+    if (t.kind == Tok::Name) {
+      advance();
+      if (t.text == "True" || t.text == "False") return g_.literal(Scalar::of_bool(t.text == "True"), pos);
+      if (at_punct("(")) return parse_call(t);
+      return g_.input(t.text, pos);
+    }
+    if (at_punct("(")) {
+      advance();
+      int inner = parse_binary(kCompareLevel);
+      if (!at_punct(")")) unexpected(tok_, "; expected ')'");
+      advance();
+      return inner;
+    }
+    unexpected(t);
+  }
+
+  int parse_call(const Token& name) {
+    int pos = static_cast<int>(name.pos);
+    std::optional<Op> op = find_function(name.text);
+    DType cast_to{};
+    bool is_cast = !op && dtype_from_name(name.text, cast_to);
+    if (!op && !is_cast)
+      throw Error(Status::UnknownName, "unknown function " + quoted(name.text) + " at position " + std::to_string(pos),
+                  pos);
+    advance();  // '('
+    std::vector<int> args;
+    while (!at_punct(")")) {
+      if (!args.empty()) {
+        if (!at_punct(",")) unexpected(tok_, "; expected ',' or ')'");
+        advance();
+      }
+      if (tok_.kind == Tok::Name && lex(text_, tok_.end).text == "=")
+        parse_error(tok_.pos, "keyword arguments are not supported (" + quoted(tok_.text) + ")");
+      args.push_back(parse_binary(kCompareLevel));
+    }
+    advance();  // ')'
+    int arity = is_cast ? 1 : op_info(*op).arity;
+    if (static_cast<int>(args.size()) != arity)
+      throw Error(Status::BadArgument, std::string(name.text) + " takes " + std::to_string(arity) + " argument" +
+                                           (arity == 1 ? "" : "s") + ", got " + std::to_string(args.size()) +
+                                           " at position " + std::to_string(pos),
+                  pos);
+    if (is_cast) return g_.cast(cast_to, args[0], pos);
+    return g_.op(*op, args.data(), arity, pos);
+  }
+
+  std::string_view text_;
+  Graph& g_;
+  Token tok_;
+  int depth_ = 0;
+};
+
+// --- printing ---------------------------------------------------------------------
+
+// How an op is written: as an infix or prefix operator when the parser reads its symbol
+// back as that op, otherwise as a call.
+int op_level(Op op) {
+  const OpInfo& info = op_info(op);
+  std::string_view symbol = info.symbol;
+  if (info.arity == 2 && binary_level(symbol) != 0) return binary_level(symbol);
+  if (info.arity == 1 && symbol.size() == 1 && kPrefixOps.find(symbol[0]) != kPrefixOps.npos) return kUnaryLevel;
+  return kAtomLevel;
+}
+
+bool is_numeric_literal(const Node& n) { return n.kind == NodeKind::Literal && n.value.kind != Kind::Bool; }
+
+int node_level(const Node& n) {
+  if (n.kind == NodeKind::Op) return op_level(n.op);
+  bool negative = is_numeric_literal(n) && (n.value.kind == Kind::Int ? n.value.i < 0 : std::signbit(n.value.f));
+  return negative ? kUnaryLevel : kAtomLevel;  // "-1" binds like a unary minus
+}
+
+bool needs_parens(const Node& parent, int arg, const Node& child) {
+  if (parent.kind != NodeKind::Op) return false;
+  int level = op_level(parent.op), inner = node_level(child);
+  if (level == kAtomLevel) return false;
+  // -(1) must not fold into the literal -1 when read back; --1 is already -(-1).
+  if (level == kUnaryLevel)
+    return inner < kUnaryLevel || (parent.op == Op::negative && is_numeric_literal(child) && inner == kAtomLevel);
+  if (level == kPowerLevel) return arg == 0 ? inner <= kPowerLevel : inner < kUnaryLevel;
+  if (level == kCompareLevel) return inner <= kCompareLevel;
+  return arg == 0 ? inner < level : inner <= level;
+}
+
+std::string literal_text(const Scalar& v) {
+  if (v.kind == Kind::Bool) return v.i ? "True" : "False";
+  if (v.kind == Kind::Int) return std::to_string(v.i);
+  if (std::isnan(v.f)) return std::signbit(v.f) ? "-nan" : "nan";
+  if (std::isinf(v.f)) return v.f < 0 ? "-inf" : "inf";
+  char buf[40];
+  std::string s(buf, std::to_chars(buf, buf + sizeof buf, v.f).ptr);  // shortest exact form
+  if (s.find_first_of(".e") == std::string::npos) s += ".0";
+  return s;
+}
+
+// What a node writes before its argument `arg`, or after its last when arg == nargs.
+void append_piece(std::string& out, const Graph& g, const Node& n, int arg) {
+  switch (n.kind) {
+    case NodeKind::Input: out += g.input_names()[n.input]; return;
+    case NodeKind::Literal: out += literal_text(n.value); return;
+    case NodeKind::Cast: out += arg == 0 ? std::string(dtype_name(n.dtype)) + "(" : ")"; return;
+    case NodeKind::Op: break;
+  }
+  const OpInfo& info = op_info(n.op);
+  int level = op_level(n.op);
+  if (level == kUnaryLevel) {
+    if (arg == 0) out += info.symbol;
+  } else if (level != kAtomLevel) {
+    if (arg == 1) out += std::string(" ") + info.symbol + " ";
+  } else {
+    out += arg == 0 ? std::string(info.name) + "(" : arg == n.nargs ? ")" : ", ";
+  }
+}
+
+}  // namespace
+
+int parse_expression(std::string_view text, Graph& g) {
+  if (text.size() > kMaxExpressionBytes)
+    parse_error(kMaxExpressionBytes, "expression is longer than " + std::to_string(kMaxExpressionBytes) + " bytes");
+  int root = Parser(text, g).parse_all();
+  g.roots = {root};
+  return root;
+}
+
+std::string format_expression(const Graph& g, int root) {
+  if (root < 0 || root >= static_cast<int>(g.nodes().size()))
+    throw Error(Status::BadArgument, "format_expression: " + std::to_string(root) + " is not a node of the graph");
+  // An explicit stack: graphs built in C++ can be far deeper than the C++ stack allows.
+  struct Frame {
+    int node, next_arg;
+    bool parens;
+  };
+  std::vector<Frame> stack{{root, 0, false}};
+  std::string out;
+  while (!stack.empty()) {
+    Frame& f = stack.back();
+    const Node& n = g.node(f.node);
+    if (f.next_arg == 0 && f.parens) out += '(';
+    append_piece(out, g, n, f.next_arg);
+    if (out.size() > kMaxExpressionBytes)
+      throw Error(Status::BadArgument, "format_expression: the text would exceed " +
+                                           std::to_string(kMaxExpressionBytes) +
+                                           " bytes (shared subexpressions are written out at every use)");
+    if (f.next_arg < n.nargs) {
+      int arg = f.next_arg++;
+      int child = n.args[arg];
+      stack.push_back({child, 0, needs_parens(n, arg, g.node(child))});  // f is invalid from here
+    } else {
+      if (f.parens) out += ')';
+      stack.pop_back();
+    }
+  }
+  return out;
+}
+
+}  // namespace kiln

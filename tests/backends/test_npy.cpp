@@ -1,0 +1,593 @@
+// Tests for the .npy reader and writer: round trips over every dtype and layout, the exact
+// bytes NumPy's format spec prescribes, handcrafted files of every version and byte order,
+// a list of hostile inputs that must each be refused with IOError, atomic saves, and
+// (when /usr/bin/python3 has NumPy) files exchanged with NumPy itself.
+#include <catch2/catch.hpp>
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "npy.hpp"
+
+using namespace kiln;
+namespace fs = std::filesystem;
+
+namespace {
+
+// A fresh directory under /tmp, removed with everything in it.
+struct TempDir {
+  std::string path;
+  TempDir() {
+    char tmpl[] = "/tmp/kiln_npy_XXXXXX";
+    REQUIRE(::mkdtemp(tmpl) != nullptr);
+    path = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+  std::string operator/(const std::string& name) const { return path + "/" + name; }
+  std::vector<std::string> entries() const {
+    std::vector<std::string> out;
+    for (const auto& e : fs::directory_iterator(path)) out.push_back(e.path().filename().string());
+    return out;
+  }
+};
+
+void write_bytes(const std::string& path, const std::string& bytes) {
+  std::ofstream f(path, std::ios::binary);
+  f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  REQUIRE(f.good());
+}
+
+std::string read_bytes(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+// A .npy image with a header dict given verbatim (plus the final '\n').
+std::string npy_image(int major, const std::string& dict, const std::string& data, int minor = 0) {
+  std::string h = dict + "\n";
+  std::string out = "\x93NUMPY";
+  out += static_cast<char>(major);
+  out += static_cast<char>(minor);
+  size_t len_bytes = major == 1 ? 2 : 4;
+  for (size_t i = 0; i < len_bytes; ++i) out += static_cast<char>((h.size() >> (8 * i)) & 0xFF);
+  return out + h + data;
+}
+
+template <class T> std::string raw(std::initializer_list<T> values, bool big_endian = false) {
+  std::string out;
+  for (T v : values) {
+    char b[sizeof(T)];
+    std::memcpy(b, &v, sizeof(T));
+    if (big_endian) std::reverse(b, b + sizeof(T));
+    out.append(b, sizeof(T));
+  }
+  return out;
+}
+
+// Element at a multi-index, through the strides (so it works for any view).
+template <class T> T at(const Array& a, std::initializer_list<int64_t> idx) {
+  REQUIRE(idx.size() == a.shape().size());
+  const char* p = a.data();
+  size_t k = 0;
+  for (int64_t i : idx) p += i * a.strides()[k++];
+  T v;
+  std::memcpy(&v, p, sizeof(T));
+  return v;
+}
+
+// Every element's bytes in C order, for comparing arrays of any layout.
+std::vector<std::string> elements(const Array& a) {
+  std::vector<std::string> out;
+  int64_t n = a.size();
+  std::vector<int64_t> idx(a.shape().size(), 0);
+  for (int64_t k = 0; k < n; ++k) {
+    const char* p = a.data();
+    for (size_t d = 0; d < idx.size(); ++d) p += idx[d] * a.strides()[d];
+    out.emplace_back(p, a.itemsize());
+    for (size_t d = idx.size(); d-- > 0;) {
+      if (++idx[d] < a.shape()[d]) break;
+      idx[d] = 0;
+    }
+  }
+  return out;
+}
+
+// Distinct, sign-mixed values so a swapped or misplaced element shows.
+Array filled(DType t, const Shape& shape) {
+  Array a = Array::empty(t, shape);
+  for (int64_t i = 0; i < a.size(); ++i) {
+    char* p = a.data() + i * static_cast<int64_t>(a.itemsize());
+    switch (t) {
+      case DType::Bool: *reinterpret_cast<bool*>(p) = i % 3 == 0; break;
+      case DType::Int32: { int32_t v = static_cast<int32_t>(i * 7919 - 100000); std::memcpy(p, &v, 4); break; }
+      case DType::Int64: { int64_t v = (i - 3) * 1000000007LL * 1000; std::memcpy(p, &v, 8); break; }
+      case DType::Float32: { float v = static_cast<float>(i) * 0.5f - 1.25f; std::memcpy(p, &v, 4); break; }
+      case DType::Float64: { double v = static_cast<double>(i) / 3.0 - 2.0; std::memcpy(p, &v, 8); break; }
+    }
+  }
+  return a;
+}
+
+// The status and message parse_npy ends with; Ok if it accepted the bytes.
+std::pair<Status, std::string> outcome(const std::string& bytes) {
+  try {
+    parse_npy(bytes.data(), bytes.size(), "x.npy");
+    return {Status::Ok, ""};
+  } catch (const Error& e) {
+    return {e.status(), e.what()};
+  }
+}
+
+Array parse(const std::string& bytes) { return parse_npy(bytes.data(), bytes.size(), "x.npy"); }
+
+bool has_tmp_leftovers(const TempDir& dir) {
+  for (const std::string& name : dir.entries())
+    if (name.find(".tmp.") != std::string::npos) return true;
+  return false;
+}
+
+bool python_has_numpy() {
+  return std::system("/usr/bin/python3 -c 'import numpy' >/dev/null 2>&1") == 0;
+}
+
+const DType kAllDTypes[] = {DType::Bool, DType::Int32, DType::Int64, DType::Float32, DType::Float64};
+
+}  // namespace
+
+TEST_CASE("save_npy then load_npy returns the same values for every dtype and shape", "[npy]") {
+  TempDir dir;
+  const Shape shapes[] = {{}, {0}, {5}, {3, 4}, {2, 3, 4}, {4, 0, 2}};
+  for (DType t : kAllDTypes) {
+    for (const Shape& shape : shapes) {
+      INFO(dtype_name(t) << " " << shape_str(shape));
+      Array a = filled(t, shape);
+      save_npy(dir / "a.npy", a);
+      Array b = load_npy(dir / "a.npy");
+      CHECK(b.dtype() == t);
+      CHECK(b.shape() == shape);
+      CHECK(b.is_c_contiguous());
+      CHECK(elements(b) == elements(a));
+    }
+  }
+}
+
+TEST_CASE("non-contiguous views are saved in C order", "[npy]") {
+  TempDir dir;
+  for (DType t : kAllDTypes) {
+    INFO(dtype_name(t));
+    Array m = filled(t, {3, 4});
+    Array cube = filled(t, {2, 3, 4});
+    Array v = filled(t, {10});
+    std::vector<Array> views = {m.transpose(), cube.transpose({2, 0, 1}), v.slice(0, 9, -11, -2),
+                                m.slice(1, 3, 0, -1), v.slice(0, 0, 1).broadcast_to({3, 1})};
+    for (const Array& view : views) {
+      save_npy(dir / "v.npy", view);
+      Array b = load_npy(dir / "v.npy");
+      CHECK(b.shape() == view.shape());
+      CHECK(elements(b) == elements(view));
+    }
+    // The reversed slice really is reversed: elements 9, 7, 5, 3, 1.
+    save_npy(dir / "r.npy", v.slice(0, 9, -11, -2));
+    std::vector<std::string> r = elements(load_npy(dir / "r.npy")), src = elements(v);
+    REQUIRE(r.size() == 5);
+    CHECK(r[0] == src[9]);
+    CHECK(r[4] == src[1]);
+  }
+}
+
+TEST_CASE("the header bytes of a small float64 array follow the format spec exactly", "[npy]") {
+  TempDir dir;
+  Array a = Array::empty(DType::Float64, {3});
+  a.data_as<double>()[0] = 1.0;
+  a.data_as<double>()[1] = -2.5;
+  a.data_as<double>()[2] = 1e300;
+  save_npy(dir / "h.npy", a);
+  std::string bytes = read_bytes(dir / "h.npy");
+
+  // magic, version 1.0, header length 118 = 0x76 (little-endian uint16), so that magic (6)
+  // + version (2) + length (2) + 118 = 128, a multiple of 64. The dict is NumPy's repr:
+  // sorted keys, "(3,)" for a 1-tuple, a trailing ", ", then 20 spaces NumPy reserves so the
+  // first axis can grow to 21 digits, then padding spaces and '\n'.
+  std::string expected("\x93NUMPY\x01\x00\x76\x00", 10);
+  expected += "{'descr': '<f8', 'fortran_order': False, 'shape': (3,), }";
+  expected += std::string(20, ' ');
+  expected += std::string(127 - expected.size(), ' ');
+  expected += '\n';
+  REQUIRE(expected.size() == 128);
+  REQUIRE(bytes.size() == 128 + 24);
+  CHECK(bytes.substr(0, 128) == expected);
+  CHECK(bytes.substr(128) == raw<double>({1.0, -2.5, 1e300}));
+}
+
+
+TEST_CASE("headers are padded so the data starts at a multiple of 64", "[npy]") {
+  TempDir dir;
+  const Shape shapes[] = {{}, {1}, {7, 0}, {0, 123456789012}, {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12},
+                          Shape(32, 0)};
+  for (const Shape& shape : shapes) {
+    INFO(shape_str(shape));
+    save_npy(dir / "p.npy", Array::zeros(DType::Int32, shape));
+    std::string bytes = read_bytes(dir / "p.npy");
+    size_t hlen = static_cast<unsigned char>(bytes[8]) | static_cast<unsigned char>(bytes[9]) << 8;
+    CHECK(bytes.compare(0, 8, std::string("\x93NUMPY\x01\x00", 8)) == 0);
+    CHECK((10 + hlen) % 64 == 0);
+    CHECK(bytes[9 + hlen] == '\n');
+    CHECK(bytes.find("'shape': " + shape_str(shape) + ", }") != std::string::npos);
+    CHECK(load_npy(dir / "p.npy").shape() == shape);
+  }
+}
+
+TEST_CASE("version 2.0 and 3.0 headers are read", "[npy]") {
+  Array a = parse(npy_image(2, "{'descr': '<i8', 'fortran_order': False, 'shape': (2,), }",
+                            raw<int64_t>({-5, 1LL << 40})));
+  REQUIRE(a.dtype() == DType::Int64);
+  REQUIRE(a.shape() == Shape{2});
+  CHECK(at<int64_t>(a, {0}) == -5);
+  CHECK(at<int64_t>(a, {1}) == 1LL << 40);
+
+  Array b = parse(npy_image(3, "{'descr': '<f4', 'fortran_order': False, 'shape': (1, 2), }",
+                            raw<float>({0.75f, -3.0f})));
+  REQUIRE(b.dtype() == DType::Float32);
+  REQUIRE(b.shape() == Shape{1, 2});
+  CHECK(at<float>(b, {0, 1}) == -3.0f);
+}
+
+TEST_CASE("big-endian int32 and float64 are byte-swapped on load", "[npy]") {
+  Array a = parse(npy_image(1, "{'descr': '>i4', 'fortran_order': False, 'shape': (3,), }",
+                            raw<int32_t>({1, -2, 0x01020304}, /*big_endian=*/true)));
+  REQUIRE(a.dtype() == DType::Int32);
+  CHECK(at<int32_t>(a, {0}) == 1);
+  CHECK(at<int32_t>(a, {1}) == -2);
+  CHECK(at<int32_t>(a, {2}) == 0x01020304);
+
+  Array b = parse(npy_image(1, "{'descr': '>f8', 'fortran_order': False, 'shape': (2, 2), }",
+                            raw<double>({1.5, -0.25, 1e-300, 6.02e23}, true)));
+  REQUIRE(b.dtype() == DType::Float64);
+  CHECK(at<double>(b, {0, 0}) == 1.5);
+  CHECK(at<double>(b, {0, 1}) == -0.25);
+  CHECK(at<double>(b, {1, 0}) == 1e-300);
+  CHECK(at<double>(b, {1, 1}) == 6.02e23);
+
+  Array c = parse(npy_image(1, "{'descr': '>i8', 'fortran_order': False, 'shape': (1,), }",
+                            raw<int64_t>({-1234567890123LL}, true)));
+  CHECK(at<int64_t>(c, {0}) == -1234567890123LL);
+  Array d = parse(npy_image(1, "{'descr': '>f4', 'fortran_order': False, 'shape': (1,), }",
+                            raw<float>({-7.125f}, true)));
+  CHECK(at<float>(d, {0}) == -7.125f);
+}
+
+TEST_CASE("fortran_order True gives a view whose [i][j] is the right element", "[npy]") {
+  // v[i][j] = 10*i + j stored column by column.
+  std::string data = raw<int32_t>({0, 10, 1, 11, 2, 12});
+  Array a = parse(npy_image(1, "{'descr': '<i4', 'fortran_order': True, 'shape': (2, 3), }", data));
+  REQUIRE(a.shape() == Shape{2, 3});
+  CHECK(a.strides() == Shape{4, 8});
+  for (int64_t i = 0; i < 2; ++i)
+    for (int64_t j = 0; j < 3; ++j) CHECK(at<int32_t>(a, {i, j}) == 10 * i + j);
+  // And a copy is the C-ordered version of the same values.
+  Array c = a.copy();
+  CHECK(std::memcmp(c.data(), raw<int32_t>({0, 1, 2, 10, 11, 12}).data(), 24) == 0);
+
+  Array z = parse(npy_image(1, "{'descr': '<f8', 'fortran_order': True, 'shape': (), }", raw<double>({2.5})));
+  CHECK(z.ndim() == 0);
+  CHECK(*z.data_as<double>() == 2.5);
+}
+
+TEST_CASE("bool data is read and stray non-zero bytes become true", "[npy]") {
+  Array a = parse(npy_image(1, "{'descr': '|b1', 'fortran_order': False, 'shape': (4,), }",
+                            std::string("\x00\x01\x02\xff", 4)));
+  REQUIRE(a.dtype() == DType::Bool);
+  const unsigned char* p = reinterpret_cast<const unsigned char*>(a.data());
+  CHECK(p[0] == 0);
+  CHECK(p[1] == 1);
+  CHECK(p[2] == 1);
+  CHECK(p[3] == 1);
+}
+
+TEST_CASE("headers NumPy accepts in other spellings are read", "[npy]") {
+  // Double quotes, any key order, no trailing comma, newlines and tabs inside the braces.
+  Array a = parse(npy_image(1, "{\"shape\": (2,\t2),\n \"fortran_order\": False, \"descr\": \"<f8\"}",
+                            raw<double>({1, 2, 3, 4})));
+  CHECK(a.shape() == Shape{2, 2});
+  CHECK(at<double>(a, {1, 0}) == 3);
+  // Python 2 wrote long dimensions as "3L"; version 1.0 and 2.0 files may hold them.
+  Array b = parse(npy_image(1, "{'descr': '<i4', 'fortran_order': False, 'shape': (3L,), }",
+                            raw<int32_t>({7, 8, 9})));
+  CHECK(b.shape() == Shape{3});
+  // Bytes after the data are ignored, as np.load ignores them.
+  Array c = parse(npy_image(1, "{'descr': '<i4', 'fortran_order': False, 'shape': (1,), }",
+                            raw<int32_t>({42}) + "trailing"));
+  CHECK(at<int32_t>(c, {0}) == 42);
+  // An empty array needs no data at all.
+  Array d = parse(npy_image(1, "{'descr': '<f8', 'fortran_order': False, 'shape': (0, 5), }", ""));
+  CHECK(d.shape() == Shape{0, 5});
+}
+
+TEST_CASE("hostile inputs are refused with IOError naming the file and the problem", "[npy]") {
+  const std::string hdr = "{'descr': '<f8', 'fortran_order': False, 'shape': ";
+  auto v1 = [](const std::string& dict, const std::string& data = "") { return npy_image(1, dict, data); };
+  std::string long_header = npy_image(2, hdr + "(1,), }", raw<double>({1}));
+  long_header[8] = '\xff', long_header[9] = '\xff', long_header[10] = '\xff', long_header[11] = '\xff';
+  struct Case {
+    const char* what;
+    std::string bytes;
+    const char* message;
+  };
+  const std::vector<Case> cases = {
+      {"empty file", "", "too short"},
+      {"magic only", "\x93NUMPY", "too short"},
+      {"bad magic", "\x93NUMPX\x01\x00\x10\x00{}", "bad magic"},
+      {"text file", "hello, world\n", "bad magic"},
+      {"version 9", npy_image(9, hdr + "(1,), }", raw<double>({1})), "version 9.0"},
+      {"version 1.1", npy_image(1, hdr + "(1,), }", raw<double>({1}), 1), "version 1.1"},
+      {"cut inside the header length", std::string("\x93NUMPY\x02\x00\x10\x00", 10), "header length"},
+      {"header length beyond the file", std::string("\x93NUMPY\x01\x00\xff\x7f{}", 12), "header is truncated"},
+      {"v2 header length 4 GiB", long_header, "header is truncated"},
+      {"non-dict header", v1("[1, 2, 3]"), "not a dictionary"},
+      {"unclosed dict", v1("{'descr': '<f8'"), "expected ',' or '}'"},
+      {"complex dtype", v1("{'descr': '<c16', 'fortran_order': False, 'shape': (1,), }", std::string(16, 0)),
+       "unsupported dtype '<c16' (kiln reads bool, int32, int64, float32, float64)"},
+      {"object dtype", v1("{'descr': '|O', 'fortran_order': False, 'shape': (1,), }", std::string(8, 0)),
+       "unsupported dtype '|O'"},
+      {"structured dtype", v1("{'descr': [('a', '<i4')], 'fortran_order': False, 'shape': (1,), }"),
+       "structured"},
+      {"unicode dtype", v1("{'descr': '<U3', 'fortran_order': False, 'shape': (1,), }"), "unsupported dtype"},
+      {"int16", v1("{'descr': '<i2', 'fortran_order': False, 'shape': (1,), }"), "unsupported dtype '<i2'"},
+      {"float64 without byte order", v1("{'descr': '|f8', 'fortran_order': False, 'shape': (1,), }"),
+       "unsupported dtype '|f8'"},
+      {"negative dim", v1(hdr + "(-1,), }"), "negative dimension"},
+      {"(2**62, 2**62)", v1(hdr + "(4611686018427387904, 4611686018427387904), }"), "too large"},
+      {"empty but with overflowing other dims", v1(hdr + "(0, 4611686018427387904, 4611686018427387904), }"),
+       "too large"},
+      {"huge single dim overflowing", v1(hdr + "(1152921504606846976,), }"), "too large"},
+      {"huge single dim past the file", v1(hdr + "(576460752303423488,), }"),
+       "header says 4611686018427387904 bytes of data, file has 0"},
+      {"dim beyond 64 bits", v1(hdr + "(99999999999999999999,), }"), "64 bits"},
+      {"data shorter than the shape", v1(hdr + "(100,), }", std::string(400, '\0')),
+       "file is truncated: header says 800 bytes of data, file has 400"},
+      {"fortran_order 1", v1("{'descr': '<f8', 'fortran_order': 1, 'shape': (1,), }"), "fortran_order"},
+      {"fortran_order string", v1("{'descr': '<f8', 'fortran_order': 'True', 'shape': (1,), }"), "fortran_order"},
+      {"fortran_order true", v1("{'descr': '<f8', 'fortran_order': true, 'shape': (1,), }"), "fortran_order"},
+      {"garbage in dict", v1(hdr + "(1,), xyz}", raw<double>({1})), "quoted string"},
+      {"garbage after value", v1(hdr + "(1,) 7, }", raw<double>({1})), "expected ',' or '}'"},
+      {"garbage after dict", v1(hdr + "(1,), } x", raw<double>({1})), "after the header dictionary"},
+      {"missing shape", v1("{'descr': '<f8', 'fortran_order': False, }"), "missing the 'shape' key"},
+      {"missing descr", v1("{'fortran_order': False, 'shape': (), }"), "missing the 'descr' key"},
+      {"duplicate key", v1(hdr + "(1,), 'shape': (1,), }", raw<double>({1})), "duplicate key 'shape'"},
+      {"unknown key", v1(hdr + "(1,), 'extra': 0, }", raw<double>({1})), "unexpected key 'extra'"},
+      {"unterminated string", v1("{'descr': '<f8"), "unterminated string"},
+      {"escape in string", v1("{'descr': '<f\\x38', 'fortran_order': False, 'shape': (), }"), "escape"},
+      {"shape not a tuple", v1(hdr + "(5), }", raw<double>({1, 2, 3, 4, 5})), "(n,)"},
+      {"shape a list", v1(hdr + "[5], }"), "tuple"},
+      {"shape with a float", v1(hdr + "(1.5,), }"), "expected ',' or ')'"},
+      {"shape with a name", v1(hdr + "(n,), }"), "integer"},
+      {"empty dict", v1("{}"), "missing the 'descr' key"},
+      {"NUL in header", v1(std::string("{'descr': '<f8'\0, }", 19)), "expected ',' or '}'"},
+      {"long suffix in v3", npy_image(3, hdr + "(1L,), }", raw<double>({1})), "expected ',' or ')'"},
+  };
+  for (const Case& c : cases) {
+    auto [status, message] = outcome(c.bytes);
+    INFO(c.what << ": " << message);
+    CHECK(status == Status::IOError);
+    CHECK(message.rfind("x.npy: ", 0) == 0);
+    CHECK(message.find(c.message) != std::string::npos);
+  }
+  // More than kiln's 32 dimensions.
+  std::string dims;
+  for (int i = 0; i < 33; ++i) dims += "1, ";
+  auto [status, message] = outcome(v1(hdr + "(" + dims + "), }", raw<double>({1})));
+  CHECK(status == Status::IOError);
+  CHECK(message.find("more than 32 dimensions") != std::string::npos);
+}
+
+TEST_CASE("load_npy reports missing, non-regular and truncated files", "[npy]") {
+  TempDir dir;
+  auto status_of = [](const std::string& path, std::string& message) {
+    try {
+      load_npy(path);
+    } catch (const Error& e) {
+      message = e.what();
+      return e.status();
+    }
+    return Status::Ok;
+  };
+  std::string message;
+  CHECK(status_of(dir / "missing.npy", message) == Status::IOError);
+  CHECK(message == dir / "missing.npy" + ": No such file or directory");
+  CHECK(status_of(dir.path, message) == Status::IOError);
+  CHECK(message.find("not a regular file") != std::string::npos);
+
+  save_npy(dir / "t.npy", filled(DType::Float64, {100}));
+  std::string bytes = read_bytes(dir / "t.npy");
+  write_bytes(dir / "t.npy", bytes.substr(0, bytes.size() - 400));
+  CHECK(status_of(dir / "t.npy", message) == Status::IOError);
+  CHECK(message == dir / "t.npy" + ": file is truncated: header says 800 bytes of data, file has 400");
+  write_bytes(dir / "t.npy", bytes.substr(0, 50));
+  CHECK(status_of(dir / "t.npy", message) == Status::IOError);
+  CHECK(message.find("header is truncated") != std::string::npos);
+}
+
+TEST_CASE("save_npy into a missing directory fails with IOError and leaves nothing behind", "[npy]") {
+  TempDir dir;
+  std::string path = dir / "no/such/dir/a.npy";
+  try {
+    save_npy(path, filled(DType::Int32, {4}));
+    FAIL("save_npy succeeded");
+  } catch (const Error& e) {
+    CHECK(e.status() == Status::IOError);
+    CHECK(std::string(e.what()) == path + ": No such file or directory");
+  }
+  CHECK(dir.entries().empty());
+}
+
+TEST_CASE("save_npy replaces an existing file and leaves no temporary", "[npy]") {
+  TempDir dir;
+  write_bytes(dir / "a.npy", "old contents");
+  Array a = filled(DType::Float32, {2, 3});
+  save_npy(dir / "a.npy", a);
+  CHECK(elements(load_npy(dir / "a.npy")) == elements(a));
+  CHECK(dir.entries() == std::vector<std::string>{"a.npy"});
+}
+
+TEST_CASE("a save whose rename fails removes its temporary and keeps the destination", "[npy]") {
+  TempDir dir;
+  // A non-empty directory cannot be replaced by rename(), so the failure comes after the
+  // temporary has been written and synced.
+  fs::create_directory(dir / "target");
+  write_bytes(dir / "target/keep", "x");
+  try {
+    save_npy(dir / "target", filled(DType::Int64, {3}));
+    FAIL("save_npy succeeded");
+  } catch (const Error& e) {
+    CHECK(e.status() == Status::IOError);
+    CHECK(std::string(e.what()).rfind(dir / "target: ", 0) == 0);
+  }
+  CHECK_FALSE(has_tmp_leftovers(dir));
+  CHECK(read_bytes(dir / "target/keep") == "x");
+}
+
+TEST_CASE("saving an empty array handle is a BadArgument", "[npy]") {
+  TempDir dir;
+  try {
+    save_npy(dir / "a.npy", Array());
+    FAIL("save_npy succeeded");
+  } catch (const Error& e) {
+    CHECK(e.status() == Status::BadArgument);
+  }
+  CHECK(dir.entries().empty());
+}
+
+TEST_CASE("NumPy loads what kiln saves, and would have written the same bytes", "[npy][numpy]") {
+  if (!python_has_numpy()) {
+    WARN("/usr/bin/python3 with numpy is not available; skipping");
+    return;
+  }
+  TempDir dir;
+  save_npy(dir / "f8_34.npy", filled(DType::Float64, {3, 4}));
+  save_npy(dir / "i4_5.npy", filled(DType::Int32, {5}));
+  save_npy(dir / "i8_234.npy", filled(DType::Int64, {2, 3, 4}));
+  save_npy(dir / "b1_22.npy", filled(DType::Bool, {2, 2}));
+  save_npy(dir / "f4_0d.npy", filled(DType::Float32, {}));
+  save_npy(dir / "i8_03.npy", filled(DType::Int64, {0, 3}));
+  save_npy(dir / "f8_t.npy", filled(DType::Float64, {3, 4}).transpose());
+  // Headers of every length up to 32 dimensions, so the reserved growth spaces push some
+  // across a 64-byte boundary, and a long first axis that leaves less room for them.
+  for (size_t k = 1; k <= 32; ++k)
+    save_npy(dir / ("ones_" + std::to_string(k) + ".npy"), Array::zeros(DType::Int32, Shape(k, 1)));
+  save_npy(dir / "long_first.npy", Array::zeros(DType::Int32, {123456789012, 0}));
+  save_npy(dir / "long_second.npy", Array::zeros(DType::Int32, {0, 123456789012}));
+  // Header text ending exactly on a 64-byte boundary: NumPy then pads a whole 64 bytes.
+  Shape boundary(32, 1);
+  boundary.front() = 0;
+  boundary.back() = 1000000000000;
+  save_npy(dir / "boundary.npy", Array::zeros(DType::Int32, boundary));
+  write_bytes(dir / "check.py", R"PY(
+import io, sys
+import numpy as np
+d = sys.argv[1]
+def base(dt, n):
+    i = np.arange(n, dtype=np.int64)
+    if dt == "b1": return i % 3 == 0
+    if dt == "i4": return (i * 7919 - 100000).astype(np.int32)
+    if dt == "i8": return (i - 3) * 1000000007 * 1000
+    if dt == "f4": return i.astype(np.float32) * np.float32(0.5) - np.float32(1.25)
+    return i / 3.0 - 2.0
+cases = [("f8_34", "f8", (3, 4)), ("i4_5", "i4", (5,)), ("i8_234", "i8", (2, 3, 4)), ("b1_22", "b1", (2, 2)),
+         ("f4_0d", "f4", ()), ("i8_03", "i8", (0, 3)), ("f8_t", "f8", (3, 4))]
+for name, dt, shape in cases:
+    want = base(dt, int(np.prod(shape))).reshape(shape)
+    if name == "f8_t": want = want.T
+    got = np.load(d + "/" + name + ".npy")
+    assert got.dtype == want.dtype, (name, got.dtype, want.dtype)
+    assert got.shape == want.shape, (name, got.shape, want.shape)
+    assert np.array_equal(got, want), name
+    buf = io.BytesIO()
+    np.save(buf, want.copy(order="C"))  # ascontiguousarray would make 0-d 1-d
+    assert buf.getvalue() == open(d + "/" + name + ".npy", "rb").read(), name + ": bytes differ from np.save"
+extra = [("ones_%d" % k, (1,) * k) for k in range(1, 33)]
+extra += [("long_first", (123456789012, 0)), ("long_second", (0, 123456789012))]
+extra += [("boundary", (0,) + (1,) * 30 + (10**12,))]
+for name, shape in extra:
+    buf = io.BytesIO()
+    np.save(buf, np.zeros(shape, dtype=np.int32))
+    assert buf.getvalue() == open(d + "/" + name + ".npy", "rb").read(), name + ": bytes differ from np.save"
+)PY");
+  std::string cmd = "/usr/bin/python3 " + dir / "check.py" + " " + dir.path;
+  CHECK(std::system(cmd.c_str()) == 0);
+}
+
+TEST_CASE("kiln loads what NumPy saves: C and Fortran order, both byte orders, bool, 0-d, empty", "[npy][numpy]") {
+  if (!python_has_numpy()) {
+    WARN("/usr/bin/python3 with numpy is not available; skipping");
+    return;
+  }
+  TempDir dir;
+  write_bytes(dir / "make.py", R"PY(
+import sys
+import numpy as np
+d = sys.argv[1] + "/"
+np.save(d + "c_f8.npy", np.arange(12, dtype="<f8").reshape(3, 4) / 8)
+np.save(d + "f_f4.npy", np.asfortranarray(np.arange(6, dtype="<f4").reshape(2, 3) * 2 - 1))
+np.save(d + "f_i8.npy", np.asfortranarray(np.arange(24, dtype="<i8").reshape(2, 3, 4)))
+np.save(d + "be_i4.npy", (np.arange(12, dtype=">i4") * 3 - 7).reshape(3, 4))
+np.save(d + "be_f8.npy", np.arange(5, dtype=">f8") * -1.5)
+np.save(d + "b1.npy", np.array([True, False, True, True]))
+np.save(d + "i8_0d.npy", np.int64(-1234567890123))
+np.save(d + "empty.npy", np.zeros((0, 4), dtype=np.int32))
+)PY");
+  std::string cmd = "/usr/bin/python3 " + dir / "make.py" + " " + dir.path;
+  REQUIRE(std::system(cmd.c_str()) == 0);
+
+  Array c = load_npy(dir / "c_f8.npy");
+  REQUIRE(c.shape() == Shape{3, 4});
+  for (int64_t i = 0; i < 3; ++i)
+    for (int64_t j = 0; j < 4; ++j) CHECK(at<double>(c, {i, j}) == (i * 4 + j) / 8.0);
+
+  Array f = load_npy(dir / "f_f4.npy");
+  REQUIRE(f.dtype() == DType::Float32);
+  REQUIRE(f.shape() == Shape{2, 3});
+  CHECK(f.strides() == Shape{4, 8});
+  for (int64_t i = 0; i < 2; ++i)
+    for (int64_t j = 0; j < 3; ++j) CHECK(at<float>(f, {i, j}) == static_cast<float>((i * 3 + j) * 2 - 1));
+
+  Array g = load_npy(dir / "f_i8.npy");
+  REQUIRE(g.shape() == Shape{2, 3, 4});
+  for (int64_t i = 0; i < 2; ++i)
+    for (int64_t j = 0; j < 3; ++j)
+      for (int64_t k = 0; k < 4; ++k) CHECK(at<int64_t>(g, {i, j, k}) == i * 12 + j * 4 + k);
+
+  Array bi = load_npy(dir / "be_i4.npy");
+  REQUIRE(bi.dtype() == DType::Int32);
+  for (int64_t i = 0; i < 3; ++i)
+    for (int64_t j = 0; j < 4; ++j) CHECK(at<int32_t>(bi, {i, j}) == (i * 4 + j) * 3 - 7);
+
+  Array bf = load_npy(dir / "be_f8.npy");
+  REQUIRE(bf.dtype() == DType::Float64);
+  for (int64_t k = 0; k < 5; ++k) CHECK(at<double>(bf, {k}) == k * -1.5);
+
+  Array b = load_npy(dir / "b1.npy");
+  REQUIRE(b.dtype() == DType::Bool);
+  CHECK(std::memcmp(b.data(), "\x01\x00\x01\x01", 4) == 0);
+
+  Array s = load_npy(dir / "i8_0d.npy");
+  CHECK(s.ndim() == 0);
+  CHECK(*s.data_as<int64_t>() == -1234567890123LL);
+
+  Array e = load_npy(dir / "empty.npy");
+  CHECK(e.dtype() == DType::Int32);
+  CHECK(e.shape() == Shape{0, 4});
+}

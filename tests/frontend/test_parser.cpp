@@ -1,0 +1,423 @@
+// The expression parser and printer: Python's precedence, exact literals, print -> parse
+// round trips over every op in the table, hash-consing, and errors that name the position
+// and the offending token instead of crashing.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "error.hpp"
+#include "graph.hpp"
+#include "parser.hpp"
+
+using namespace kiln;
+
+namespace {
+
+std::string key_of(std::string_view text) {
+  Graph g;
+  parse_expression(text, g);
+  return g.key();
+}
+
+std::string reformat(std::string_view text) {
+  Graph g;
+  int root = parse_expression(text, g);
+  return format_expression(g, root);
+}
+
+const Node& root_node(const Graph& g) { return g.node(g.roots.at(0)); }
+
+int count_ops(const Graph& g, Op op) {
+  int n = 0;
+  for (const Node& node : g.nodes()) n += node.kind == NodeKind::Op && node.op == op;
+  return n;
+}
+
+Scalar parse_literal(std::string_view text) {
+  Graph g;
+  parse_expression(text, g);
+  REQUIRE(g.nodes().size() == 1);
+  REQUIRE(root_node(g).kind == NodeKind::Literal);
+  return root_node(g).value;
+}
+
+// parse -> format -> parse must give the very same graph.
+void check_round_trip(std::string_view text) {
+  INFO("expression: " << text);
+  Graph first;
+  int root = parse_expression(text, first);
+  std::string printed = format_expression(first, root);
+  INFO("printed as: " << printed);
+  Graph second;
+  parse_expression(printed, second);
+  CHECK(second.key() == first.key());
+  CHECK(format_expression(second, second.roots[0]) == printed);
+}
+
+}  // namespace
+
+TEST_CASE("multiplication binds tighter than addition", "[parser]") {
+  CHECK(key_of("a + b * c") == key_of("a + (b * c)"));
+  CHECK(key_of("a + b * c") != key_of("(a + b) * c"));
+  CHECK(reformat("a + b * c") == "a + b * c");
+  CHECK(reformat("(a + b) * c") == "(a + b) * c");
+  CHECK(key_of("a - b - c") == key_of("(a - b) - c"));
+  CHECK(reformat("a - (b - c)") == "a - (b - c)");
+  CHECK(key_of("a // b % c * d / e") == key_of("(((a // b) % c) * d) / e"));
+}
+
+TEST_CASE("power binds tighter than a unary minus on its left and is right-associative", "[parser]") {
+  Graph g;
+  parse_expression("-x**2", g);
+  REQUIRE(root_node(g).kind == NodeKind::Op);
+  CHECK(root_node(g).op == Op::negative);
+  CHECK(g.node(root_node(g).args[0]).op == Op::power);
+  CHECK(key_of("-x**2") == key_of("-(x**2)"));
+  CHECK(key_of("a ** b ** c") == key_of("a ** (b ** c)"));
+  CHECK(key_of("~a ** 2") == key_of("~(a ** 2)"));
+  CHECK(key_of("-a * b") == key_of("(-a) * b"));
+  CHECK(reformat("(-x) ** 2") == "(-x) ** 2");
+}
+
+TEST_CASE("the exponent of a power may carry its own sign", "[parser]") {
+  Graph g;
+  parse_expression("2**-1", g);
+  const Node& root = root_node(g);
+  REQUIRE(root.op == Op::power);
+  CHECK(g.node(root.args[0]).value.i == 2);
+  const Node& exponent = g.node(root.args[1]);
+  REQUIRE(exponent.kind == NodeKind::Literal);
+  CHECK(exponent.value.i == -1);
+  CHECK(key_of("2 ** -x ** 3") == key_of("2 ** (-(x ** 3))"));
+}
+
+TEST_CASE("bitwise operators follow Python: & over ^ over | over comparisons", "[parser]") {
+  CHECK(key_of("a | b & c") == key_of("a | (b & c)"));
+  CHECK(key_of("a ^ b & c") == key_of("a ^ (b & c)"));
+  CHECK(key_of("a | b ^ c") == key_of("a | (b ^ c)"));
+  CHECK(key_of("a & b + c") == key_of("a & (b + c)"));
+  CHECK(key_of("a < b | c") == key_of("a < (b | c)"));
+  CHECK(key_of("a | b == c & d") == key_of("(a | b) == (c & d)"));
+  CHECK_THROWS_AS(key_of("a < b & b < c"), Error);  // a < (b & b) < c: a chain, as in Python
+}
+
+TEST_CASE("operator symbols map to the op table's rows", "[parser]") {
+  for (int i = 0; i < kNumOps; ++i) {
+    const OpInfo& info = kOpInfo[i];
+    std::string symbol = info.symbol;
+    if (symbol.empty()) continue;
+    INFO("op " << info.name);
+    Graph g;
+    parse_expression(info.arity == 2 ? "a " + symbol + " b" : symbol + "a", g);
+    REQUIRE(root_node(g).kind == NodeKind::Op);
+    CHECK(root_node(g).op == static_cast<Op>(i));
+  }
+  Graph g;
+  parse_expression("+a", g);
+  CHECK(root_node(g).kind == NodeKind::Input);  // unary plus adds no node
+}
+
+TEST_CASE("integer, float and bool literals keep their kind and value", "[parser][literal]") {
+  CHECK(parse_literal("42").kind == Kind::Int);
+  CHECK(parse_literal("42").i == 42);
+  CHECK(parse_literal("007").i == 7);
+  CHECK(parse_literal("9223372036854775807").i == std::numeric_limits<int64_t>::max());
+  for (auto [text, value] : std::vector<std::pair<const char*, double>>{
+           {"1.5", 1.5}, {".5", 0.5}, {"1.", 1.0}, {"1e-3", 1e-3}, {"2E+5", 2e5}, {"1.e2", 100.0}, {"0.1", 0.1},
+           {"1e999", std::numeric_limits<double>::infinity()}, {"1e-999", 0.0}, {"0.000e999999", 0.0},
+           {"inf", std::numeric_limits<double>::infinity()}}) {
+    INFO(text);
+    Scalar s = parse_literal(text);
+    CHECK(s.kind == Kind::Float);
+    CHECK(s.f == value);
+  }
+  CHECK(std::isnan(parse_literal("nan").f));
+  CHECK(parse_literal("True").kind == Kind::Bool);
+  CHECK(parse_literal("True").i == 1);
+  CHECK(parse_literal("False").i == 0);
+}
+
+TEST_CASE("a minus written before a number folds into one literal", "[parser][literal]") {
+  CHECK(parse_literal("-1.5").f == -1.5);
+  CHECK(parse_literal("- 7").i == -7);
+  CHECK(parse_literal("-9223372036854775808").i == std::numeric_limits<int64_t>::min());
+  CHECK(std::signbit(parse_literal("-0.0").f));
+  CHECK(parse_literal("-inf").f == -std::numeric_limits<double>::infinity());
+  CHECK(std::signbit(parse_literal("-nan").f));
+  Graph g;
+  int root = parse_expression("-1", g);
+  CHECK(g.node(root).pos == 0);
+
+  Graph parenthesised;  // "-(1)" is an op on a literal, not a literal
+  parse_expression("-(1)", parenthesised);
+  CHECK(root_node(parenthesised).op == Op::negative);
+  Graph powered;  // -2**2 is -(2**2), as in Python
+  parse_expression("-2**2", powered);
+  CHECK(root_node(powered).op == Op::negative);
+  Graph boolean;  // True is not a number: -True is an op (which typing then refuses)
+  parse_expression("-True", boolean);
+  CHECK(root_node(boolean).op == Op::negative);
+}
+
+TEST_CASE("printed literals read back bit for bit", "[parser][literal]") {
+  std::vector<Scalar> values = {Scalar::of_int(0),
+                                Scalar::of_int(-1),
+                                Scalar::of_int(std::numeric_limits<int64_t>::min()),
+                                Scalar::of_int(std::numeric_limits<int64_t>::max()),
+                                Scalar::of_bool(true),
+                                Scalar::of_bool(false)};
+  for (double f : {0.0, -0.0, 1.0, -1.0, 0.1, 1.0 / 3.0, 1e16, 100000.0, 123456789012345678.0, 1e-320, 5e-324,
+                   std::numeric_limits<double>::max(), -std::numeric_limits<double>::min(),
+                   std::numeric_limits<double>::infinity(), -std::numeric_limits<double>::infinity(),
+                   std::numeric_limits<double>::quiet_NaN(), -std::numeric_limits<double>::quiet_NaN()})
+    values.push_back(Scalar::of_float(f));
+  for (const Scalar& v : values) {
+    // As an operand in each context that parenthesises differently, built in the order
+    // the parser will create the nodes so that the keys compare.
+    Graph g;
+    int lit = g.literal(v);
+    int power = g.op(Op::power, {lit, lit});
+    int x = g.input("x");
+    int root = g.op(Op::add, {power, g.op(Op::subtract, {x, g.op(Op::negative, {lit})})});
+    std::string printed = format_expression(g, root);
+    INFO("printed as: " << printed);
+    Graph back;
+    parse_expression(printed, back);
+    g.roots = {root};
+    CHECK(back.key() == g.key());
+    const Node& reread = back.node(back.node(back.roots[0]).args[0]);
+    const Scalar& w = back.node(reread.args[0]).value;
+    CHECK(w.kind == v.kind);
+    CHECK(w.i == v.i);
+    if (std::isnan(v.f)) {
+      CHECK(std::isnan(w.f));
+      CHECK(std::signbit(w.f) == std::signbit(v.f));
+    } else {
+      CHECK(std::memcmp(&w.f, &v.f, sizeof w.f) == 0);
+    }
+  }
+}
+
+TEST_CASE("float literals always print as floats", "[parser][literal]") {
+  CHECK(reformat("1.0") == "1.0");
+  CHECK(reformat("100000.") == "1e+05");
+  CHECK(reformat("-0.0") == "-0.0");
+  CHECK(reformat("0.1") == "0.1");
+  CHECK(reformat("1") == "1");
+  CHECK(reformat("-(1)") == "-(1)");
+  CHECK(reformat("-(-1)") == "--1");
+  CHECK(reformat("(-1) ** 2") == "(-1) ** 2");
+  CHECK(reformat("x - -1") == "x - -1");
+  CHECK(reformat("1e999 - nan") == "inf - nan");
+}
+
+TEST_CASE("every op in the table survives print -> parse", "[parser][roundtrip]") {
+  const char* operands[] = {"a", "b * 2", "-c", "sqrt(d)", "(e < 1.5)", "f ** -2", "int32(g)", "-3.25"};
+  for (int i = 0; i < kNumOps; ++i) {
+    const OpInfo& info = kOpInfo[i];
+    std::string call = std::string(info.name) + "(";
+    for (int a = 0; a < info.arity; ++a) call += std::string(a ? ", " : "") + operands[(i + a) % 8];
+    call += ")";
+    check_round_trip(call);
+    check_round_trip("x * " + call + " - 1");
+    Graph g;
+    parse_expression(call, g);
+    CHECK(root_node(g).op == static_cast<Op>(i));
+  }
+}
+
+TEST_CASE("varied expressions survive print -> parse", "[parser][roundtrip]") {
+  for (const char* text : {
+           "a + b * c", "(a + b) * c", "a - (b - c)", "a - b - c", "a / (b / c)", "a ** b ** c", "(a ** b) ** c",
+           "-a ** 2", "(-a) ** 2", "2 ** -1", "2 ** -x", "-(-a)", "- -a", "~~a", "~-1", "-(1)", "-(-1)", "-+1",
+           "--1", "a < b", "(a < b) < c", "a < (b < c)", "(a == b) != (c >= d)", "a | b & c ^ d",
+           "(a | b) & (c ^ d)", "where(x > 0, sqrt(x), -x ** 2)", "clip(x, -1, 1.5) + relu(y) * sigmoid(z)",
+           "float32(x) + int64(y) * bool(z) - float64(1)", "arctan2(y, x) % 2.5 // 1e-3",
+           "maximum(minimum(a, 1), fmax(b, nan)) - inf", "True & (a | False)", "x + -9223372036854775808",
+           "(-9223372036854775808) ** 2", "-9223372036854775807 ** 2", "a * b + a * b", "-0.0 * x + 1e300",
+           "a + (b + (c + (d + e)))", "((((a))))", "hypot(copysign(a, -b), 2) ** 0.5", "~(a & b) | ~a ^ ~b",
+           "-(a + b)", "-(a ** b) ** c", "a % -b", "isnan(x) | isinf(y) & isfinite(z)",
+       })
+    check_round_trip(text);
+}
+
+TEST_CASE("a deep left chain prints without parentheses and reads back", "[parser][roundtrip]") {
+  Graph g;
+  int sum = g.input("x0");
+  for (int i = 1; i < 100000; ++i) sum = g.op(Op::add, {sum, g.input("x" + std::to_string(i % 7))});
+  g.roots = {sum};
+  std::string printed = format_expression(g, sum);
+  CHECK(printed.find('(') == std::string::npos);
+  Graph back;
+  parse_expression(printed, back);
+  CHECK(back.key() == g.key());
+}
+
+TEST_CASE("printing refuses text that sharing would make exponentially long", "[parser]") {
+  Graph g;
+  int x = g.input("x");
+  for (int i = 0; i < 40; ++i) x = g.op(Op::add, {x, x});
+  try {
+    format_expression(g, x);
+    FAIL("no error");
+  } catch (const Error& e) {
+    CHECK(e.status() == Status::BadArgument);
+  }
+  CHECK_THROWS_AS(format_expression(g, -1), Error);
+  CHECK_THROWS_AS(format_expression(g, static_cast<int>(g.nodes().size())), Error);
+}
+
+TEST_CASE("equal subexpressions become one node", "[parser]") {
+  Graph g;
+  parse_expression("a*b + a*b", g);
+  CHECK(count_ops(g, Op::multiply) == 1);
+  CHECK(count_ops(g, Op::add) == 1);
+  CHECK(g.nodes().size() == 4);
+  Graph h;
+  parse_expression("sqrt(a) * sqrt(a) + sqrt(a)", h);
+  CHECK(count_ops(h, Op::sqrt) == 1);
+}
+
+TEST_CASE("function names, aliases and casts resolve through the op table", "[parser]") {
+  for (auto [alias, canonical] : std::vector<std::pair<const char*, const char*>>{
+           {"absolute(x)", "abs(x)"}, {"mod(x, y)", "remainder(x, y)"}, {"true_divide(x, y)", "divide(x, y)"},
+           {"pow(x, y)", "power(x, y)"}, {"asin(x)", "arcsin(x)"}, {"acos(x)", "arccos(x)"},
+           {"atan(x)", "arctan(x)"}, {"atan2(x, y)", "arctan2(x, y)"}, {"asinh(x)", "arcsinh(x)"},
+           {"acosh(x)", "arccosh(x)"}, {"atanh(x)", "arctanh(x)"}, {"add(x, y)", "x + y"}})
+    CHECK(key_of(alias) == key_of(canonical));
+  for (DType t : {DType::Bool, DType::Int32, DType::Int64, DType::Float32, DType::Float64}) {
+    Graph g;
+    parse_expression(std::string(dtype_name(t)) + "(x)", g);
+    REQUIRE(root_node(g).kind == NodeKind::Cast);
+    CHECK(root_node(g).dtype == t);
+  }
+}
+
+TEST_CASE("names may hold digits and underscores and do not shadow functions", "[parser]") {
+  Graph g;
+  parse_expression("x_1 + _y2 * A9_b - sqrt + float32 + x_1", g);
+  CHECK(g.input_names() == std::vector<std::string>{"x_1", "_y2", "A9_b", "sqrt", "float32"});
+  Graph spaced;
+  parse_expression("\tsqrt (\n x\r\n)  ", spaced);
+  CHECK(root_node(spaced).op == Op::sqrt);
+  CHECK(root_node(spaced).pos == 1);
+}
+
+TEST_CASE("nodes record the byte offset of what wrote them", "[parser]") {
+  Graph g;
+  int root = parse_expression("a + sqrt(b) * -2.5", g);
+  const Node& add = g.node(root);
+  CHECK(add.pos == 2);
+  CHECK(g.node(add.args[0]).pos == 0);
+  const Node& mul = g.node(add.args[1]);
+  CHECK(mul.pos == 12);
+  CHECK(g.node(mul.args[0]).pos == 4);
+  CHECK(g.node(g.node(mul.args[0]).args[0]).pos == 9);
+  CHECK(g.node(mul.args[1]).pos == 14);
+}
+
+TEST_CASE("bad expressions report status, position and the offending token", "[parser][errors]") {
+  struct Case {
+    std::string text;
+    Status status;
+    long offset;
+    std::string message;
+  };
+  std::vector<Case> cases = {
+      {"a +", Status::ParseError, 3, "parse error at position 3: unexpected end of expression"},
+      {"(a", Status::ParseError, 2, "parse error at position 2: unexpected end of expression; expected ')'"},
+      {"a)", Status::ParseError, 1, "parse error at position 1: unexpected ')'"},
+      {"a b", Status::ParseError, 2, "parse error at position 2: unexpected 'b'"},
+      {"", Status::ParseError, 0, "parse error at position 0: unexpected end of expression"},
+      {"  \n", Status::ParseError, 3, "parse error at position 3: unexpected end of expression"},
+      {"sqr(a)", Status::UnknownName, 0, "unknown function 'sqr' at position 0"},
+      {"sqrt(a, b)", Status::BadArgument, 0, "sqrt takes 1 argument, got 2 at position 0"},
+      {"x + where(a, b)", Status::BadArgument, 4, "where takes 3 arguments, got 2 at position 4"},
+      {"float32()", Status::BadArgument, 0, "float32 takes 1 argument, got 0 at position 0"},
+      {"a < b < c", Status::ParseError, 6,
+       "parse error at position 6: chained comparisons are not supported; use (a < b) & (b < c)"},
+      {"a == b | c != d", Status::ParseError, 11, "chained comparisons"},
+      {"1e", Status::ParseError, 0, "parse error at position 0: malformed number '1e'"},
+      {"x * 1.2.3", Status::ParseError, 4, "malformed number '1.2.3'"},
+      {"2x", Status::ParseError, 0, "malformed number '2x'"},
+      {"99999999999999999999", Status::ParseError, 0, "integer literal out of range"},
+      {"9223372036854775808", Status::ParseError, 0, "integer literal out of range"},
+      {"-9223372036854775809", Status::ParseError, 1, "integer literal out of range"},
+      {"a $ b", Status::ParseError, 2, "parse error at position 2: unexpected character '$'"},
+      {std::string("a\0b", 3), Status::ParseError, 1, "unexpected character '\\x00'"},
+      {"x + \xc3\xa9", Status::ParseError, 4, "unexpected character '\\xc3'"},
+      {"a ! b", Status::ParseError, 2, "unexpected character '!'"},
+      {"a = b", Status::ParseError, 2, "unexpected '='"},
+      {"where(c, x=1, y)", Status::ParseError, 9, "keyword arguments are not supported ('x')"},
+      {"maximum(a b)", Status::ParseError, 10, "unexpected 'b'; expected ',' or ')'"},
+      {"True(1)", Status::ParseError, 4, "unexpected '('"},
+      {"inf(1)", Status::ParseError, 3, "unexpected '('"},
+      {"a ** ** b", Status::ParseError, 5, "unexpected '**'"},
+  };
+  for (const Case& c : cases) {
+    INFO("expression: " << c.text);
+    Graph g;
+    g.roots = {-7};
+    try {
+      parse_expression(c.text, g);
+      FAIL("no error");
+    } catch (const Error& e) {
+      CHECK(e.status() == c.status);
+      CHECK(e.offset() == c.offset);
+      CHECK_THAT(e.what(), Catch::Contains(c.message));
+    }
+    CHECK(g.roots == std::vector<int>{-7});  // left alone on error
+  }
+}
+
+TEST_CASE("deep nesting is a parse error, not a stack overflow", "[parser][errors]") {
+  const int n = 10000;
+  for (const std::string& text : {std::string(n, '(') + "a" + std::string(n, ')'), std::string(n, '-') + "a",
+                                  std::string(n, '~') + "1", [&] {
+                                    std::string calls;
+                                    for (int i = 0; i < n; ++i) calls += "sqrt(";
+                                    return calls + "x" + std::string(n, ')');
+                                  }(),
+                                  [&] {
+                                    std::string powers = "x";
+                                    for (int i = 0; i < n; ++i) powers += "**x";
+                                    return powers;
+                                  }()}) {
+    Graph g;
+    try {
+      parse_expression(text, g);
+      FAIL("no error");
+    } catch (const Error& e) {
+      CHECK(e.status() == Status::ParseError);
+      CHECK_THAT(e.what(), Catch::Contains("nested too deeply"));
+    }
+  }
+  // Printing never nests deeper than the text it came from.
+  check_round_trip(std::string(kMaxExpressionDepth, '-') + "1");
+  check_round_trip("x - " + std::string(kMaxExpressionDepth - 2, '-') + "(1)");
+  int ok = kMaxExpressionDepth - 1;  // the outermost level counts too
+  Graph g;
+  CHECK_NOTHROW(parse_expression(std::string(ok, '(') + "a" + std::string(ok, ')'), g));
+  CHECK_THROWS_AS(parse_expression(std::string(ok + 1, '(') + "a" + std::string(ok + 1, ')'), g), Error);
+}
+
+TEST_CASE("text longer than the limit is refused before parsing", "[parser][errors]") {
+  std::string text(kMaxExpressionBytes + 1, ' ');
+  text[0] = 'a';
+  Graph g;
+  try {
+    parse_expression(text, g);
+    FAIL("no error");
+  } catch (const Error& e) {
+    CHECK(e.status() == Status::ParseError);
+    CHECK_THAT(e.what(), Catch::Contains("longer than"));
+  }
+  CHECK(g.nodes().empty());
+  std::string long_sum = "x";
+  while (long_sum.size() + 4 < kMaxExpressionBytes) long_sum += " + x";
+  CHECK_NOTHROW(parse_expression(long_sum, g));
+}
