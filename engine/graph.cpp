@@ -1,6 +1,7 @@
 #include "graph.hpp"
 
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <limits>
 
@@ -34,13 +35,9 @@ int Graph::intern(const Node& n) {
 }
 
 int Graph::input(std::string_view name, int pos) {
-  int idx = -1;
-  for (size_t i = 0; i < input_names_.size(); ++i)
-    if (input_names_[i] == name) idx = static_cast<int>(i);
-  if (idx < 0) {
-    idx = static_cast<int>(input_names_.size());
-    input_names_.emplace_back(name);
-  }
+  auto [it, inserted] = input_index_.emplace(std::string(name), static_cast<int>(input_names_.size()));
+  int idx = it->second;
+  if (inserted) input_names_.emplace_back(name);
   Node n;
   n.kind = NodeKind::Input;
   n.input = idx;

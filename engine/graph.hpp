@@ -55,7 +55,7 @@ class Graph {
   const std::vector<std::string>& input_names() const { return input_names_; }
   std::vector<int> roots;  // what evaluation returns, in order
 
-  // A canonical text of the graph reachable from the roots (plan-cache key; printable).
+  // A canonical text of all nodes and the roots (plan-cache key; printable).
   std::string key() const;
 
  private:
@@ -63,6 +63,7 @@ class Graph {
   std::vector<Node> nodes_;
   std::vector<std::string> input_names_;
   std::unordered_map<std::string, int> index_;  // structural key of a node -> id
+  std::unordered_map<std::string, int> input_index_;  // input name -> index
 };
 
 // dtype of every node for the given input dtypes (NumPy 1.24 rules). A node is `weak`

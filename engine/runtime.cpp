@@ -24,6 +24,9 @@ void Runtime::set_num_threads(int n) {
   std::lock_guard<std::mutex> lock(mutex_);
   requested_threads_ = n;
   arena_.reset();
+  allow_more_threads_.reset();
+  if (n > hardware_threads())
+    allow_more_threads_ = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism, n);
 }
 
 int Runtime::num_threads() {

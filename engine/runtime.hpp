@@ -6,6 +6,7 @@
 #include <mutex>
 #include <string>
 
+#include <tbb/global_control.h>
 #include <tbb/task_arena.h>
 
 #include "kernels.hpp"
@@ -33,6 +34,9 @@ class Runtime {
   Runtime() = default;
   std::mutex mutex_;
   std::shared_ptr<tbb::task_arena> arena_;
+  // Lets an explicit request for more threads than cores be honoured (TBB caps workers at
+  // the core count otherwise).
+  std::unique_ptr<tbb::global_control> allow_more_threads_;
   int requested_threads_ = 0;
   long owner_pid_ = 0;
   const simd::KernelTable* kernels_ = nullptr;

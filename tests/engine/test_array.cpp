@@ -1,1 +1,106 @@
+// Arrays and views: slicing (Python semantics), transpose, reshape as view or copy,
+// broadcast_to, wrap with release callbacks, copies of strided views.
 #include <catch2/catch.hpp>
+
+#include "array.hpp"
+
+using kiln::Array;
+using kiln::DType;
+using kiln::Shape;
+
+namespace {
+Array arange(int64_t n) {
+  Array a = Array::empty(DType::Int64, {n});
+  for (int64_t i = 0; i < n; ++i) a.data_as<int64_t>()[i] = i;
+  return a;
+}
+std::vector<int64_t> values(const Array& a) {
+  Array c = a.copy();
+  return std::vector<int64_t>(c.data_as<int64_t>(), c.data_as<int64_t>() + c.size());
+}
+}  // namespace
+
+TEST_CASE("new arrays are 64-byte aligned and C-contiguous", "[array]") {
+  for (int64_t n : {0, 1, 3, 1000}) {
+    Array a = Array::empty(DType::Float32, {n, 3});
+    CHECK(reinterpret_cast<uintptr_t>(a.data()) % 64 == 0);
+    CHECK(a.is_c_contiguous());
+    CHECK(a.strides() == Shape{12, 4});
+  }
+}
+
+TEST_CASE("slices follow Python's rules", "[array]") {
+  Array a = arange(10);
+  CHECK(values(a.slice(0, 2, 8, 3)) == std::vector<int64_t>{2, 5});
+  CHECK(values(a.slice(0, -3, 100)) == std::vector<int64_t>{7, 8, 9});
+  CHECK(values(a.slice(0, 9, -100, -4)) == std::vector<int64_t>{9, 5, 1});
+  CHECK(values(a.slice(0, 5, 2)).empty());
+  CHECK(values(a.slice(0, -1, -11, -1)) == std::vector<int64_t>{9, 8, 7, 6, 5, 4, 3, 2, 1, 0});
+  CHECK_THROWS_AS(a.slice(0, 0, 5, 0), kiln::Error);
+  CHECK_THROWS_AS(a.slice(1, 0, 5), kiln::Error);
+  CHECK(a.index(0, -1).ndim() == 0);
+  CHECK(*a.index(0, -1).data_as<int64_t>() == 9);
+  CHECK_THROWS_AS(a.index(0, 10), kiln::Error);
+}
+
+TEST_CASE("reshape is a view when strides allow, a copy otherwise", "[array]") {
+  Array a = arange(24).reshape({2, 3, 4});
+  CHECK(a.shape() == Shape{2, 3, 4});
+  Array v = a.reshape({6, -1});
+  CHECK(v.data() == a.data());
+  CHECK(v.shape() == Shape{6, 4});
+  Array t = a.transpose();  // (4, 3, 2), not contiguous
+  Array r = t.reshape({4, 6});
+  CHECK(r.data() != a.data());
+  CHECK(values(r) == values(t));
+  Array s = a.slice(2, 0, 4, 2).reshape({12});  // every other element: one stride, viewable
+  CHECK(s.data() == a.data());
+  CHECK(values(s) == std::vector<int64_t>{0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22});
+  CHECK_THROWS_AS(a.reshape({5, -1}), kiln::Error);
+  CHECK_THROWS_AS(a.reshape({-1, -1}), kiln::Error);
+}
+
+TEST_CASE("transpose and broadcast_to", "[array]") {
+  Array a = arange(6).reshape({2, 3});
+  Array t = a.transpose();
+  CHECK(t.shape() == Shape{3, 2});
+  CHECK(values(t) == std::vector<int64_t>{0, 3, 1, 4, 2, 5});
+  CHECK_THROWS_AS(a.transpose({0, 0}), kiln::Error);
+  Array b = arange(3).broadcast_to({2, 3});
+  CHECK(b.strides() == Shape{0, 8});
+  CHECK(values(b) == std::vector<int64_t>{0, 1, 2, 0, 1, 2});
+  try {
+    arange(3).broadcast_to({4});
+    FAIL("no error");
+  } catch (const kiln::Error& e) {
+    CHECK(std::string(e.what()) == "broadcast_to: shape (3,) cannot be broadcast to (4,)");
+  }
+}
+
+TEST_CASE("wrapped memory: release runs once, after the last view is gone; not on failure", "[array]") {
+  static int released = 0;
+  released = 0;
+  std::vector<double> mem(12, 1.0);
+  {
+    Array w = Array::wrap(mem.data(), DType::Float64, {3, 4}, {}, [] { ++released; });
+    Array view = w.transpose().slice(0, 1, 3);
+    w = Array();
+    CHECK(released == 0);
+    CHECK(view.shape() == Shape{2, 3});
+  }
+  CHECK(released == 1);
+  CHECK_THROWS_AS(Array::wrap(mem.data(), DType::Float64, {3, 4}, {9, 8}, [] { ++released; }), kiln::Error);
+  CHECK_THROWS_AS(Array::wrap(nullptr, DType::Float64, {3}, {}, [] { ++released; }), kiln::Error);
+  CHECK_THROWS_AS(Array::empty(DType::Float64, {-1}), kiln::Error);
+  CHECK_THROWS_AS(Array::empty(DType::Float64, Shape(33, 1)), kiln::Error);
+  CHECK(released == 1);
+}
+
+TEST_CASE("byte extent covers negative strides", "[array]") {
+  Array a = arange(10);
+  Array r = a.slice(0, 9, -100, -2);  // 9 7 5 3 1
+  const char *lo, *hi;
+  r.byte_extent(lo, hi);
+  CHECK(lo == a.data() + 8);
+  CHECK(hi == a.data() + 80);
+}

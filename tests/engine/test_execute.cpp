@@ -1,1 +1,309 @@
+// The fused executor: layouts (broadcast, strided, reversed, transposed, 0-d, empty),
+// chunk and SIMD-width edges, thread-count independence, aliasing of `out`, concurrent
+// and nested use, and use after fork().
 #include <catch2/catch.hpp>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <functional>
+#include <numeric>
+#include <random>
+#include <thread>
+
+#include <tbb/parallel_for.h>
+
+#include "kiln/kiln.hpp"
+
+using kiln::Array;
+using kiln::DType;
+using kiln::Shape;
+
+namespace {
+
+Array iota(DType d, const Shape& shape, double start = 0.5, double step = 1.0) {
+  Array a = Array::empty(d, shape);
+  for (int64_t i = 0; i < a.size(); ++i) {
+    double v = start + step * static_cast<double>(i);
+    switch (d) {
+      case DType::Float64: a.data_as<double>()[i] = v; break;
+      case DType::Float32: a.data_as<float>()[i] = static_cast<float>(v); break;
+      case DType::Int32: a.data_as<int32_t>()[i] = static_cast<int32_t>(v); break;
+      case DType::Int64: a.data_as<int64_t>()[i] = static_cast<int64_t>(v); break;
+      case DType::Bool: a.data_as<bool>()[i] = static_cast<int64_t>(v) % 3 == 0; break;
+    }
+  }
+  return a;
+}
+
+Array random_f64(const Shape& shape, uint64_t seed) {
+  Array a = Array::empty(DType::Float64, shape);
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> u(-3, 3);
+  for (int64_t i = 0; i < a.size(); ++i) a.data_as<double>()[i] = u(rng);
+  return a;
+}
+
+// Element at a multi-index of a (possibly strided, possibly broadcast) double array.
+double at(const Array& a, const std::vector<int64_t>& idx) {
+  const char* p = a.data();
+  size_t lead = idx.size() - a.shape().size();
+  for (size_t d = 0; d < a.shape().size(); ++d) {
+    int64_t i = a.shape()[d] == 1 ? 0 : idx[lead + d];
+    p += i * a.strides()[d];
+  }
+  double v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+// Checks r == f(a, b) elementwise over r's shape, with NumPy broadcasting of a and b.
+void check_binary(const Array& r, const Array& a, const Array& b, const std::function<double(double, double)>& f) {
+  REQUIRE(r.dtype() == DType::Float64);
+  std::vector<int64_t> idx(r.ndim(), 0);
+  for (int64_t k = 0; k < r.size(); ++k) {
+    double want = f(at(a, idx), at(b, idx));
+    double got = at(r, idx);
+    if (got != want) FAIL("at flat " << k << ": got " << got << ", want " << want);
+    for (int d = r.ndim() - 1; d >= 0; --d) {
+      if (++idx[d] < r.shape()[d]) break;
+      idx[d] = 0;
+    }
+  }
+}
+
+const auto kMulAdd = [](double x, double y) { return x * 2.0 + y; };
+
+}  // namespace
+
+TEST_CASE("broadcasting follows NumPy's rules", "[execute]") {
+  struct Case {
+    Shape a, b, result;
+  };
+  for (const Case& c : std::vector<Case>{{{3, 4}, {4}, {3, 4}},
+                                         {{3, 1}, {1, 4}, {3, 4}},
+                                         {{2, 3, 4}, {3, 1}, {2, 3, 4}},
+                                         {{5, 1, 7}, {1, 6, 1}, {5, 6, 7}},
+                                         {{1}, {9}, {9}},
+                                         {{}, {2, 3}, {2, 3}},
+                                         {{4097, 1}, {1, 3}, {4097, 3}}}) {
+    Array a = random_f64(c.a, 1), b = random_f64(c.b, 2);
+    Array r = kiln::eval(a * 2.0 + b);
+    REQUIRE(r.shape() == c.result);
+    check_binary(r, a, b, kMulAdd);
+  }
+}
+
+TEST_CASE("shapes that do not broadcast name the op and both shapes", "[execute][errors]") {
+  Array a = random_f64({3, 4}, 1), b = random_f64({5}, 2);
+  try {
+    kiln::eval("a * 2 + b", {{"a", a}, {"b", b}});
+    FAIL("no error");
+  } catch (const kiln::Error& e) {
+    CHECK(e.status() == kiln::Status::ShapeMismatch);
+    CHECK(std::string(e.what()) == "add at position 6: shapes (3, 4) and (5,) do not broadcast");
+  }
+}
+
+TEST_CASE("strided, reversed and transposed views are read correctly", "[execute]") {
+  Array base = random_f64({64, 33}, 3), other = random_f64({64, 33}, 4);
+  std::vector<std::pair<Array, Array>> cases = {
+      {base.slice(0, 0, 64, 2), other.slice(0, 1, 64, 2)},                       // every other row
+      {base.slice(1, 32, -100, -1), other},                                      // reversed columns
+      {base.slice(0, 63, -100, -3), other.slice(0, 0, 22, 1)},                   // negative row step
+      {base.transpose(), other.transpose()},                                     // both transposed
+      {base.transpose(), other.slice(1, 0, 33, 1).transpose().copy()},           // mixed layouts
+      {base.slice(1, 1, 33, 4).slice(0, 10, 50, 1), other.slice(1, 2, 33, 4).slice(0, 0, 40, 1)},
+  };
+  for (auto& [a, b] : cases) {
+    Array r = kiln::eval(a * 2.0 + b);
+    REQUIRE(r.shape() == a.shape());
+    check_binary(r, a, b, kMulAdd);
+  }
+}
+
+TEST_CASE("0-d and empty arrays", "[execute]") {
+  Array s = Array::scalar(2.5), v = random_f64({5}, 5);
+  Array r = kiln::eval(s * 2.0 + v);
+  CHECK(r.shape() == Shape{5});
+  check_binary(r, s, v, kMulAdd);
+  Array r0 = kiln::eval(s * 2.0 + s);
+  CHECK(r0.ndim() == 0);
+  CHECK(r0.data_as<double>()[0] == 7.5);
+  Array lit = kiln::eval("2 + 3 * 4", {});
+  CHECK(lit.ndim() == 0);
+  CHECK(lit.dtype() == DType::Int64);
+  CHECK(lit.data_as<int64_t>()[0] == 14);
+  Array e = Array::empty(DType::Float64, {3, 0}), row = random_f64({1, 0}, 6);
+  Array re = kiln::eval(kiln::sqrt(e) + row);
+  CHECK(re.shape() == Shape{3, 0});
+  CHECK(kiln::eval(kiln::exp(Array::empty(DType::Float32, {0}))).shape() == Shape{0});
+}
+
+TEST_CASE("sizes around chunk and SIMD-width edges, contiguous and gathered", "[execute]") {
+  for (int64_t n : {1, 2, 3, 7, 8, 9, 15, 16, 17, 63, 64, 65, 511, 1023, 1024, 1025, 2047, 2048, 2049, 4095, 4096,
+                    4097, 8191, 8193, 32767, 32769, 65537}) {
+    Array a = random_f64({n}, 7), b = random_f64({2 * n}, 8);
+    Array bs = b.slice(0, 0, 2 * n, 2);  // strided: gathered per chunk
+    Array r = kiln::eval(a * 2.0 + bs);
+    check_binary(r, a, bs, kMulAdd);
+    Array out_base = Array::zeros(DType::Float64, {3 * n});
+    Array out = out_base.slice(0, 3 * n - 1, -3 * n - 1, -3);  // strided, reversed output: scattered
+    kiln::eval(a * 2.0 + bs, out);
+    check_binary(out, a, bs, kMulAdd);
+    for (int64_t i = 0; i < 3 * n; ++i)
+      if ((3 * n - 1 - i) % 3 != 0 && out_base.data_as<double>()[i] != 0.0) FAIL("scatter wrote outside the view");
+  }
+}
+
+TEST_CASE("results are bit-identical for 1, 2 and 7 threads", "[execute][threads]") {
+  Array a = random_f64({1 << 20}, 9), b = random_f64({1 << 20}, 10), c = random_f64({1024, 1}, 11);
+  const char* exprs[] = {"sin(a) * exp(b / 3) + c", "where(a > b, sqrt(abs(a)), log1p(b*b)) - tanh(c)",
+                         "float32(a) * 3 + float32(b)", "int64(a * 1000) // 7 + int64(b * 100) % 5"};
+  for (const char* e : exprs) {
+    std::vector<Array> results;
+    for (int threads : {1, 2, 7}) {
+      kiln::set_num_threads(threads);
+      Array rb = b.reshape({1024, 1024});
+      Array ra = a.reshape({1024, 1024});
+      results.push_back(kiln::eval(e, {{"a", ra}, {"b", rb}, {"c", c}}));
+    }
+    kiln::set_num_threads(0);
+    for (size_t k = 1; k < results.size(); ++k) {
+      REQUIRE(results[k].dtype() == results[0].dtype());
+      CHECK(std::memcmp(results[k].data(), results[0].data(), results[0].size() * results[0].itemsize()) == 0);
+    }
+  }
+}
+
+TEST_CASE("out may alias inputs, including partially overlapping views", "[execute][alias]") {
+  SECTION("a = a*2 + b in place") {
+    Array a = random_f64({100000}, 12), b = random_f64({100000}, 13);
+    Array before = a.copy();
+    kiln::eval(a * 2.0 + b, a);
+    check_binary(a, before, b, kMulAdd);
+  }
+  SECTION("a[1:] = a[:-1] + 1 reads the old values, as NumPy") {
+    for (int64_t n : {10, 5000, 100001}) {
+      Array a = iota(DType::Float64, {n});
+      kiln::eval(kiln::Expr(a.slice(0, 0, n - 1)) + 1.0, a.slice(0, 1, n));
+      CHECK(a.data_as<double>()[0] == 0.5);
+      for (int64_t i = 1; i < n; ++i)
+        if (a.data_as<double>()[i] != 0.5 + static_cast<double>(i - 1) + 1.0) FAIL("n=" << n << " i=" << i);
+    }
+  }
+  SECTION("a[:-1] = a[1:] * 3 and a reversed into itself") {
+    int64_t n = 70001;
+    Array a = iota(DType::Float64, {n});
+    kiln::eval(kiln::Expr(a.slice(0, 1, n)) * 3.0, a.slice(0, 0, n - 1));
+    for (int64_t i = 0; i + 1 < n; ++i)
+      if (a.data_as<double>()[i] != 3.0 * (0.5 + static_cast<double>(i + 1))) FAIL("i=" << i);
+    Array b = iota(DType::Float64, {n});
+    kiln::eval(kiln::Expr(b.slice(0, n - 1, -n - 1, -1)) + 0.0, b);
+    for (int64_t i = 0; i < n; ++i)
+      if (b.data_as<double>()[i] != 0.5 + static_cast<double>(n - 1 - i)) FAIL("reversed i=" << i);
+  }
+  SECTION("a transposed into itself") {
+    Array a = iota(DType::Float64, {300, 300});
+    Array t = a.copy().transpose();
+    kiln::eval(kiln::Expr(a.transpose()) * 1.0, a);
+    check_binary(a, t, Array::scalar(0.0), [](double x, double) { return x; });
+  }
+}
+
+TEST_CASE("out: broadcasting into it, same_kind casting, and errors that leave it untouched", "[execute][errors]") {
+  Array v = random_f64({4}, 14);
+  Array out = Array::zeros(DType::Float64, {3, 4});
+  kiln::eval(kiln::Expr(v) * 2.0 + 1.0, out);
+  check_binary(out, v, Array::scalar(1.0), kMulAdd);
+
+  Array f32 = Array::zeros(DType::Float32, {4});
+  kiln::eval(kiln::Expr(v) * 2.0, f32);
+  for (int i = 0; i < 4; ++i) CHECK(f32.data_as<float>()[i] == static_cast<float>(v.data_as<double>()[i] * 2.0));
+
+  Array i32 = iota(DType::Int32, {4}, 7, 0);
+  try {
+    kiln::eval(kiln::Expr(v) * 2.0, i32);
+    FAIL("no error");
+  } catch (const kiln::Error& e) {
+    CHECK(e.status() == kiln::Status::TypeError);
+    CHECK(std::string(e.what()).find("float64 result into a int32 output") != std::string::npos);
+  }
+  for (int i = 0; i < 4; ++i) CHECK(i32.data_as<int32_t>()[i] == 7);
+
+  Array small = Array::zeros(DType::Float64, {3});
+  CHECK_THROWS_AS(kiln::eval(kiln::Expr(v) + 1.0, small), kiln::Error);
+  for (int i = 0; i < 3; ++i) CHECK(small.data_as<double>()[i] == 0.0);
+  Array bcast = Array::zeros(DType::Float64, {1}).broadcast_to({4});
+  CHECK_THROWS_AS(kiln::eval(kiln::Expr(v) + 1.0, bcast), kiln::Error);
+}
+
+TEST_CASE("common subexpressions are computed once per chunk", "[execute][plan]") {
+  Array a = random_f64({10}, 15), b = random_f64({10}, 16);
+  std::string plan = kiln::explain(kiln::sqrt(a * b) + kiln::sqrt(a * b) * (a * b));
+  auto count = [&](const std::string& what) {
+    size_t n = 0;
+    for (size_t p = plan.find(what); p != std::string::npos; p = plan.find(what, p + 1)) ++n;
+    return n;
+  };
+  CHECK(count("multiply<") == 2);  // a*b once, then sqrt(a*b) * (a*b)
+  CHECK(count("sqrt<") == 1);
+  CHECK(count("add<") == 1);
+}
+
+TEST_CASE("concurrent evaluation from 8 user threads", "[execute][threads]") {
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([t, &failures] {
+      for (int rep = 0; rep < 30; ++rep) {
+        int64_t n = (rep % 3 == 0) ? 200000 : 1000 + 97 * rep;
+        Array a = random_f64({n}, 100 + t), b = random_f64({n}, 200 + rep);
+        double k = 1.0 + t;
+        Array r = kiln::eval(kiln::Expr(a) * k + b);
+        for (int64_t i = 0; i < n; ++i)
+          if (r.data_as<double>()[i] != a.data_as<double>()[i] * k + b.data_as<double>()[i]) {
+            ++failures;
+            break;
+          }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  CHECK(failures == 0);
+}
+
+TEST_CASE("evaluation inside the caller's own TBB tasks neither deadlocks nor goes wrong", "[execute][threads]") {
+  Array a = random_f64({300000}, 17), b = random_f64({300000}, 18);
+  Array want = kiln::eval(kiln::Expr(a) * 2.0 + b);
+  std::atomic<int> failures{0};
+  tbb::parallel_for(0, 16, [&](int) {
+    Array r = kiln::eval(kiln::Expr(a) * 2.0 + b);
+    if (std::memcmp(r.data(), want.data(), want.size() * 8) != 0) ++failures;
+  });
+  CHECK(failures == 0);
+}
+
+TEST_CASE("a child process forked after kiln ran in parallel can use kiln", "[execute][fork]") {
+  Array a = random_f64({500000}, 19), b = random_f64({500000}, 20);
+  Array want = kiln::eval(kiln::Expr(a) * 2.0 + b);  // starts the worker threads
+  pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    int code = 1;
+    try {
+      Array r = kiln::eval(kiln::Expr(a) * 2.0 + b);
+      code = std::memcmp(r.data(), want.data(), want.size() * 8) == 0 ? 0 : 2;
+    } catch (...) {
+      code = 3;
+    }
+    _exit(code);
+  }
+  int status = 0;
+  REQUIRE(waitpid(pid, &status, 0) == pid);
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+}

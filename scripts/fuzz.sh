@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets with clang and runs each for N seconds (default 30) from a
+# small seed corpus. Any crash, leak or sanitizer report fails.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds=${1:-30}
+out=build-fuzz
+mkdir -p "$out"
+common=(engine/dtype.cpp engine/array.cpp engine/ops.cpp engine/graph.cpp)
+flags=(-std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Iengine -Ifrontend -Ibackends/io)
+clang++ "${flags[@]}" "${common[@]}" frontend/parser.cpp fuzz/fuzz_parser.cpp -o "$out/fuzz_parser"
+clang++ "${flags[@]}" "${common[@]}" backends/io/npy.cpp fuzz/fuzz_npy.cpp -o "$out/fuzz_npy"
+mkdir -p "$out/corpus_parser" "$out/corpus_npy"
+i=0
+for e in 'sqrt(a*a + b*b)' 'where(x > 0, x, 0.1*x)' '-x**2 // 3 % y' '(a < b) & ~(c >= 1e-3)' 'clip(float32(a), -1, .5)'; do
+  printf '%s' "$e" >"$out/corpus_parser/seed$i"; i=$((i + 1))
+done
+printf '\x93NUMPY\x01\x00\x76\x00{'"'"'descr'"'"': '"'"'<f8'"'"', '"'"'fortran_order'"'"': False, '"'"'shape'"'"': (2,), }' \
+  >"$out/corpus_npy/seed0"
+"$out/fuzz_parser" -max_total_time="$seconds" -print_final_stats=0 "$out/corpus_parser" 2>"$out/parser.log" ||
+  { tail -40 "$out/parser.log"; exit 1; }
+"$out/fuzz_npy" -max_total_time="$seconds" -print_final_stats=0 "$out/corpus_npy" 2>"$out/npy.log" ||
+  { tail -40 "$out/npy.log"; exit 1; }
+echo "fuzzing: no crash in ${seconds}s per target ($(grep -c . "$out/parser.log" >/dev/null; ls "$out/corpus_parser" | wc -l) parser inputs kept)"

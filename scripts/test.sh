@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Builds and runs every test on a fresh Debian 12 machine: installs what is missing,
+# then (1) a release build and its tests, (2) an address+undefined sanitizer build and
+# its tests, (3) short fuzz runs of the parser and the .npy reader (clang's libFuzzer).
+# Ends with one line "N passed, N failed".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh --with-fuzzers || exit 1
+jobs=$(nproc)
+passed=0
+failed=0
+count() {  # adds meson's "Ok:" and "Fail:" counts from its summary
+  local log=$1 ok fail
+  ok=$(grep -E '^Ok:' "$log" | awk '{print $2}' | tail -1)
+  fail=$(grep -E '^(Fail|Timeout):' "$log" | awk '{s += $2} END {print s + 0}')
+  passed=$((passed + ${ok:-0}))
+  failed=$((failed + ${fail:-0}))
+  if [ -z "$ok" ]; then failed=$((failed + 1)); fi
+}
+
+echo "== release build"
+[ -d build/meson-info ] || meson setup build --buildtype=release >/dev/null || exit 1
+if ninja -C build -j "$jobs" >build/ninja.log 2>&1; then
+  meson test -C build --print-errorlogs --num-processes 1 2>&1 | tee build/test.log
+  count build/test.log
+else
+  tail -50 build/ninja.log; failed=$((failed + 1))
+fi
+
+echo "== sanitizer build (address, undefined)"
+[ -d build-asan/meson-info ] || meson setup build-asan --buildtype=debugoptimized -Db_sanitize=address,undefined \
+  -Db_lundef=false >/dev/null || exit 1
+if ninja -C build-asan -j "$jobs" >build-asan/ninja.log 2>&1; then
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+    meson test -C build-asan --print-errorlogs --num-processes 1 --timeout-multiplier 4 2>&1 | tee build-asan/test.log
+  count build-asan/test.log
+else
+  tail -50 build-asan/ninja.log; failed=$((failed + 1))
+fi
+
+echo "== fuzzing (parser, .npy reader)"
+if bash scripts/fuzz.sh 30; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
