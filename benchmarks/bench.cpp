@@ -141,13 +141,53 @@ bool has_flag(int argc, char** argv, const char* flag) {
 
 }  // namespace
 
+// Where parallel evaluation starts to pay: serial vs all threads by array size (run with
+// KILN_SERIAL_THRESHOLD=0 so that the parallel path is taken at every size).
+int run_crossover(int reps) {
+  std::printf("serial vs parallel by size (2*a + 3*b*c - 1.5, float64, median of %d; microseconds)\n", reps);
+  std::printf("%10s %12s %12s %9s\n", "n", "1 thread", "all threads", "speed-up");
+  for (int64_t n = 1024; n <= (1 << 20); n *= 2) {
+    Array a = random_array(n, 1, -1, 1), b = random_array(n, 2, -1, 1), c = random_array(n, 3, -1, 1);
+    Array out = Array::empty(DType::Float64, {n});
+    Bindings in = {{"a", a}, {"b", b}, {"c", c}};
+    set_num_threads(1);
+    Stats one = measure(reps, [&] { for (int k = 0; k < 20; ++k) eval("2*a + 3*b*c - 1.5", in, out); });
+    set_num_threads(0);
+    Stats all = measure(reps, [&] { for (int k = 0; k < 20; ++k) eval("2*a + 3*b*c - 1.5", in, out); });
+    std::printf("%10lld %12.2f %12.2f %8.2fx\n", static_cast<long long>(n), one.median / 20 * 1e6,
+                all.median / 20 * 1e6, one.median / all.median);
+  }
+  return 0;
+}
+
+// Fixed cost of one cached evaluation: 16 elements, the plan already cached.
+double small_call_seconds(int reps) {
+  Array a = random_array(16, 1, -1, 1), b = random_array(16, 2, -1, 1);
+  Array out = Array::empty(DType::Float64, {16});
+  Bindings in = {{"a", a}, {"b", b}};
+  const int calls = 20000;
+  return measure(reps, [&] { for (int k = 0; k < calls; ++k) eval("2*a + b", in, out); }).median / calls;
+}
+
 int run_bench(int argc, char** argv) {
   int64_t n = arg_int(argc, argv, "--n", 10000000);
   int reps = static_cast<int>(std::max<int64_t>(arg_int(argc, argv, "--reps", 5), 1));
   bool json = has_flag(argc, argv, "--json");
+  if (has_flag(argc, argv, "--crossover")) return run_crossover(reps);
   int all = hardware_threads();
   std::vector<int> thread_counts = {1};
   if (all > 1) thread_counts.push_back(all);
+  for (int i = 0; i + 1 < argc; ++i)  // --threads 1,2,4,8
+    if (std::string(argv[i]) == "--threads") {
+      thread_counts.clear();
+      for (const char* p = argv[i + 1]; *p;) {
+        char* end;
+        long t = std::strtol(p, &end, 10);
+        if (end == p || t < 1) break;
+        thread_counts.push_back(static_cast<int>(t));
+        p = *end == ',' ? end + 1 : end;
+      }
+    }
 
   Array a = random_array(n, 1, -1, 1), b = random_array(n, 2, -1, 1), c = random_array(n, 3, -1, 1);
   Array out = Array::empty(DType::Float64, {n});
@@ -172,6 +212,7 @@ int run_bench(int argc, char** argv) {
   }
   set_num_threads(0);
   double diff = max_abs_diff(eval(expr, inputs), eval_unfused(expr, inputs));
+  double small_call = small_call_seconds(reps);
 
   if (json) {
     std::printf("{\"n\": %lld, \"reps\": %d, \"isa\": \"%s\", \"rows\": [", static_cast<long long>(n), reps,
@@ -181,7 +222,7 @@ int run_bench(int argc, char** argv) {
                   "\"gb_per_s\": %.4g}",
                   i ? ", " : "", rows[i].name.c_str(), rows[i].threads, rows[i].s.median, rows[i].s.min,
                   rows[i].s.max, rows[i].bytes / rows[i].s.median);
-    std::printf("], \"max_abs_diff_fused_vs_unfused\": %g}\n", diff);
+    std::printf("], \"max_abs_diff_fused_vs_unfused\": %g, \"cached_call_16_elements_s\": %.4g}\n", diff, small_call);
     return 0;
   }
   std::printf("kiln bench: n = %lld float64, median of %d (min..max), simd %s, %d hardware threads\n",
@@ -197,6 +238,8 @@ int run_bench(int argc, char** argv) {
                 100.0 * (fused.bytes / fused.s.median) / (triad.bytes / triad.s.median));
   }
   std::printf("fused vs unfused results: max abs difference %g\n", diff);
+  std::printf("cached evaluation of 2*a + b on 16 elements (string API, out given): %.2f us per call\n",
+              small_call * 1e6);
   return 0;
 }
 

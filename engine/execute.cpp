@@ -103,6 +103,15 @@ void gather_run(char* dst, const char* src, int64_t run, int64_t stride) {
   }
 }
 
+// n copies of one item of `size` bytes.
+void splat(char* dst, const void* value, size_t size, int64_t n) {
+  switch (size) {
+    case 1: gather_run<uint8_t>(dst, static_cast<const char*>(value), n, 0); break;
+    case 4: gather_run<uint32_t>(dst, static_cast<const char*>(value), n, 0); break;
+    default: gather_run<uint64_t>(dst, static_cast<const char*>(value), n, 0); break;
+  }
+}
+
 template <class T>
 void scatter_run(char* dst, const char* src, int64_t run, int64_t stride) {
   const T* s = reinterpret_cast<const T*>(src);
@@ -190,17 +199,14 @@ void run_chunks(const Plan& plan, const Loop& loop, uint64_t eval_id, int64_t fi
   // evaluation (a thread may run many tasks of one evaluation, or tasks of others between).
   bool fill = ws.filled_for != eval_id;
   ws.filled_for = eval_id;
+  int64_t longest = std::min(chunk, loop.total);  // no chunk of this evaluation is longer
   for (size_t c = 0; fill && c < plan.constants.size(); ++c) {
     const Constant& k = plan.constants[c];
-    char* dst = static_cast<char*>(r[num_inputs + c]);
-    size_t item = itemsize(k.dtype);
-    for (int64_t i = 0; i < chunk; ++i) std::memcpy(dst + i * item, k.bytes, item);
+    splat(static_cast<char*>(r[num_inputs + c]), k.bytes, itemsize(k.dtype), longest);
   }
   for (int i = 0; fill && i < num_inputs; ++i) {
     const Operand& op = loop.inputs[i];
-    if (op.mode != Operand::Splat) continue;
-    char* dst = static_cast<char*>(r[i]);
-    for (int64_t k = 0; k < chunk; ++k) std::memcpy(dst + k * op.item, op.base, op.item);
+    if (op.mode == Operand::Splat) splat(static_cast<char*>(r[i]), op.base, op.item, longest);
   }
 
   const void* srcs[3];
@@ -239,6 +245,14 @@ bool same_mapping(const Array& in, const Array& out) {
 }
 
 }  // namespace
+
+int64_t serial_threshold() {
+  static const int64_t threshold = [] {
+    const char* forced = std::getenv("KILN_SERIAL_THRESHOLD");
+    return forced ? std::atoll(forced) : int64_t{32768};
+  }();
+  return threshold;
+}
 
 Array execute(const Plan& plan, const std::vector<Array>& given, const Array* out_arg) {
   const auto& names = plan.graph.input_names();
@@ -325,7 +339,7 @@ Array execute(const Plan& plan, const std::vector<Array>& given, const Array* ou
   uint64_t eval_id = next_eval_id.fetch_add(1, std::memory_order_relaxed);
   int64_t chunks = (total + plan.chunk - 1) / plan.chunk;
   Runtime& rt = Runtime::instance();
-  if (total <= kSerialThreshold || chunks == 1) {
+  if (total <= serial_threshold() || chunks == 1) {
     run_chunks(plan, loop, eval_id, 0, chunks);
   } else {
     auto arena = rt.arena();

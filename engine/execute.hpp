@@ -16,7 +16,8 @@ namespace kiln {
 Array execute(const Plan& plan, const std::vector<Array>& inputs, const Array* out);
 
 // Below this many elements evaluation runs on the calling thread: task start-up would
-// cost more than it saves (measured with `kiln bench`).
-inline constexpr int64_t kSerialThreshold = 32768;
+// cost more than it saves (measured by `kiln bench --crossover`; KILN_SERIAL_THRESHOLD
+// overrides it, for that measurement).
+int64_t serial_threshold();
 
 }  // namespace kiln

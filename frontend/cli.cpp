@@ -27,7 +27,8 @@ const char* const kUsage =
     "        evaluate EXPR over .npy files; without -o, print the result\n"
     "  explain EXPR NAME=DTYPE[SHAPE]...   show the fused plan, e.g. a=f64[1000,300]\n"
     "  info                                 version, SIMD instruction set, threads\n"
-    "  bench [--n N] [--reps R] [--json]    fused vs unfused vs memory bandwidth\n"
+    "  bench [--n N] [--reps R] [--threads 1,2,..] [--json] [--crossover]\n"
+    "                                       fused vs unfused vs memory bandwidth\n"
     "  demo [--n N]                         example expressions over generated .npy files\n";
 
 int usage_error(const std::string& message) {

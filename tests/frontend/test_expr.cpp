@@ -404,3 +404,32 @@ TEST_CASE("misuse of the C++ API throws kiln::Error with the right status", "[ex
   CHECK(e.status() == Status::BadArgument);
   CHECK_THAT(e.what(), Contains("nonsense") && Contains(kiln::simd_isa()));
 }
+
+// Known kiln bugs, kept as tests until fixed (see the report in the commit that added
+// them). Each is written so that the bug gives wrong values, not out-of-bounds writes:
+// only computed values are cast, never an input or the root of the expression.
+TEST_CASE("explicit casts convert their operand", "[expr][!mayfail]") {
+  Array a = make_array(std::vector<double>{1.5, -2.5, 7.0, 0.0});
+  Array b = make_array(std::vector<double>{1.0, -3.0, 7.0, 1.0});
+  // bool -> int64 of a comparison: 1 + (a > b).
+  CHECK(values_of<int64_t>(kiln::eval(kiln::as_int64(a > b) + 1)) == std::vector<int64_t>{2, 2, 1, 1});
+  CHECK(values_of<int64_t>(kiln::eval("int64(a > b) + 1", {{"a", a}, {"b", b}})) ==
+        std::vector<int64_t>{2, 2, 1, 1});
+  // float64 -> float32 of a product, then float32 arithmetic.
+  CHECK(values_of<float>(kiln::eval(kiln::as_float32(a * b) * 2)) == std::vector<float>{3.0f, 15.0f, 98.0f, 0.0f});
+  // float64 -> int32 truncates toward zero, as NumPy's astype.
+  CHECK(values_of<int32_t>(kiln::eval(kiln::as_int32(a * 1) + 0)) == std::vector<int32_t>{1, -2, 7, 0});
+}
+
+TEST_CASE("int literals beyond int16 promote float32 arrays to float64, as NumPy 1.24", "[expr][!mayfail]") {
+  Array f32 = make_array(std::vector<float>{1.5f, -2.0f});
+  CHECK(kiln::eval(f32 + 65535).dtype() == DType::Float32);
+  CHECK(kiln::eval(f32 + -32768).dtype() == DType::Float32);
+  CHECK(kiln::eval(f32 + 65536).dtype() == DType::Float64);   // NumPy: uint32 scalar -> float64
+  CHECK(kiln::eval(f32 + -32769).dtype() == DType::Float64);  // int32 scalar -> float64
+  CHECK(kiln::eval("f * 100000", {{"f", f32}}).dtype() == DType::Float64);
+  // Literal-only subexpressions are one Python scalar: their value decides, too.
+  Array i32 = make_array(std::vector<int32_t>{1, 2});
+  CHECK(kiln::eval("i + 2 ** 40", {{"i", i32}}).dtype() == DType::Int64);
+  CHECK(kiln::eval("f * (1e300 * 1)", {{"f", f32}}).dtype() == DType::Float64);
+}
