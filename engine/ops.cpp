@@ -4,6 +4,20 @@
 
 namespace kiln {
 
+const char* rule_description(Rule rule) {
+  switch (rule) {
+    case Rule::Arith: return "any dtype; result promoted";
+    case Rule::NumericNoBool: return "int or float; result promoted";
+    case Rule::TrueDivide: return "result float (ints in float64)";
+    case Rule::FloatMath: return "float math (ints in float64)";
+    case Rule::IntOrBool: return "bool or int";
+    case Rule::Compare: return "compares; result bool";
+    case Rule::Predicate: return "any dtype; result bool";
+    case Rule::Where: return "condition as bool; x, y promoted";
+  }
+  return "";
+}
+
 OpTyping resolve_op_types(Op op, const DType* operands, int n) {
   const OpInfo& info = op_info(op);
   // where's condition takes no part in promotion.

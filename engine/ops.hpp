@@ -30,6 +30,9 @@ enum class Rule : uint8_t {
   Where,          // where(cond, x, y): cond as bool, x and y promoted
 };
 
+// One line for docs and `kiln ops`.
+const char* rule_description(Rule rule);
+
 struct OpInfo {
   const char* name;
   const char* symbol;

@@ -3,7 +3,7 @@
 //
 //   kiln eval 'sqrt(a*a + b*b)' a=x.npy b=y.npy [-o r.npy] [--threads N]
 //   kiln explain 'expr' a=f64[1000,300] b=f32[300]
-//   kiln info | kiln bench [--n N] [--reps R] [--json] | kiln demo [--n N]
+//   kiln info | kiln ops | kiln bench [--n N] [--reps R] [--json] | kiln demo [--n N]
 //
 // Exit codes: 0 success, 1 evaluation or I/O error, 2 usage error.
 #include <cstdio>
@@ -27,6 +27,7 @@ const char* const kUsage =
     "        evaluate EXPR over .npy files; without -o, print the result\n"
     "  explain EXPR NAME=DTYPE[SHAPE]...   show the fused plan, e.g. a=f64[1000,300]\n"
     "  info                                 version, SIMD instruction set, threads\n"
+    "  ops                                  the op table, as Markdown\n"
     "  bench [--n N] [--reps R] [--threads 1,2,..] [--json] [--crossover]\n"
     "                                       fused vs unfused vs memory bandwidth\n"
     "  demo [--n N]                         example expressions over generated .npy files\n";
@@ -141,6 +142,15 @@ int cmd_explain(int argc, char** argv) {
   return 0;
 }
 
+// The op table as a Markdown table: the guide's op list is this output.
+int cmd_ops() {
+  std::printf("| op | operator | operands | dtypes |\n|---|---|---|---|\n");
+  for (const kiln::OpInfo& op : kiln::kOpInfo)
+    std::printf("| `%s` | %s | %d | %s |\n", op.name, *op.symbol ? op.symbol : "", op.arity,
+                kiln::rule_description(op.rule));
+  return 0;
+}
+
 int cmd_info() {
   std::printf("kiln %s\n", kiln::version());
   std::string isas;
@@ -161,6 +171,7 @@ int main(int argc, char** argv) {
     if (cmd == "eval") return cmd_eval(argc - 2, argv + 2);
     if (cmd == "explain") return cmd_explain(argc - 2, argv + 2);
     if (cmd == "info") return cmd_info();
+    if (cmd == "ops") return cmd_ops();
     if (cmd == "bench") return kiln::cli::run_bench(argc - 2, argv + 2);
     if (cmd == "demo") return kiln::cli::run_demo(argc - 2, argv + 2);
     if (cmd == "-h" || cmd == "--help" || cmd == "help") {
