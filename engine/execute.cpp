@@ -249,7 +249,7 @@ bool same_mapping(const Array& in, const Array& out) {
 int64_t serial_threshold() {
   static const int64_t threshold = [] {
     const char* forced = std::getenv("KILN_SERIAL_THRESHOLD");
-    return forced ? std::atoll(forced) : int64_t{32768};
+    return forced ? std::atoll(forced) : int64_t{8192};
   }();
   return threshold;
 }
