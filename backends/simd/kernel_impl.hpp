@@ -1,7 +1,8 @@
 // The kernels themselves, written once and compiled once per instruction set: the file
-// that includes this defines KILN_SIMD_NS (a namespace private to that set, so that no
-// inline function compiled with, say, AVX-512 flags can be picked by the linker for
-// another set) and KILN_SIMD_ARCH (the xsimd architecture).
+// that includes this defines KILN_SIMD_NAME (the set's name: kernels_<name>() is its
+// table), KILN_SIMD_NS (a namespace private to that set, so that no inline function
+// compiled with, say, AVX-512 flags can be picked by the linker for another set) and
+// KILN_SIMD_ARCH (the xsimd architecture).
 //
 // Each op is a small struct: `scalar` gives NumPy's semantics for one element; float ops
 // may add `batch`, the same on an xsimd batch. One loop template runs either: batches
@@ -19,6 +20,9 @@
 // per instruction set, or the linker would keep one copy (possibly AVX-512 code) for all.
 // tests/check_isa_symbols.sh fails the build's tests if any such shared symbol appears.
 #define KILN_PASTE2(a, b) a##_##b
+#define KILN_STRINGIFY2(a) #a
+#define KILN_STRINGIFY(a) KILN_STRINGIFY2(a)
+#define KILN_SIMD_NAME_STRING KILN_STRINGIFY(KILN_SIMD_NAME)
 #define KILN_PASTE(a, b) KILN_PASTE2(a, b)
 #define __kernel_rem_pio2 KILN_PASTE(__kernel_rem_pio2, KILN_SIMD_NS)
 #define __ieee754_rem_pio2 KILN_PASTE(__ieee754_rem_pio2, KILN_SIMD_NS)
@@ -373,34 +377,36 @@ template <DType From, DType To> constexpr void fill_cast(KernelTable& t) {
       &cast_kernel<typename CType<From>::type, typename CType<To>::type>;
 }
 
-template <DType From> constexpr void fill_casts_from(KernelTable& t) {
-  fill_cast<From, DType::Bool>(t);
-  fill_cast<From, DType::Int32>(t);
-  fill_cast<From, DType::Int64>(t);
-  fill_cast<From, DType::Float32>(t);
-  fill_cast<From, DType::Float64>(t);
+using AllDTypes = std::make_index_sequence<kNumDTypes>;
+
+template <DType From, size_t... To> constexpr void fill_casts_from(KernelTable& t, std::index_sequence<To...>) {
+  (fill_cast<From, static_cast<DType>(To)>(t), ...);
 }
 
-template <Op O> constexpr void fill_all_dtypes(KernelTable& t) {
-  fill_op<O, DType::Bool>(t);
-  fill_op<O, DType::Int32>(t);
-  fill_op<O, DType::Int64>(t);
-  fill_op<O, DType::Float32>(t);
-  fill_op<O, DType::Float64>(t);
+template <size_t... From> constexpr void fill_all_casts(KernelTable& t, std::index_sequence<From...>) {
+  (fill_casts_from<static_cast<DType>(From)>(t, AllDTypes{}), ...);
+}
+
+template <Op O, size_t... D> constexpr void fill_all_dtypes(KernelTable& t, std::index_sequence<D...>) {
+  (fill_op<O, static_cast<DType>(D)>(t), ...);
 }
 
 inline KernelTable make_table(const char* isa) {
   KernelTable t{};
   t.isa = isa;
-#define KILN_OP(id, name, symbol, arity, rule) fill_all_dtypes<Op::id>(t);
+#define KILN_OP(id, name, symbol, arity, rule) fill_all_dtypes<Op::id>(t, AllDTypes{});
 #include "ops.def"
 #undef KILN_OP
-  fill_casts_from<DType::Bool>(t);
-  fill_casts_from<DType::Int32>(t);
-  fill_casts_from<DType::Int64>(t);
-  fill_casts_from<DType::Float32>(t);
-  fill_casts_from<DType::Float64>(t);
+  fill_all_casts(t, AllDTypes{});
   return t;
 }
 
 }  // namespace kiln::simd::KILN_SIMD_NS
+
+// The accessor dispatch.cpp calls: kernels_<isa>().
+namespace kiln::simd {
+const KernelTable& KILN_PASTE(kernels, KILN_SIMD_NAME)() {
+  static const KernelTable table = KILN_SIMD_NS::make_table(KILN_SIMD_NAME_STRING);
+  return table;
+}
+}  // namespace kiln::simd

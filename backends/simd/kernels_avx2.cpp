@@ -1,11 +1,5 @@
 // Kernels for AVX2 + FMA: this file alone is compiled with -mavx2 -mfma.
+#define KILN_SIMD_NAME avx2
 #define KILN_SIMD_NS isa_avx2
 #define KILN_SIMD_ARCH xsimd::fma3<xsimd::avx2>
 #include "kernel_impl.hpp"
-
-namespace kiln::simd {
-const KernelTable& kernels_avx2() {
-  static const KernelTable table = isa_avx2::make_table("avx2");
-  return table;
-}
-}  // namespace kiln::simd
