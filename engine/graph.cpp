@@ -112,28 +112,57 @@ static DType default_dtype(Kind k) {
   return k == Kind::Bool ? DType::Bool : (k == Kind::Int ? DType::Int64 : DType::Float64);
 }
 
-// NumPy 1.24 value-based casting of a Python scalar against arrays of dtype `strong`:
-// a scalar of a lower or equal kind takes the array's dtype unless its value does not
-// fit (int literal beyond int32, float literal beyond float32's range).
-static DType resolve_weak(const Graph& g, int id, const NodeType& t, DType strong) {
+void store_scalar(const Scalar& v, DType d, void* out, const simd::KernelTable& kernels) {
+  unsigned char natural[8];
+  DType from = v.kind == Kind::Float ? DType::Float64 : v.kind == Kind::Int ? DType::Int64 : DType::Bool;
+  if (v.kind == Kind::Float) std::memcpy(natural, &v.f, 8);
+  else if (v.kind == Kind::Int) std::memcpy(natural, &v.i, 8);
+  else natural[0] = v.i != 0;
+  const void* src[1] = {natural};
+  kernels.cast[static_cast<int>(from)][static_cast<int>(d)](src, out, 1);
+}
+
+Scalar load_scalar(DType d, const void* in) {
+  switch (d) {
+    case DType::Bool: return Scalar::of_bool(*static_cast<const uint8_t*>(in) != 0);
+    case DType::Int32: { int32_t v; std::memcpy(&v, in, 4); return Scalar::of_int(v); }
+    case DType::Int64: { int64_t v; std::memcpy(&v, in, 8); return Scalar::of_int(v); }
+    case DType::Float32: { float v; std::memcpy(&v, in, 4); return Scalar::of_float(v); }
+    case DType::Float64: { double v; std::memcpy(&v, in, 8); return Scalar::of_float(v); }
+  }
+  return {};
+}
+
+namespace {
+
+bool fits(int64_t v, int64_t lo, int64_t hi) { return v >= lo && v <= hi; }
+
+// NumPy 1.24 value-based casting of a scalar (a literal, or an expression of literals
+// whose value is known) against arrays of dtype `strong`: a scalar of a lower or equal
+// kind takes the array's dtype unless its value needs more. Ints need int64 beside int32
+// beyond int32's range, and float64 beside float32 beyond int16/uint16 (NumPy's
+// min_scalar_type, promoted with float32); floats need float64 beyond float32's range.
+DType resolve_weak(const NodeType& t, const Scalar* value, DType strong) {
   Kind wk = kind_of(t.dtype), sk = kind_of(strong);
   if (static_cast<int>(wk) > static_cast<int>(sk)) return t.dtype;
-  const Node& n = g.node(id);
-  if (n.kind == NodeKind::Literal) {
-    if (wk == Kind::Int && strong == DType::Int32 &&
-        (n.value.i < std::numeric_limits<int32_t>::min() || n.value.i > std::numeric_limits<int32_t>::max()))
-      return DType::Int64;
-    if (wk == Kind::Int && sk == Kind::Float) return strong;
-    if (wk == Kind::Float && strong == DType::Float32 && std::isfinite(n.value.f) &&
-        std::fabs(n.value.f) > std::numeric_limits<float>::max())
-      return DType::Float64;
-  }
+  if (!value) return strong;
+  if (wk == Kind::Int && strong == DType::Int32 && !fits(value->i, INT32_MIN, INT32_MAX)) return DType::Int64;
+  if (wk == Kind::Int && strong == DType::Float32 && !fits(value->i, -32768, 65535)) return DType::Float64;
+  if (wk == Kind::Float && strong == DType::Float32 && std::isfinite(value->f) &&
+      std::fabs(value->f) > std::numeric_limits<float>::max())
+    return DType::Float64;
   return strong;
 }
 
-std::vector<NodeType> infer_types(const Graph& g, const std::vector<DType>& input_dtypes) {
+}  // namespace
+
+std::vector<NodeType> infer_types(const Graph& g, const std::vector<DType>& input_dtypes,
+                                  const simd::KernelTable* kernels) {
   const auto& nodes = g.nodes();
   std::vector<NodeType> types(nodes.size());
+  // Values of weak nodes, where known (literals always; their expressions with kernels).
+  std::vector<Scalar> values(nodes.size());
+  std::vector<bool> known(nodes.size(), false);
   for (size_t id = 0; id < nodes.size(); ++id) {
     const Node& n = nodes[id];
     switch (n.kind) {
@@ -144,9 +173,19 @@ std::vector<NodeType> infer_types(const Graph& g, const std::vector<DType>& inpu
       case NodeKind::Literal: {
         DType d = default_dtype(n.value.kind);
         types[id] = {d, true, d};
+        values[id] = n.value;
+        known[id] = true;
         break;
       }
-      case NodeKind::Cast: types[id] = {n.dtype, types[n.args[0]].weak, n.dtype}; break;
+      case NodeKind::Cast:
+        types[id] = {n.dtype, types[n.args[0]].weak, n.dtype};
+        if (kernels && known[n.args[0]]) {
+          unsigned char bytes[8];
+          store_scalar(values[n.args[0]], n.dtype, bytes, *kernels);
+          values[id] = load_scalar(n.dtype, bytes);
+          known[id] = true;
+        }
+        break;
       case NodeKind::Op: {
         const OpInfo& info = op_info(n.op);
         int first = info.rule == Rule::Where ? 1 : 0;  // where's condition is not promoted
@@ -162,11 +201,25 @@ std::vector<NodeType> infer_types(const Graph& g, const std::vector<DType>& inpu
         DType operands[3];
         for (int i = 0; i < n.nargs; ++i) {
           const NodeType& a = types[n.args[i]];
-          operands[i] = (i >= first && a.weak && any_strong) ? resolve_weak(g, n.args[i], a, strong) : a.dtype;
+          const Scalar* value = known[n.args[i]] ? &values[n.args[i]] : nullptr;
+          operands[i] = (i >= first && a.weak && any_strong) ? resolve_weak(a, value, strong) : a.dtype;
         }
         try {
           OpTyping t = resolve_op_types(n.op, operands, n.nargs);
           types[id] = {t.result, all_weak, t.compute};
+          if (all_weak && kernels) {
+            // Evaluate the scalar expression once, with the kernels themselves.
+            unsigned char in[3][8], out[8];
+            const void* src[3];
+            for (int i = 0; i < n.nargs; ++i) {
+              DType want = (info.rule == Rule::Where && i == 0) ? DType::Bool : t.compute;
+              store_scalar(values[n.args[i]], want, in[i], *kernels);
+              src[i] = in[i];
+            }
+            kernels->op[static_cast<int>(n.op)][static_cast<int>(t.compute)](src, out, 1);
+            values[id] = load_scalar(t.result, out);
+            known[id] = true;
+          }
         } catch (const Error& e) {
           throw Error(e.status(), e.what() + (n.pos >= 0 ? " at position " + std::to_string(n.pos) : ""), n.pos);
         }

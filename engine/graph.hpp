@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "dtype.hpp"
+#include "kernels.hpp"
 #include "ops.hpp"
 
 namespace kiln {
@@ -74,6 +75,15 @@ struct NodeType {
   bool weak;
   DType compute;   // ops: the dtype operands are cast to (where's condition: bool)
 };
-std::vector<NodeType> infer_types(const Graph& g, const std::vector<DType>& input_dtypes);
+// With `kernels`, literal-only subexpressions (`2**40`, `1e300*1`) are evaluated so that
+// value-based promotion sees their values, as NumPy sees a Python scalar's; without, only
+// plain literals are (enough for checking, not for planning).
+std::vector<NodeType> infer_types(const Graph& g, const std::vector<DType>& input_dtypes,
+                                  const simd::KernelTable* kernels = nullptr);
+
+// A scalar in dtype `d`'s representation (8 bytes at most), converted with NumPy's astype
+// semantics by the cast kernels; and back.
+void store_scalar(const Scalar& v, DType d, void* out, const simd::KernelTable& kernels);
+Scalar load_scalar(DType d, const void* in);
 
 }  // namespace kiln

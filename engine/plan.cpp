@@ -11,20 +11,6 @@ namespace kiln {
 
 namespace {
 
-// Scalars become constants in the dtype their use asks for (NumPy's weak scalars).
-Constant make_constant(const Scalar& v, DType d) {
-  Constant c{d, {}};
-  auto put = [&](auto x) { std::memcpy(c.bytes, &x, sizeof x); };
-  switch (d) {
-    case DType::Bool: put(static_cast<uint8_t>(v.kind == Kind::Float ? v.f != 0.0 : v.i != 0)); break;
-    case DType::Int32: put(static_cast<int32_t>(static_cast<uint32_t>(v.i))); break;
-    case DType::Int64: put(v.i); break;
-    case DType::Float32: put(static_cast<float>(v.as_double())); break;
-    case DType::Float64: put(v.as_double()); break;
-  }
-  return c;
-}
-
 // Emits instructions over virtual registers (one per value), then assigns scratch
 // registers by liveness.
 class Builder {
@@ -40,7 +26,10 @@ class Builder {
     const Node& n = g_.node(id);
     int reg;
     if (n.kind == NodeKind::Literal) {
-      reg = constant(make_constant(n.value, want));
+      // Scalars become constants in the dtype their use asks for (NumPy's weak scalars).
+      Constant c{want, {}};
+      store_scalar(n.value, want, c.bytes, kernels_);
+      reg = constant(c);
     } else {
       DType natural = types_[id].dtype;
       reg = natural_value(id, n);
@@ -73,7 +62,7 @@ class Builder {
   int natural_value(int id, const Node& n) {
     switch (n.kind) {
       case NodeKind::Input: return n.input;
-      case NodeKind::Cast: return value(n.args[0], types_[n.args[0]].dtype);
+      case NodeKind::Cast: return value(n.args[0], n.dtype);  // the conversion itself
       case NodeKind::Op: {
         const NodeType& t = types_[id];
         Rule rule = op_info(n.op).rule;
@@ -157,7 +146,7 @@ class Builder {
 std::shared_ptr<const Plan> build_plan(const Graph& g, const std::vector<DType>& input_dtypes,
                                        std::optional<DType> out_dtype, const simd::KernelTable& kernels) {
   KILN_ASSERT(g.roots.size() == 1);
-  std::vector<NodeType> types = infer_types(g, input_dtypes);
+  std::vector<NodeType> types = infer_types(g, input_dtypes, &kernels);
   int root = g.roots[0];
   DType result = types[root].dtype;
   DType out = out_dtype.value_or(result);

@@ -106,6 +106,20 @@ template <class T> inline T int_power(T base, T exp) {
   template <class V> static V batch(V a, V b) { return expr; }
 // Float math with a libm scalar and an xsimd batch of the same name.
 #define KILN_MATH1(fn) KILN_SCALAR1(std::fn(a)) KILN_BATCH1(xsimd::fn(a))
+// Where xsimd's batch version is only right for part of the domain, `batch_safe` says
+// which lanes are inside it; a batch with any lane outside is computed by `scalar`.
+// xsimd's log and cbrt treat subnormal inputs as zero; its exp family overflows a little
+// early and flushes subnormal results to zero (limits: float64, then float32).
+#define KILN_SAFE_NORMAL                                                            \
+  template <class V> static auto batch_safe(V a) {                                  \
+    using T = typename V::value_type;                                               \
+    return (xsimd::abs(a) >= V(std::numeric_limits<T>::min())) | (a == V(0));       \
+  }
+#define KILN_SAFE_BETWEEN(lo64, hi64, lo32, hi32)                                   \
+  template <class V> static auto batch_safe(V a) {                                  \
+    constexpr bool wide = sizeof(typename V::value_type) == 8;                      \
+    return (a > V(wide ? lo64 : lo32)) & (a < V(wide ? hi64 : hi32));               \
+  }
 
 template <Op> struct Impl;
 
@@ -175,7 +189,7 @@ template <> struct Impl<Op::abs> {
   KILN_BATCH1(xsimd::abs(a))
 };
 template <> struct Impl<Op::sqrt> { KILN_MATH1(sqrt) };
-template <> struct Impl<Op::cbrt> { KILN_MATH1(cbrt) static constexpr bool kSubnormalUnsafe = true; };
+template <> struct Impl<Op::cbrt> { KILN_MATH1(cbrt) KILN_SAFE_NORMAL };
 template <> struct Impl<Op::square> {
   template <class T> static T scalar(T a) {
     if constexpr (kIsInt<T>) return wrap_mul(a, a);
@@ -191,12 +205,12 @@ template <> struct Impl<Op::reciprocal> {
   }
   KILN_BATCH1(V(1) / a)
 };
-template <> struct Impl<Op::exp> { KILN_MATH1(exp) };
-template <> struct Impl<Op::exp2> { KILN_MATH1(exp2) };
-template <> struct Impl<Op::expm1> { KILN_MATH1(expm1) };
-template <> struct Impl<Op::log> { KILN_MATH1(log) static constexpr bool kSubnormalUnsafe = true; };
-template <> struct Impl<Op::log2> { KILN_MATH1(log2) static constexpr bool kSubnormalUnsafe = true; };
-template <> struct Impl<Op::log10> { KILN_MATH1(log10) static constexpr bool kSubnormalUnsafe = true; };
+template <> struct Impl<Op::exp> { KILN_MATH1(exp) KILN_SAFE_BETWEEN(-708, 709, -87, 88) };
+template <> struct Impl<Op::exp2> { KILN_MATH1(exp2) KILN_SAFE_BETWEEN(-1022, 1023, -126, 127) };
+template <> struct Impl<Op::expm1> { KILN_MATH1(expm1) KILN_SAFE_BETWEEN(-700, 709, -80, 88) };
+template <> struct Impl<Op::log> { KILN_MATH1(log) KILN_SAFE_NORMAL };
+template <> struct Impl<Op::log2> { KILN_MATH1(log2) KILN_SAFE_NORMAL };
+template <> struct Impl<Op::log10> { KILN_MATH1(log10) KILN_SAFE_NORMAL };
 template <> struct Impl<Op::log1p> { KILN_MATH1(log1p) };
 template <> struct Impl<Op::sin> { KILN_MATH1(sin) };
 template <> struct Impl<Op::cos> { KILN_MATH1(cos) };
@@ -206,8 +220,8 @@ template <> struct Impl<Op::arccos> { KILN_SCALAR1(std::acos(a)) KILN_BATCH1(xsi
 template <> struct Impl<Op::arctan> { KILN_SCALAR1(std::atan(a)) KILN_BATCH1(xsimd::atan(a)) };
 // xsimd's atan2 gets the signed-zero and infinite quadrants wrong: libm only.
 template <> struct Impl<Op::arctan2> { KILN_SCALAR2(std::atan2(a, b)) };
-template <> struct Impl<Op::sinh> { KILN_MATH1(sinh) };
-template <> struct Impl<Op::cosh> { KILN_MATH1(cosh) };
+template <> struct Impl<Op::sinh> { KILN_MATH1(sinh) KILN_SAFE_BETWEEN(-709, 709, -88, 88) };
+template <> struct Impl<Op::cosh> { KILN_MATH1(cosh) KILN_SAFE_BETWEEN(-709, 709, -88, 88) };
 template <> struct Impl<Op::tanh> { KILN_MATH1(tanh) };
 template <> struct Impl<Op::arcsinh> { KILN_SCALAR1(std::asinh(a)) KILN_BATCH1(xsimd::asinh(a)) };
 // xsimd's acosh misses the domain error for large negative inputs.
@@ -305,6 +319,7 @@ template <> struct Impl<Op::relu> {
 template <> struct Impl<Op::sigmoid> {
   KILN_SCALAR1(T(1) / (T(1) + std::exp(-a)))
   KILN_BATCH1(V(1) / (V(1) + xsimd::exp(-a)))
+  KILN_SAFE_BETWEEN(-708, 709, -87, 88)
 };
 
 #undef KILN_SCALAR1
@@ -312,6 +327,8 @@ template <> struct Impl<Op::sigmoid> {
 #undef KILN_SCALAR2
 #undef KILN_BATCH2
 #undef KILN_MATH1
+#undef KILN_SAFE_NORMAL
+#undef KILN_SAFE_BETWEEN
 
 // The one loop shape. Operand types: where's condition is bool, all others T.
 template <class F, class T, size_t I> using Operand = std::conditional_t<std::is_same_v<F, Impl<Op::where>> && I == 0, bool, T>;
@@ -326,10 +343,8 @@ void run(const void* const* src, void* dst, int64_t n, std::index_sequence<I...>
   if constexpr (kIsFloat<T> && requires(Batch<T> v) { F::batch((I, v)...); }) {
     constexpr int64_t width = Batch<T>::size;
     for (; i + width <= n; i += width) {
-      if constexpr (requires { F::kSubnormalUnsafe; }) {
-        // xsimd's log and cbrt treat subnormal inputs as zero: such batches go scalar.
-        auto x = Batch<T>::load_unaligned(std::get<0>(in) + i);
-        if (xsimd::any((xsimd::abs(x) < Batch<T>(std::numeric_limits<T>::min())) & (x != Batch<T>(0)))) {
+      if constexpr (requires(Batch<T> v) { F::batch_safe(v); }) {
+        if (!xsimd::all(F::batch_safe(Batch<T>::load_unaligned(std::get<0>(in) + i)))) {
           for (int64_t k = i; k < i + width; ++k) out[k] = F::scalar(std::get<I>(in)[k]...);
           continue;
         }

@@ -187,7 +187,10 @@ template <class T> std::vector<T> test_values(size_t n, uint64_t seed) {
     using L = std::numeric_limits<T>;
     v = {T(0), T(-0.0), T(1), T(-1), T(0.5), T(-2.5), T(3), T(1e-3), T(100), T(-100), T(700), T(-745),
          L::infinity(), -L::infinity(), L::quiet_NaN(), L::denorm_min(), L::max(), L::lowest(), T(0.9999),
-         T(-0.9999), T(1e10), T(3.14159265358979)};
+         T(-0.9999), T(1e10), T(3.14159265358979),
+         // Around overflow and subnormal thresholds of exp, exp2 and friends in both widths.
+         T(88.5), T(-87.5), T(-100), T(127), T(-126.5), T(-149), T(709.5), T(710), T(-708.5), T(-720),
+         T(1023), T(-1022.5), T(-1074), T(1e-310)};
   }
   std::mt19937_64 rng(seed);
   while (v.size() < n) {
