@@ -406,10 +406,9 @@ TEST_CASE("misuse of the C++ API throws kiln::Error with the right status", "[ex
   CHECK_THAT(e.what(), Contains("nonsense") && Contains(kiln::simd_isa()));
 }
 
-// Known kiln bugs, kept as tests until fixed. The cast bug (a Cast node emits no
-// conversion, so the next op reads the operand's bytes as the cast dtype) also reads
-// inputs and writes outputs out of bounds; these tests cast only computed values, held
-// in 8-byte-per-element scratch registers, so the bug shows as wrong values instead.
+// Regression tests for bugs the differential test found: a Cast node once emitted no
+// conversion (wrong values, and 8-byte writes into a 4-byte output); literals once
+// ignored their values when promoting.
 TEST_CASE("explicit casts convert their operand", "[expr]") {
   Array a = make_array(std::vector<double>{1.5, -2.5, 7.0, 0.0});
   Array b = make_array(std::vector<double>{1.0, -3.0, 7.0, 1.0});
@@ -421,6 +420,10 @@ TEST_CASE("explicit casts convert their operand", "[expr]") {
   CHECK(values_of<float>(kiln::eval(kiln::as_float32(a * b) * 2)) == std::vector<float>{3.0f, 15.0f, 98.0f, 0.0f});
   // float64 -> int32 truncates toward zero, as NumPy's astype.
   CHECK(values_of<int32_t>(kiln::eval(kiln::as_int32(a * 1) + 0)) == std::vector<int32_t>{1, -2, 7, 0});
+  // A cast at the root, straight from an input, writes the narrower dtype.
+  Array r = kiln::eval(kiln::as_int32(a));
+  CHECK(r.dtype() == DType::Int32);
+  CHECK(values_of<int32_t>(r) == std::vector<int32_t>{1, -2, 7, 0});
 }
 
 TEST_CASE("int literals beyond int16 promote float32 arrays to float64, as NumPy 1.24", "[expr]") {
