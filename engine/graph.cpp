@@ -83,8 +83,24 @@ int Graph::cast(DType to, int arg, int pos) {
 }
 
 std::string Graph::key() const {
+  // Only what the roots reach counts (a failed parse or a rewrite may leave unused nodes);
+  // ids are renumbered densely so that equal expressions give equal keys.
+  std::vector<int> id(nodes_.size(), -1);
+  std::vector<int> stack(roots.begin(), roots.end());
+  while (!stack.empty()) {
+    int n = stack.back();
+    stack.pop_back();
+    if (id[n] == 0) continue;
+    id[n] = 0;
+    for (int i = 0; i < nodes_[n].nargs; ++i) stack.push_back(nodes_[n].args[i]);
+  }
+  int next = 0;
+  for (int& v : id)
+    if (v == 0) v = next++;
   std::string k;
-  for (const Node& n : nodes_) {
+  for (size_t i = 0; i < nodes_.size(); ++i) {
+    if (id[i] < 0) continue;
+    const Node& n = nodes_[i];
     switch (n.kind) {
       case NodeKind::Input: k += "$" + input_names_[n.input]; break;
       case NodeKind::Literal:
@@ -100,11 +116,11 @@ std::string Graph::key() const {
       case NodeKind::Op: k += op_info(n.op).name; break;
       case NodeKind::Cast: k += std::string("cast:") + dtype_name(n.dtype); break;
     }
-    for (int i = 0; i < n.nargs; ++i) k += (i ? "," : "(") + std::to_string(n.args[i]);
+    for (int a = 0; a < n.nargs; ++a) k += (a ? "," : "(") + std::to_string(id[n.args[a]]);
     k += n.nargs ? ");" : ";";
   }
   k += "->";
-  for (int r : roots) k += std::to_string(r) + ",";
+  for (int r : roots) k += std::to_string(id[r]) + ",";
   return k;
 }
 

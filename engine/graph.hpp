@@ -56,7 +56,7 @@ class Graph {
   const std::vector<std::string>& input_names() const { return input_names_; }
   std::vector<int> roots;  // what evaluation returns, in order
 
-  // A canonical text of all nodes and the roots (plan-cache key; printable).
+  // A canonical text of the nodes the roots reach (plan-cache key; printable).
   std::string key() const;
 
  private:

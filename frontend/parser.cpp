@@ -266,6 +266,17 @@ class Parser {
     Token op = tok_;
     advance();
     int exponent = parse_unary();  // right-associative, and may carry a sign: 2 ** -1
+    // Python's `x ** 2`, `x ** 0.5`, `x ** -1` on an array run NumPy's square, sqrt and
+    // reciprocal (its fast scalar power), not power(): same results as pow but for sqrt's
+    // -0.0 and -inf, and faster. power(x, 0.5) stays power, as np.power does.
+    const Node& e = g_.node(exponent);
+    if (g_.node(base).kind != NodeKind::Literal && e.kind == NodeKind::Literal && e.value.kind != Kind::Bool) {
+      double v = e.value.as_double();
+      int pos = static_cast<int>(op.pos);
+      if (v == 2.0) return g_.op(Op::square, {base}, pos);
+      if (v == 0.5) return g_.op(Op::sqrt, {base}, pos);
+      if (v == -1.0 && e.value.kind == Kind::Float) return g_.op(Op::reciprocal, {base}, pos);
+    }
     return make_op(op, {base, exponent});
   }
 

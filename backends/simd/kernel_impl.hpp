@@ -300,8 +300,17 @@ template <> struct Impl<Op::isfinite> {
     else return (void)a, true;
   }
 };
+// Branch-free: a data-dependent branch per element mispredicts on real masks. Integers
+// blend with a mask the compiler vectorises; floats take the batch path in run().
 template <> struct Impl<Op::where> {
-  template <class T> static T scalar(bool c, T x, T y) { return c ? x : y; }
+  template <class T> static T scalar(bool c, T x, T y) {
+    if constexpr (kIsInt<T>) {
+      Unsigned<T> m = Unsigned<T>(0) - Unsigned<T>(c);
+      return T((Unsigned<T>(x) & m) | (Unsigned<T>(y) & ~m));
+    } else {
+      return c ? x : y;
+    }
+  }
 };
 // clip(x, lo, hi) = minimum(maximum(x, lo), hi), NaN-propagating like NumPy 1.24.
 template <> struct Impl<Op::clip> {
@@ -340,6 +349,17 @@ void run(const void* const* src, void* dst, int64_t n, std::index_sequence<I...>
   using R = decltype(F::scalar(std::get<I>(in)[0]...));
   R* out = static_cast<R*>(dst);
   int64_t i = 0;
+  if constexpr (kIsFloat<T> && std::is_same_v<F, Impl<Op::where>>) {
+    constexpr int64_t width = Batch<T>::size;
+    const bool* cond = std::get<0>(in);
+    for (; i + width <= n; i += width) {
+      alignas(64) T lanes[width];
+      for (int64_t k = 0; k < width; ++k) lanes[k] = T(cond[i + k]);
+      auto mask = Batch<T>::load_aligned(lanes) != Batch<T>(0);
+      xsimd::select(mask, Batch<T>::load_unaligned(std::get<1>(in) + i), Batch<T>::load_unaligned(std::get<2>(in) + i))
+          .store_unaligned(out + i);
+    }
+  }
   if constexpr (kIsFloat<T> && requires(Batch<T> v) { F::batch((I, v)...); }) {
     constexpr int64_t width = Batch<T>::size;
     for (; i + width <= n; i += width) {

@@ -72,15 +72,33 @@ TEST_CASE("multiplication binds tighter than addition", "[parser]") {
 
 TEST_CASE("power binds tighter than a unary minus on its left and is right-associative", "[parser]") {
   Graph g;
-  parse_expression("-x**2", g);
+  parse_expression("-x**3", g);
   REQUIRE(root_node(g).kind == NodeKind::Op);
   CHECK(root_node(g).op == Op::negative);
   CHECK(g.node(root_node(g).args[0]).op == Op::power);
+  CHECK(key_of("-x**3") == key_of("-(x**3)"));
   CHECK(key_of("-x**2") == key_of("-(x**2)"));
   CHECK(key_of("a ** b ** c") == key_of("a ** (b ** c)"));
   CHECK(key_of("~a ** 2") == key_of("~(a ** 2)"));
   CHECK(key_of("-a * b") == key_of("(-a) * b"));
-  CHECK(reformat("(-x) ** 2") == "(-x) ** 2");
+  CHECK(reformat("(-x) ** 3") == "(-x) ** 3");
+}
+
+TEST_CASE("x ** 2, x ** 0.5 and x ** -1.0 are NumPy's square, sqrt and reciprocal; power() stays power", "[parser]") {
+  auto root_op = [](const char* text) {
+    Graph g;
+    parse_expression(text, g);
+    return root_node(g).op;
+  };
+  CHECK(root_op("x ** 2") == Op::square);
+  CHECK(root_op("x ** 2.0") == Op::square);
+  CHECK(root_op("x ** 0.5") == Op::sqrt);
+  CHECK(root_op("x ** -1.0") == Op::reciprocal);
+  CHECK(root_op("x ** 3") == Op::power);
+  CHECK(root_op("x ** -1") == Op::power);  // integer -1: integer arrays must not become reciprocal
+  CHECK(root_op("power(x, 0.5)") == Op::power);
+  CHECK(root_op("2 ** 2") == Op::power);  // a literal base is Python arithmetic, not an array's **
+  CHECK(key_of("(a + b) ** 2") == key_of("square(a + b)"));
 }
 
 TEST_CASE("the exponent of a power may carry its own sign", "[parser]") {
