@@ -83,24 +83,14 @@ int Graph::cast(DType to, int arg, int pos) {
 }
 
 std::string Graph::key() const {
-  // Only what the roots reach counts (a failed parse or a rewrite may leave unused nodes);
-  // ids are renumbered densely so that equal expressions give equal keys.
+  // Nodes in post-order from the roots (operands first, in operand order): equal
+  // structures give equal keys whatever order the nodes were created in, and nodes the
+  // roots do not reach (left by a failed parse or a rewrite) do not count.
   std::vector<int> id(nodes_.size(), -1);
-  std::vector<int> stack(roots.begin(), roots.end());
-  while (!stack.empty()) {
-    int n = stack.back();
-    stack.pop_back();
-    if (id[n] == 0) continue;
-    id[n] = 0;
-    for (int i = 0; i < nodes_[n].nargs; ++i) stack.push_back(nodes_[n].args[i]);
-  }
-  int next = 0;
-  for (int& v : id)
-    if (v == 0) v = next++;
+  std::vector<std::pair<int, int>> stack;  // (node, next operand to visit)
   std::string k;
-  for (size_t i = 0; i < nodes_.size(); ++i) {
-    if (id[i] < 0) continue;
-    const Node& n = nodes_[i];
+  int next = 0;
+  auto emit = [&](const Node& n) {
     switch (n.kind) {
       case NodeKind::Input: k += "$" + input_names_[n.input]; break;
       case NodeKind::Literal:
@@ -118,6 +108,22 @@ std::string Graph::key() const {
     }
     for (int a = 0; a < n.nargs; ++a) k += (a ? "," : "(") + std::to_string(id[n.args[a]]);
     k += n.nargs ? ");" : ";";
+  };
+  for (int root : roots) {
+    if (id[root] < 0) stack.emplace_back(root, 0);
+    while (!stack.empty()) {
+      auto& [n, arg] = stack.back();
+      if (arg < nodes_[n].nargs) {
+        int child = nodes_[n].args[arg++];
+        if (id[child] < 0) stack.emplace_back(child, 0);
+        continue;
+      }
+      if (id[n] < 0) {  // a shared operand may have been finished through another path
+        id[n] = next++;
+        emit(nodes_[n]);
+      }
+      stack.pop_back();
+    }
   }
   k += "->";
   for (int r : roots) k += std::to_string(id[r]) + ",";
