@@ -259,7 +259,7 @@ Array execute(const Plan& plan, const std::vector<Array>& given, const Array* ou
   KILN_ASSERT(given.size() == names.size());
   for (size_t i = 0; i < given.size(); ++i) {
     if (!given[i].valid()) throw Error(Status::BadArgument, "input '" + names[i] + "' is not a valid array");
-    if (given[i].dtype() != plan.input_dtypes[i]) KILN_ASSERT(false);
+    KILN_ASSERT(given[i].dtype() == plan.input_dtypes[i]);  // the plan was chosen by these dtypes
   }
   Shape shape = result_shape(plan, given);
 
@@ -270,7 +270,7 @@ Array execute(const Plan& plan, const std::vector<Array>& given, const Array* ou
     if (!try_broadcast(shape, out.shape(), joined) || joined != out.shape())
       throw Error(Status::ShapeMismatch, "out: result of shape " + shape_str(shape) +
                                              " cannot be written into an output of shape " + shape_str(out.shape()));
-    if (out.dtype() != plan.out_dtype) KILN_ASSERT(false);
+    KILN_ASSERT(out.dtype() == plan.out_dtype);
     for (int d = 0; d < out.ndim(); ++d)
       if (out.strides()[d] == 0 && out.shape()[d] > 1)
         throw Error(Status::BadArgument, "out: a broadcast view (stride 0) cannot be written: its elements overlap");
