@@ -1,7 +1,11 @@
 #include "array.hpp"
 
+#include <sys/mman.h>
+
 #include <cstdlib>
 #include <cstring>
+#include <map>
+#include <mutex>
 #include <new>
 
 namespace kiln {
@@ -42,6 +46,61 @@ Shape c_strides(const Shape& shape, size_t itemsize) {
   return s;
 }
 
+namespace {
+
+// Large buffers come from mmap (on transparent huge pages where the kernel allows) and go
+// back to a small cache when freed, to be reused by the next array of the same size
+// class. NumPy-style code allocates a full-size result per operation; without the cache
+// every one of them is page-faulted in again, which can cost more than the arithmetic.
+class BufferCache {
+ public:
+  static constexpr size_t kMinBytes = size_t{1} << 20;   // smaller ones use malloc
+  static constexpr size_t kClass = size_t{2} << 20;      // huge-page size classes
+  static constexpr size_t kMaxCached = size_t{256} << 20;
+
+  static BufferCache& instance() {
+    static BufferCache* cache = new BufferCache();  // never destroyed: arrays may outlive main
+    return *cache;
+  }
+  static size_t size_class(size_t bytes) { return (bytes + kClass - 1) / kClass * kClass; }
+
+  void* get(size_t capacity) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      auto it = free_.find(capacity);
+      if (it != free_.end()) {
+        void* p = it->second;
+        free_.erase(it);
+        cached_ -= capacity;
+        return p;
+      }
+    }
+    void* p = mmap(nullptr, capacity, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return nullptr;
+    madvise(p, capacity, MADV_HUGEPAGE);  // a hint; fine if refused
+    return p;
+  }
+
+  void put(void* p, size_t capacity) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (cached_ + capacity <= kMaxCached) {
+        free_.emplace(capacity, p);
+        cached_ += capacity;
+        return;
+      }
+    }
+    munmap(p, capacity);
+  }
+
+ private:
+  std::mutex mutex_;
+  std::multimap<size_t, void*> free_;
+  size_t cached_ = 0;
+};
+
+}  // namespace
+
 static void check_ndim(size_t ndim) {
   if (ndim > static_cast<size_t>(kMaxDims))
     throw Error(Status::BadArgument, "arrays may have at most 32 dimensions, got " + std::to_string(ndim));
@@ -53,13 +112,22 @@ Array Array::empty(DType dtype, const Shape& shape) {
   if (n > static_cast<int64_t>(SIZE_MAX / 16))
     throw Error(Status::OutOfMemory, "array of shape " + shape_str(shape) + " is too large");
   size_t nbytes = static_cast<size_t>(n) * kiln::itemsize(dtype);
-  size_t rounded = (nbytes + 63) / 64 * 64;
-  void* p = std::aligned_alloc(64, rounded ? rounded : 64);
+  void* p;
+  std::function<void()> release;
+  if (nbytes >= BufferCache::kMinBytes) {
+    size_t capacity = BufferCache::size_class(nbytes);
+    p = BufferCache::instance().get(capacity);
+    release = [p, capacity] { BufferCache::instance().put(p, capacity); };
+  } else {
+    size_t rounded = (nbytes + 63) / 64 * 64;
+    p = std::aligned_alloc(64, rounded ? rounded : 64);
+    release = [p] { std::free(p); };
+  }
   if (!p)
     throw Error(Status::OutOfMemory, "cannot allocate " + std::to_string(nbytes) + " bytes for " +
                                          dtype_name(dtype) + " array of shape " + shape_str(shape));
   Array a;
-  a.buffer_ = std::make_shared<Buffer>(p, nbytes, [p] { std::free(p); });
+  a.buffer_ = std::make_shared<Buffer>(p, nbytes, std::move(release));
   a.dtype_ = dtype;
   a.shape_ = shape;
   a.strides_ = c_strides(shape, kiln::itemsize(dtype));

@@ -249,7 +249,7 @@ bool same_mapping(const Array& in, const Array& out) {
 int64_t serial_threshold() {
   static const int64_t threshold = [] {
     const char* forced = std::getenv("KILN_SERIAL_THRESHOLD");
-    return forced ? std::atoll(forced) : int64_t{8192};
+    return forced ? std::atoll(forced) : int64_t{16384};
   }();
   return threshold;
 }
@@ -347,7 +347,10 @@ Array execute(const Plan& plan, const std::vector<Array>& given, const Array* ou
       run_chunks(plan, loop, eval_id, 0, chunks);
     } else {
       arena->execute([&] {
-        tbb::parallel_for(tbb::blocked_range<int64_t>(0, chunks, 1),
+        // Tasks of at least 4096 elements: small chunks keep registers in L1, but each
+        // task must be worth scheduling. Chunk boundaries, not tasks, decide results.
+        int64_t grain = std::max<int64_t>(1, 4096 / plan.chunk);
+        tbb::parallel_for(tbb::blocked_range<int64_t>(0, chunks, grain),
                           [&](const tbb::blocked_range<int64_t>& r) { run_chunks(plan, loop, eval_id, r.begin(), r.end()); });
       });
     }
