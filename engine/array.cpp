@@ -114,7 +114,12 @@ Array Array::empty(DType dtype, const Shape& shape) {
   size_t nbytes = static_cast<size_t>(n) * kiln::itemsize(dtype);
   void* p;
   std::function<void()> release;
-  if (nbytes >= BufferCache::kMinBytes) {
+#if defined(__SANITIZE_ADDRESS__)
+  constexpr bool use_cache = false;  // AddressSanitizer must see every buffer's bounds
+#else
+  constexpr bool use_cache = true;
+#endif
+  if (use_cache && nbytes >= BufferCache::kMinBytes) {
     size_t capacity = BufferCache::size_class(nbytes);
     p = BufferCache::instance().get(capacity);
     release = [p, capacity] { BufferCache::instance().put(p, capacity); };
