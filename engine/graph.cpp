@@ -136,7 +136,7 @@ static DType default_dtype(Kind k) {
 
 void store_scalar(const Scalar& v, DType d, void* out, const simd::KernelTable& kernels) {
   unsigned char natural[8];
-  DType from = v.kind == Kind::Float ? DType::Float64 : v.kind == Kind::Int ? DType::Int64 : DType::Bool;
+  DType from = default_dtype(v.kind);
   if (v.kind == Kind::Float) std::memcpy(natural, &v.f, 8);
   else if (v.kind == Kind::Int) std::memcpy(natural, &v.i, 8);
   else natural[0] = v.i != 0;

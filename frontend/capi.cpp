@@ -1,7 +1,6 @@
 // The C ABI: a thin translation onto the C++ API. Every entry point catches everything;
 // errors become a kiln_status plus a thread-local message.
 #include <atomic>
-#include <cstring>
 #include <new>
 
 #include "kiln/kiln.h"
@@ -143,8 +142,6 @@ kiln_status kiln_eval(const char* expr, size_t n, const char* const* names, kiln
     for (size_t i = 0; i < n; ++i) {
       require(names[i], "kiln_eval: names[" + std::to_string(i) + "] is NULL");
       require(arrays[i], "kiln_eval: arrays[" + std::to_string(i) + "] (name '" + names[i] + "') is NULL");
-      for (size_t j = 0; j < i; ++j)
-        require(std::strcmp(names[i], names[j]) != 0, std::string("kiln_eval: name '") + names[i] + "' is given twice");
     }
     // The handles' arrays by pointer: no copies, no allocation on the cached path for
     // the common small n.

@@ -1,5 +1,6 @@
 // kiln::Expr: C++ expression trees, turned into a hash-consed Graph at eval() time and
 // run through the same plan cache as expression strings.
+#include <cstring>
 #include <unordered_map>
 
 #include "execute.hpp"
@@ -141,6 +142,9 @@ std::shared_ptr<const Plan> string_plan(std::string_view expr, size_t n, const c
   std::string key = "s:";
   key += expr;
   for (size_t i = 0; i < n; ++i) {
+    for (size_t j = 0; j < i; ++j)
+      if (std::strcmp(names[i], names[j]) == 0)
+        throw Error(Status::BadArgument, std::string("input name '") + names[i] + "' is given twice");
     key += '\x1e';
     key += names[i];
     given_dtypes[i] = arrays[i]->dtype();
@@ -191,8 +195,6 @@ struct BindingView {
   std::vector<const Array*> arrays;
   explicit BindingView(const Bindings& b) {
     for (const auto& [name, array] : b) {
-      for (const char* seen : names)
-        if (name == seen) throw Error(Status::BadArgument, "input name '" + name + "' is given twice");
       names.push_back(name.c_str());
       arrays.push_back(&array);
     }
