@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 
 #include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>
@@ -14,25 +15,34 @@ namespace kiln {
 
 namespace {
 
-// Shape of the result, with an error that names the op whose operands do not broadcast.
-Shape result_shape(const Plan& plan, const std::vector<Array>& inputs) {
+// Broadcast shape of the values a block reads, with an error that names the op whose
+// operands do not broadcast.
+Shape block_shape(const Plan& plan, const Block& b, const std::vector<Array>& values) {
   Shape shape;
   bool ok = true;
-  for (const Array& a : inputs) {
+  for (int v : b.reads) {
     Shape next;
-    if (!try_broadcast(shape, a.shape(), next)) { ok = false; break; }
+    if (!try_broadcast(shape, values[v].shape(), next)) { ok = false; break; }
     shape = std::move(next);
   }
   if (ok) return shape;
-  // Slow path, only to name the culprit: shapes node by node.
+  // Slow path, only to name the culprit: shapes node by node, as far as values are known.
   const Graph& g = plan.graph;
   std::vector<Shape> shapes(g.nodes().size());
+  std::vector<char> known(g.nodes().size(), 0);
   for (size_t id = 0; id < g.nodes().size(); ++id) {
     const Node& n = g.node(id);
-    if (n.kind == NodeKind::Input) { shapes[id] = inputs[n.input].shape(); continue; }
-    for (int i = 0; i < n.nargs; ++i) {
+    int v = plan.node_value[id];
+    if (v >= 0) {
+      known[id] = values[v].valid();
+      if (known[id]) shapes[id] = values[v].shape();
+      continue;
+    }
+    known[id] = 1;
+    for (int i = 0; i < n.nargs && known[id]; ++i) {
+      known[id] = known[n.args[i]];
       Shape next;
-      if (!try_broadcast(shapes[id], shapes[n.args[i]], next)) {
+      if (known[id] && !try_broadcast(shapes[id], shapes[n.args[i]], next)) {
         const char* what = n.kind == NodeKind::Op ? op_info(n.op).name : "cast";
         std::string at = n.pos >= 0 ? " at position " + std::to_string(n.pos) : "";
         throw Error(Status::ShapeMismatch, std::string(what) + at + ": shapes " + shape_str(shapes[id]) +
@@ -41,8 +51,7 @@ Shape result_shape(const Plan& plan, const std::vector<Array>& inputs) {
       shapes[id] = std::move(next);
     }
   }
-  KILN_ASSERT(false);
-  return shape;
+  throw Error(Status::ShapeMismatch, "operand shapes do not broadcast");
 }
 
 // One operand of the loop after broadcasting and dimension coalescing.
@@ -58,7 +67,7 @@ struct Loop {
   int64_t shape[kMaxDims] = {1};
   int64_t total = 0;
   std::vector<Operand> inputs;
-  Operand out;
+  std::vector<Operand> outs;
 };
 
 // Walks `n` elements from flat index `start` of the loop's shape, calling
@@ -173,59 +182,379 @@ Workspace& thread_workspace() {
   return ws;
 }
 
-// Runs chunks [first, last) of the loop on the calling thread.
-void run_chunks(const Plan& plan, const Loop& loop, uint64_t eval_id, int64_t first, int64_t last) {
-  const int64_t chunk = plan.chunk;
-  const size_t reg_bytes = static_cast<size_t>(chunk) * 8;
-  const int num_inputs = static_cast<int>(plan.input_dtypes.size());
-  const int num_regs = plan.num_registers();
-  // Layout: one slot per register (inputs that are read in place leave theirs unused),
-  // plus one for a strided output.
-  Workspace& ws = thread_workspace();
-  size_t need = reg_bytes * (num_regs + 1);
-  if (need > ws.capacity()) ws.filled_for = 0;
-  char* mem = ws.get(need);
-  void* regs[256];
-  std::vector<void*> big_regs;
-  void** r = regs;
-  if (num_regs > static_cast<int>(sizeof regs / sizeof regs[0])) {
-    big_regs.resize(num_regs);
-    r = big_regs.data();
-  }
-  for (int i = 0; i < num_regs; ++i) r[i] = mem + reg_bytes * i;
-  char* out_scratch = mem + reg_bytes * num_regs;
+uint64_t new_stamp() {
+  static std::atomic<uint64_t> next{1};
+  return next.fetch_add(1, std::memory_order_relaxed);
+}
 
-  // Constants and splatted (fully broadcast) inputs are filled once per thread and
-  // evaluation (a thread may run many tasks of one evaluation, or tasks of others between).
-  bool fill = ws.filled_for != eval_id;
-  ws.filled_for = eval_id;
-  int64_t longest = std::min(chunk, loop.total);  // no chunk of this evaluation is longer
-  for (size_t c = 0; fill && c < plan.constants.size(); ++c) {
-    const Constant& k = plan.constants[c];
-    splat(static_cast<char*>(r[num_inputs + c]), k.bytes, itemsize(k.dtype), longest);
-  }
-  for (int i = 0; fill && i < num_inputs; ++i) {
-    const Operand& op = loop.inputs[i];
-    if (op.mode == Operand::Splat) splat(static_cast<char*>(r[i]), op.base, op.item, longest);
-  }
+// Runs a block over any range of at most `chunk` elements of a loop, on the calling
+// thread: registers live in the thread's workspace, laid out as one slot per register
+// (reads done in place leave theirs unused) and one per output for scattering.
+class ChunkRunner {
+ public:
+  ChunkRunner(const Block& b, const Loop& loop, uint64_t stamp, int64_t chunk) : b_(b), loop_(loop) {
+    const size_t reg_bytes = static_cast<size_t>(chunk) * 8;
+    const int num_regs = b.num_registers();
+    const int num_outs = static_cast<int>(loop.outs.size());
+    const size_t table = ((num_regs + num_outs) * sizeof(void*) + 63) / 64 * 64;
+    Workspace& ws = thread_workspace();
+    size_t need = table + reg_bytes * (num_regs + num_outs);
+    if (need > ws.capacity()) ws.filled_for = 0;
+    char* mem = ws.get(need);
+    r_ = reinterpret_cast<void**>(mem);
+    out_ = r_ + num_regs;
+    scratch_ = mem + table + reg_bytes * num_regs;
+    reg_bytes_ = reg_bytes;
+    for (int i = 0; i < num_regs; ++i) r_[i] = mem + table + reg_bytes * i;
 
-  const void* srcs[3];
-  for (int64_t c = first; c < last; ++c) {
-    int64_t start = c * chunk;
-    int64_t n = std::min(chunk, loop.total - start);
-    for (int i = 0; i < num_inputs; ++i) {
+    // Constants and splatted (fully broadcast) reads are filled once per thread and step
+    // (a thread may run many tasks of one step, or tasks of others between).
+    if (ws.filled_for == stamp) return;
+    ws.filled_for = stamp;
+    const int num_reads = static_cast<int>(b.reads.size());
+    int64_t longest = std::min(chunk, loop.total);  // no range of this step is longer
+    for (size_t c = 0; c < b.constants.size(); ++c) {
+      const Constant& k = b.constants[c];
+      splat(static_cast<char*>(r_[num_reads + c]), k.bytes, itemsize(k.dtype), longest);
+    }
+    for (int i = 0; i < num_reads; ++i) {
       const Operand& op = loop.inputs[i];
-      if (op.mode == Operand::InPlace) r[i] = const_cast<char*>(op.base) + start * op.item;
-      else if (op.mode == Operand::Strided) gather(loop, op, static_cast<char*>(r[i]), start, n);
+      if (op.mode == Operand::Splat) splat(static_cast<char*>(r_[i]), op.base, op.item, longest);
     }
-    void* out_ptr = loop.out.mode == Operand::InPlace ? const_cast<char*>(loop.out.base) + start * loop.out.item
-                                                      : out_scratch;
-    for (const Instr& in : plan.instrs) {
-      for (int s = 0; s < in.nsrc; ++s) srcs[s] = r[in.src[s]];
-      in.fn(srcs, in.dst == Instr::kOut ? out_ptr : r[in.dst], n);
-    }
-    if (loop.out.mode != Operand::InPlace) scatter(loop, loop.out, out_scratch, start, n);
   }
+
+  // Computes elements [start, start + n); returns the block's result register.
+  const void* run(int64_t start, int64_t n) {
+    const int num_reads = static_cast<int>(b_.reads.size());
+    for (int i = 0; i < num_reads; ++i) {
+      const Operand& op = loop_.inputs[i];
+      if (op.mode == Operand::InPlace) r_[i] = const_cast<char*>(op.base) + start * op.item;
+      else if (op.mode == Operand::Strided) gather(loop_, op, static_cast<char*>(r_[i]), start, n);
+    }
+    for (size_t k = 0; k < loop_.outs.size(); ++k) {
+      const Operand& o = loop_.outs[k];
+      out_[k] = o.mode == Operand::InPlace ? const_cast<char*>(o.base) + start * o.item : scratch_ + reg_bytes_ * k;
+    }
+    const void* srcs[3];
+    for (const Instr& in : b_.instrs) {
+      for (int s = 0; s < in.nsrc; ++s) srcs[s] = reg(in.src[s]);
+      in.fn(srcs, reg(in.dst), n);
+    }
+    for (size_t k = 0; k < loop_.outs.size(); ++k)
+      if (loop_.outs[k].mode != Operand::InPlace) scatter(loop_, loop_.outs[k], static_cast<char*>(out_[k]), start, n);
+    return b_.result >= 0 ? r_[b_.result] : nullptr;
+  }
+
+ private:
+  void* reg(int r) const { return r >= 0 ? r_[r] : out_[Instr::out_index(r)]; }
+  const Block& b_;
+  const Loop& loop_;
+  void** r_;
+  void** out_;
+  char* scratch_;
+  size_t reg_bytes_;
+};
+
+// Runs body(first, last) over [0, items), in parallel when the work (total elements) is
+// worth it. Which thread runs an item never changes what it computes.
+template <class Body>
+void for_items(int64_t items, int64_t grain, int64_t total, const Body& body) {
+  if (items <= 1 || total <= serial_threshold()) return body(int64_t{0}, items);
+  auto arena = Runtime::instance().arena();
+  if (arena->max_concurrency() == 1) return body(int64_t{0}, items);
+  arena->execute([&] {
+    tbb::parallel_for(tbb::blocked_range<int64_t>(0, items, std::max<int64_t>(1, grain)),
+                      [&](const tbb::blocked_range<int64_t>& r) { body(r.begin(), r.end()); });
+  });
+}
+
+// Coalesces and classifies operands (all of `shape`) into a loop: drops size-1
+// dimensions and merges neighbours that every operand walks contiguously across. Fewer
+// dimensions mean longer inner runs in gathers.
+Loop make_loop(const Shape& shape, const std::vector<Array>& ins, const std::vector<Array>& outs) {
+  Loop loop;
+  loop.total = shape_size(shape);
+  std::vector<const Array*> all;
+  for (const Array& a : ins) all.push_back(&a);
+  for (const Array& a : outs) all.push_back(&a);
+  int nd = 0;
+  std::vector<std::vector<int64_t>> strides(all.size());
+  for (size_t d = 0; d < shape.size(); ++d) {
+    if (shape[d] == 1) continue;
+    bool merge = nd > 0;
+    for (size_t k = 0; k < all.size() && merge; ++k) merge = strides[k].back() == all[k]->strides()[d] * shape[d];
+    if (merge) {
+      loop.shape[nd - 1] *= shape[d];
+      for (size_t k = 0; k < all.size(); ++k) strides[k].back() = all[k]->strides()[d];
+    } else {
+      loop.shape[nd++] = shape[d];
+      for (size_t k = 0; k < all.size(); ++k) strides[k].push_back(all[k]->strides()[d]);
+    }
+  }
+  if (nd == 0) {
+    nd = 1;
+    loop.shape[0] = 1;
+    for (auto& s : strides) s.push_back(0);
+  }
+  loop.nd = nd;
+  auto classify = [&](const Array& a, const std::vector<int64_t>& st) {
+    Operand op;
+    op.base = a.data();
+    op.item = a.itemsize();
+    std::copy(st.begin(), st.end(), op.strides);
+    bool all_zero = std::all_of(st.begin(), st.end(), [](int64_t s) { return s == 0; });
+    if (loop.total == 1 || (nd == 1 && st[0] == static_cast<int64_t>(op.item))) op.mode = Operand::InPlace;
+    else if (all_zero) op.mode = Operand::Splat;
+    else op.mode = Operand::Strided;
+    return op;
+  };
+  for (size_t i = 0; i < ins.size(); ++i) loop.inputs.push_back(classify(ins[i], strides[i]));
+  for (size_t i = 0; i < outs.size(); ++i) {
+    loop.outs.push_back(classify(outs[i], strides[ins.size() + i]));
+    KILN_ASSERT(loop.outs.back().mode != Operand::Splat);
+  }
+  return loop;
+}
+
+// Runs a loop block over `shape`: reads broadcast to it, outs of exactly that shape.
+void run_fused(const Block& b, int64_t chunk, const Shape& shape, const std::vector<Array>& reads,
+               const std::vector<Array>& outs) {
+  Loop loop = make_loop(shape, reads, outs);
+  if (loop.total == 0) return;
+  uint64_t stamp = new_stamp();
+  int64_t chunks = (loop.total + chunk - 1) / chunk;
+  // Tasks of at least 4096 elements: small chunks keep registers in L1, but each task
+  // must be worth scheduling. Chunk boundaries, not tasks, decide results.
+  for_items(chunks, 4096 / chunk, loop.total, [&](int64_t first, int64_t last) {
+    ChunkRunner runner(b, loop, stamp, chunk);
+    for (int64_t c = first; c < last; ++c) runner.run(c * chunk, std::min(chunk, loop.total - c * chunk));
+  });
+}
+
+// Pairwise combination of a sequence of accumulators fed in order: the tree depends only
+// on how many there are, so the result does not depend on which thread fed which.
+class PairwiseFold {
+ public:
+  explicit PairwiseFold(const simd::ReduceFns& f) : f_(f) {}
+  void add(simd::ReduceAcc a) {
+    int level = 0;
+    while (top_ > 0 && level_[top_ - 1] == level) {
+      simd::ReduceAcc earlier = stack_[--top_];
+      f_.combine(&earlier, &a);
+      a = earlier;
+      ++level;
+    }
+    stack_[top_] = a;
+    level_[top_++] = level;
+  }
+  simd::ReduceAcc result() const {
+    if (top_ == 0) return {};  // nothing was added (callers always add something)
+    simd::ReduceAcc a = stack_[top_ - 1];
+    for (int i = top_ - 2; i >= 0; --i) {
+      simd::ReduceAcc earlier = stack_[i];
+      f_.combine(&earlier, &a);
+      a = earlier;
+    }
+    return a;
+  }
+
+ private:
+  const simd::ReduceFns& f_;
+  simd::ReduceAcc stack_[64];
+  int level_[64];
+  int top_ = 0;
+};
+
+// Writes a finished accumulator (of `count` elements) as the step's result dtype.
+void finalize(const Step& st, const simd::ReduceAcc& a, int64_t count, char* dst) {
+  switch (st.spec.reduction) {
+    case Reduction::argmin: case Reduction::argmax: std::memcpy(dst, &a.index, 8); return;
+    case Reduction::mean: {
+      // NumPy divides by the count in float64 (and by n - ddof, at least 0, for var).
+      double sum;
+      if (st.accumulate == DType::Float32) {
+        float f;
+        std::memcpy(&f, a.value, 4);
+        sum = f;
+      } else {
+        std::memcpy(&sum, a.value, 8);
+      }
+      double q = sum / static_cast<double>(std::max<int64_t>(count - st.spec.ddof, 0));
+      if (st.result == DType::Float32) {
+        float f = static_cast<float>(q);
+        std::memcpy(dst, &f, 4);
+      } else {
+        std::memcpy(dst, &q, 8);
+      }
+      return;
+    }
+    default: std::memcpy(dst, a.value, itemsize(st.result)); return;
+  }
+}
+
+simd::ReduceAcc identity(const Step& st) {
+  simd::ReduceAcc a{};
+  int64_t one = (st.spec.reduction == Reduction::prod || st.spec.reduction == Reduction::all) ? 1 : 0;
+  switch (st.accumulate) {
+    case DType::Bool: a.value[0] = static_cast<unsigned char>(one); break;
+    case DType::Int32: { int32_t v = static_cast<int32_t>(one); std::memcpy(a.value, &v, 4); break; }
+    case DType::Int64: std::memcpy(a.value, &one, 8); break;
+    case DType::Float32: { float v = static_cast<float>(one); std::memcpy(a.value, &v, 4); break; }
+    case DType::Float64: { double v = static_cast<double>(one); std::memcpy(a.value, &v, 8); break; }
+  }
+  return a;
+}
+
+// One reduction step. The operand's iteration space is ordered so that memory is walked
+// forwards: when the innermost (non-1) axis is reduced, as [kept axes, reduced axes], and
+// every output element folds one contiguous segment; otherwise as [reduced axes, kept
+// axes], and each row of the operand is added element-wise into a row of accumulators.
+// Both cut the work into pieces fixed by the shape alone (blocks of a segment; bands of
+// rows and columns), fold each piece on one thread and combine the pieces' partial
+// results in order afterwards: the same bits for any number of threads.
+Array run_reduce(const Plan& plan, const Step& st, const std::vector<Array>& values) {
+  const Block& b = st.body;
+  const Shape shape = block_shape(plan, b, values);
+  const Node& node = plan.graph.node(st.node);
+  const char* name = reduction_info(st.spec.reduction).name;
+  const std::string where = std::string(name) + (node.pos >= 0 ? " at position " + std::to_string(node.pos) : "");
+  const int nd = static_cast<int>(shape.size());
+  std::vector<char> reduced(nd, st.spec.all_axes ? 1 : 0);
+  for (int bit = 0; bit < 64 && !st.spec.all_axes; ++bit) {
+    if (!(st.spec.axes >> bit & 1)) continue;
+    int axis = ReduceSpec::axis_of(bit), a = axis < 0 ? axis + nd : axis;
+    if (a < 0 || a >= nd)
+      throw Error(Status::BadArgument, where + ": axis " + std::to_string(axis) + " is out of bounds for an operand of " +
+                                           std::to_string(nd) + " dimension" + (nd == 1 ? "" : "s") + ", shape " +
+                                           shape_str(shape));
+    if (reduced[a])
+      throw Error(Status::BadArgument, where + ": axis " + std::to_string(a) + " is given twice (as " +
+                                           std::to_string(a) + " and " + std::to_string(a - nd) + ")");
+    reduced[a] = 1;
+  }
+  if (st.spec.keepdims && nd == 0)
+    throw Error(Status::BadArgument, where + ": keepdims=True on a 0-d operand, which has no axes to keep");
+  Shape out_shape;
+  int64_t L = 1, M = 1;  // elements folded into each output; outputs
+  for (int d = 0; d < nd; ++d) {
+    if (reduced[d]) {
+      L *= shape[d];
+      if (st.spec.keepdims) out_shape.push_back(1);
+    } else {
+      M *= shape[d];
+      out_shape.push_back(shape[d]);
+    }
+  }
+  if (L == 0 && !has_identity(st.spec.reduction))
+    throw Error(Status::BadArgument, where + ": the reduced extent of the operand (shape " + shape_str(shape) +
+                                         ") is empty, and " + name + " of no elements has no value");
+  Array out = Array::empty(st.result, out_shape);
+  const size_t out_item = itemsize(st.result), acc_item = itemsize(st.accumulate);
+  char* dst = out.data();
+  if (M == 0) return out;
+  if (L == 0) {
+    for (int64_t k = 0; k < M; ++k) finalize(st, identity(st), 0, dst + k * out_item);
+    return out;
+  }
+  const simd::ReduceFns& f = st.fold;
+  const bool is_arg = st.spec.reduction == Reduction::argmin || st.spec.reduction == Reduction::argmax;
+
+  int last = nd - 1;
+  while (last >= 0 && shape[last] == 1) --last;
+  const bool segments = last < 0 || reduced[last];
+  std::vector<int> perm;
+  for (int pass = 0; pass < 2; ++pass)
+    for (int d = 0; d < nd; ++d)
+      if ((reduced[d] != 0) == (segments ? pass == 1 : pass == 0)) perm.push_back(d);
+  Shape iter_shape;
+  for (int d : perm) iter_shape.push_back(shape[d]);
+  std::vector<Array> reads;
+  for (int v : b.reads) reads.push_back(values[v].broadcast_to(shape).transpose(perm));
+  const Loop loop = make_loop(iter_shape, reads, {});
+  const uint64_t stamp = new_stamp();
+  const int64_t chunk = plan.chunk, total = L * M;
+  // An operand read straight from contiguous memory is folded in place, in long runs.
+  const bool direct = b.instrs.empty() && b.result < static_cast<int>(b.reads.size()) &&
+                      loop.inputs[b.result].mode == Operand::InPlace;
+  const char* direct_base = direct ? loop.inputs[b.result].base : nullptr;
+  constexpr int64_t kPiece = 16384;  // elements: enough work to be worth a task
+
+  if (segments) {
+    const int64_t blocks = (L + kPiece - 1) / kPiece;  // per segment
+    std::vector<simd::ReduceAcc> partial(M * blocks);
+    for_items(M * blocks, kPiece / std::min(L, kPiece), total, [&](int64_t lo, int64_t hi) {
+      std::optional<ChunkRunner> runner;
+      if (!direct) runner.emplace(b, loop, stamp, chunk);
+      for (int64_t item = lo; item < hi; ++item) {
+        int64_t first = (item % blocks) * kPiece, len = std::min(kPiece, L - first);
+        int64_t flat = (item / blocks) * L + first;
+        if (direct) {
+          f.run(direct_base + flat * acc_item, len, first, &partial[item]);
+          continue;
+        }
+        PairwiseFold fold(f);
+        for (int64_t off = 0; off < len; off += chunk) {
+          int64_t n = std::min(chunk, len - off);
+          simd::ReduceAcc a{};
+          f.run(runner->run(flat + off, n), n, first + off, &a);
+          fold.add(a);
+        }
+        partial[item] = fold.result();
+      }
+    });
+    for (int64_t seg = 0; seg < M; ++seg) {
+      PairwiseFold fold(f);
+      for (int64_t i = 0; i < blocks; ++i) fold.add(partial[seg * blocks + i]);
+      finalize(st, fold.result(), L, dst + seg * out_item);
+    }
+    return out;
+  }
+
+  const int64_t cols = M <= kPiece ? M : 4096, col_bands = (M + cols - 1) / cols;
+  const int64_t rows = std::max((kPiece + cols - 1) / cols, (L + 63) / 64), row_bands = (L + rows - 1) / rows;
+  Array partial = Array::empty(st.accumulate, {row_bands, M});
+  std::vector<int64_t> partial_index(is_arg ? row_bands * M : 0);
+  char* pv = partial.data();
+  int64_t* pi = partial_index.data();
+  for_items(row_bands * col_bands, 1, total, [&](int64_t lo, int64_t hi) {
+    std::optional<ChunkRunner> runner;
+    if (!direct) runner.emplace(b, loop, stamp, chunk);
+    for (int64_t item = lo; item < hi; ++item) {
+      int64_t r0 = (item / col_bands) * rows, r1 = std::min(L, r0 + rows);
+      int64_t c0 = (item % col_bands) * cols, c1 = std::min(M, c0 + cols);
+      char* acc = pv + ((item / col_bands) * M + c0) * acc_item;
+      int64_t* acc_index = is_arg ? pi + (item / col_bands) * M + c0 : nullptr;
+      const int64_t step = direct ? c1 - c0 : chunk;
+      for (int64_t r = r0; r < r1; ++r) {
+        for (int64_t c = c0; c < c1; c += step) {
+          int64_t n = std::min(step, c1 - c);
+          const void* src = direct ? direct_base + (r * M + c) * acc_item : runner->run(r * M + c, n);
+          char* a = acc + (c - c0) * acc_item;
+          if (r == r0) {
+            std::memcpy(a, src, n * acc_item);
+            if (acc_index) std::fill(acc_index + (c - c0), acc_index + (c - c0) + n, r);
+          } else {
+            f.accumulate(a, acc_index ? acc_index + (c - c0) : nullptr, src, nullptr, r, n);
+          }
+        }
+      }
+    }
+  });
+  for_items(col_bands, 1, row_bands * M, [&](int64_t lo, int64_t hi) {
+    for (int64_t band = lo; band < hi; ++band) {
+      int64_t c0 = band * cols, n = std::min(M, c0 + cols) - c0;
+      for (int64_t rb = 1; rb < row_bands; ++rb)
+        f.accumulate(pv + c0 * acc_item, is_arg ? pi + c0 : nullptr, pv + (rb * M + c0) * acc_item,
+                     is_arg ? pi + rb * M + c0 : nullptr, 0, n);
+      for (int64_t k = c0; k < c0 + n; ++k) {
+        simd::ReduceAcc a{};
+        std::memcpy(a.value, pv + k * acc_item, acc_item);
+        a.index = is_arg ? pi[k] : 0;
+        finalize(st, a, L, dst + k * out_item);
+      }
+    }
+  });
+  return out;
 }
 
 bool overlaps(const Array& a, const Array& b) {
@@ -254,108 +583,84 @@ int64_t serial_threshold() {
   return threshold;
 }
 
-Array execute(const Plan& plan, const std::vector<Array>& given, const Array* out_arg) {
+
+namespace {
+
+// The loop step: every output that is not a reduction's result, in one pass when their
+// shapes agree.
+void run_loop(const Plan& plan, const Step& st, const std::vector<Array>& values, const Array* out_arg,
+              std::vector<Array>& results) {
+  auto reads_of = [&](const Block& b, const Shape& shape) {
+    std::vector<Array> reads;
+    for (int v : b.reads) reads.push_back(values[v].broadcast_to(shape));
+    return reads;
+  };
+  if (out_arg && out_arg->valid()) {
+    KILN_ASSERT(st.outputs.size() == 1);
+    Shape shape = block_shape(plan, st.body, values);
+    Array out = *out_arg;
+    Shape joined;
+    if (!try_broadcast(shape, out.shape(), joined) || joined != out.shape())
+      throw Error(Status::ShapeMismatch, "out: result of shape " + shape_str(shape) +
+                                             " cannot be written into an output of shape " + shape_str(out.shape()));
+    KILN_ASSERT(out.dtype() == plan.out_dtype());
+    for (int d = 0; d < out.ndim(); ++d)
+      if (out.strides()[d] == 0 && out.shape()[d] > 1)
+        throw Error(Status::BadArgument, "out: a broadcast view (stride 0) cannot be written: its elements overlap");
+    // Inputs that overlap `out` with a different element mapping are copied first (what
+    // NumPy does for a[1:] = a[:-1] + 1).
+    std::vector<Array> reads = reads_of(st.body, out.shape());
+    for (size_t i = 0; i < reads.size(); ++i)
+      if (overlaps(reads[i], out) && !same_mapping(reads[i], out))
+        reads[i] = values[st.body.reads[i]].copy().broadcast_to(out.shape());
+    run_fused(st.body, plan.chunk, out.shape(), reads, {out});
+    results[st.outputs[0]] = out;
+    return;
+  }
+  std::vector<Shape> shapes;
+  if (st.separate.empty()) shapes.push_back(block_shape(plan, st.body, values));
+  for (const Block& b : st.separate) shapes.push_back(block_shape(plan, b, values));
+  std::vector<Array> outs;
+  for (size_t j = 0; j < st.outputs.size(); ++j) {
+    outs.push_back(Array::empty(plan.outputs[st.outputs[j]].dtype, shapes[j]));
+    results[st.outputs[j]] = outs.back();
+  }
+  if (std::all_of(shapes.begin(), shapes.end(), [&](const Shape& s) { return s == shapes[0]; })) {
+    run_fused(st.body, plan.chunk, shapes[0], reads_of(st.body, shapes[0]), outs);
+  } else {
+    for (size_t j = 0; j < st.separate.size(); ++j)
+      run_fused(st.separate[j], plan.chunk, shapes[j], reads_of(st.separate[j], shapes[j]), {outs[j]});
+  }
+}
+
+std::vector<Array> run_plan(const Plan& plan, const std::vector<Array>& given, const Array* out_arg) {
   const auto& names = plan.graph.input_names();
   KILN_ASSERT(given.size() == names.size());
   for (size_t i = 0; i < given.size(); ++i) {
     if (!given[i].valid()) throw Error(Status::BadArgument, "input '" + names[i] + "' is not a valid array");
     KILN_ASSERT(given[i].dtype() == plan.input_dtypes[i]);  // the plan was chosen by these dtypes
   }
-  Shape shape = result_shape(plan, given);
+  std::vector<Array> values(plan.num_values);
+  std::copy(given.begin(), given.end(), values.begin());
+  std::vector<Array> results(plan.outputs.size());
+  for (const Step& st : plan.steps) {
+    if (st.kind == Step::Kind::Reduce) values[st.value] = run_reduce(plan, st, values);
+    else run_loop(plan, st, values, out_arg, results);
+  }
+  for (size_t k = 0; k < plan.outputs.size(); ++k)
+    if (plan.outputs[k].value >= 0) results[k] = values[plan.outputs[k].value];
+  return results;
+}
 
-  Array out;
-  if (out_arg && out_arg->valid()) {
-    out = *out_arg;
-    Shape joined;
-    if (!try_broadcast(shape, out.shape(), joined) || joined != out.shape())
-      throw Error(Status::ShapeMismatch, "out: result of shape " + shape_str(shape) +
-                                             " cannot be written into an output of shape " + shape_str(out.shape()));
-    KILN_ASSERT(out.dtype() == plan.out_dtype);
-    for (int d = 0; d < out.ndim(); ++d)
-      if (out.strides()[d] == 0 && out.shape()[d] > 1)
-        throw Error(Status::BadArgument, "out: a broadcast view (stride 0) cannot be written: its elements overlap");
-    shape = out.shape();
-  } else {
-    out = Array::empty(plan.out_dtype, shape);
-  }
-  int64_t total = out.size();
-  if (total == 0) return out;
+}  // namespace
 
-  // Inputs broadcast to the output shape; any that overlap `out` with a different
-  // element mapping are copied first (what NumPy does for a[1:] = a[:-1] + 1).
-  std::vector<Array> inputs(given.size());
-  for (size_t i = 0; i < given.size(); ++i) {
-    inputs[i] = given[i].broadcast_to(shape);
-    if (out_arg && overlaps(inputs[i], out) && !same_mapping(inputs[i], out))
-      inputs[i] = given[i].copy().broadcast_to(shape);
-  }
+Array execute(const Plan& plan, const std::vector<Array>& inputs, const Array* out) {
+  KILN_ASSERT(!out || !out->valid() || plan.outputs.size() == 1);
+  return run_plan(plan, inputs, out)[0];
+}
 
-  // Coalesce: drop size-1 dimensions, merge neighbours that every operand walks
-  // contiguously across. Fewer dimensions mean longer inner runs in gathers.
-  Loop loop;
-  loop.total = total;
-  std::vector<const Array*> all;
-  for (const Array& a : inputs) all.push_back(&a);
-  all.push_back(&out);
-  std::vector<int> dims;
-  for (int d = 0; d < out.ndim(); ++d)
-    if (shape[d] != 1) dims.push_back(d);
-  int nd = 0;
-  std::vector<std::vector<int64_t>> strides(all.size());
-  for (int d : dims) {
-    bool merge = nd > 0;
-    for (size_t k = 0; k < all.size() && merge; ++k)
-      merge = strides[k].back() == all[k]->strides()[d] * shape[d];
-    if (merge) {
-      loop.shape[nd - 1] *= shape[d];
-      for (size_t k = 0; k < all.size(); ++k) strides[k].back() = all[k]->strides()[d];
-    } else {
-      loop.shape[nd++] = shape[d];
-      for (size_t k = 0; k < all.size(); ++k) strides[k].push_back(all[k]->strides()[d]);
-    }
-  }
-  if (nd == 0) {
-    nd = 1;
-    loop.shape[0] = 1;
-    for (auto& s : strides) s.push_back(0);
-  }
-  loop.nd = nd;
-  auto classify = [&](const Array& a, const std::vector<int64_t>& st) {
-    Operand op;
-    op.base = a.data();
-    op.item = a.itemsize();
-    std::copy(st.begin(), st.end(), op.strides);
-    bool all_zero = std::all_of(st.begin(), st.end(), [](int64_t s) { return s == 0; });
-    if (total == 1 || (nd == 1 && st[0] == static_cast<int64_t>(op.item))) op.mode = Operand::InPlace;
-    else if (all_zero) op.mode = Operand::Splat;
-    else op.mode = Operand::Strided;
-    return op;
-  };
-  for (size_t i = 0; i < inputs.size(); ++i) loop.inputs.push_back(classify(inputs[i], strides[i]));
-  loop.out = classify(out, strides.back());
-  KILN_ASSERT(loop.out.mode != Operand::Splat);
-
-  static std::atomic<uint64_t> next_eval_id{1};
-  uint64_t eval_id = next_eval_id.fetch_add(1, std::memory_order_relaxed);
-  int64_t chunks = (total + plan.chunk - 1) / plan.chunk;
-  Runtime& rt = Runtime::instance();
-  if (total <= serial_threshold() || chunks == 1) {
-    run_chunks(plan, loop, eval_id, 0, chunks);
-  } else {
-    auto arena = rt.arena();
-    if (arena->max_concurrency() == 1) {
-      run_chunks(plan, loop, eval_id, 0, chunks);
-    } else {
-      arena->execute([&] {
-        // Tasks of at least 4096 elements: small chunks keep registers in L1, but each
-        // task must be worth scheduling. Chunk boundaries, not tasks, decide results.
-        int64_t grain = std::max<int64_t>(1, 4096 / plan.chunk);
-        tbb::parallel_for(tbb::blocked_range<int64_t>(0, chunks, grain),
-                          [&](const tbb::blocked_range<int64_t>& r) { run_chunks(plan, loop, eval_id, r.begin(), r.end()); });
-      });
-    }
-  }
-  return out;
+std::vector<Array> execute_all(const Plan& plan, const std::vector<Array>& inputs) {
+  return run_plan(plan, inputs, nullptr);
 }
 
 }  // namespace kiln

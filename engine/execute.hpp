@@ -1,6 +1,7 @@
-// Execution of a plan: binds input arrays, works out the output shape by NumPy
-// broadcasting, makes aliasing between inputs and `out` safe, and runs the fused loop
-// over fixed-size chunks (in parallel on the runtime's arena when there is enough work).
+// Execution of a plan: binds input arrays, works out shapes by NumPy broadcasting, runs
+// the plan's steps (reductions, then the fused loop) over fixed-size chunks, in parallel
+// on the runtime's arena when there is enough work, and makes aliasing between inputs
+// and `out` safe.
 #pragma once
 #include <vector>
 
@@ -9,11 +10,13 @@
 
 namespace kiln {
 
-// Inputs are given by graph input index. With `out` valid the result is written into it
-// (shape: the broadcast of the inputs must broadcast to it; dtype: the plan's out_dtype)
-// and `out` is returned; otherwise a new C-contiguous array is returned. Everything is
-// validated before the first byte is written.
+// Inputs are given by graph input index. With `out` valid (plans of one root only) the
+// result is written into it (shape: the result must broadcast to it; dtype: the plan's
+// out_dtype) and `out` is returned; otherwise a new C-contiguous array is returned.
+// Everything is validated before the first byte of `out` is written.
 Array execute(const Plan& plan, const std::vector<Array>& inputs, const Array* out);
+// Every root's result, in order.
+std::vector<Array> execute_all(const Plan& plan, const std::vector<Array>& inputs);
 
 // Below this many elements evaluation runs on the calling thread: task start-up would
 // cost more than it saves (measured by `kiln bench --crossover`; KILN_SERIAL_THRESHOLD

@@ -9,6 +9,20 @@
 
 namespace kiln {
 
+namespace {
+std::string reduce_key(const ReduceSpec& r) {
+  std::string k = reduction_info(r.reduction).name;
+  if (!r.all_axes) {
+    char buf[24];
+    std::snprintf(buf, sizeof buf, "@%llx", static_cast<unsigned long long>(r.axes));
+    k += buf;
+  }
+  if (r.keepdims) k += "k";
+  if (r.ddof) k += "d" + std::to_string(r.ddof);
+  return k;
+}
+}  // namespace
+
 int Graph::intern(const Node& n) {
   // The structural key of a node names its operands by id: ids are themselves interned,
   // so equal keys mean equal subgraphs.
@@ -27,6 +41,7 @@ int Graph::intern(const Node& n) {
     }
     case NodeKind::Op: k += std::to_string(static_cast<int>(n.op)); break;
     case NodeKind::Cast: k += std::to_string(static_cast<int>(n.dtype)); break;
+    case NodeKind::Reduce: k += reduce_key(n.reduce); break;
   }
   for (int i = 0; i < n.nargs; ++i) k += "," + std::to_string(n.args[i]);
   auto [it, inserted] = index_.emplace(std::move(k), static_cast<int>(nodes_.size()));
@@ -82,6 +97,23 @@ int Graph::cast(DType to, int arg, int pos) {
   return intern(n);
 }
 
+int Graph::reduce(const ReduceSpec& spec, int arg, int pos) {
+  KILN_ASSERT(arg >= 0 && arg < static_cast<int>(nodes_.size()));
+  const ReductionInfo& info = reduction_info(spec.reduction);
+  std::string at = pos >= 0 ? " at position " + std::to_string(pos) : "";
+  bool arg_kind = spec.reduction == Reduction::argmin || spec.reduction == Reduction::argmax;
+  if (arg_kind && !spec.all_axes && __builtin_popcountll(spec.axes) != 1)
+    throw Error(Status::BadArgument, std::string(info.name) + at + " takes one axis or None, not a tuple", pos);
+
+  Node n;
+  n.kind = NodeKind::Reduce;
+  n.reduce = spec;
+  n.nargs = 1;
+  n.args[0] = arg;
+  n.pos = pos;
+  return intern(n);
+}
+
 std::string Graph::key() const {
   // Nodes in post-order from the roots (operands first, in operand order): equal
   // structures give equal keys whatever order the nodes were created in, and nodes the
@@ -105,6 +137,7 @@ std::string Graph::key() const {
         break;
       case NodeKind::Op: k += op_info(n.op).name; break;
       case NodeKind::Cast: k += std::string("cast:") + dtype_name(n.dtype); break;
+      case NodeKind::Reduce: k += reduce_key(n.reduce); break;
     }
     for (int a = 0; a < n.nargs; ++a) k += (a ? "," : "(") + std::to_string(id[n.args[a]]);
     k += n.nargs ? ");" : ";";
@@ -199,6 +232,12 @@ std::vector<NodeType> infer_types(const Graph& g, const std::vector<DType>& inpu
         known[id] = true;
         break;
       }
+      case NodeKind::Reduce: {
+        // A reduction's result is an array, never weak (kiln treats 0-d arrays as strong).
+        ReduceTyping t = resolve_reduce_types(n.reduce.reduction, types[n.args[0]].dtype);
+        types[id] = {t.result, false, t.accumulate};
+        break;
+      }
       case NodeKind::Cast:
         types[id] = {n.dtype, types[n.args[0]].weak, n.dtype};
         if (kernels && known[n.args[0]]) {
@@ -248,6 +287,10 @@ std::vector<NodeType> infer_types(const Graph& g, const std::vector<DType>& inpu
         break;
       }
     }
+  }
+  for (size_t id = 0; id < nodes.size(); ++id) {
+    types[id].known = known[id];
+    if (known[id]) types[id].value = values[id];
   }
   return types;
 }

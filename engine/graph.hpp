@@ -1,4 +1,4 @@
-// Graph: an immutable-once-built DAG of element-wise work. Nodes are hash-consed: adding
+// Graph: an immutable-once-built DAG of element-wise work and reductions. Nodes are hash-consed: adding
 // a node equal to an existing one returns the existing id, so structurally equal
 // subexpressions are one node and common-subexpression elimination comes for free.
 // Node ids are topological (operands always have smaller ids).
@@ -26,7 +26,22 @@ struct Scalar {
   double as_double() const { return kind == Kind::Float ? f : static_cast<double>(i); }
 };
 
-enum class NodeKind : uint8_t { Input, Literal, Op, Cast };
+enum class NodeKind : uint8_t { Input, Literal, Op, Cast, Reduce };
+
+// What a Reduce node reduces over and how. Axes are kept as written (negative ones count
+// from the end) and checked against the operand's dimensions when it is evaluated.
+struct ReduceSpec {
+  Reduction reduction = Reduction::sum;
+  bool all_axes = true;  // axis=None
+  uint64_t axes = 0;     // else: bit a for axis a >= 0, bit 32 + (-a - 1) for axis a < 0
+  bool keepdims = false;
+  int32_t ddof = 0;      // var and std only
+
+  static constexpr int kMinAxis = -32, kMaxAxis = 31;
+  static int bit_of(int axis) { return axis >= 0 ? axis : 32 + (-axis - 1); }
+  static int axis_of(int bit) { return bit < 32 ? bit : -(bit - 32) - 1; }
+  bool operator==(const ReduceSpec&) const = default;
+};
 
 struct Node {
   NodeKind kind = NodeKind::Input;
@@ -36,6 +51,7 @@ struct Node {
   int32_t args[3] = {-1, -1, -1};
   int32_t input = -1;        // Input: index into Graph::input_names()
   Scalar value;              // Literal
+  ReduceSpec reduce;         // Reduce
   int32_t pos = -1;          // where it was written in the expression text, for errors
 };
 
@@ -50,6 +66,9 @@ class Graph {
     return op(o, args.begin(), static_cast<int>(args.size()), pos);
   }
   int cast(DType to, int arg, int pos = -1);
+  // Throws BadArgument for argmin/argmax over several axes. (mean takes a ddof here: the
+  // simplifier writes var as a mean divided by n - ddof.)
+  int reduce(const ReduceSpec& spec, int arg, int pos = -1);
 
   const std::vector<Node>& nodes() const { return nodes_; }
   const Node& node(int id) const { return nodes_[id]; }
@@ -71,9 +90,14 @@ class Graph {
 // when it depends on literals only: like a Python scalar it does not upcast arrays of
 // the same kind. Throws TypeError naming the op, its position and operand dtypes.
 struct NodeType {
+  NodeType() = default;
+  NodeType(DType d, bool w, DType c) : dtype(d), weak(w), compute(c) {}
   DType dtype;     // what the node returns
   bool weak;
-  DType compute;   // ops: the dtype operands are cast to (where's condition: bool)
+  DType compute;   // ops: the dtype operands are cast to (where's condition: bool);
+                   // reductions: the dtype they accumulate in
+  bool known = false;  // weak nodes: the value is known (see below)
+  Scalar value;
 };
 // With `kernels`, literal-only subexpressions (`2**40`, `1e300*1`) are evaluated so that
 // value-based promotion sees their values, as NumPy sees a Python scalar's; without, only

@@ -48,4 +48,21 @@ OpTyping resolve_op_types(Op op, const DType* operands, int n) {
   return {compute, bool_result ? DType::Bool : compute};
 }
 
+ReduceTyping resolve_reduce_types(Reduction r, DType operand) {
+  switch (r) {
+    case Reduction::sum: case Reduction::prod: {
+      DType acc = is_float(operand) ? operand : DType::Int64;
+      return {acc, acc};
+    }
+    case Reduction::mean: case Reduction::var: case Reduction::std: {
+      DType acc = is_float(operand) ? operand : DType::Float64;
+      return {acc, acc};
+    }
+    case Reduction::min: case Reduction::max: return {operand, operand};
+    case Reduction::any: case Reduction::all: return {DType::Bool, DType::Bool};
+    case Reduction::argmin: case Reduction::argmax: return {operand, DType::Int64};
+  }
+  return {operand, operand};
+}
+
 }  // namespace kiln

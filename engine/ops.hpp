@@ -67,4 +67,46 @@ struct OpTyping {
 };
 OpTyping resolve_op_types(Op op, const DType* operands, int n);
 
+// --- reductions (reductions.def) ---------------------------------------------------
+
+enum class Reduction : uint8_t {
+#define KILN_REDUCTION(id, name, kernel, ddof) id,
+#include "reductions.def"
+#undef KILN_REDUCTION
+};
+inline constexpr int kNumReductions = 0
+#define KILN_REDUCTION(id, name, kernel, ddof) +1
+#include "reductions.def"
+#undef KILN_REDUCTION
+    ;
+
+struct ReductionInfo {
+  const char* name;
+  bool kernel;  // runs on a reduction kernel (else rewritten by the simplifier)
+  bool ddof;    // takes ddof=
+};
+
+inline constexpr ReductionInfo kReductionInfo[] = {
+#define KILN_REDUCTION(id, name, kernel, ddof) {name, kernel != 0, ddof != 0},
+#include "reductions.def"
+#undef KILN_REDUCTION
+};
+
+constexpr const ReductionInfo& reduction_info(Reduction r) { return kReductionInfo[static_cast<int>(r)]; }
+
+// Whether a reduction over zero elements has a value (sum 0, prod 1, any False, all True,
+// mean/var/std NaN); min, max, argmin and argmax of nothing are errors, as in NumPy.
+constexpr bool has_identity(Reduction r) {
+  return r != Reduction::min && r != Reduction::max && r != Reduction::argmin && r != Reduction::argmax;
+}
+
+// NumPy 1.24's dtypes: the operand is cast to `accumulate`, the reduction runs in it and
+// returns `result`. sum and prod of bool and ints accumulate in int64; mean, var and std
+// of bool and ints in float64; any/all in bool; argmin/argmax return int64.
+struct ReduceTyping {
+  DType accumulate;
+  DType result;
+};
+ReduceTyping resolve_reduce_types(Reduction r, DType operand);
+
 }  // namespace kiln

@@ -11,13 +11,14 @@ namespace kiln {
 
 namespace {
 
-// Emits instructions over virtual registers (one per value), then assigns scratch
-// registers by liveness.
-class Builder {
+// Emits one Block: instructions over virtual registers (one per value), then assigns
+// scratch registers by liveness. Graph nodes that are values of the evaluation (inputs,
+// reductions computed by earlier steps) become the block's reads.
+class BlockBuilder {
  public:
-  Builder(const Graph& g, const std::vector<DType>& in, const std::vector<NodeType>& types,
-          const simd::KernelTable& k)
-      : g_(g), types_(types), kernels_(k), num_inputs_(static_cast<int>(in.size())) {}
+  BlockBuilder(const Graph& g, const std::vector<NodeType>& types, const std::vector<int>& node_value,
+               const simd::KernelTable& k)
+      : g_(g), types_(types), node_value_(node_value), kernels_(k) {}
 
   // Register holding node `id` converted to `want`.
   int value(int id, DType want) {
@@ -39,29 +40,39 @@ class Builder {
     return reg;
   }
 
-  int emit_cast(int src, DType from, DType to) {
-    Instr in{kernels_.cast[int(from)][int(to)], new_vreg(), {src, -1, -1}, 1, true, Op::add, from, to};
-    KILN_ASSERT(in.fn);
-    code_.push_back(in);
-    return in.dst;
+  Block finish_reduce(int operand) {
+    Block b = allocate();
+    b.result = remap(operand);
+    return b;
   }
 
-  std::shared_ptr<Plan> finish(int root_reg, DType root_dtype, DType out_dtype) {
-    // The last instruction writes the output. If the root is an input or a constant, or
-    // was produced earlier, or needs a cast, one more instruction copies or casts it.
-    bool root_is_last = !code_.empty() && code_.back().dst == root_reg && root_dtype == out_dtype;
-    if (!root_is_last) emit_cast(root_reg, root_dtype, out_dtype);
-    code_.back().dst = Instr::kOut;
-    auto plan = std::make_shared<Plan>();
-    plan->constants = constants_;
-    allocate(*plan);
-    return plan;
+  // Output k of the loop is regs[k] (of dtype from[k]) cast to to[k].
+  Block finish_loop(const std::vector<int>& regs, const std::vector<DType>& from, const std::vector<DType>& to) {
+    std::map<int, int> written;  // register -> the output it was retargeted to
+    for (size_t k = 0; k < regs.size(); ++k) {
+      int reg = regs[k], out = Instr::out(static_cast<int>(k));
+      if (auto it = written.find(reg); it != written.end()) reg = it->second;
+      // The instruction that makes a root writes the output itself when nothing else
+      // reads the register and no cast is needed; otherwise one more copies or casts.
+      auto def = std::find_if(code_.begin(), code_.end(), [&](const Instr& in) { return in.dst == reg; });
+      bool read = std::any_of(code_.begin(), code_.end(), [&](const Instr& in) {
+        return std::find(in.src, in.src + in.nsrc, reg) != in.src + in.nsrc;
+      });
+      if (reg >= kScratchBase && def != code_.end() && !read && from[k] == to[k]) {
+        def->dst = out;
+        written[regs[k]] = out;
+      } else {
+        emit_cast(reg, from[k], to[k]);
+        code_.back().dst = out;
+      }
+    }
+    return allocate();
   }
 
  private:
   int natural_value(int id, const Node& n) {
+    if (node_value_[id] >= 0) return read(node_value_[id]);
     switch (n.kind) {
-      case NodeKind::Input: return n.input;
       case NodeKind::Cast: return value(n.args[0], n.dtype);  // the conversion itself
       case NodeKind::Op: {
         const NodeType& t = types_[id];
@@ -72,44 +83,64 @@ class Builder {
           DType want = (rule == Rule::Where && i == 0) ? DType::Bool : t.compute;
           in.src[i] = value(n.args[i], want);
         }
-        in.dst = new_vreg();
+        in.dst = kScratchBase + next_scratch_++;
         code_.push_back(in);
         return in.dst;
       }
-      case NodeKind::Literal: break;
+      default: break;  // inputs and reductions are values; literals are constants
     }
     KILN_ASSERT(false);
     return -1;
   }
 
+  int emit_cast(int src, DType from, DType to) {
+    Instr in{kernels_.cast[int(from)][int(to)], kScratchBase + next_scratch_++, {src, -1, -1}, 1, true, Op::add, from, to};
+    KILN_ASSERT(in.fn);
+    code_.push_back(in);
+    return in.dst;
+  }
+
+  int read(int value) {
+    auto it = std::find(reads_.begin(), reads_.end(), value);
+    if (it == reads_.end()) it = reads_.insert(reads_.end(), value);
+    return kReadBase + static_cast<int>(it - reads_.begin());
+  }
+
   int constant(const Constant& c) {
     for (size_t i = 0; i < constants_.size(); ++i)
       if (constants_[i].dtype == c.dtype && std::memcmp(constants_[i].bytes, c.bytes, 8) == 0)
-        return num_inputs_ + static_cast<int>(i);
+        return kConstantBase + static_cast<int>(i);
     constants_.push_back(c);
-    return num_inputs_ + static_cast<int>(constants_.size()) - 1;
+    return kConstantBase + static_cast<int>(constants_.size()) - 1;
   }
 
-  // Virtual scratch registers are numbered from kVirtualBase so they cannot be confused
-  // with inputs and constants, whose numbers are final.
-  static constexpr int kVirtualBase = 1 << 20;
-  int new_vreg() { return kVirtualBase + next_vreg_++; }
+  // Virtual registers: reads, constants and scratch are numbered apart until the block is
+  // finished, when their counts are known. Outputs are negative and final.
+  static constexpr int kReadBase = 1 << 20, kConstantBase = 2 << 20, kScratchBase = 3 << 20;
 
-  void allocate(Plan& plan) {
+  int remap(int v) const {
+    if (v < 0) return v;
+    if (v >= kScratchBase) return phys_.at(v);
+    if (v >= kConstantBase) return static_cast<int>(reads_.size()) + (v - kConstantBase);
+    return v - kReadBase;
+  }
+
+  Block allocate() {
+    Block b;
+    b.reads = reads_;
+    b.constants = constants_;
     std::map<int, size_t> last_use;
     for (size_t i = 0; i < code_.size(); ++i)
       for (int s = 0; s < code_[i].nsrc; ++s) last_use[code_[i].src[s]] = i;
-    int fixed = num_inputs_ + static_cast<int>(constants_.size());
-    std::map<int, int> phys;
+    int fixed = static_cast<int>(reads_.size() + constants_.size());
     std::vector<int> free_regs;
     int used = 0;
     for (size_t i = 0; i < code_.size(); ++i) {
       Instr in = code_[i];
-      for (int s = 0; s < in.nsrc; ++s)
-        if (in.src[s] >= kVirtualBase) in.src[s] = phys.at(in.src[s]);
+      for (int s = 0; s < in.nsrc; ++s) in.src[s] = remap(in.src[s]);
       // The destination is taken before the sources are freed: a kernel never writes a
       // register it is still reading with another item size.
-      if (in.dst != Instr::kOut) {
+      if (in.dst >= 0) {
         int reg;
         if (!free_regs.empty()) {
           reg = free_regs.back();
@@ -117,51 +148,125 @@ class Builder {
         } else {
           reg = fixed + used++;
         }
-        phys[in.dst] = reg;
+        phys_[in.dst] = reg;
         in.dst = reg;
       }
       for (int s = 0; s < code_[i].nsrc; ++s) {
         int v = code_[i].src[s];
-        if (v >= kVirtualBase && last_use[v] == i &&
-            std::find(free_regs.begin(), free_regs.end(), phys[v]) == free_regs.end())
-          free_regs.push_back(phys[v]);
+        if (v >= kScratchBase && last_use[v] == i &&
+            std::find(free_regs.begin(), free_regs.end(), phys_[v]) == free_regs.end())
+          free_regs.push_back(phys_[v]);
       }
-      plan.instrs.push_back(in);
+      b.instrs.push_back(in);
     }
-    plan.num_scratch = used;
+    b.num_scratch = used;
+    return b;
   }
 
   const Graph& g_;
   const std::vector<NodeType>& types_;
+  const std::vector<int>& node_value_;
   const simd::KernelTable& kernels_;
-  int num_inputs_;
-  int next_vreg_ = 0;
+  int next_scratch_ = 0;
   std::map<std::pair<int, DType>, int> memo_;
+  std::vector<int> reads_;
   std::vector<Constant> constants_;
   std::vector<Instr> code_;
+  std::map<int, int> phys_;
 };
+
+// The reduction kernel a reduction runs on: mean is a sum divided at the end.
+Reduction kernel_reduction(Reduction r) { return r == Reduction::mean ? Reduction::sum : r; }
+
+std::string axes_text(const ReduceSpec& s) {
+  if (s.all_axes) return "all axes";
+  std::string t = "axis (";
+  int count = 0;
+  for (int bit = 0; bit < 64; ++bit)
+    if (s.axes >> bit & 1) t += (count++ ? ", " : "") + std::to_string(ReduceSpec::axis_of(bit));
+  return t + (count == 1 ? ",)" : ")");
+}
 
 }  // namespace
 
-std::shared_ptr<const Plan> build_plan(const Graph& g, const std::vector<DType>& input_dtypes,
+std::shared_ptr<const Plan> build_plan(const Graph& given, const std::vector<DType>& input_dtypes,
                                        std::optional<DType> out_dtype, const simd::KernelTable& kernels) {
-  KILN_ASSERT(g.roots.size() == 1);
+  KILN_ASSERT(!given.roots.empty() && (!out_dtype || given.roots.size() == 1));
+  auto plan = std::make_shared<Plan>();
+  plan->graph = simplify(given, infer_types(given, input_dtypes, &kernels));
+  const Graph& g = plan->graph;
   std::vector<NodeType> types = infer_types(g, input_dtypes, &kernels);
-  int root = g.roots[0];
-  DType result = types[root].dtype;
-  DType out = out_dtype.value_or(result);
-  if (!can_cast_same_kind(result, out))
-    throw Error(Status::TypeError, std::string("cannot write the ") + dtype_name(result) +
-                                       " result into a " + dtype_name(out) +
-                                       " output (NumPy's same_kind casting rule)");
-  Builder b(g, input_dtypes, types, kernels);
-  int reg = b.value(root, result);
-  std::shared_ptr<Plan> plan = b.finish(reg, result, out);
-  plan->graph = g;
   plan->input_dtypes = input_dtypes;
-  plan->result_dtype = result;
-  plan->out_dtype = out;
   plan->isa = kernels.isa;
+
+  // Nodes the roots reach; the reductions among them, in topological (id) order.
+  std::vector<char> reached(g.nodes().size(), 0);
+  for (int r : g.roots) reached[r] = 1;
+  for (size_t id = g.nodes().size(); id-- > 0;)
+    if (reached[id])
+      for (int i = 0; i < g.node(id).nargs; ++i) reached[g.node(id).args[i]] = 1;
+
+  plan->node_value.assign(g.nodes().size(), -1);
+  for (size_t id = 0; id < g.nodes().size(); ++id)
+    if (g.node(id).kind == NodeKind::Input) plan->node_value[id] = g.node(id).input;
+  plan->num_values = static_cast<int>(input_dtypes.size());
+
+  for (size_t id = 0; id < g.nodes().size(); ++id) {
+    const Node& n = g.node(id);
+    if (!reached[id] || n.kind != NodeKind::Reduce) continue;
+    Step st;
+    st.kind = Step::Kind::Reduce;
+    st.node = static_cast<int>(id);
+    st.spec = n.reduce;
+    st.accumulate = types[id].compute;
+    st.result = types[id].dtype;
+    st.fold = kernels.reduce[int(kernel_reduction(st.spec.reduction))][int(st.accumulate)];
+    KILN_ASSERT(st.fold.run);
+    BlockBuilder b(g, types, plan->node_value, kernels);
+    st.body = b.finish_reduce(b.value(n.args[0], st.accumulate));
+    st.value = plan->num_values++;
+    plan->node_value[id] = st.value;
+    plan->steps.push_back(std::move(st));
+  }
+
+  // Outputs: a reduction's result is returned as it is; everything else is computed by
+  // one loop step with an output for each.
+  std::vector<int> loop_roots;
+  std::vector<DType> loop_from, loop_to;
+  for (size_t k = 0; k < g.roots.size(); ++k) {
+    int root = g.roots[k];
+    Plan::Output o;
+    o.result = types[root].dtype;
+    o.dtype = out_dtype.value_or(o.result);
+    if (!can_cast_same_kind(o.result, o.dtype))
+      throw Error(Status::TypeError, std::string("cannot write the ") + dtype_name(o.result) + " result into a " +
+                                         dtype_name(o.dtype) + " output (NumPy's same_kind casting rule)");
+    if (g.node(root).kind == NodeKind::Reduce && !out_dtype) {
+      o.value = plan->node_value[root];
+    } else {
+      loop_roots.push_back(root);
+      loop_from.push_back(o.result);
+      loop_to.push_back(o.dtype);
+    }
+    plan->outputs.push_back(o);
+  }
+  if (!loop_roots.empty()) {
+    Step st;
+    st.kind = Step::Kind::Loop;
+    BlockBuilder b(g, types, plan->node_value, kernels);
+    std::vector<int> regs;
+    for (size_t k = 0; k < loop_roots.size(); ++k) regs.push_back(b.value(loop_roots[k], loop_from[k]));
+    st.body = b.finish_loop(regs, loop_from, loop_to);
+    for (size_t k = 0; k < g.roots.size(); ++k)
+      if (plan->outputs[k].value < 0) st.outputs.push_back(static_cast<int>(k));
+    if (loop_roots.size() > 1) {
+      for (size_t k = 0; k < loop_roots.size(); ++k) {
+        BlockBuilder one(g, types, plan->node_value, kernels);
+        st.separate.push_back(one.finish_loop({one.value(loop_roots[k], loop_from[k])}, {loop_from[k]}, {loop_to[k]}));
+      }
+    }
+    plan->steps.push_back(std::move(st));
+  }
   // Short chunks: every instruction's registers stay in L1, and an instruction that
   // reads an input from memory moves on to the next input after 512 bytes, so the
   // inputs' streams are fetched nearly together as in a hand-fused loop. Measured with
@@ -174,28 +279,48 @@ std::shared_ptr<const Plan> build_plan(const Graph& g, const std::vector<DType>&
 }
 
 std::string Plan::explain() const {
-  std::string s = "fused loop, chunk " + std::to_string(chunk) + ", " + std::to_string(num_registers()) +
-                  " registers (" + std::to_string(input_dtypes.size()) + " inputs, " +
-                  std::to_string(constants.size()) + " constants, " + std::to_string(num_scratch) +
-                  " scratch), isa " + isa + "\n";
-  auto reg = [&](int r) {
-    if (r == Instr::kOut) return std::string("out");
-    int ni = static_cast<int>(input_dtypes.size()), nc = static_cast<int>(constants.size());
-    if (r < ni) return "$" + graph.input_names()[r];
-    if (r < ni + nc) return std::string("c") + std::to_string(r - ni);
-    return std::string("r") + std::to_string(r - ni - nc);
+  std::string s;
+  auto value_name = [&](int v) {
+    int ni = static_cast<int>(input_dtypes.size());
+    return v < ni ? "$" + graph.input_names()[v] : "%" + std::to_string(v - ni);
   };
-  for (const Instr& in : instrs) {
-    s += "  " + reg(in.dst) + " = ";
-    if (in.is_cast) {
-      s += std::string("cast<") + dtype_name(in.compute) + "->" + dtype_name(in.result) + ">(" + reg(in.src[0]) + ")";
+  for (size_t i = 0; i < steps.size(); ++i) {
+    const Step& st = steps[i];
+    const Block& b = st.body;
+    std::string regs = std::to_string(b.num_registers()) + " registers (" + std::to_string(b.reads.size()) + " reads, " +
+                       std::to_string(b.constants.size()) + " constants, " + std::to_string(b.num_scratch) +
+                       " scratch)";
+    if (st.kind == Step::Kind::Reduce) {
+      s += "reduce " + value_name(st.value) + " = " + reduction_info(st.spec.reduction).name + "<" +
+           dtype_name(st.accumulate) + "->" + dtype_name(st.result) + "> over " + axes_text(st.spec) +
+           (st.spec.keepdims ? ", keepdims" : "") + (st.spec.ddof ? ", ddof " + std::to_string(st.spec.ddof) : "") +
+           ", fused loop, chunk " + std::to_string(chunk) + ", " + regs + ", isa " + isa + "\n";
     } else {
-      s += std::string(op_info(in.op).name) + "<" + dtype_name(in.compute) + ">(";
-      for (int i = 0; i < in.nsrc; ++i) s += (i ? ", " : "") + reg(in.src[i]);
-      s += ")";
+      s += "fused loop, chunk " + std::to_string(chunk) + ", " + regs + ", " + std::to_string(st.outputs.size()) +
+           " output" + (st.outputs.size() == 1 ? "" : "s") + ", isa " + isa + "\n";
     }
-    s += "\n";
+    auto reg = [&](int r) {
+      if (r < 0) return "out" + std::to_string(st.outputs[Instr::out_index(r)]);
+      int nr = static_cast<int>(b.reads.size()), nc = static_cast<int>(b.constants.size());
+      if (r < nr) return value_name(b.reads[r]);
+      if (r < nr + nc) return std::string("c") + std::to_string(r - nr);
+      return std::string("r") + std::to_string(r - nr - nc);
+    };
+    for (const Instr& in : b.instrs) {
+      s += "  " + reg(in.dst) + " = ";
+      if (in.is_cast) {
+        s += std::string("cast<") + dtype_name(in.compute) + "->" + dtype_name(in.result) + ">(" + reg(in.src[0]) + ")";
+      } else {
+        s += std::string(op_info(in.op).name) + "<" + dtype_name(in.compute) + ">(";
+        for (int k = 0; k < in.nsrc; ++k) s += (k ? ", " : "") + reg(in.src[k]);
+        s += ")";
+      }
+      s += "\n";
+    }
+    if (st.kind == Step::Kind::Reduce) s += "  fold " + reg(b.result) + "\n";
   }
+  for (size_t k = 0; k < outputs.size(); ++k)
+    if (outputs[k].value >= 0) s += "out" + std::to_string(k) + " = " + value_name(outputs[k].value) + "\n";
   return s;
 }
 

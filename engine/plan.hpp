@@ -1,9 +1,15 @@
-// Plan: the compiled form of a graph for given input dtypes. One fused loop: a list of
-// instructions over registers, each a kernel call on one chunk. Registers are numbered
-//   [0, inputs)                      the inputs (read in place or gathered per chunk)
-//   [inputs, inputs + constants)     literals, splatted to a chunk once per task
-//   [inputs + constants, ...)        scratch, assigned by liveness
-// and kOut is the output (written in place, or scattered when the output is strided).
+// Plan: the compiled form of a graph for given input dtypes, as a list of steps over
+// "values" (arrays of the evaluation: the inputs first, then one per reduction):
+//   - a reduction step runs a fused loop that computes the reduction's operand chunk by
+//     chunk and folds it straight into the reduction (no temporary array), and makes
+//     the reduced array a new value;
+//   - the loop step (at most one, last) computes every output that is not simply the
+//     result of a reduction, all in one pass.
+// A step's fused loop (Block) is a list of instructions over registers numbered
+//   [0, reads)                       values it reads (in place or gathered per chunk)
+//   [reads, reads + constants)       literals, splatted to a chunk once per task
+//   [reads + constants, ...)         scratch, assigned by liveness
+// and Instr::out(k), the loop's k-th output (written in place, or scattered).
 // Plans hold no shapes: one plan serves every shape and layout of its input dtypes.
 #pragma once
 #include <cstdint>
@@ -18,7 +24,8 @@
 namespace kiln {
 
 struct Instr {
-  static constexpr int kOut = -1;
+  static constexpr int out(int k) { return -1 - k; }
+  static constexpr int out_index(int reg) { return -1 - reg; }
   simd::KernelFn fn;
   int dst;
   int src[3];
@@ -35,28 +42,65 @@ struct Constant {
   alignas(8) unsigned char bytes[8];  // the value in its dtype's representation
 };
 
-struct Plan {
-  Graph graph;                      // for shapes and error messages at execution
-  std::vector<DType> input_dtypes;  // by graph input index
+struct Block {
+  std::vector<int> reads;  // value ids held by registers [0, reads.size())
   std::vector<Constant> constants;
   int num_scratch = 0;
   std::vector<Instr> instrs;
-  DType result_dtype;               // of the expression (NumPy rules)
-  DType out_dtype;                  // what is written (result cast same_kind to `out`)
+  int result = -1;         // reduction steps: the register holding the operand
+  int num_registers() const { return static_cast<int>(reads.size() + constants.size()) + num_scratch; }
+};
+
+struct Step {
+  enum class Kind : uint8_t { Reduce, Loop } kind = Kind::Loop;
+  Block body;
+  // Reduce: the graph node (for messages), what it does, and the value it makes.
+  int node = -1;
+  ReduceSpec spec;
+  DType accumulate = DType::Float64, result = DType::Float64;
+  simd::ReduceFns fold{};  // the kernels, from the plan's instruction set
+  int value = -1;
+  // Loop: the plan output each of the body's outputs is, and one body per output for
+  // when the outputs' shapes differ at execution (then they run one by one).
+  std::vector<int> outputs;
+  std::vector<Block> separate;
+};
+
+struct Plan {
+  Graph graph;                      // as planned (after simplification)
+  std::vector<DType> input_dtypes;  // by graph input index
+  int num_values = 0;               // inputs, then one per reduction step
+  std::vector<int> node_value;      // graph node -> value id, or -1
+  std::vector<Step> steps;
+  struct Output {
+    int value = -1;                 // >= 0: the output is this value (a reduction's result)
+    DType result;                   // of the expression (NumPy rules)
+    DType dtype;                    // what is written (result cast same_kind to `out`)
+  };
+  std::vector<Output> outputs;      // one per graph root
   int64_t chunk = 0;                // elements per chunk: fixed by the plan, never by threads
   std::string isa;
   // Front ends that bind inputs by their own order (the C ABI's names array) record here,
   // for each graph input, the position of its array among the caller's arguments.
   std::vector<int> binding;
 
-  int num_registers() const { return static_cast<int>(input_dtypes.size() + constants.size()) + num_scratch; }
-  std::string explain() const;      // one line per instruction
+  DType result_dtype() const { return outputs[0].result; }
+  DType out_dtype() const { return outputs[0].dtype; }
+  std::string explain() const;      // the steps, one line per instruction
 };
 
-// Compiles g (its first root) for the given input dtypes. `out_dtype`, when set, is the
-// dtype of a caller-supplied output; it must be reachable by same_kind casting.
-// Throws TypeError (with the op and position) when the types do not work out.
+// Simplifies and compiles g for the given input dtypes. `out_dtype`, when set, is the
+// dtype of a caller-supplied output for a graph with one root; it must be reachable by
+// same_kind casting. Throws TypeError (with the op and position) when the types do not
+// work out.
 std::shared_ptr<const Plan> build_plan(const Graph& g, const std::vector<DType>& input_dtypes,
                                        std::optional<DType> out_dtype, const simd::KernelTable& kernels);
+
+// The graph rewrites that run before planning, given g's inferred types: literal-only
+// subexpressions folded to literals (keeping their dtype and NumPy's weak-scalar typing),
+// power(x, 2|3|4) by multiplication, mean of bool/ints as a float64 mean, and var/std
+// expanded into two means and element-wise ops, as NumPy computes them. Inputs keep their
+// numbering. No rewrite reassociates float arithmetic.
+Graph simplify(const Graph& g, const std::vector<NodeType>& types);
 
 }  // namespace kiln

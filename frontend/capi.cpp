@@ -163,6 +163,31 @@ kiln_status kiln_eval(const char* expr, size_t n, const char* const* names, kiln
   });
 }
 
+kiln_status kiln_eval_many(const char* program, size_t n, const char* const* names, kiln_array* const* arrays,
+                           size_t nresults, const char* const* result_names, kiln_array** results) {
+  return guarded([&] {
+    require(program, "kiln_eval_many: program is NULL");
+    require(n == 0 || (names && arrays), "kiln_eval_many: names or arrays is NULL");
+    require(nresults > 0 && results, "kiln_eval_many: results is NULL or nresults is 0");
+    std::vector<const kiln::Array*> bound(n);
+    for (size_t i = 0; i < n; ++i) {
+      require(names[i], "kiln_eval_many: names[" + std::to_string(i) + "] is NULL");
+      require(arrays[i], "kiln_eval_many: arrays[" + std::to_string(i) + "] (name '" + names[i] + "') is NULL");
+      bound[i] = &arrays[i]->array;
+    }
+    std::vector<kiln::Array> values =
+        kiln::eval_program(program, n, names, bound.data(), kiln::ResultNames{result_names, nresults});
+    std::vector<kiln_array*> handles;
+    try {
+      for (kiln::Array& v : values) handles.push_back(new_handle(std::move(v)));
+    } catch (...) {
+      for (kiln_array* h : handles) kiln_array_release(h);
+      throw;
+    }
+    std::copy(handles.begin(), handles.end(), results);
+  });
+}
+
 kiln_status kiln_set_num_threads(int n) {
   return guarded([&] { kiln::Runtime::instance().set_num_threads(n); });
 }

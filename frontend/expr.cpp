@@ -18,6 +18,7 @@ struct Expr::Node {
   Op op = Op::add;
   DType dtype = DType::Bool;
   Scalar value;
+  ReduceSpec reduce;
   Array array;
   std::vector<std::shared_ptr<const Node>> args;
 };
@@ -56,6 +57,29 @@ Expr Expr::cast(DType to, const Expr& arg) {
   return Expr(std::shared_ptr<const Node>(std::move(n)));
 }
 
+Expr Expr::reduce(Reduction r, const Expr& arg, const Axes& axes, bool keepdims, int ddof) {
+  auto n = std::make_shared<Node>();
+  n->kind = NodeKind::Reduce;
+  n->reduce.reduction = r;
+  n->reduce.all_axes = axes.all;
+  n->reduce.keepdims = keepdims;
+  n->reduce.ddof = ddof;
+  const char* name = reduction_info(r).name;
+  for (int axis : axes.list) {
+    if (axis < ReduceSpec::kMinAxis || axis > ReduceSpec::kMaxAxis)
+      throw Error(Status::BadArgument, std::string(name) + ": axis " + std::to_string(axis) +
+                                           " is out of range (arrays have at most 32 dimensions)");
+    uint64_t bit = uint64_t{1} << ReduceSpec::bit_of(axis);
+    if (n->reduce.axes & bit) throw Error(Status::BadArgument, std::string(name) + ": axis " + std::to_string(axis) + " is repeated");
+    n->reduce.axes |= bit;
+  }
+  if (ddof != 0 && !reduction_info(r).ddof) throw Error(Status::BadArgument, std::string(name) + " takes no ddof");
+  Graph check;  // argmin over a tuple: refused now, not at eval
+  check.reduce(n->reduce, check.literal(Scalar::of_int(0)));
+  n->args.push_back(arg.node());
+  return Expr(std::shared_ptr<const Node>(std::move(n)));
+}
+
 namespace {
 
 // Arrays are the same input when they are the same view of the same buffer.
@@ -83,6 +107,7 @@ class Lowering {
       }
       case NodeKind::Literal: id = out.graph.literal(n->value); break;
       case NodeKind::Cast: id = out.graph.cast(n->dtype, lower(n->args[0])); break;
+      case NodeKind::Reduce: id = out.graph.reduce(n->reduce, lower(n->args[0])); break;
       case NodeKind::Op: {
         int args[3];
         for (size_t i = 0; i < n->args.size(); ++i) args[i] = lower(n->args[i]);
@@ -110,11 +135,13 @@ std::shared_ptr<const Plan> plan_for(const Lowered& l, const DType* out_dtype) {
   return PlanCache::global().get(key, [&] { return build_plan(l.graph, dtypes, out, kernels); });
 }
 
-Lowered lower(const Expr& e) {
+Lowered lower(const std::vector<Expr>& exprs) {
+  if (exprs.empty()) throw Error(Status::BadArgument, "eval: no expressions");
   Lowering lw;
-  lw.out.graph.roots = {lw.lower(e.node())};
+  for (const Expr& e : exprs) lw.out.graph.roots.push_back(lw.lower(e.node()));
   return std::move(lw.out);
 }
+Lowered lower(const Expr& e) { return lower(std::vector<Expr>{e}); }
 
 }  // namespace
 
@@ -130,17 +157,59 @@ void eval(const Expr& e, const Array& out) {
   execute(*plan_for(l, &d), l.inputs, &out);
 }
 
+std::vector<Array> eval(const std::vector<Expr>& exprs) {
+  Lowered l = lower(exprs);
+  return execute_all(*plan_for(l, nullptr), l.inputs);
+}
+
 std::string explain(const Expr& e) {
   Lowered l = lower(e);
   return plan_for(l, nullptr)->explain();
 }
 
+std::string explain(const std::vector<Expr>& exprs) {
+  Lowered l = lower(exprs);
+  return plan_for(l, nullptr)->explain();
+}
+
+namespace {
+// Sets g.roots to the statements a caller asked for.
+void select_results(const std::vector<Statement>& program, const ResultNames& results, Graph& g) {
+  g.roots.clear();
+  if (!results.names) {
+    if (results.count != program.size())
+      throw Error(Status::BadArgument, "the program has " + std::to_string(program.size()) + " statement" +
+                                           (program.size() == 1 ? "" : "s") + " but " + std::to_string(results.count) +
+                                           " result" + (results.count == 1 ? " was" : "s were") + " asked for");
+    for (const Statement& st : program) g.roots.push_back(st.root);
+    return;
+  }
+  if (results.count == 0) throw Error(Status::BadArgument, "no results were asked for");
+  for (size_t i = 0; i < results.count; ++i) {
+    int root = -1;
+    for (const Statement& st : program)
+      if (st.name == results.names[i]) root = st.root;  // the last assignment counts
+    if (root < 0)
+      throw Error(Status::UnknownName, std::string("result '") + results.names[i] + "' is not assigned by the program");
+    g.roots.push_back(root);
+  }
+}
+}  // namespace
+
 // The plan of an expression string: parsed and planned once per text, names and dtypes.
 std::shared_ptr<const Plan> string_plan(std::string_view expr, size_t n, const char* const* names,
-                                        const Array* const* arrays, const DType* out_dtype) {
+                                        const Array* const* arrays, const DType* out_dtype, const ResultNames* results) {
   std::vector<DType> given_dtypes(n);
   std::string key = "s:";
   key += expr;
+  if (results) {
+    key += results->names ? "\x1d" : "\x1d*";
+    for (size_t i = 0; results->names && i < results->count; ++i) {
+      if (!results->names[i]) throw Error(Status::BadArgument, "result name " + std::to_string(i) + " is NULL");
+      key += results->names[i];
+      key += '\x1c';
+    }
+  }
   for (size_t i = 0; i < n; ++i) {
     for (size_t j = 0; j < i; ++j)
       if (std::strcmp(names[i], names[j]) == 0)
@@ -153,7 +222,8 @@ std::shared_ptr<const Plan> string_plan(std::string_view expr, size_t n, const c
   append_plan_key(key, given_dtypes, out_dtype, kernels.isa);
   return PlanCache::global().get(key, [&]() -> std::shared_ptr<const Plan> {
     Graph g;
-    parse_expression(expr, g);
+    std::vector<Statement> program = parse_program(expr, g);
+    if (results) select_results(program, *results, g);
     std::vector<int> binding;
     std::vector<DType> dtypes;
     for (const std::string& name : g.input_names()) {
@@ -182,11 +252,22 @@ Array eval_string(std::string_view expr, size_t n, const char* const* names, con
   for (size_t i = 0; i < n; ++i)
     if (!arrays[i]->valid()) throw Error(Status::BadArgument, std::string("input '") + names[i] + "' is not a valid array");
   DType out_dtype = out ? out->dtype() : DType::Bool;
-  auto plan = string_plan(expr, n, names, arrays, out ? &out_dtype : nullptr);
+  auto plan = string_plan(expr, n, names, arrays, out ? &out_dtype : nullptr, nullptr);
   std::vector<Array> inputs;
   inputs.reserve(plan->binding.size());
   for (int k : plan->binding) inputs.push_back(*arrays[k]);
   return execute(*plan, inputs, out);
+}
+
+std::vector<Array> eval_program(std::string_view program, size_t n, const char* const* names,
+                                const Array* const* arrays, const ResultNames& results) {
+  for (size_t i = 0; i < n; ++i)
+    if (!arrays[i]->valid()) throw Error(Status::BadArgument, std::string("input '") + names[i] + "' is not a valid array");
+  auto plan = string_plan(program, n, names, arrays, nullptr, &results);
+  std::vector<Array> inputs;
+  inputs.reserve(plan->binding.size());
+  for (int k : plan->binding) inputs.push_back(*arrays[k]);
+  return execute_all(*plan, inputs);
 }
 
 namespace {
@@ -215,7 +296,20 @@ void eval(std::string_view expr, const Bindings& inputs, const Array& out) {
 
 std::string explain(std::string_view expr, const Bindings& inputs) {
   BindingView v(inputs);
-  return string_plan(expr, v.names.size(), v.names.data(), v.arrays.data(), nullptr)->explain();
+  return string_plan(expr, v.names.size(), v.names.data(), v.arrays.data(), nullptr, nullptr)->explain();
+}
+
+std::vector<Array> eval_many(std::string_view program, const Bindings& inputs, const std::vector<std::string>& results) {
+  BindingView v(inputs);
+  std::vector<const char*> wanted;
+  for (const std::string& r : results) wanted.push_back(r.c_str());
+  ResultNames which{results.empty() ? nullptr : wanted.data(), results.size()};
+  if (results.empty()) {
+    // Every statement: count them first (parsing is cached with the plan afterwards).
+    Graph g;
+    which.count = parse_program(program, g).size();
+  }
+  return eval_program(program, v.names.size(), v.names.data(), v.arrays.data(), which);
 }
 
 void set_num_threads(int n) { Runtime::instance().set_num_threads(n); }

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <limits>
 #include <optional>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -42,6 +43,12 @@ constexpr std::pair<std::string_view, std::string_view> kAliases[] = {
 std::optional<Op> find_operator(std::string_view symbol, int arity) {
   for (int i = 0; i < kNumOps; ++i)
     if (kOpInfo[i].arity == arity && symbol == kOpInfo[i].symbol) return static_cast<Op>(i);
+  return std::nullopt;
+}
+
+std::optional<Reduction> find_reduction(std::string_view name) {
+  for (int i = 0; i < kNumReductions; ++i)
+    if (name == kReductionInfo[i].name) return static_cast<Reduction>(i);
   return std::nullopt;
 }
 
@@ -139,7 +146,7 @@ Token lex(std::string_view text, size_t at) {
     bool two = false;
     for (std::string_view p : kTwoChar) two = two || text.substr(at, 2) == p;
     if (two) end = at + 2;
-    else if (!std::strchr("+-*/%&|^~<>(),=", c) || c == '\0')
+    else if (!std::strchr("+-*/%&|^~<>(),=;", c) || c == '\0')
       parse_error(at, "unexpected character " + quoted(text.substr(at, 1)));
   }
   t.end = end;
@@ -190,10 +197,26 @@ class Parser {
  public:
   Parser(std::string_view text, Graph& g) : text_(text), g_(g), tok_(lex(text, 0)) {}
 
-  int parse_all() {
-    int root = parse_binary(kCompareLevel);
-    if (tok_.kind != Tok::End) unexpected(tok_);
-    return root;
+  // Statements separated by ';' (a trailing one is allowed): `name = expression`, or an
+  // expression alone. A name assigned is, in later statements, that value.
+  std::vector<Statement> parse_all() {
+    std::vector<Statement> program;
+    while (tok_.kind != Tok::End) {
+      Statement st;
+      st.pos = static_cast<int>(tok_.pos);
+      if (tok_.kind == Tok::Name && lex(text_, tok_.end).text == "=") {
+        st.name = std::string(tok_.text);
+        advance();
+        advance();  // '='
+      }
+      st.root = parse_binary(kCompareLevel);
+      if (!st.name.empty()) locals_[st.name] = st.root;
+      program.push_back(std::move(st));
+      if (at_punct(";")) advance();
+      else if (tok_.kind != Tok::End) unexpected(tok_, program.back().name.empty() ? "" : "; expected ';'");
+    }
+    if (program.empty()) unexpected(tok_);
+    return program;
   }
 
  private:
@@ -292,6 +315,7 @@ class Parser {
       advance();
       if (t.text == "True" || t.text == "False") return g_.literal(Scalar::of_bool(t.text == "True"), pos);
       if (at_punct("(")) return parse_call(t);
+      if (auto local = locals_.find(std::string(t.text)); local != locals_.end()) return local->second;
       return g_.input(t.text, pos);
     }
     if (at_punct("(")) {
@@ -304,8 +328,105 @@ class Parser {
     unexpected(t);
   }
 
+  // An integer literal, optionally negative.
+  int64_t parse_int(const char* what) {
+    bool negative = at_punct("-");
+    if (negative) advance();
+    if (tok_.kind != Tok::Int) unexpected(tok_, (std::string("; expected an integer for ") + what).c_str());
+    int64_t v = int_value(tok_, negative);
+    advance();
+    return v;
+  }
+
+  void parse_axis(ReduceSpec& spec) {
+    if (tok_.kind == Tok::Name && tok_.text == "None") {
+      advance();
+      spec.all_axes = true;
+      return;
+    }
+    spec.all_axes = false;
+    spec.axes = 0;
+    auto one = [&] {
+      size_t at = tok_.pos;
+      int64_t axis = parse_int("axis");
+      if (axis < ReduceSpec::kMinAxis || axis > ReduceSpec::kMaxAxis)
+        parse_error(at, "axis " + std::to_string(axis) + " is out of range (arrays have at most 32 dimensions)");
+      uint64_t bit = uint64_t{1} << ReduceSpec::bit_of(static_cast<int>(axis));
+      if (spec.axes & bit) parse_error(at, "axis " + std::to_string(axis) + " is repeated");
+      spec.axes |= bit;
+    };
+    if (!at_punct("(")) return one();
+    advance();
+    while (!at_punct(")")) {
+      one();
+      if (at_punct(",")) advance();
+      else if (!at_punct(")")) unexpected(tok_, "; expected ',' or ')'");
+    }
+    advance();
+  }
+
+  // sum(x), sum(x, 1), sum(x, axis=(0, 1), keepdims=True), var(x, ddof=1), ...
+  int parse_reduction(const Token& name, Reduction r) {
+    int pos = static_cast<int>(name.pos);
+    advance();  // '('
+    ReduceSpec spec;
+    spec.reduction = r;
+    int operand = -1, positional = 0;
+    bool seen_axis = false, seen_keepdims = false, seen_ddof = false;
+    while (!at_punct(")")) {
+      if (operand >= 0 || positional > 0) {
+        if (!at_punct(",")) unexpected(tok_, "; expected ',' or ')'");
+        advance();
+        if (at_punct(")")) break;
+      }
+      if (tok_.kind == Tok::Name && lex(text_, tok_.end).text == "=") {
+        Token key = tok_;
+        advance();
+        advance();  // '='
+        bool* seen = key.text == "axis" ? &seen_axis : key.text == "keepdims" ? &seen_keepdims
+                   : (key.text == "ddof" && reduction_info(r).ddof) ? &seen_ddof : nullptr;
+        if (!seen)
+          parse_error(key.pos, std::string(name.text) + " has no keyword argument " + quoted(key.text) +
+                                   (reduction_info(r).ddof ? " (it takes axis, keepdims, ddof)" : " (it takes axis, keepdims)"));
+        if (*seen) parse_error(key.pos, "keyword argument " + quoted(key.text) + " is given twice");
+        *seen = true;
+        if (key.text == "axis") {
+          parse_axis(spec);
+        } else if (key.text == "keepdims") {
+          if (tok_.kind != Tok::Name || (tok_.text != "True" && tok_.text != "False"))
+            unexpected(tok_, "; keepdims takes True or False");
+          spec.keepdims = tok_.text == "True";
+          advance();
+        } else {
+          size_t at = tok_.pos;
+          int64_t ddof = parse_int("ddof");
+          if (ddof < INT32_MIN || ddof > INT32_MAX) parse_error(at, "ddof " + std::to_string(ddof) + " is out of range");
+          spec.ddof = static_cast<int32_t>(ddof);
+        }
+        ++positional;
+        continue;
+      }
+      if (seen_axis || seen_keepdims || seen_ddof) parse_error(tok_.pos, "positional argument after keyword arguments");
+      if (operand < 0) {
+        operand = parse_binary(kCompareLevel);
+      } else if (positional == 0) {
+        parse_axis(spec);  // sum(x, 1): NumPy's second positional argument is the axis
+        seen_axis = true;
+        ++positional;
+      } else {
+        parse_error(tok_.pos, std::string(name.text) + " takes at most 2 positional arguments (the array and axis)");
+      }
+    }
+    advance();  // ')'
+    if (operand < 0)
+      throw Error(Status::BadArgument, std::string(name.text) + " takes an array argument, got none at position " +
+                                           std::to_string(pos), pos);
+    return g_.reduce(spec, operand, pos);
+  }
+
   int parse_call(const Token& name) {
     int pos = static_cast<int>(name.pos);
+    if (std::optional<Reduction> r = find_reduction(name.text)) return parse_reduction(name, *r);
     std::optional<Op> op = find_function(name.text);
     DType cast_to{};
     bool is_cast = !op && dtype_from_name(name.text, cast_to);
@@ -338,6 +459,7 @@ class Parser {
   Graph& g_;
   Token tok_;
   int depth_ = 0;
+  std::unordered_map<std::string, int> locals_;  // names assigned so far
 };
 
 // --- printing ---------------------------------------------------------------------
@@ -356,6 +478,7 @@ bool is_numeric_literal(const Node& n) { return n.kind == NodeKind::Literal && n
 
 int node_level(const Node& n) {
   if (n.kind == NodeKind::Op) return op_level(n.op);
+  if (n.kind == NodeKind::Reduce) return kAtomLevel;
   bool negative = is_numeric_literal(n) && (n.value.kind == Kind::Int ? n.value.i < 0 : std::signbit(n.value.f));
   return negative ? kUnaryLevel : kAtomLevel;  // "-1" binds like a unary minus
 }
@@ -383,12 +506,33 @@ std::string literal_text(const Scalar& v) {
   return s;
 }
 
+std::string reduce_suffix(const ReduceSpec& r) {
+  std::string s;
+  if (!r.all_axes) {
+    std::vector<int> axes;
+    for (int bit = 0; bit < 64; ++bit)
+      if (r.axes >> bit & 1) axes.push_back(ReduceSpec::axis_of(bit));
+    s += ", axis=";
+    if (axes.size() == 1) {
+      s += std::to_string(axes[0]);
+    } else {
+      s += "(";
+      for (size_t i = 0; i < axes.size(); ++i) s += (i ? ", " : "") + std::to_string(axes[i]);
+      s += axes.empty() ? ")" : ")";
+    }
+  }
+  if (r.keepdims) s += ", keepdims=True";
+  if (r.ddof) s += ", ddof=" + std::to_string(r.ddof);
+  return s + ")";
+}
+
 // What a node writes before its argument `arg`, or after its last when arg == nargs.
 void append_piece(std::string& out, const Graph& g, const Node& n, int arg) {
   switch (n.kind) {
     case NodeKind::Input: out += g.input_names()[n.input]; return;
     case NodeKind::Literal: out += literal_text(n.value); return;
     case NodeKind::Cast: out += arg == 0 ? std::string(dtype_name(n.dtype)) + "(" : ")"; return;
+    case NodeKind::Reduce: out += arg == 0 ? std::string(reduction_info(n.reduce.reduction).name) + "(" : reduce_suffix(n.reduce); return;
     case NodeKind::Op: break;
   }
   const OpInfo& info = op_info(n.op);
@@ -404,13 +548,15 @@ void append_piece(std::string& out, const Graph& g, const Node& n, int arg) {
 
 }  // namespace
 
-int parse_expression(std::string_view text, Graph& g) {
+std::vector<Statement> parse_program(std::string_view text, Graph& g) {
   if (text.size() > kMaxExpressionBytes)
     parse_error(kMaxExpressionBytes, "expression is longer than " + std::to_string(kMaxExpressionBytes) + " bytes");
-  int root = Parser(text, g).parse_all();
-  g.roots = {root};
-  return root;
+  std::vector<Statement> program = Parser(text, g).parse_all();
+  g.roots = {program.back().root};
+  return program;
 }
+
+int parse_expression(std::string_view text, Graph& g) { return parse_program(text, g).back().root; }
 
 std::string format_expression(const Graph& g, int root) {
   if (root < 0 || root >= static_cast<int>(g.nodes().size()))

@@ -13,6 +13,12 @@
 //   operators   Python's precedence, loosest first: comparisons (< <= > >= == !=, never
 //               chained), |, ^, &, + -, * / // %, unary - + ~, ** (right-associative,
 //               tighter than a unary minus on its left: -x**2 is -(x**2); 2**-1 is fine)
+//   reductions  sum prod mean std var min max any all argmin argmax, NumPy's way:
+//               sum(x), sum(x, 1), sum(x, axis=(0, -1), keepdims=True), var(x, ddof=1);
+//               axis is an integer, a tuple of them or None (argmin/argmax: one or None)
+//   programs    statements separated by ';': `t = a*b; s = sum(t); t - s`. A name
+//               assigned is that value in later statements; the last statement is the
+//               expression's value
 //   whitespace  space, tab, newline and carriage return; any other byte is an error
 //
 // Limits keep hostile input harmless: at most kMaxExpressionBytes of text and
@@ -21,6 +27,7 @@
 #include <cstddef>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "graph.hpp"
 
@@ -39,6 +46,15 @@ inline constexpr int kMaxExpressionDepth = 256;
 //   BadArgument  "sqrt takes 1 argument, got 2 at position 0"
 // On error g.roots is left as it was, but g may hold extra nodes nothing refers to.
 int parse_expression(std::string_view text, Graph& g);
+
+// A program's statements in order: name is empty for a statement that assigns nothing.
+// g.roots is set to the last statement's root.
+struct Statement {
+  std::string name;
+  int root = -1;
+  int pos = 0;
+};
+std::vector<Statement> parse_program(std::string_view text, Graph& g);
 
 // The subgraph under `root` as expression text that parse_expression reads back into the
 // same structure: minimal parentheses, operators for ops that have a symbol, calls for the

@@ -4,18 +4,29 @@
 #pragma once
 #include <memory>
 #include <string_view>
+#include <vector>
 
 #include "array.hpp"
 #include "plan.hpp"
 
 namespace kiln {
 
+// Which statements of a program are the results: names null means every statement, in
+// order (count must be their number); else the values last assigned to those names.
+struct ResultNames {
+  const char* const* names = nullptr;
+  size_t count = 0;
+};
+
+// With `results` null the plan's one root is the last statement.
 std::shared_ptr<const Plan> string_plan(std::string_view expr, size_t n, const char* const* names,
-                                        const Array* const* arrays, const DType* out_dtype);
+                                        const Array* const* arrays, const DType* out_dtype, const ResultNames* results);
 // Throws UnknownName for a name the expression uses but `names` lacks, BadArgument for a
 // name given twice; names it does not use are ignored. With `out` the result is written
 // there and `out` is returned.
 Array eval_string(std::string_view expr, size_t n, const char* const* names, const Array* const* arrays,
                   const Array* out);
+std::vector<Array> eval_program(std::string_view program, size_t n, const char* const* names,
+                                const Array* const* arrays, const ResultNames& results);
 
 }  // namespace kiln

@@ -11,6 +11,7 @@
 // NumPy's (done in unsigned, so it is defined behaviour).
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <tuple>
 #include <utility>
@@ -426,6 +427,153 @@ template <Op O, size_t... D> constexpr void fill_all_dtypes(KernelTable& t, std:
   (fill_op<O, static_cast<DType>(D)>(t), ...);
 }
 
+// --- reductions ---------------------------------------------------------------------
+
+// How a reduction combines two values (`a` first); floats may add `batch`.
+template <Reduction R> struct Fold;
+template <> struct Fold<Reduction::sum> {
+  template <class T> static T scalar(T a, T b) { return Impl<Op::add>::scalar(a, b); }
+  template <class V> static V batch(V a, V b) { return a + b; }
+};
+template <> struct Fold<Reduction::prod> {
+  template <class T> static T scalar(T a, T b) { return Impl<Op::multiply>::scalar(a, b); }
+  template <class V> static V batch(V a, V b) { return a * b; }
+};
+template <> struct Fold<Reduction::min> {
+  template <class T> static T scalar(T a, T b) { return Impl<Op::minimum>::scalar(a, b); }
+  template <class V> static V batch(V a, V b) { return Impl<Op::minimum>::batch(a, b); }
+};
+template <> struct Fold<Reduction::max> {
+  template <class T> static T scalar(T a, T b) { return Impl<Op::maximum>::scalar(a, b); }
+  template <class V> static V batch(V a, V b) { return Impl<Op::maximum>::batch(a, b); }
+};
+template <> struct Fold<Reduction::any> {
+  template <class T> static T scalar(T a, T b) { return a || b; }
+};
+template <> struct Fold<Reduction::all> {
+  template <class T> static T scalar(T a, T b) { return a && b; }
+};
+
+// Reduces n >= 1 values. Float sums are pairwise above 128 elements (as NumPy's), and
+// within 128 run in two SIMD accumulators, so the error grows with log(n), not n.
+template <Reduction R, class T> T fold_run(const T* x, int64_t n) {
+  if constexpr (kIsFloat<T> && requires(Batch<T> v) { Fold<R>::batch(v, v); }) {
+    constexpr int64_t width = Batch<T>::size;
+    if (R == Reduction::sum && n > 128) {
+      int64_t half = n / 2;
+      half -= half % width;
+      return Fold<R>::scalar(fold_run<R>(x, half), fold_run<R>(x + half, n - half));
+    }
+    if (n >= 2 * width) {
+      Batch<T> a = Batch<T>::load_unaligned(x), b = Batch<T>::load_unaligned(x + width);
+      int64_t i = 2 * width;
+      for (; i + 2 * width <= n; i += 2 * width) {
+        a = Fold<R>::batch(a, Batch<T>::load_unaligned(x + i));
+        b = Fold<R>::batch(b, Batch<T>::load_unaligned(x + i + width));
+      }
+      a = Fold<R>::batch(a, b);
+      alignas(64) T lanes[width];
+      a.store_aligned(lanes);
+      T r = lanes[0];
+      for (int64_t k = 1; k < width; ++k) r = Fold<R>::scalar(r, lanes[k]);
+      for (; i < n; ++i) r = Fold<R>::scalar(r, x[i]);
+      return r;
+    }
+  }
+  T r = x[0];
+  for (int64_t i = 1; i < n; ++i) r = Fold<R>::scalar(r, x[i]);
+  return r;
+}
+
+template <Reduction R, class T> void fold_run_kernel(const void* src, int64_t n, int64_t, ReduceAcc* acc) {
+  T r = fold_run<R>(static_cast<const T*>(src), n);
+  std::memcpy(acc->value, &r, sizeof r);
+  acc->index = 0;
+}
+
+template <Reduction R, class T> void fold_combine(ReduceAcc* acc, const ReduceAcc* later) {
+  T a, b;
+  std::memcpy(&a, acc->value, sizeof a);
+  std::memcpy(&b, later->value, sizeof b);
+  a = Fold<R>::scalar(a, b);
+  std::memcpy(acc->value, &a, sizeof a);
+}
+
+template <Reduction R, class T>
+void fold_accumulate(void* acc_v, int64_t*, const void* src_v, const int64_t*, int64_t, int64_t n) {
+  T* acc = static_cast<T*>(acc_v);
+  const T* src = static_cast<const T*>(src_v);
+  int64_t i = 0;
+  if constexpr (kIsFloat<T> && requires(Batch<T> v) { Fold<R>::batch(v, v); }) {
+    constexpr int64_t width = Batch<T>::size;
+    for (; i + width <= n; i += width)
+      Fold<R>::batch(Batch<T>::load_unaligned(acc + i), Batch<T>::load_unaligned(src + i)).store_unaligned(acc + i);
+  }
+  for (; i < n; ++i) acc[i] = Fold<R>::scalar(acc[i], src[i]);
+}
+
+// argmin/argmax: whether a later value replaces the best so far. The first NaN wins and
+// stays; among equal values the first stays (NumPy's rules).
+template <bool Max, class T> inline bool replaces(T later, T best) {
+  if constexpr (kIsFloat<T>) {
+    if (std::isnan(best)) return false;
+    if (std::isnan(later)) return true;
+  }
+  return Max ? later > best : later < best;
+}
+
+template <bool Max, class T> void arg_run(const void* src, int64_t n, int64_t base, ReduceAcc* acc) {
+  const T* x = static_cast<const T*>(src);
+  T best = x[0];
+  int64_t at = 0;
+  for (int64_t i = 1; i < n; ++i) {
+    if (replaces<Max>(x[i], best)) {
+      best = x[i];
+      at = i;
+      if constexpr (kIsFloat<T>) if (std::isnan(best)) break;
+    }
+  }
+  std::memcpy(acc->value, &best, sizeof best);
+  acc->index = base + at;
+}
+
+template <bool Max, class T> void arg_combine(ReduceAcc* acc, const ReduceAcc* later) {
+  T a, b;
+  std::memcpy(&a, acc->value, sizeof a);
+  std::memcpy(&b, later->value, sizeof b);
+  if (replaces<Max>(b, a)) *acc = *later;
+}
+
+template <bool Max, class T>
+void arg_accumulate(void* acc_v, int64_t* acc_index, const void* src_v, const int64_t* src_index, int64_t row,
+                    int64_t n) {
+  T* acc = static_cast<T*>(acc_v);
+  const T* src = static_cast<const T*>(src_v);
+  for (int64_t i = 0; i < n; ++i) {
+    if (replaces<Max>(src[i], acc[i])) {
+      acc[i] = src[i];
+      acc_index[i] = src_index ? src_index[i] : row;
+    }
+  }
+}
+
+template <Reduction R, DType D> constexpr void fill_reduction(KernelTable& t) {
+  using T = typename CType<D>::type;
+  ReduceFns& f = t.reduce[static_cast<int>(R)][static_cast<int>(D)];
+  if constexpr (R == Reduction::argmin || R == Reduction::argmax) {
+    constexpr bool kMax = R == Reduction::argmax;
+    f = {&arg_run<kMax, T>, &arg_combine<kMax, T>, &arg_accumulate<kMax, T>};
+  } else if constexpr (R == Reduction::any || R == Reduction::all) {
+    if constexpr (D == DType::Bool) f = {&fold_run_kernel<R, T>, &fold_combine<R, T>, &fold_accumulate<R, T>};
+  } else if constexpr (R == Reduction::min || R == Reduction::max || D != DType::Bool) {
+    f = {&fold_run_kernel<R, T>, &fold_combine<R, T>, &fold_accumulate<R, T>};
+  }
+}
+
+template <Reduction R, size_t... D> constexpr void fill_reduction_dtypes(KernelTable& t, std::index_sequence<D...>) {
+  if constexpr (reduction_info(R).kernel) (fill_reduction<R, static_cast<DType>(D)>(t), ...);
+}
+
 inline KernelTable make_table(const char* isa) {
   KernelTable t{};
   t.isa = isa;
@@ -433,6 +581,9 @@ inline KernelTable make_table(const char* isa) {
 #include "ops.def"
 #undef KILN_OP
   fill_all_casts(t, AllDTypes{});
+#define KILN_REDUCTION(id, name, kernel, ddof) fill_reduction_dtypes<Reduction::id>(t, AllDTypes{});
+#include "reductions.def"
+#undef KILN_REDUCTION
   return t;
 }
 

@@ -15,8 +15,31 @@ namespace kiln::simd {
 // dst never aliases a source of a different item size; it may equal a source of the same.
 using KernelFn = void (*)(const void* const* src, void* dst, int64_t n);
 
+// A reduction's running value: the accumulator in its dtype's representation and, for
+// argmin/argmax, the index of the element it came from.
+struct ReduceAcc {
+  alignas(8) unsigned char value[8];
+  int64_t index;
+};
+
+// The kernels of one reduction in one accumulate dtype (unset for mean, std and var:
+// the simplifier rewrites them into sums).
+struct ReduceFns {
+  // *acc = the reduction of n >= 1 contiguous values, pairwise for sums (argmin/argmax:
+  // acc->index = base + the position of the first minimum/maximum or NaN).
+  void (*run)(const void* src, int64_t n, int64_t base, ReduceAcc* acc);
+  // *acc = *acc combined with *later, a reduction of elements that come after acc's.
+  void (*combine)(ReduceAcc* acc, const ReduceAcc* later);
+  // Element-wise: acc[i] = acc[i] combined with src[i], for n values of the accumulate
+  // dtype; argmin/argmax also keep acc_index[i] = src_index ? src_index[i] : row when
+  // src[i] wins. src comes after acc.
+  void (*accumulate)(void* acc, int64_t* acc_index, const void* src, const int64_t* src_index, int64_t row,
+                     int64_t n);
+};
+
 struct KernelTable {
   const char* isa;
+  ReduceFns reduce[kNumReductions][kNumDTypes];  // by reduction and accumulate dtype
   KernelFn op[kNumOps][kNumDTypes];        // by op and compute dtype; null where the op
                                            // does not compute in that dtype
   KernelFn cast[kNumDTypes][kNumDTypes];   // [from][to], NumPy astype semantics

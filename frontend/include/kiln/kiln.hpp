@@ -25,6 +25,16 @@
 
 namespace kiln {
 
+// Which axes a reduction folds: every axis (the default, NumPy's axis=None), one axis or
+// several; negative axes count from the end.
+struct Axes {
+  bool all = true;
+  std::vector<int> list;
+  Axes() = default;
+  Axes(int axis) : all(false), list{axis} {}
+  Axes(std::initializer_list<int> axes) : all(false), list(axes) {}
+};
+
 class Expr {
  public:
   struct Node;
@@ -36,6 +46,7 @@ class Expr {
 
   static Expr apply(Op op, std::initializer_list<Expr> args);
   static Expr cast(DType to, const Expr& arg);
+  static Expr reduce(Reduction r, const Expr& arg, const Axes& axes, bool keepdims, int ddof);
 
  private:
   explicit Expr(std::shared_ptr<const Node> n) : node_(std::move(n)) {}
@@ -80,6 +91,23 @@ inline Expr operator>=(const Expr& a, const Expr& b) { return greater_equal(a, b
 inline Expr operator==(const Expr& a, const Expr& b) { return equal(a, b); }
 inline Expr operator!=(const Expr& a, const Expr& b) { return not_equal(a, b); }
 
+// Every reduction, with NumPy's result dtypes: kiln::sum(a * b), kiln::max(x, 0),
+// kiln::mean(x, {0, 1}, true), kiln::var(x, 1, false, 1) (ddof=1), kiln::argmax(x, -1).
+// They nest in expressions like any value: x - kiln::mean(x, 0) broadcasts as NumPy.
+#define KILN_REDUCE_FN_0(id)                                                         \
+  inline Expr id(const Expr& a, const Axes& axes = {}, bool keepdims = false) {      \
+    return Expr::reduce(Reduction::id, a, axes, keepdims, 0);                        \
+  }
+#define KILN_REDUCE_FN_1(id)                                                                  \
+  inline Expr id(const Expr& a, const Axes& axes = {}, bool keepdims = false, int ddof = 0) { \
+    return Expr::reduce(Reduction::id, a, axes, keepdims, ddof);                              \
+  }
+#define KILN_REDUCTION(id, name, kernel, ddof) KILN_REDUCE_FN_##ddof(id)
+#include "reductions.def"
+#undef KILN_REDUCTION
+#undef KILN_REDUCE_FN_0
+#undef KILN_REDUCE_FN_1
+
 // NumPy astype: kiln::astype(x, DType::Float32), or the named forms below.
 inline Expr astype(const Expr& a, DType to) { return Expr::cast(to, a); }
 inline Expr as_bool(const Expr& a) { return Expr::cast(DType::Bool, a); }
@@ -93,14 +121,24 @@ using Bindings = std::vector<std::pair<std::string, Array>>;
 Array eval(std::string_view expr, const Bindings& inputs);
 void eval(std::string_view expr, const Bindings& inputs, const Array& out);
 std::string explain(std::string_view expr, const Bindings& inputs);
+// A program of statements separated by ';' ("t = a*b; s = sum(t); t - s"), planned as one
+// graph: shared subexpressions are computed once and inputs read as few times as the
+// program allows. With `results` empty, the value of every statement in order;
+// otherwise the values last assigned to those names.
+std::vector<Array> eval_many(std::string_view program, const Bindings& inputs,
+                             const std::vector<std::string>& results = {});
 
 // Evaluates into a new C-contiguous array.
 Array eval(const Expr& e);
 // Evaluates into `out` (NumPy's out=): the result must broadcast to out's shape and cast
 // to its dtype by same_kind rules; `out` may alias inputs. On error `out` is untouched.
 void eval(const Expr& e, const Array& out);
+// Several expressions over the same inputs in one planned pass, sharing common
+// subexpressions: kiln::eval({a + b, kiln::sum(a * b)}).
+std::vector<Array> eval(const std::vector<Expr>& exprs);
 // The plan kiln runs for `e`, as text (like a database's EXPLAIN).
 std::string explain(const Expr& e);
+std::string explain(const std::vector<Expr>& exprs);
 
 // Thread budget shared by all evaluations (0 = every core).
 void set_num_threads(int n);
