@@ -372,7 +372,7 @@ class Parser {
     ReduceSpec spec;
     spec.reduction = r;
     int operand = -1, positional = 0;
-    bool seen_axis = false, seen_keepdims = false, seen_ddof = false;
+    bool seen_axis = false, seen_keepdims = false, seen_ddof = false, keywords = false;
     while (!at_punct(")")) {
       if (operand >= 0 || positional > 0) {
         if (!at_punct(",")) unexpected(tok_, "; expected ',' or ')'");
@@ -390,6 +390,7 @@ class Parser {
                                    (reduction_info(r).ddof ? " (it takes axis, keepdims, ddof)" : " (it takes axis, keepdims)"));
         if (*seen) parse_error(key.pos, "keyword argument " + quoted(key.text) + " is given twice");
         *seen = true;
+        keywords = true;
         if (key.text == "axis") {
           parse_axis(spec);
         } else if (key.text == "keepdims") {
@@ -406,7 +407,7 @@ class Parser {
         ++positional;
         continue;
       }
-      if (seen_axis || seen_keepdims || seen_ddof) parse_error(tok_.pos, "positional argument after keyword arguments");
+      if (keywords) parse_error(tok_.pos, "positional argument after keyword arguments");
       if (operand < 0) {
         operand = parse_binary(kCompareLevel);
       } else if (positional == 0) {
@@ -518,7 +519,7 @@ std::string reduce_suffix(const ReduceSpec& r) {
     } else {
       s += "(";
       for (size_t i = 0; i < axes.size(); ++i) s += (i ? ", " : "") + std::to_string(axes[i]);
-      s += axes.empty() ? ")" : ")";
+      s += ")";
     }
   }
   if (r.keepdims) s += ", keepdims=True";

@@ -369,7 +369,21 @@ TEST_CASE("bad expressions report status, position and the offending token", "[p
       {std::string("a\0b", 3), Status::ParseError, 1, "unexpected character '\\x00'"},
       {"x + \xc3\xa9", Status::ParseError, 4, "unexpected character '\\xc3'"},
       {"a ! b", Status::ParseError, 2, "unexpected character '!'"},
-      {"a = b", Status::ParseError, 2, "unexpected '='"},
+      {"a + b = c", Status::ParseError, 6, "unexpected '='"},
+      {"a = ", Status::ParseError, 4, "unexpected end of expression"},
+      {"a; ; b", Status::ParseError, 3, "unexpected ';'"},
+      {"t = a b", Status::ParseError, 6, "unexpected 'b'; expected ';'"},
+      {"sum(x, axis=40)", Status::ParseError, 12, "axis 40 is out of range"},
+      {"sum(x, axis=(0, -1, 0))", Status::ParseError, 20, "axis 0 is repeated"},
+      {"sum(x, foo=1)", Status::ParseError, 7, "sum has no keyword argument 'foo' (it takes axis, keepdims)"},
+      {"mean(x, ddof=1)", Status::ParseError, 8, "mean has no keyword argument 'ddof'"},
+      {"sum(x, keepdims=1)", Status::ParseError, 16, "keepdims takes True or False"},
+      {"sum(x, axis=1, axis=2)", Status::ParseError, 15, "keyword argument 'axis' is given twice"},
+      {"sum(x, axis=1.5)", Status::ParseError, 12, "expected an integer for axis"},
+      {"sum(x, 1, 2)", Status::ParseError, 10, "takes at most 2 positional arguments"},
+      {"sum(keepdims=True, x)", Status::ParseError, 19, "positional argument after keyword arguments"},
+      {"argmin(x, axis=(0, 1))", Status::BadArgument, 0, "argmin at position 0 takes one axis or None"},
+      {"sum()", Status::BadArgument, 0, "sum takes an array argument, got none"},
       {"where(c, x=1, y)", Status::ParseError, 9, "keyword arguments are not supported ('x')"},
       {"maximum(a b)", Status::ParseError, 10, "unexpected 'b'; expected ',' or ')'"},
       {"True(1)", Status::ParseError, 4, "unexpected '('"},
@@ -438,4 +452,50 @@ TEST_CASE("text longer than the limit is refused before parsing", "[parser][erro
   std::string long_sum = "x";
   while (long_sum.size() + 4 < kMaxExpressionBytes) long_sum += " + x";
   CHECK_NOTHROW(parse_expression(long_sum, g));
+}
+
+TEST_CASE("reductions parse NumPy's arguments and print back", "[parser][reduce]") {
+  Graph g;
+  parse_expression("sum(x, axis=(0, -1), keepdims=True)", g);
+  const Node& r = root_node(g);
+  REQUIRE(r.kind == NodeKind::Reduce);
+  CHECK(r.reduce.reduction == Reduction::sum);
+  CHECK_FALSE(r.reduce.all_axes);
+  CHECK(r.reduce.axes == ((uint64_t{1} << ReduceSpec::bit_of(0)) | (uint64_t{1} << ReduceSpec::bit_of(-1))));
+  CHECK(r.reduce.keepdims);
+  // A positional axis is axis=; None is every axis; a trailing comma is allowed.
+  CHECK(key_of("mean(x, 1)") == key_of("mean(x, axis=1)"));
+  CHECK(key_of("mean(x, (1,))") == key_of("mean(x, axis=1)"));
+  CHECK(key_of("max(x, axis=None)") == key_of("max(x)"));
+  CHECK(key_of("sum(x, axis=(1, 0))") == key_of("sum(x, axis=(0, 1))"));
+  CHECK(key_of("sum(x, keepdims=False)") == key_of("sum(x)"));
+  CHECK(key_of("var(x, ddof=1)") != key_of("var(x)"));
+  CHECK(key_of("sum(x, axis=())") != key_of("sum(x)"));
+  for (const char* text : {"sum(x)", "prod(x, axis=0)", "mean(x, axis=(0, 2), keepdims=True)", "std(x, axis=-1, ddof=1)",
+                           "var(a * b + 1, keepdims=True, ddof=2)", "min(x) + max(x, axis=1)", "any(x > 0, axis=())",
+                           "all(isfinite(x))", "argmin(x, axis=-2)", "argmax(x)", "-sum(x) ** 2",
+                           "sum(x - mean(x, axis=0), axis=0)"})
+    check_round_trip(text);
+}
+
+TEST_CASE("programs: statements, assignments, the last value", "[parser][program]") {
+  Graph g;
+  std::vector<Statement> p = parse_program("t = a * b; s = sum(t); t - s;", g);
+  REQUIRE(p.size() == 3);
+  CHECK(p[0].name == "t");
+  CHECK(p[1].name == "s");
+  CHECK(p[2].name.empty());
+  CHECK(g.roots == std::vector<int>{p[2].root});
+  // Assigned names are those values later on: t is one node, not an input.
+  CHECK(g.input_names() == std::vector<std::string>{"a", "b"});
+  CHECK(g.node(p[2].root).args[0] == p[0].root);
+  CHECK(g.node(p[2].root).args[1] == p[1].root);
+  // Before its assignment a name is an input; reassigning replaces it.
+  Graph h;
+  std::vector<Statement> q = parse_program("a = a + 1; a = a * 2", h);
+  CHECK(h.input_names() == std::vector<std::string>{"a"});
+  CHECK(key_of("a = a + 1; a = a * 2") == key_of("(a + 1) * 2"));
+  CHECK(q[1].root == h.roots[0]);
+  // Comparisons with == stay comparisons.
+  CHECK(key_of("a == b") == key_of("equal(a, b)"));
 }

@@ -1,0 +1,429 @@
+// Reductions, the simplifier and multi-step plans: every reduction against a scalar
+// reference over every dtype and axis choice; accuracy on data where naive summation
+// fails; the same bits for any thread count; plans that fuse producers into reductions,
+// share subexpressions and rewrite powers; multi-output evaluation; errors that leave
+// `out` alone.
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <thread>
+
+#include "kiln/kiln.hpp"
+#include "plan_cache.hpp"
+
+using kiln::Array;
+using kiln::Axes;
+using kiln::DType;
+using kiln::Expr;
+using kiln::Reduction;
+using kiln::Shape;
+
+namespace {
+
+double get(const Array& a, int64_t i) {
+  switch (a.dtype()) {
+    case DType::Bool: return a.data_as<bool>()[i];
+    case DType::Int32: return a.data_as<int32_t>()[i];
+    case DType::Int64: return static_cast<double>(a.data_as<int64_t>()[i]);
+    case DType::Float32: return a.data_as<float>()[i];
+    case DType::Float64: return a.data_as<double>()[i];
+  }
+  return 0;
+}
+
+// Small integers (exact in every dtype and in every sum or product below) and, for
+// floats, fractions.
+Array sample(DType d, const Shape& shape, unsigned seed) {
+  Array a = Array::empty(d, shape);
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int> dist(-6, 6);
+  for (int64_t i = 0; i < a.size(); ++i) {
+    int v = dist(rng);
+    switch (d) {
+      case DType::Bool: a.data_as<bool>()[i] = v > 0; break;
+      case DType::Int32: a.data_as<int32_t>()[i] = v; break;
+      case DType::Int64: a.data_as<int64_t>()[i] = v; break;
+      case DType::Float32: a.data_as<float>()[i] = static_cast<float>(v) * 0.25f; break;
+      case DType::Float64: a.data_as<double>()[i] = v * 0.125; break;
+    }
+  }
+  return a;
+}
+
+// The reference: a plain loop over a C-contiguous 3-D array, in long double.
+struct Reference {
+  Shape shape;        // of the result
+  std::vector<long double> values;
+};
+
+Reference reduce_ref(Reduction r, const Array& x, const std::vector<bool>& reduced, bool keepdims, int ddof) {
+  const Shape& s = x.shape();
+  Reference out;
+  for (int d = 0; d < 3; ++d)
+    if (!reduced[d] || keepdims) out.shape.push_back(reduced[d] ? 1 : s[d]);
+  int64_t kept[3];
+  for (int d = 0; d < 3; ++d) kept[d] = reduced[d] ? 1 : s[d];
+  for (int64_t i = 0; i < kept[0]; ++i)
+    for (int64_t j = 0; j < kept[1]; ++j)
+      for (int64_t k = 0; k < kept[2]; ++k) {
+        std::vector<long double> vals;
+        for (int64_t a = 0; a < (reduced[0] ? s[0] : 1); ++a)
+          for (int64_t b = 0; b < (reduced[1] ? s[1] : 1); ++b)
+            for (int64_t c = 0; c < (reduced[2] ? s[2] : 1); ++c) {
+              int64_t ii = reduced[0] ? a : i, jj = reduced[1] ? b : j, kk = reduced[2] ? c : k;
+              vals.push_back(get(x, (ii * s[1] + jj) * s[2] + kk));
+            }
+        long double v = 0;
+        switch (r) {
+          case Reduction::sum: for (long double e : vals) v += e; break;
+          case Reduction::prod: v = 1; for (long double e : vals) v *= e; break;
+          case Reduction::mean: for (long double e : vals) v += e; v /= vals.size(); break;
+          case Reduction::var: case Reduction::std: {
+            long double m = 0;
+            for (long double e : vals) m += e;
+            m /= vals.size();
+            for (long double e : vals) v += (e - m) * (e - m);
+            v /= static_cast<long double>(vals.size()) - ddof;
+            if (r == Reduction::std) v = std::sqrt(v);
+            break;
+          }
+          case Reduction::min: v = vals[0]; for (long double e : vals) v = std::min(v, e); break;
+          case Reduction::max: v = vals[0]; for (long double e : vals) v = std::max(v, e); break;
+          case Reduction::any: for (long double e : vals) v = v || e != 0; break;
+          case Reduction::all: v = 1; for (long double e : vals) v = v && e != 0; break;
+          case Reduction::argmin: case Reduction::argmax: {
+            size_t best = 0;
+            for (size_t q = 1; q < vals.size(); ++q)
+              if (r == Reduction::argmin ? vals[q] < vals[best] : vals[q] > vals[best]) best = q;
+            v = static_cast<long double>(best);
+            break;
+          }
+        }
+        out.values.push_back(v);
+      }
+  return out;
+}
+
+DType expected_dtype(Reduction r, DType x) {
+  bool f = x == DType::Float32 || x == DType::Float64;
+  switch (r) {
+    case Reduction::sum: case Reduction::prod: return f ? x : DType::Int64;
+    case Reduction::mean: case Reduction::var: case Reduction::std: return f ? x : DType::Float64;
+    case Reduction::min: case Reduction::max: return x;
+    case Reduction::any: case Reduction::all: return DType::Bool;
+    case Reduction::argmin: case Reduction::argmax: return DType::Int64;
+  }
+  return x;
+}
+
+std::vector<uint8_t> bytes_of(const Array& a) {
+  REQUIRE(a.is_c_contiguous());
+  return std::vector<uint8_t>(a.data(), a.data() + a.size() * a.itemsize());
+}
+
+struct ThreadsGuard {
+  ~ThreadsGuard() { kiln::set_num_threads(0); }
+};
+
+}  // namespace
+
+TEST_CASE("every reduction, dtype and axis choice matches a scalar reference", "[reduce]") {
+  const Shape shape{4, 5, 6};
+  const std::vector<std::vector<int>> axis_sets{{}, {0}, {1}, {2}, {-1}, {0, 1}, {0, 2}, {1, 2}, {0, 1, 2}};
+  const std::string original = kiln::simd_isa();
+  for (const std::string& isa : kiln::available_simd_isas()) {
+    kiln::set_simd_isa(isa);
+    for (int di = 0; di < kiln::kNumDTypes; ++di) {
+      DType d = static_cast<DType>(di);
+      Array x = sample(d, shape, 7 + di);
+      for (int ri = 0; ri < kiln::kNumReductions; ++ri) {
+        Reduction r = static_cast<Reduction>(ri);
+        bool arg = r == Reduction::argmin || r == Reduction::argmax;
+        for (const auto& axes : axis_sets) {
+          if (arg && axes.size() > 1) continue;
+          for (bool keepdims : {false, true}) {
+            int ddof = (r == Reduction::var || r == Reduction::std) ? 1 : 0;
+            std::vector<bool> reduced(3, axes.empty());
+            for (int a : axes) reduced[a < 0 ? a + 3 : a] = true;
+            Axes spec = axes.empty() ? Axes() : Axes();
+            if (!axes.empty()) {
+              spec.all = false;
+              spec.list = axes;
+            }
+            INFO("isa " << isa << ", " << kiln::dtype_name(d) << ", " << kiln::reduction_info(r).name << ", "
+                        << axes.size() << " axes starting " << (axes.empty() ? 99 : axes[0]) << ", keepdims "
+                        << keepdims);
+            Array got = kiln::eval(Expr::reduce(r, x, spec, keepdims, ddof));
+            Reference want = reduce_ref(r, x, reduced, keepdims, ddof);
+            CHECK(got.dtype() == expected_dtype(r, d));
+            REQUIRE(got.shape() == want.shape);
+            for (int64_t i = 0; i < got.size(); ++i) {
+              long double w = want.values[i];
+              double g = get(got, i);
+              if (got.dtype() == DType::Float32) CHECK(std::fabs(g - static_cast<double>(w)) <= 1e-5 * (1 + std::fabs(static_cast<double>(w))));
+              else if (got.dtype() == DType::Float64) CHECK(std::fabs(g - static_cast<double>(w)) <= 1e-13 * (1 + std::fabs(static_cast<double>(w))));
+              else CHECK(g == static_cast<double>(w));
+            }
+          }
+        }
+      }
+    }
+  }
+  kiln::set_simd_isa(original);
+}
+
+TEST_CASE("views reduce like their contiguous copies", "[reduce]") {
+  Array base = sample(DType::Float64, {30, 40}, 3);
+  Array views[] = {base.transpose(), base.slice(0, 28, 1, -3), base.slice(1, 1, 40, 2), base.index(1, 5)};
+  for (const Array& v : views) {
+    for (const Axes& axes : {Axes(), Axes(0), Axes(-1)}) {
+      if (v.ndim() == 1 && !axes.all && axes.list[0] == 0) continue;
+      Array got = kiln::eval(kiln::sum(v * 2.0, axes));
+      Array want = kiln::eval(kiln::sum(v.copy() * 2.0, axes));
+      CHECK(bytes_of(got) == bytes_of(want));
+      CHECK(bytes_of(kiln::eval(kiln::argmax(v, axes))) == bytes_of(kiln::eval(kiln::argmax(v.copy(), axes))));
+    }
+  }
+}
+
+TEST_CASE("NaN propagates through min/max/sum; argmin/argmax find the first NaN and the first tie", "[reduce]") {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  for (int64_t n : {5, 70, 20000}) {
+    Array x = Array::zeros(DType::Float64, {n});
+    double* p = x.data_as<double>();
+    for (int64_t i = 0; i < n; ++i) p[i] = static_cast<double>((i * 7) % 11);
+    CHECK(get(kiln::eval(kiln::argmax(x)), 0) == 3);   // first 10 (i*7 % 11 == 10 at i = 3)
+    CHECK(get(kiln::eval(kiln::argmin(x)), 0) == 0);
+    p[n - 2] = nan;
+    p[n - 1] = nan;
+    CHECK(std::isnan(get(kiln::eval(kiln::min(x)), 0)));
+    CHECK(std::isnan(get(kiln::eval(kiln::max(x)), 0)));
+    CHECK(std::isnan(get(kiln::eval(kiln::sum(x)), 0)));
+    CHECK(get(kiln::eval(kiln::argmin(x)), 0) == n - 2);
+    CHECK(get(kiln::eval(kiln::argmax(x)), 0) == n - 2);
+  }
+  // Along an outer axis: per column.
+  Array m = Array::zeros(DType::Float32, {3, 2});
+  float* q = m.data_as<float>();
+  q[0] = 1; q[1] = 2; q[2] = std::nanf(""); q[3] = 5; q[4] = 0; q[5] = std::nanf("");
+  Array am = kiln::eval(kiln::argmax(m, 0));
+  CHECK(get(am, 0) == 1);
+  CHECK(get(am, 1) == 2);
+}
+
+TEST_CASE("float sums are pairwise-accurate where a running sum fails", "[reduce][accuracy]") {
+  // 10^8 float32 copies of 0.1 (a broadcast view: no memory). A running float32 sum
+  // stalls near 2^21 (an error of 98%); NumPy's pairwise sum is off by ~1e-7.
+  Array tenth32 = Array::scalar(0.1f).broadcast_to({100000000});
+  double want32 = 1e8 * static_cast<double>(0.1f);
+  double got32 = get(kiln::eval(kiln::sum(tenth32)), 0);
+  CHECK(std::fabs(got32 - want32) / want32 < 2e-6);
+  CHECK(std::fabs(get(kiln::eval(kiln::mean(tenth32)), 0) - 0.1f) / 0.1f < 2e-6);
+  // 10^7 float64 copies of 0.1 from memory (the in-place path): a running sum is off by
+  // ~1.6e-10 relative, pairwise by ~1e-16.
+  Array tenth = kiln::eval(kiln::Expr(Array::scalar(0.1).broadcast_to({10000000})) * 1.0);
+  double got = get(kiln::eval(kiln::sum(tenth)), 0);
+  long double exact = 1e7L * 0.1L;
+  CHECK(std::fabs(static_cast<long double>(got) - exact) / exact < 1e-14L);
+  // The same through a fused producer (the chunked path).
+  double fused = get(kiln::eval(kiln::sum(kiln::Expr(tenth) * 1.0)), 0);
+  CHECK(std::fabs(static_cast<long double>(fused) - exact) / exact < 1e-14L);
+  // Large cancellation: values of ~1e8 that sum to ~1; compare with a long double sum.
+  std::mt19937_64 rng(5);
+  std::normal_distribution<double> normal(0.0, 1e8);
+  const int64_t n = 1 << 20;
+  Array c = Array::empty(DType::Float64, {n});
+  long double ref = 0, abs_sum = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    double v = i % 2 ? -c.data_as<double>()[i - 1] + 1e-3 : normal(rng);
+    c.data_as<double>()[i] = v;
+    ref += v;
+    abs_sum += std::fabs(v);
+  }
+  double gc = get(kiln::eval(kiln::sum(c)), 0);
+  // Pairwise's bound: eps * log2(n) * sum|x|; a running sum's is eps * n * sum|x|.
+  CHECK(std::fabs(static_cast<long double>(gc) - ref) <= 2.2e-16L * 21 * abs_sum);
+}
+
+TEST_CASE("reductions give the same bits for 1, 2 and 7 threads", "[reduce][threads]") {
+  ThreadsGuard restore;
+  Array a = sample(DType::Float64, {3000, 1000}, 11);
+  Array b = sample(DType::Float64, {3000, 1000}, 12);
+  Array f = sample(DType::Float32, {3000, 1000}, 13);
+  std::vector<Expr> exprs{kiln::sum(a * b),        kiln::mean(a),          kiln::std(a),
+                          kiln::argmax(a + b),     kiln::sum(a * b, 0),    kiln::sum(kiln::square(a), 1),
+                          kiln::var(f, 0, false, 1), kiln::prod(f * 0.001f + 1.0f), kiln::max(kiln::abs(a - b), -1),
+                          (a - kiln::mean(a)) / kiln::std(a)};
+  std::vector<std::vector<uint8_t>> first;
+  for (int threads : {1, 2, 7}) {
+    kiln::set_num_threads(threads);
+    for (size_t i = 0; i < exprs.size(); ++i) {
+      INFO("threads " << threads << ", expression " << i);
+      auto bytes = bytes_of(kiln::eval(exprs[i]));
+      if (threads == 1) first.push_back(bytes);
+      else CHECK(bytes == first[i]);
+    }
+  }
+}
+
+TEST_CASE("reduced values feed the following fused loop, broadcasting like NumPy", "[reduce]") {
+  Array a = sample(DType::Float64, {50, 40}, 21);
+  Array centred = kiln::eval(kiln::Expr(a) - kiln::mean(a, 0));
+  Array col_means = kiln::eval(kiln::mean(a, 0));
+  for (int64_t i = 0; i < 50; ++i)
+    for (int64_t j = 0; j < 40; ++j)
+      CHECK(centred.data_as<double>()[i * 40 + j] == a.data_as<double>()[i * 40 + j] - col_means.data_as<double>()[j]);
+  Array rows = kiln::eval(kiln::Expr(a) / kiln::sum(a, 1, true));
+  Array row_sums = kiln::eval(kiln::sum(a, 1));
+  CHECK(rows.shape() == Shape{50, 40});
+  CHECK(rows.data_as<double>()[41] == a.data_as<double>()[41] / row_sums.data_as<double>()[1]);
+  // a (50, 40) minus a row-reduced (50,) does not broadcast: NumPy's error too.
+  CHECK_THROWS_WITH(kiln::eval(kiln::Expr(a) - kiln::sum(a, 1)), Catch::Contains("do not broadcast"));
+}
+
+TEST_CASE("plans: producers fuse into reductions, subexpressions are shared, powers rewritten", "[reduce][plan]") {
+  Array a = sample(DType::Float64, {100}, 1), b = sample(DType::Float64, {100}, 2);
+  auto count = [](const std::string& text, const std::string& what) {
+    size_t n = 0;
+    for (size_t p = text.find(what); p != std::string::npos; p = text.find(what, p + 1)) ++n;
+    return n;
+  };
+  // sum(a*b): one step, the product folded chunk by chunk (no loop writing a temporary).
+  std::string p = kiln::explain(kiln::sum(a * b));
+  CHECK(count(p, "reduce ") == 1);
+  CHECK(count(p, "fused loop, chunk") == 1);  // the reduction's own loop
+  CHECK(count(p, "multiply<") == 1);
+  CHECK(count(p, "out0 = %0") == 1);
+  // A shared subexpression is computed once per chunk, in reductions too.
+  p = kiln::explain(kiln::sum(kiln::sin(a) * kiln::sin(a) + kiln::sin(a)));
+  CHECK(count(p, "sin<") == 1);
+  // (a - mean(a)) / std(a): the mean is computed once, for both uses.
+  p = kiln::explain((a - kiln::mean(a)) / kiln::std(a));
+  CHECK(count(p, "reduce ") == 2);
+  // Powers: x**3 and x**4 by multiplication, power(x, 2.5) stays pow; literals fold.
+  p = kiln::explain(kiln::power(a, 3) + kiln::power(b, 4.0) + kiln::power(a, 2.5) + Expr(2) * 3);
+  CHECK(count(p, "power<") == 1);
+  CHECK(count(p, "square<") == 3);
+  CHECK(count(p, "multiply<") == 1);
+  // An int power keeps the int dtype and the exact value.
+  Array i = kiln::eval(kiln::astype(a * 8.0, DType::Int64));
+  Array cube = kiln::eval(kiln::power(i, 3));
+  for (int64_t k = 0; k < 100; ++k) CHECK(cube.data_as<int64_t>()[k] == i.data_as<int64_t>()[k] * i.data_as<int64_t>()[k] * i.data_as<int64_t>()[k]);
+  // power(int32, 3.0) computes in float64: not rewritten to an int multiply.
+  CHECK(count(kiln::explain(kiln::power(kiln::as_int32(a), 3.0)), "power<float64>") == 1);
+}
+
+TEST_CASE("several expressions in one pass: kiln::eval({...})", "[reduce][multi]") {
+  Array a = sample(DType::Float64, {2000}, 5), b = sample(DType::Float64, {2000}, 6);
+  std::vector<Expr> exprs{a + b, kiln::sum(a * b), (a + b) * 2.0, kiln::max(a)};
+  std::vector<Array> r = kiln::eval(exprs);
+  REQUIRE(r.size() == 4);
+  double dot = 0;
+  for (int64_t i = 0; i < 2000; ++i) {
+    double x = a.data_as<double>()[i], y = b.data_as<double>()[i];
+    CHECK(r[0].data_as<double>()[i] == x + y);
+    CHECK(r[2].data_as<double>()[i] == (x + y) * 2.0);
+    dot += x * y;
+  }
+  CHECK(r[1].data_as<double>()[0] == Approx(dot).epsilon(1e-14));
+  CHECK(get(r[3], 0) == get(kiln::eval(kiln::max(a)), 0));
+  // One loop writes both element-wise outputs, computing a + b once.
+  std::string p = kiln::explain(exprs);
+  CHECK(p.find("2 outputs") != std::string::npos);
+  size_t adds = 0;
+  for (size_t q = p.find("add<"); q != std::string::npos; q = p.find("add<", q + 1)) ++adds;
+  CHECK(adds == 1);
+  // Outputs of different shapes still work (run one by one).
+  Array m = sample(DType::Float64, {3, 4}, 9);
+  std::vector<Array> mixed = kiln::eval({m * 2.0, a * 2.0});
+  CHECK(mixed[0].shape() == Shape{3, 4});
+  CHECK(mixed[1].shape() == Shape{2000});
+  CHECK(mixed[1].data_as<double>()[7] == a.data_as<double>()[7] * 2.0);
+}
+
+TEST_CASE("programs of assignments through the C++ string API", "[reduce][program]") {
+  Array a = sample(DType::Float64, {10, 3}, 1), b = sample(DType::Float64, {10, 3}, 2);
+  std::vector<Array> r = kiln::eval_many("t = a*b; s = sum(t); r = t - s", {{"a", a}, {"b", b}}, {"r", "s"});
+  REQUIRE(r.size() == 2);
+  double s = 0;
+  for (int i = 0; i < 30; ++i) s += a.data_as<double>()[i] * b.data_as<double>()[i];
+  CHECK(get(r[1], 0) == Approx(s).epsilon(1e-14));
+  CHECK(r[0].data_as<double>()[4] == a.data_as<double>()[4] * b.data_as<double>()[4] - get(r[1], 0));
+  std::vector<Array> all = kiln::eval_many("a + 1; sum(b, axis=0)", {{"a", a}, {"b", b}});
+  REQUIRE(all.size() == 2);
+  CHECK(all[1].shape() == Shape{3});
+  CHECK_THROWS_WITH(kiln::eval_many("t = a", {{"a", a}}, {"u"}), Catch::Contains("'u' is not assigned"));
+  // kiln::eval of a program is its last statement.
+  Array last = kiln::eval("t = a * 2; t + 1", {{"a", a}});
+  CHECK(last.data_as<double>()[3] == a.data_as<double>()[3] * 2 + 1);
+}
+
+TEST_CASE("bad reductions are refused, naming what is wrong, and leave out alone", "[reduce][errors]") {
+  Array x = sample(DType::Float64, {3, 4}, 1);
+  Array out = Array::zeros(DType::Float64, {4});
+  CHECK_THROWS_WITH(kiln::eval(kiln::sum(x, 2), out), Catch::Contains("sum") && Catch::Contains("axis 2 is out of bounds") &&
+                                                          Catch::Contains("(3, 4)"));
+  CHECK_THROWS_WITH(kiln::eval(kiln::sum(x, {1, -1})), Catch::Contains("axis 1 is given twice"));
+  CHECK_THROWS_WITH(kiln::eval(kiln::sum(Array::scalar(1.0), {}, true)), Catch::Contains("keepdims=True on a 0-d operand"));
+  Array empty = Array::zeros(DType::Float64, {0, 4});
+  CHECK_THROWS_WITH(kiln::eval(kiln::min(empty, 0), out), Catch::Contains("min") && Catch::Contains("empty"));
+  CHECK_THROWS_WITH(kiln::eval(kiln::argmax(empty)), Catch::Contains("argmax"));
+  for (int k = 0; k < 4; ++k) CHECK(out.data_as<double>()[k] == 0.0);
+  CHECK_THROWS_WITH(kiln::argmin(x, {0, 1}), Catch::Contains("one axis or None"));
+  CHECK_THROWS_WITH(kiln::Expr::reduce(Reduction::sum, x, Axes(), false, 1), Catch::Contains("takes no ddof"));
+  CHECK_THROWS_WITH(kiln::sum(x, 40), Catch::Contains("out of range"));
+  // Reductions of nothing that have a value: NumPy's.
+  CHECK(get(kiln::eval(kiln::sum(empty)), 0) == 0.0);
+  CHECK(get(kiln::eval(kiln::prod(empty)), 0) == 1.0);
+  CHECK(std::isnan(get(kiln::eval(kiln::mean(empty)), 0)));
+  Array col = kiln::eval(kiln::all(empty, 0));
+  CHECK(col.shape() == Shape{4});
+  CHECK(get(col, 3) == 1.0);
+  CHECK(kiln::eval(kiln::max(empty, 1)).shape() == Shape{0});  // nothing to reduce into
+  // A reduction written into out casts same_kind.
+  kiln::eval(kiln::sum(x, 0), out);
+  CHECK(out.data_as<double>()[1] == get(kiln::eval(kiln::sum(x, 0)), 1));
+}
+
+TEST_CASE("the plan cache evicts the least recently used plan", "[plan][cache]") {
+  kiln::PlanCache cache(2);
+  int builds = 0;
+  auto build = [&] {
+    ++builds;
+    return std::make_shared<const kiln::Plan>();
+  };
+  cache.get("a", build);
+  cache.get("b", build);
+  cache.get("a", build);  // hit: a is now the most recent
+  cache.get("c", build);  // evicts b
+  CHECK(builds == 3);
+  CHECK(cache.size() == 2);
+  cache.get("a", build);
+  CHECK(builds == 3);
+  cache.get("b", build);  // rebuilt
+  CHECK(builds == 4);
+  CHECK(cache.hits() == 2);
+  CHECK(cache.misses() == 4);
+}
+
+TEST_CASE("reductions from 8 user threads at once", "[reduce][threads]") {
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  Array a = sample(DType::Float64, {400, 500}, 31);
+  const std::vector<uint8_t> want_sum = bytes_of(kiln::eval(kiln::sum(kiln::square(a), 1)));
+  const std::vector<uint8_t> want_std = bytes_of(kiln::eval((a - kiln::mean(a, 0)) / kiln::std(a, 0)));
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&] {
+      for (int rep = 0; rep < 20; ++rep) {
+        if (bytes_of(kiln::eval(kiln::sum(kiln::square(a), 1))) != want_sum) ++failures;
+        if (bytes_of(kiln::eval((a - kiln::mean(a, 0)) / kiln::std(a, 0))) != want_std) ++failures;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  CHECK(failures == 0);
+}
