@@ -81,6 +81,39 @@ double triad_seconds(int threads, int reps, Array& a, const Array& b, const Arra
   }).median;
 }
 
+// Read bandwidth: a dot product of two arrays, as fast as plain C++ runs it (eight
+// independent sums per block, static partition): the limit for a fused reduction.
+double read_seconds(int threads, int reps, const Array& a, const Array& b) {
+  tbb::task_arena arena(threads);
+  const double* pa = a.data_as<double>();
+  const double* pb = b.data_as<double>();
+  int64_t n = a.size();
+  constexpr int64_t kBlock = 1 << 15;
+  std::vector<double> partial((n + kBlock - 1) / kBlock);
+  volatile double sink = 0;
+  double t = measure(reps, [&] {
+    arena.execute([&] {
+      tbb::parallel_for(tbb::blocked_range<int64_t>(0, static_cast<int64_t>(partial.size())),
+                        [&](const tbb::blocked_range<int64_t>& r) {
+                          for (int64_t blk = r.begin(); blk < r.end(); ++blk) {
+                            double s[8] = {};
+                            int64_t i = blk * kBlock, end = std::min(n, i + kBlock);
+                            for (; i + 8 <= end; i += 8)
+                              for (int k = 0; k < 8; ++k) s[k] += pa[i + k] * pb[i + k];
+                            for (; i < end; ++i) s[0] += pa[i] * pb[i];
+                            partial[blk] = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+                          }
+                        },
+                        tbb::static_partitioner());
+    });
+    double total = 0;
+    for (double p : partial) total += p;
+    sink = total;
+  }).median;
+  (void)sink;
+  return t;
+}
+
 // NumPy's way: every operator a separate pass with a freshly allocated full-size result.
 Array eval_unfused(const std::string& expr, const Bindings& inputs) {
   Graph g;
@@ -107,7 +140,9 @@ Array eval_unfused(const std::string& expr, const Bindings& inputs) {
         args.push_back(values[n.args[i]]);
       }
     }
-    one.roots = {n.kind == NodeKind::Op ? one.op(n.op, ids, n.nargs) : one.cast(n.dtype, ids[0])};
+    one.roots = {n.kind == NodeKind::Op       ? one.op(n.op, ids, n.nargs)
+                 : n.kind == NodeKind::Reduce ? one.reduce(n.reduce, ids[0])
+                                              : one.cast(n.dtype, ids[0])};
     std::vector<DType> dtypes;
     for (const Array& a : args) dtypes.push_back(a.dtype());
     std::string key = "u:" + one.key();
@@ -125,6 +160,11 @@ double max_abs_diff(const Array& x, const Array& y) {
   for (int64_t i = 0; i < d.size(); ++i)
     if (!(p[i] <= m)) m = std::isnan(p[i]) && !std::isnan(m) ? m : std::max(m, p[i]);
   return m;
+}
+
+double get_max_abs(const Array& x) {
+  Array m = eval("max(abs(x))", {{"x", x}});
+  return m.data_as<double>()[0];
 }
 
 int64_t arg_int(int argc, char** argv, const char* flag, int64_t fallback) {
@@ -160,13 +200,13 @@ int run_crossover(int reps) {
   return 0;
 }
 
-// Fixed cost of one cached evaluation: 16 elements, the plan already cached.
-double small_call_seconds(int reps) {
+// Fixed cost of one cached evaluation: 16 elements, the plan already cached, out given.
+double small_call_seconds(int reps, const std::string& expr) {
   Array a = random_array(16, 1, -1, 1), b = random_array(16, 2, -1, 1);
-  Array out = Array::empty(DType::Float64, {16});
   Bindings in = {{"a", a}, {"b", b}};
+  Array out = eval(expr, in);
   const int calls = 20000;
-  return measure(reps, [&] { for (int k = 0; k < calls; ++k) eval("2*a + b", in, out); }).median / calls;
+  return measure(reps, [&] { for (int k = 0; k < calls; ++k) eval(expr, in, out); }).median / calls;
 }
 
 int run_bench(int argc, char** argv) {
@@ -210,9 +250,32 @@ int run_bench(int argc, char** argv) {
     rows.push_back({"fused " + expr, t, measure(reps, [&] { eval(expr, inputs, out); }), 4 * gb});
     rows.push_back({"unfused (numpy-style)", t, measure(reps, [&] { eval_unfused(expr, inputs); }), 12 * gb});
   }
+  // Reductions: a producer fused into a sum against the read bandwidth; sums along the
+  // inner and the outer axis of a (n/1000, 1000) matrix; standardising (three passes).
+  Array x = a.reshape({n / 1000, 1000});
+  Bindings rin = {{"a", a}, {"b", b}, {"x", x}};
+  std::vector<Row> red;
+  const char* reductions[] = {"sum(a*b)", "sum(x**2, axis=1)", "sum(x**2, axis=0)", "(a - mean(a)) / std(a)"};
+  const double red_bytes[] = {2 * gb, gb, gb, 4 * gb};  // reads (and the write) a one-pass-per-reduction plan needs
+  for (int t : thread_counts) {
+    double read = read_seconds(t, reps, a, b);
+    red.push_back({"read a.b (plain C++ dot)", t, {read, read, read}, 2 * gb});
+    set_num_threads(t);
+    for (size_t i = 0; i < 4; ++i) {
+      red.push_back({std::string("kiln ") + reductions[i], t, measure(reps, [&] { eval(reductions[i], rin); }), red_bytes[i]});
+      red.push_back({"  unfused", t, measure(reps, [&] { eval_unfused(reductions[i], rin); }), red_bytes[i]});
+    }
+  }
   set_num_threads(0);
+  double red_diff = 0;
+  for (const char* r : reductions) {
+    Array f = eval(r, rin), u = eval_unfused(r, rin);
+    double scale = std::max(1.0, std::fabs(get_max_abs(u)));
+    red_diff = std::max(red_diff, max_abs_diff(f, u) / scale);
+  }
   double diff = max_abs_diff(eval(expr, inputs), eval_unfused(expr, inputs));
-  double small_call = small_call_seconds(reps);
+  double small_call = small_call_seconds(reps, "2*a + b");
+  double small_sum = small_call_seconds(reps, "sum(a*b)");
 
   if (json) {
     std::printf("{\"n\": %lld, \"reps\": %d, \"isa\": \"%s\", \"rows\": [", static_cast<long long>(n), reps,
@@ -222,7 +285,15 @@ int run_bench(int argc, char** argv) {
                   "\"gb_per_s\": %.4g}",
                   i ? ", " : "", rows[i].name.c_str(), rows[i].threads, rows[i].s.median, rows[i].s.min,
                   rows[i].s.max, rows[i].bytes / rows[i].s.median);
-    std::printf("], \"max_abs_diff_fused_vs_unfused\": %g, \"cached_call_16_elements_s\": %.4g}\n", diff, small_call);
+    std::printf("], \"reductions\": [");
+    for (size_t i = 0; i < red.size(); ++i)
+      std::printf("%s{\"name\": \"%s\", \"threads\": %d, \"median_s\": %.6g, \"min_s\": %.6g, \"max_s\": %.6g, "
+                  "\"gb_per_s\": %.4g}",
+                  i ? ", " : "", red[i].name.c_str(), red[i].threads, red[i].s.median, red[i].s.min, red[i].s.max,
+                  red[i].bytes / red[i].s.median);
+    std::printf("], \"max_abs_diff_fused_vs_unfused\": %g, \"reductions_max_rel_diff\": %g, "
+                "\"cached_call_16_elements_s\": %.4g, \"cached_sum_16_elements_s\": %.4g}\n",
+                diff, red_diff, small_call, small_sum);
     return 0;
   }
   std::printf("kiln bench: n = %lld float64, median of %d (min..max), simd %s, %d hardware threads\n",
@@ -238,8 +309,22 @@ int run_bench(int argc, char** argv) {
                 100.0 * (fused.bytes / fused.s.median) / (triad.bytes / triad.s.median));
   }
   std::printf("fused vs unfused results: max abs difference %g\n", diff);
+  std::printf("\n%-30s %7s %10s %21s %9s\n", "reductions", "threads", "median ms", "min..max ms", "GB/s");
+  for (const Row& r : red)
+    std::printf("%-30s %7d %10.2f %10.2f..%-10.2f %9.2f\n", r.name.c_str(), r.threads, r.s.median * 1e3,
+                r.s.min * 1e3, r.s.max * 1e3, r.bytes / r.s.median);
+  for (size_t i = 0; i < red.size(); i += 9) {
+    const Row& read = red[i];
+    std::printf("threads %d: sum(a*b) reads at %.0f%% of the read bandwidth; kiln vs unfused:", read.threads,
+                100.0 * (red[i + 1].bytes / red[i + 1].s.median) / (read.bytes / read.s.median));
+    for (size_t k = 0; k < 4; ++k) std::printf(" %.2fx", red[i + 2 + 2 * k].s.median / red[i + 1 + 2 * k].s.median);
+    std::printf(" (%s)\n", "sum(a*b), axis=1, axis=0, standardise");
+  }
+  std::printf("reductions, kiln vs unfused: max relative difference %g\n", red_diff);
   std::printf("cached evaluation of 2*a + b on 16 elements (string API, out given): %.2f us per call\n",
               small_call * 1e6);
+  std::printf("cached evaluation of sum(a*b) on 16 elements (string API, new 0-d result): %.2f us per call\n",
+              small_sum * 1e6);
   return 0;
 }
 

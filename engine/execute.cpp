@@ -223,8 +223,10 @@ class ChunkRunner {
     }
   }
 
-  // Computes elements [start, start + n); returns the block's result register.
-  const void* run(int64_t start, int64_t n) {
+  // Computes elements [start, start + n); returns the block's result register, which is
+  // `result_at` when given and the result is computed (not a read or constant).
+  const void* run(int64_t start, int64_t n, void* result_at = nullptr) {
+    if (result_at && b_.result >= static_cast<int>(b_.reads.size() + b_.constants.size())) r_[b_.result] = result_at;
     const int num_reads = static_cast<int>(b_.reads.size());
     for (int i = 0; i < num_reads; ++i) {
       const Operand& op = loop_.inputs[i];
@@ -478,13 +480,18 @@ Array run_reduce(const Plan& plan, const Step& st, const std::vector<Array>& val
                       loop.inputs[b.result].mode == Operand::InPlace;
   const char* direct_base = direct ? loop.inputs[b.result].base : nullptr;
   constexpr int64_t kPiece = 16384;  // elements: enough work to be worth a task
+  const int64_t group = 8 * chunk;
 
   if (segments) {
     const int64_t blocks = (L + kPiece - 1) / kPiece;  // per segment
     std::vector<simd::ReduceAcc> partial(M * blocks);
     for_items(M * blocks, kPiece / std::min(L, kPiece), total, [&](int64_t lo, int64_t hi) {
       std::optional<ChunkRunner> runner;
-      if (!direct) runner.emplace(b, loop, stamp, chunk);
+      std::vector<char> group_buffer;
+      if (!direct) {
+        runner.emplace(b, loop, stamp, chunk);
+        group_buffer.resize(group * acc_item);
+      }
       for (int64_t item = lo; item < hi; ++item) {
         int64_t first = (item % blocks) * kPiece, len = std::min(kPiece, L - first);
         int64_t flat = (item / blocks) * L + first;
@@ -492,11 +499,19 @@ Array run_reduce(const Plan& plan, const Step& st, const std::vector<Array>& val
           f.run(direct_base + flat * acc_item, len, first, &partial[item]);
           continue;
         }
+        // Chunks are computed into a group of 8 before they are folded: the fold's fixed
+        // cost (across SIMD lanes, into the pairwise tree) is paid once per group.
         PairwiseFold fold(f);
-        for (int64_t off = 0; off < len; off += chunk) {
-          int64_t n = std::min(chunk, len - off);
+        for (int64_t off = 0; off < len; off += group) {
+          int64_t m = std::min(group, len - off);
+          for (int64_t j = 0; j < m; j += chunk) {
+            int64_t n = std::min(chunk, m - j);
+            char* at = group_buffer.data() + j * acc_item;
+            const void* p = runner->run(flat + off + j, n, at);
+            if (p != at) std::memcpy(at, p, n * acc_item);
+          }
           simd::ReduceAcc a{};
-          f.run(runner->run(flat + off, n), n, first + off, &a);
+          f.run(group_buffer.data(), m, first + off, &a);
           fold.add(a);
         }
         partial[item] = fold.result();
