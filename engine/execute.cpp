@@ -418,7 +418,7 @@ Array run_reduce(const Plan& plan, const Step& st, const std::vector<Array>& val
   const Block& b = st.body;
   const Shape shape = block_shape(plan, b, values);
   const Node& node = plan.graph.node(st.node);
-  const char* name = reduction_info(st.spec.reduction).name;
+  const char* name = st.spec.name();
   const std::string where = std::string(name) + (node.pos >= 0 ? " at position " + std::to_string(node.pos) : "");
   const int nd = static_cast<int>(shape.size());
   std::vector<char> reduced(nd, st.spec.all_axes ? 1 : 0);

@@ -36,11 +36,16 @@ struct ReduceSpec {
   uint64_t axes = 0;     // else: bit a for axis a >= 0, bit 32 + (-a - 1) for axis a < 0
   bool keepdims = false;
   int32_t ddof = 0;      // var and std only
+  // For messages: what the user wrote, when the simplifier made this node from another
+  // reduction (a mean of var's). Not part of the node's identity.
+  int8_t written_as = -1;
+  const char* name() const {
+    return reduction_info(written_as >= 0 ? static_cast<Reduction>(written_as) : reduction).name;
+  }
 
   static constexpr int kMinAxis = -32, kMaxAxis = 31;
   static int bit_of(int axis) { return axis >= 0 ? axis : 32 + (-axis - 1); }
   static int axis_of(int bit) { return bit < 32 ? bit : -(bit - 32) - 1; }
-  bool operator==(const ReduceSpec&) const = default;
 };
 
 struct Node {

@@ -72,6 +72,7 @@ Graph simplify(const Graph& g, const std::vector<NodeType>& types) {
         int x = is_float(types[n.args[0]].dtype) ? args[0] : out.cast(DType::Float64, args[0], n.pos);
         ReduceSpec mean = n.reduce;
         mean.reduction = Reduction::mean;
+        mean.written_as = static_cast<int8_t>(r);
         if (r == Reduction::mean) {
           m = out.reduce(mean, x, n.pos);
           break;

@@ -203,7 +203,7 @@ std::shared_ptr<const Plan> string_plan(std::string_view expr, size_t n, const c
   std::string key = "s:";
   key += expr;
   if (results) {
-    key += results->names ? "\x1d" : "\x1d*";
+    key += results->names ? "\x1d" : "\x1d*" + std::to_string(results->count);
     for (size_t i = 0; results->names && i < results->count; ++i) {
       if (!results->names[i]) throw Error(Status::BadArgument, "result name " + std::to_string(i) + " is NULL");
       key += results->names[i];
@@ -267,6 +267,7 @@ std::vector<Array> eval_program(std::string_view program, size_t n, const char* 
   std::vector<Array> inputs;
   inputs.reserve(plan->binding.size());
   for (int k : plan->binding) inputs.push_back(*arrays[k]);
+  KILN_ASSERT(plan->outputs.size() == results.count);
   return execute_all(*plan, inputs);
 }
 

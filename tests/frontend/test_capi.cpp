@@ -756,3 +756,42 @@ TEST_CASE("out may alias an input through the C ABI", "[capi]") {
   REQUIRE(eval("x * 10", {{"x", head}}, tail, nullptr) == KILN_OK);
   CHECK(v == std::vector<double>{1, 10, 20, 30, 40, 50});
 }
+
+TEST_CASE("kiln_eval_many: a program's results in one plan", "[capi][program]") {
+  std::vector<double> ad{1, 2, 3, 4, 5, 6}, bd{0.5, -1, 2, 0, 1, 3};
+  Handle a = wrap(ad, {2, 3}), b = wrap(bd, {2, 3});
+  const char* names[] = {"a", "b"};
+  kiln_array* arrays[] = {a.get(), b.get()};
+  const char* program = "t = a*b; s = sum(t, axis=1, keepdims=True); r = t - s; argmax(t)";
+  kiln_array* results[3] = {nullptr, nullptr, nullptr};
+  const char* wanted[] = {"r", "s", "t"};
+  REQUIRE(kiln_eval_many(program, 2, names, arrays, 3, wanted, results) == KILN_OK);
+  Handle r(results[0]), s(results[1]), t(results[2]);
+  CHECK(values_of<double>(s.get()) == std::vector<double>{0.5 - 2 + 6, 0 + 5 + 18});
+  CHECK(kiln_array_ndim(s.get()) == 2);
+  CHECK(values_of<double>(r.get()) == std::vector<double>{0.5 - 4.5, -2 - 4.5, 6 - 4.5, 0 - 23, 5 - 23, 18 - 23});
+  CHECK(values_of<double>(t.get()) == std::vector<double>{0.5, -2, 6, 0, 5, 18});
+  // NULL result names: every statement, in order.
+  kiln_array* all[4] = {nullptr, nullptr, nullptr, nullptr};
+  REQUIRE(kiln_eval_many(program, 2, names, arrays, 4, nullptr, all) == KILN_OK);
+  Handle h0(all[0]), h1(all[1]), h2(all[2]), h3(all[3]);
+  CHECK(values_of<int64_t>(all[3]) == std::vector<int64_t>{5});
+  // Errors set no result.
+  kiln_array* none[2] = {nullptr, nullptr};
+  CHECK(kiln_eval_many(program, 2, names, arrays, 2, nullptr, none) == KILN_ERROR_BAD_ARGUMENT);
+  CHECK(std::string(kiln_last_error()).find("4 statements but 2 results") != std::string::npos);
+  const char* unknown[] = {"t", "nope"};
+  CHECK(kiln_eval_many(program, 2, names, arrays, 2, unknown, none) == KILN_ERROR_UNKNOWN_NAME);
+  CHECK(std::string(kiln_last_error()).find("'nope' is not assigned") != std::string::npos);
+  CHECK(kiln_eval_many("sum(a, axis=2)", 2, names, arrays, 1, nullptr, none) == KILN_ERROR_BAD_ARGUMENT);
+  CHECK(std::string(kiln_last_error()).find("axis 2 is out of bounds") != std::string::npos);
+  CHECK(kiln_eval_many("a +", 2, names, arrays, 1, nullptr, none) == KILN_ERROR_PARSE);
+  CHECK(kiln_eval_many(program, 2, names, arrays, 0, nullptr, none) == KILN_ERROR_BAD_ARGUMENT);
+  CHECK(none[0] == nullptr);
+  CHECK(none[1] == nullptr);
+  // kiln_eval on a program gives its last statement.
+  kiln_array* last = nullptr;
+  REQUIRE(kiln_eval("t = a * 2; min(t)", 2, names, arrays, nullptr, &last) == KILN_OK);
+  Handle hl(last);
+  CHECK(values_of<double>(last) == std::vector<double>{2});
+}
