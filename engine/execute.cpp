@@ -276,45 +276,42 @@ void for_items(int64_t items, int64_t grain, int64_t total, const Body& body) {
 Loop make_loop(const Shape& shape, const std::vector<Array>& ins, const std::vector<Array>& outs) {
   Loop loop;
   loop.total = shape_size(shape);
-  std::vector<const Array*> all;
-  for (const Array& a : ins) all.push_back(&a);
-  for (const Array& a : outs) all.push_back(&a);
+  const size_t nops = ins.size() + outs.size();
+  auto array = [&](size_t k) -> const Array& { return k < ins.size() ? ins[k] : outs[k - ins.size()]; };
+  std::vector<Operand> ops(nops);  // strides filled dimension by dimension
   int nd = 0;
-  std::vector<std::vector<int64_t>> strides(all.size());
   for (size_t d = 0; d < shape.size(); ++d) {
     if (shape[d] == 1) continue;
     bool merge = nd > 0;
-    for (size_t k = 0; k < all.size() && merge; ++k) merge = strides[k].back() == all[k]->strides()[d] * shape[d];
+    for (size_t k = 0; k < nops && merge; ++k) merge = ops[k].strides[nd - 1] == array(k).strides()[d] * shape[d];
     if (merge) {
       loop.shape[nd - 1] *= shape[d];
-      for (size_t k = 0; k < all.size(); ++k) strides[k].back() = all[k]->strides()[d];
+      for (size_t k = 0; k < nops; ++k) ops[k].strides[nd - 1] = array(k).strides()[d];
     } else {
-      loop.shape[nd++] = shape[d];
-      for (size_t k = 0; k < all.size(); ++k) strides[k].push_back(all[k]->strides()[d]);
+      loop.shape[nd] = shape[d];
+      for (size_t k = 0; k < nops; ++k) ops[k].strides[nd] = array(k).strides()[d];
+      ++nd;
     }
   }
   if (nd == 0) {
     nd = 1;
     loop.shape[0] = 1;
-    for (auto& s : strides) s.push_back(0);
+    for (Operand& op : ops) op.strides[0] = 0;
   }
   loop.nd = nd;
-  auto classify = [&](const Array& a, const std::vector<int64_t>& st) {
-    Operand op;
-    op.base = a.data();
-    op.item = a.itemsize();
-    std::copy(st.begin(), st.end(), op.strides);
-    bool all_zero = std::all_of(st.begin(), st.end(), [](int64_t s) { return s == 0; });
-    if (loop.total == 1 || (nd == 1 && st[0] == static_cast<int64_t>(op.item))) op.mode = Operand::InPlace;
+  for (size_t k = 0; k < nops; ++k) {
+    Operand& op = ops[k];
+    op.base = array(k).data();
+    op.item = array(k).itemsize();
+    bool all_zero = std::all_of(op.strides, op.strides + nd, [](int64_t s) { return s == 0; });
+    if (loop.total == 1 || (nd == 1 && op.strides[0] == static_cast<int64_t>(op.item))) op.mode = Operand::InPlace;
     else if (all_zero) op.mode = Operand::Splat;
     else op.mode = Operand::Strided;
-    return op;
-  };
-  for (size_t i = 0; i < ins.size(); ++i) loop.inputs.push_back(classify(ins[i], strides[i]));
-  for (size_t i = 0; i < outs.size(); ++i) {
-    loop.outs.push_back(classify(outs[i], strides[ins.size() + i]));
-    KILN_ASSERT(loop.outs.back().mode != Operand::Splat);
+    KILN_ASSERT(k < ins.size() || op.mode != Operand::Splat);
   }
+  loop.outs.assign(ops.begin() + ins.size(), ops.end());
+  ops.resize(ins.size());
+  loop.inputs = std::move(ops);
   return loop;
 }
 
@@ -419,23 +416,23 @@ Array run_reduce(const Plan& plan, const Step& st, const std::vector<Array>& val
   const Shape shape = block_shape(plan, b, values);
   const Node& node = plan.graph.node(st.node);
   const char* name = st.spec.name();
-  const std::string where = std::string(name) + (node.pos >= 0 ? " at position " + std::to_string(node.pos) : "");
+  auto where = [&] { return std::string(name) + (node.pos >= 0 ? " at position " + std::to_string(node.pos) : ""); };
   const int nd = static_cast<int>(shape.size());
   std::vector<char> reduced(nd, st.spec.all_axes ? 1 : 0);
   for (int bit = 0; bit < 64 && !st.spec.all_axes; ++bit) {
     if (!(st.spec.axes >> bit & 1)) continue;
     int axis = ReduceSpec::axis_of(bit), a = axis < 0 ? axis + nd : axis;
     if (a < 0 || a >= nd)
-      throw Error(Status::BadArgument, where + ": axis " + std::to_string(axis) + " is out of bounds for an operand of " +
+      throw Error(Status::BadArgument, where() + ": axis " + std::to_string(axis) + " is out of bounds for an operand of " +
                                            std::to_string(nd) + " dimension" + (nd == 1 ? "" : "s") + ", shape " +
                                            shape_str(shape));
     if (reduced[a])
-      throw Error(Status::BadArgument, where + ": axis " + std::to_string(a) + " is given twice (as " +
+      throw Error(Status::BadArgument, where() + ": axis " + std::to_string(a) + " is given twice (as " +
                                            std::to_string(a) + " and " + std::to_string(a - nd) + ")");
     reduced[a] = 1;
   }
   if (st.spec.keepdims && nd == 0)
-    throw Error(Status::BadArgument, where + ": keepdims=True on a 0-d operand, which has no axes to keep");
+    throw Error(Status::BadArgument, where() + ": keepdims=True on a 0-d operand, which has no axes to keep");
   Shape out_shape;
   int64_t L = 1, M = 1;  // elements folded into each output; outputs
   for (int d = 0; d < nd; ++d) {
@@ -448,7 +445,7 @@ Array run_reduce(const Plan& plan, const Step& st, const std::vector<Array>& val
     }
   }
   if (L == 0 && !has_identity(st.spec.reduction))
-    throw Error(Status::BadArgument, where + ": the reduced extent of the operand (shape " + shape_str(shape) +
+    throw Error(Status::BadArgument, where() + ": the reduced extent of the operand (shape " + shape_str(shape) +
                                          ") is empty, and " + name + " of no elements has no value");
   Array out = Array::empty(st.result, out_shape);
   const size_t out_item = itemsize(st.result), acc_item = itemsize(st.accumulate);
