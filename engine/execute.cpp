@@ -656,8 +656,17 @@ std::vector<Array> run_plan(const Plan& plan, const std::vector<Array>& given, c
   std::copy(given.begin(), given.end(), values.begin());
   std::vector<Array> results(plan.outputs.size());
   for (const Step& st : plan.steps) {
-    if (st.kind == Step::Kind::Reduce) values[st.value] = run_reduce(plan, st, values);
-    else run_loop(plan, st, values, out_arg, results);
+    if (st.kind == Step::Kind::Reduce) {
+      values[st.value] = run_reduce(plan, st, values);
+    } else if (st.value >= 0) {
+      Shape shape = block_shape(plan, st.body, values);
+      values[st.value] = Array::empty(st.result, shape);
+      std::vector<Array> reads;
+      for (int v : st.body.reads) reads.push_back(values[v].broadcast_to(shape));
+      run_fused(st.body, plan.chunk, shape, reads, {values[st.value]});
+    } else {
+      run_loop(plan, st, values, out_arg, results);
+    }
   }
   for (size_t k = 0; k < plan.outputs.size(); ++k)
     if (plan.outputs[k].value >= 0) results[k] = values[plan.outputs[k].value];

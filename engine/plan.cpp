@@ -211,19 +211,46 @@ std::shared_ptr<const Plan> build_plan(const Graph& given, const std::vector<DTy
     if (g.node(id).kind == NodeKind::Input) plan->node_value[id] = g.node(id).input;
   plan->num_values = static_cast<int>(input_dtypes.size());
 
+  // Element-wise values made of reductions only (sqrt(var) in x / std(x)) are hoisted:
+  // computed once, at the reductions' shape, not again for every element of the loop
+  // that uses them.
+  std::vector<char> on_input(g.nodes().size(), 0), on_reduction(g.nodes().size(), 0), hoist(g.nodes().size(), 0);
   for (size_t id = 0; id < g.nodes().size(); ++id) {
     const Node& n = g.node(id);
-    if (!reached[id] || n.kind != NodeKind::Reduce) continue;
+    on_input[id] = n.kind == NodeKind::Input;
+    on_reduction[id] = n.kind == NodeKind::Reduce;
+    if (n.kind != NodeKind::Op && n.kind != NodeKind::Cast) continue;
+    for (int i = 0; i < n.nargs; ++i) {
+      on_input[id] |= on_input[n.args[i]];
+      on_reduction[id] |= on_reduction[n.args[i]];
+    }
+    if (!on_input[id]) continue;
+    for (int i = 0; i < n.nargs; ++i) {
+      int a = n.args[i];
+      const Node& arg = g.node(a);
+      hoist[a] |= (arg.kind == NodeKind::Op || arg.kind == NodeKind::Cast) && on_reduction[a] && !on_input[a];
+    }
+  }
+
+  for (size_t id = 0; id < g.nodes().size(); ++id) {
+    const Node& n = g.node(id);
+    if (!reached[id] || (n.kind != NodeKind::Reduce && !hoist[id])) continue;
     Step st;
-    st.kind = Step::Kind::Reduce;
     st.node = static_cast<int>(id);
-    st.spec = n.reduce;
-    st.accumulate = types[id].compute;
-    st.result = types[id].dtype;
-    st.fold = kernels.reduce[int(kernel_reduction(st.spec.reduction))][int(st.accumulate)];
-    KILN_ASSERT(st.fold.run);
     BlockBuilder b(g, types, plan->node_value, kernels);
-    st.body = b.finish_reduce(b.value(n.args[0], st.accumulate));
+    if (n.kind == NodeKind::Reduce) {
+      st.kind = Step::Kind::Reduce;
+      st.spec = n.reduce;
+      st.accumulate = types[id].compute;
+      st.result = types[id].dtype;
+      st.fold = kernels.reduce[int(kernel_reduction(st.spec.reduction))][int(st.accumulate)];
+      KILN_ASSERT(st.fold.run);
+      st.body = b.finish_reduce(b.value(n.args[0], st.accumulate));
+    } else {
+      st.kind = Step::Kind::Loop;
+      st.result = types[id].dtype;
+      st.body = b.finish_loop({b.value(static_cast<int>(id), st.result)}, {st.result}, {st.result});
+    }
     st.value = plan->num_values++;
     plan->node_value[id] = st.value;
     plan->steps.push_back(std::move(st));
@@ -296,11 +323,12 @@ std::string Plan::explain() const {
            (st.spec.keepdims ? ", keepdims" : "") + (st.spec.ddof ? ", ddof " + std::to_string(st.spec.ddof) : "") +
            ", fused loop, chunk " + std::to_string(chunk) + ", " + regs + ", isa " + isa + "\n";
     } else {
-      s += "fused loop, chunk " + std::to_string(chunk) + ", " + regs + ", " + std::to_string(st.outputs.size()) +
-           " output" + (st.outputs.size() == 1 ? "" : "s") + ", isa " + isa + "\n";
+      std::string outs = st.value >= 0 ? "-> " + value_name(st.value)
+                                       : std::to_string(st.outputs.size()) + " output" + (st.outputs.size() == 1 ? "" : "s");
+      s += "fused loop, chunk " + std::to_string(chunk) + ", " + regs + ", " + outs + ", isa " + isa + "\n";
     }
     auto reg = [&](int r) {
-      if (r < 0) return "out" + std::to_string(st.outputs[Instr::out_index(r)]);
+      if (r < 0) return st.value >= 0 ? value_name(st.value) : "out" + std::to_string(st.outputs[Instr::out_index(r)]);
       int nr = static_cast<int>(b.reads.size()), nc = static_cast<int>(b.constants.size());
       if (r < nr) return value_name(b.reads[r]);
       if (r < nr + nc) return std::string("c") + std::to_string(r - nr);

@@ -3,6 +3,8 @@
 //   - a reduction step runs a fused loop that computes the reduction's operand chunk by
 //     chunk and folds it straight into the reduction (no temporary array), and makes
 //     the reduced array a new value;
+//   - a value step is a small fused loop over reductions' results only (the sqrt of a
+//     variance), computed once at their shape and then read like an input;
 //   - the loop step (at most one, last) computes every output that is not simply the
 //     result of a reduction, all in one pass.
 // A step's fused loop (Block) is a list of instructions over registers numbered
@@ -54,14 +56,15 @@ struct Block {
 struct Step {
   enum class Kind : uint8_t { Reduce, Loop } kind = Kind::Loop;
   Block body;
-  // Reduce: the graph node (for messages), what it does, and the value it makes.
+  // Reduce and value steps: the graph node (for messages), what it does, the value it
+  // makes and that value's dtype.
   int node = -1;
   ReduceSpec spec;
   DType accumulate = DType::Float64, result = DType::Float64;
   simd::ReduceFns fold{};  // the kernels, from the plan's instruction set
   int value = -1;
-  // Loop: the plan output each of the body's outputs is, and one body per output for
-  // when the outputs' shapes differ at execution (then they run one by one).
+  // The loop step: the plan output each of the body's outputs is, and one body per output
+  // for when the outputs' shapes differ at execution (then they run one by one).
   std::vector<int> outputs;
   std::vector<Block> separate;
 };
