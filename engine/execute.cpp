@@ -223,10 +223,11 @@ class ChunkRunner {
     }
   }
 
-  // Computes elements [start, start + n); returns the block's result register, which is
-  // `result_at` when given and the result is computed (not a read or constant).
-  const void* run(int64_t start, int64_t n, void* result_at = nullptr) {
-    if (result_at && b_.result >= static_cast<int>(b_.reads.size() + b_.constants.size())) r_[b_.result] = result_at;
+  // Computes elements [start, start + n). With `result_at`, a reduction block's (only)
+  // operand is computed there, when it is computed at all (not a read or a constant).
+  void run(int64_t start, int64_t n, void* result_at = nullptr) {
+    if (result_at && b_.results[0] >= static_cast<int>(b_.reads.size() + b_.constants.size()))
+      r_[b_.results[0]] = result_at;
     const int num_reads = static_cast<int>(b_.reads.size());
     for (int i = 0; i < num_reads; ++i) {
       const Operand& op = loop_.inputs[i];
@@ -244,11 +245,12 @@ class ChunkRunner {
     }
     for (size_t k = 0; k < loop_.outs.size(); ++k)
       if (loop_.outs[k].mode != Operand::InPlace) scatter(loop_, loop_.outs[k], static_cast<char*>(out_[k]), start, n);
-    return b_.result >= 0 ? r_[b_.result] : nullptr;
   }
 
- private:
+  // A register's data after run().
   void* reg(int r) const { return r >= 0 ? r_[r] : out_[Instr::out_index(r)]; }
+
+ private:
   const Block& b_;
   const Loop& loop_;
   void** r_;
@@ -335,6 +337,7 @@ void run_fused(const Block& b, int64_t chunk, const Shape& shape, const std::vec
 class PairwiseFold {
  public:
   explicit PairwiseFold(const simd::ReduceFns& f) : f_(f) {}
+  void clear() { top_ = 0; }
   void add(simd::ReduceAcc a) {
     int level = 0;
     while (top_ > 0 && level_[top_ - 1] == level) {
@@ -364,37 +367,37 @@ class PairwiseFold {
   int top_ = 0;
 };
 
-// Writes a finished accumulator (of `count` elements) as the step's result dtype.
-void finalize(const Step& st, const simd::ReduceAcc& a, int64_t count, char* dst) {
-  switch (st.spec.reduction) {
+// Writes a finished accumulator (of `count` elements) as the fold's result dtype.
+void finalize(const Fold& f, const simd::ReduceAcc& a, int64_t count, char* dst) {
+  switch (f.spec.reduction) {
     case Reduction::argmin: case Reduction::argmax: std::memcpy(dst, &a.index, 8); return;
     case Reduction::mean: {
       // NumPy divides by the count in float64 (and by n - ddof, at least 0, for var).
       double sum;
-      if (st.accumulate == DType::Float32) {
-        float f;
-        std::memcpy(&f, a.value, 4);
-        sum = f;
+      if (f.accumulate == DType::Float32) {
+        float v;
+        std::memcpy(&v, a.value, 4);
+        sum = v;
       } else {
         std::memcpy(&sum, a.value, 8);
       }
-      double q = sum / static_cast<double>(std::max<int64_t>(count - st.spec.ddof, 0));
-      if (st.result == DType::Float32) {
-        float f = static_cast<float>(q);
-        std::memcpy(dst, &f, 4);
+      double q = sum / static_cast<double>(std::max<int64_t>(count - f.spec.ddof, 0));
+      if (f.result == DType::Float32) {
+        float v = static_cast<float>(q);
+        std::memcpy(dst, &v, 4);
       } else {
         std::memcpy(dst, &q, 8);
       }
       return;
     }
-    default: std::memcpy(dst, a.value, itemsize(st.result)); return;
+    default: std::memcpy(dst, a.value, itemsize(f.result)); return;
   }
 }
 
-simd::ReduceAcc identity(const Step& st) {
+simd::ReduceAcc identity(const Fold& f) {
   simd::ReduceAcc a{};
-  int64_t one = (st.spec.reduction == Reduction::prod || st.spec.reduction == Reduction::all) ? 1 : 0;
-  switch (st.accumulate) {
+  int64_t one = (f.spec.reduction == Reduction::prod || f.spec.reduction == Reduction::all) ? 1 : 0;
+  switch (f.accumulate) {
     case DType::Bool: a.value[0] = static_cast<unsigned char>(one); break;
     case DType::Int32: { int32_t v = static_cast<int32_t>(one); std::memcpy(a.value, &v, 4); break; }
     case DType::Int64: std::memcpy(a.value, &one, 8); break;
@@ -404,59 +407,88 @@ simd::ReduceAcc identity(const Step& st) {
   return a;
 }
 
+// One fold's state while its step runs.
+struct FoldRun {
+  const Fold* f;
+  size_t acc_item, out_item;
+  bool is_arg;
+  Array out;
+  std::vector<simd::ReduceAcc> partial;  // segments: one per (output, block)
+  Array partial_rows;                      // rows: one row of accumulators per band
+  std::vector<int64_t> partial_index;      // rows, argmin/argmax: where each came from
+};
+
 // One reduction step. The operand's iteration space is ordered so that memory is walked
 // forwards: when the innermost (non-1) axis is reduced, as [kept axes, reduced axes], and
 // every output element folds one contiguous segment; otherwise as [reduced axes, kept
 // axes], and each row of the operand is added element-wise into a row of accumulators.
 // Both cut the work into pieces fixed by the shape alone (blocks of a segment; bands of
 // rows and columns), fold each piece on one thread and combine the pieces' partial
-// results in order afterwards: the same bits for any number of threads.
-Array run_reduce(const Plan& plan, const Step& st, const std::vector<Array>& values) {
+// results in order afterwards: the same bits for any number of threads. Every fold of
+// the step reads the same chunks: one pass over memory for all of them.
+void run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values) {
   const Block& b = st.body;
   const Shape shape = block_shape(plan, b, values);
-  const Node& node = plan.graph.node(st.node);
-  const char* name = st.spec.name();
-  auto where = [&] { return std::string(name) + (node.pos >= 0 ? " at position " + std::to_string(node.pos) : ""); };
+  if (!st.separate.empty()) {
+    bool same = true;
+    for (const Block& one : st.separate) same = same && block_shape(plan, one, values) == shape;
+    if (!same) {
+      for (size_t k = 0; k < st.folds.size(); ++k) {
+        Step alone;
+        alone.kind = Step::Kind::Reduce;
+        alone.body = st.separate[k];
+        alone.folds = {st.folds[k]};
+        run_reduce(plan, alone, values);
+      }
+      return;
+    }
+  }
+  auto where = [&](const Fold& f) {
+    int pos = plan.graph.node(f.node).pos;
+    return std::string(f.spec.name()) + (pos >= 0 ? " at position " + std::to_string(pos) : "");
+  };
+  const ReduceSpec& axes = st.folds[0].spec;  // the same for every fold
   const int nd = static_cast<int>(shape.size());
-  std::vector<char> reduced(nd, st.spec.all_axes ? 1 : 0);
-  for (int bit = 0; bit < 64 && !st.spec.all_axes; ++bit) {
-    if (!(st.spec.axes >> bit & 1)) continue;
+  std::vector<char> reduced(nd, axes.all_axes ? 1 : 0);
+  for (int bit = 0; bit < 64 && !axes.all_axes; ++bit) {
+    if (!(axes.axes >> bit & 1)) continue;
     int axis = ReduceSpec::axis_of(bit), a = axis < 0 ? axis + nd : axis;
     if (a < 0 || a >= nd)
-      throw Error(Status::BadArgument, where() + ": axis " + std::to_string(axis) + " is out of bounds for an operand of " +
-                                           std::to_string(nd) + " dimension" + (nd == 1 ? "" : "s") + ", shape " +
-                                           shape_str(shape));
+      throw Error(Status::BadArgument, where(st.folds[0]) + ": axis " + std::to_string(axis) +
+                                           " is out of bounds for an operand of " + std::to_string(nd) + " dimension" +
+                                           (nd == 1 ? "" : "s") + ", shape " + shape_str(shape));
     if (reduced[a])
-      throw Error(Status::BadArgument, where() + ": axis " + std::to_string(a) + " is given twice (as " +
+      throw Error(Status::BadArgument, where(st.folds[0]) + ": axis " + std::to_string(a) + " is given twice (as " +
                                            std::to_string(a) + " and " + std::to_string(a - nd) + ")");
     reduced[a] = 1;
   }
-  if (st.spec.keepdims && nd == 0)
-    throw Error(Status::BadArgument, where() + ": keepdims=True on a 0-d operand, which has no axes to keep");
-  Shape out_shape;
   int64_t L = 1, M = 1;  // elements folded into each output; outputs
-  for (int d = 0; d < nd; ++d) {
-    if (reduced[d]) {
-      L *= shape[d];
-      if (st.spec.keepdims) out_shape.push_back(1);
-    } else {
-      M *= shape[d];
-      out_shape.push_back(shape[d]);
-    }
+  for (int d = 0; d < nd; ++d) (reduced[d] ? L : M) *= shape[d];
+  const size_t K = st.folds.size();
+  std::vector<FoldRun> runs(K);
+  for (size_t k = 0; k < K; ++k) {
+    const Fold& f = st.folds[k];
+    if (f.spec.keepdims && nd == 0)
+      throw Error(Status::BadArgument, where(f) + ": keepdims=True on a 0-d operand, which has no axes to keep");
+    if (L == 0 && !has_identity(f.spec.reduction))
+      throw Error(Status::BadArgument, where(f) + ": the reduced extent of the operand (shape " + shape_str(shape) +
+                                           ") is empty, and " + f.spec.name() + " of no elements has no value");
+    Shape out_shape;
+    for (int d = 0; d < nd; ++d)
+      if (!reduced[d] || f.spec.keepdims) out_shape.push_back(reduced[d] ? 1 : shape[d]);
+    runs[k].f = &f;
+    runs[k].acc_item = itemsize(f.accumulate);
+    runs[k].out_item = itemsize(f.result);
+    runs[k].is_arg = f.spec.reduction == Reduction::argmin || f.spec.reduction == Reduction::argmax;
+    runs[k].out = Array::empty(f.result, out_shape);
+    values[f.value] = runs[k].out;
   }
-  if (L == 0 && !has_identity(st.spec.reduction))
-    throw Error(Status::BadArgument, where() + ": the reduced extent of the operand (shape " + shape_str(shape) +
-                                         ") is empty, and " + name + " of no elements has no value");
-  Array out = Array::empty(st.result, out_shape);
-  const size_t out_item = itemsize(st.result), acc_item = itemsize(st.accumulate);
-  char* dst = out.data();
-  if (M == 0) return out;
+  if (M == 0) return;
   if (L == 0) {
-    for (int64_t k = 0; k < M; ++k) finalize(st, identity(st), 0, dst + k * out_item);
-    return out;
+    for (FoldRun& fr : runs)
+      for (int64_t k = 0; k < M; ++k) finalize(*fr.f, identity(*fr.f), 0, fr.out.data() + k * fr.out_item);
+    return;
   }
-  const simd::ReduceFns& f = st.fold;
-  const bool is_arg = st.spec.reduction == Reduction::argmin || st.spec.reduction == Reduction::argmax;
 
   int last = nd - 1;
   while (last >= 0 && shape[last] == 1) --last;
@@ -472,81 +504,93 @@ Array run_reduce(const Plan& plan, const Step& st, const std::vector<Array>& val
   const Loop loop = make_loop(iter_shape, reads, {});
   const uint64_t stamp = new_stamp();
   const int64_t chunk = plan.chunk, total = L * M;
-  // An operand read straight from contiguous memory is folded in place, in long runs.
-  const bool direct = b.instrs.empty() && b.result < static_cast<int>(b.reads.size()) &&
-                      loop.inputs[b.result].mode == Operand::InPlace;
-  const char* direct_base = direct ? loop.inputs[b.result].base : nullptr;
+  // One operand read straight from contiguous memory is folded in place, in long runs.
+  const bool direct = K == 1 && b.instrs.empty() && b.results[0] < static_cast<int>(b.reads.size()) &&
+                      loop.inputs[b.results[0]].mode == Operand::InPlace;
+  const char* direct_base = direct ? loop.inputs[b.results[0]].base : nullptr;
   constexpr int64_t kPiece = 16384;  // elements: enough work to be worth a task
   const int64_t group = 8 * chunk;
 
   if (segments) {
     const int64_t blocks = (L + kPiece - 1) / kPiece;  // per segment
-    std::vector<simd::ReduceAcc> partial(M * blocks);
+    for (FoldRun& fr : runs) fr.partial.resize(M * blocks);
     for_items(M * blocks, kPiece / std::min(L, kPiece), total, [&](int64_t lo, int64_t hi) {
       std::optional<ChunkRunner> runner;
-      std::vector<char> group_buffer;
+      std::vector<std::vector<char>> buffers(K);
+      std::vector<PairwiseFold> folds;
+      for (const FoldRun& fr : runs) folds.emplace_back(fr.f->fns);
       if (!direct) {
         runner.emplace(b, loop, stamp, chunk);
-        group_buffer.resize(group * acc_item);
+        for (size_t k = 0; k < K; ++k) buffers[k].resize(group * runs[k].acc_item);
       }
       for (int64_t item = lo; item < hi; ++item) {
         int64_t first = (item % blocks) * kPiece, len = std::min(kPiece, L - first);
         int64_t flat = (item / blocks) * L + first;
         if (direct) {
-          f.run(direct_base + flat * acc_item, len, first, &partial[item]);
+          runs[0].f->fns.run(direct_base + flat * runs[0].acc_item, len, first, &runs[0].partial[item]);
           continue;
         }
         // Chunks are computed into a group of 8 before they are folded: the fold's fixed
         // cost (across SIMD lanes, into the pairwise tree) is paid once per group.
-        PairwiseFold fold(f);
+        for (PairwiseFold& pf : folds) pf.clear();
         for (int64_t off = 0; off < len; off += group) {
           int64_t m = std::min(group, len - off);
           for (int64_t j = 0; j < m; j += chunk) {
             int64_t n = std::min(chunk, m - j);
-            char* at = group_buffer.data() + j * acc_item;
-            const void* p = runner->run(flat + off + j, n, at);
-            if (p != at) std::memcpy(at, p, n * acc_item);
+            runner->run(flat + off + j, n, K == 1 ? buffers[0].data() + j * runs[0].acc_item : nullptr);
+            for (size_t k = 0; k < K; ++k) {
+              char* at = buffers[k].data() + j * runs[k].acc_item;
+              const void* p = runner->reg(b.results[k]);
+              if (p != at) std::memcpy(at, p, n * runs[k].acc_item);
+            }
           }
-          simd::ReduceAcc a{};
-          f.run(group_buffer.data(), m, first + off, &a);
-          fold.add(a);
+          for (size_t k = 0; k < K; ++k) {
+            simd::ReduceAcc a{};
+            runs[k].f->fns.run(buffers[k].data(), m, first + off, &a);
+            folds[k].add(a);
+          }
         }
-        partial[item] = fold.result();
+        for (size_t k = 0; k < K; ++k) runs[k].partial[item] = folds[k].result();
       }
     });
-    for (int64_t seg = 0; seg < M; ++seg) {
-      PairwiseFold fold(f);
-      for (int64_t i = 0; i < blocks; ++i) fold.add(partial[seg * blocks + i]);
-      finalize(st, fold.result(), L, dst + seg * out_item);
+    for (FoldRun& fr : runs) {
+      PairwiseFold fold(fr.f->fns);
+      for (int64_t seg = 0; seg < M; ++seg) {
+        fold.clear();
+        for (int64_t i = 0; i < blocks; ++i) fold.add(fr.partial[seg * blocks + i]);
+        finalize(*fr.f, fold.result(), L, fr.out.data() + seg * fr.out_item);
+      }
     }
-    return out;
+    return;
   }
 
   const int64_t cols = M <= kPiece ? M : 4096, col_bands = (M + cols - 1) / cols;
   const int64_t rows = std::max((kPiece + cols - 1) / cols, (L + 63) / 64), row_bands = (L + rows - 1) / rows;
-  Array partial = Array::empty(st.accumulate, {row_bands, M});
-  std::vector<int64_t> partial_index(is_arg ? row_bands * M : 0);
-  char* pv = partial.data();
-  int64_t* pi = partial_index.data();
+  for (FoldRun& fr : runs) {
+    fr.partial_rows = Array::empty(fr.f->accumulate, {row_bands, M});
+    fr.partial_index.resize(fr.is_arg ? row_bands * M : 0);
+  }
   for_items(row_bands * col_bands, 1, total, [&](int64_t lo, int64_t hi) {
     std::optional<ChunkRunner> runner;
     if (!direct) runner.emplace(b, loop, stamp, chunk);
     for (int64_t item = lo; item < hi; ++item) {
-      int64_t r0 = (item / col_bands) * rows, r1 = std::min(L, r0 + rows);
+      int64_t band = item / col_bands, r0 = band * rows, r1 = std::min(L, r0 + rows);
       int64_t c0 = (item % col_bands) * cols, c1 = std::min(M, c0 + cols);
-      char* acc = pv + ((item / col_bands) * M + c0) * acc_item;
-      int64_t* acc_index = is_arg ? pi + (item / col_bands) * M + c0 : nullptr;
       const int64_t step = direct ? c1 - c0 : chunk;
       for (int64_t r = r0; r < r1; ++r) {
         for (int64_t c = c0; c < c1; c += step) {
           int64_t n = std::min(step, c1 - c);
-          const void* src = direct ? direct_base + (r * M + c) * acc_item : runner->run(r * M + c, n);
-          char* a = acc + (c - c0) * acc_item;
-          if (r == r0) {
-            std::memcpy(a, src, n * acc_item);
-            if (acc_index) std::fill(acc_index + (c - c0), acc_index + (c - c0) + n, r);
-          } else {
-            f.accumulate(a, acc_index ? acc_index + (c - c0) : nullptr, src, nullptr, r, n);
+          if (!direct) runner->run(r * M + c, n);
+          for (FoldRun& fr : runs) {
+            const void* src = direct ? direct_base + (r * M + c) * fr.acc_item : runner->reg(b.results[&fr - runs.data()]);
+            char* acc = fr.partial_rows.data() + (band * M + c) * fr.acc_item;
+            int64_t* index = fr.is_arg ? fr.partial_index.data() + band * M + c : nullptr;
+            if (r == r0) {
+              std::memcpy(acc, src, n * fr.acc_item);
+              if (index) std::fill(index, index + n, r);
+            } else {
+              fr.f->fns.accumulate(acc, index, src, nullptr, r, n);
+            }
           }
         }
       }
@@ -555,18 +599,21 @@ Array run_reduce(const Plan& plan, const Step& st, const std::vector<Array>& val
   for_items(col_bands, 1, row_bands * M, [&](int64_t lo, int64_t hi) {
     for (int64_t band = lo; band < hi; ++band) {
       int64_t c0 = band * cols, n = std::min(M, c0 + cols) - c0;
-      for (int64_t rb = 1; rb < row_bands; ++rb)
-        f.accumulate(pv + c0 * acc_item, is_arg ? pi + c0 : nullptr, pv + (rb * M + c0) * acc_item,
-                     is_arg ? pi + rb * M + c0 : nullptr, 0, n);
-      for (int64_t k = c0; k < c0 + n; ++k) {
-        simd::ReduceAcc a{};
-        std::memcpy(a.value, pv + k * acc_item, acc_item);
-        a.index = is_arg ? pi[k] : 0;
-        finalize(st, a, L, dst + k * out_item);
+      for (FoldRun& fr : runs) {
+        char* pv = fr.partial_rows.data();
+        int64_t* pi = fr.partial_index.data();
+        for (int64_t rb = 1; rb < row_bands; ++rb)
+          fr.f->fns.accumulate(pv + c0 * fr.acc_item, fr.is_arg ? pi + c0 : nullptr, pv + (rb * M + c0) * fr.acc_item,
+                               fr.is_arg ? pi + rb * M + c0 : nullptr, 0, n);
+        for (int64_t k = c0; k < c0 + n; ++k) {
+          simd::ReduceAcc a{};
+          std::memcpy(a.value, pv + k * fr.acc_item, fr.acc_item);
+          a.index = fr.is_arg ? pi[k] : 0;
+          finalize(*fr.f, a, L, fr.out.data() + k * fr.out_item);
+        }
       }
     }
   });
-  return out;
 }
 
 bool overlaps(const Array& a, const Array& b) {
@@ -657,7 +704,7 @@ std::vector<Array> run_plan(const Plan& plan, const std::vector<Array>& given, c
   std::vector<Array> results(plan.outputs.size());
   for (const Step& st : plan.steps) {
     if (st.kind == Step::Kind::Reduce) {
-      values[st.value] = run_reduce(plan, st, values);
+      run_reduce(plan, st, values);
     } else if (st.value >= 0) {
       Shape shape = block_shape(plan, st.body, values);
       values[st.value] = Array::empty(st.result, shape);

@@ -40,9 +40,9 @@ class BlockBuilder {
     return reg;
   }
 
-  Block finish_reduce(int operand) {
+  Block finish_reduce(const std::vector<int>& operands) {
     Block b = allocate();
-    b.result = remap(operand);
+    for (int r : operands) b.results.push_back(remap(r));
     return b;
   }
 
@@ -232,27 +232,84 @@ std::shared_ptr<const Plan> build_plan(const Graph& given, const std::vector<DTy
     }
   }
 
+  // The values of the evaluation, in order. Reductions over the same axes join one step
+  // (one pass over memory for all) when the values their operands are made of are all
+  // ready before that step. Their operands' shapes may still differ at execution: then
+  // they run one by one.
+  auto is_value = [&](int id) { return g.node(id).kind == NodeKind::Input || g.node(id).kind == NodeKind::Reduce || hoist[id]; };
+  std::vector<int> made_by(g.nodes().size(), -1);  // value node -> index of its step; inputs -1
+  auto ready_after = [&](int root) {  // the last step a value under root comes from
+    int last = -1;
+    std::vector<int> stack{root};
+    std::vector<char> seen(g.nodes().size(), 0);
+    while (!stack.empty()) {
+      int id = stack.back();
+      stack.pop_back();
+      if (seen[id]) continue;
+      seen[id] = 1;
+      if (is_value(id)) {
+        last = std::max(last, made_by[id]);
+        continue;
+      }
+      for (int i = 0; i < g.node(id).nargs; ++i) stack.push_back(g.node(id).args[i]);
+    }
+    return last;
+  };
+  std::vector<std::vector<int>> pending;  // node ids of each step
   for (size_t id = 0; id < g.nodes().size(); ++id) {
     const Node& n = g.node(id);
     if (!reached[id] || (n.kind != NodeKind::Reduce && !hoist[id])) continue;
-    Step st;
-    st.node = static_cast<int>(id);
-    BlockBuilder b(g, types, plan->node_value, kernels);
+    int join = -1;
     if (n.kind == NodeKind::Reduce) {
+      for (int i = ready_after(n.args[0]) + 1; i < static_cast<int>(pending.size()) && join < 0; ++i) {
+        const Node& first = g.node(pending[i][0]);
+        if (first.kind == NodeKind::Reduce && first.reduce.all_axes == n.reduce.all_axes &&
+            first.reduce.axes == n.reduce.axes)
+          join = i;
+      }
+    }
+    if (join < 0) {
+      join = static_cast<int>(pending.size());
+      pending.emplace_back();
+    }
+    pending[join].push_back(static_cast<int>(id));
+    made_by[id] = join;
+  }
+
+  for (const std::vector<int>& nodes : pending) {
+    Step st;
+    BlockBuilder b(g, types, plan->node_value, kernels);
+    if (g.node(nodes[0]).kind == NodeKind::Reduce) {
       st.kind = Step::Kind::Reduce;
-      st.spec = n.reduce;
-      st.accumulate = types[id].compute;
-      st.result = types[id].dtype;
-      st.fold = kernels.reduce[int(kernel_reduction(st.spec.reduction))][int(st.accumulate)];
-      KILN_ASSERT(st.fold.run);
-      st.body = b.finish_reduce(b.value(n.args[0], st.accumulate));
+      std::vector<int> operands;
+      for (int id : nodes) {
+        Fold f;
+        f.node = id;
+        f.spec = g.node(id).reduce;
+        f.accumulate = types[id].compute;
+        f.result = types[id].dtype;
+        f.fns = kernels.reduce[int(kernel_reduction(f.spec.reduction))][int(f.accumulate)];
+        KILN_ASSERT(f.fns.run);
+        operands.push_back(b.value(g.node(id).args[0], f.accumulate));
+        st.folds.push_back(f);
+        if (nodes.size() > 1) {
+          BlockBuilder one(g, types, plan->node_value, kernels);
+          st.separate.push_back(one.finish_reduce({one.value(g.node(id).args[0], f.accumulate)}));
+        }
+      }
+      st.body = b.finish_reduce(operands);
+      for (Fold& f : st.folds) {
+        f.value = plan->num_values++;
+        plan->node_value[f.node] = f.value;
+      }
     } else {
+      int id = nodes[0];
       st.kind = Step::Kind::Loop;
       st.result = types[id].dtype;
-      st.body = b.finish_loop({b.value(static_cast<int>(id), st.result)}, {st.result}, {st.result});
+      st.body = b.finish_loop({b.value(id, st.result)}, {st.result}, {st.result});
+      st.value = plan->num_values++;
+      plan->node_value[id] = st.value;
     }
-    st.value = plan->num_values++;
-    plan->node_value[id] = st.value;
     plan->steps.push_back(std::move(st));
   }
 
@@ -318,10 +375,8 @@ std::string Plan::explain() const {
                        std::to_string(b.constants.size()) + " constants, " + std::to_string(b.num_scratch) +
                        " scratch)";
     if (st.kind == Step::Kind::Reduce) {
-      s += "reduce " + value_name(st.value) + " = " + reduction_info(st.spec.reduction).name + "<" +
-           dtype_name(st.accumulate) + "->" + dtype_name(st.result) + "> over " + axes_text(st.spec) +
-           (st.spec.keepdims ? ", keepdims" : "") + (st.spec.ddof ? ", ddof " + std::to_string(st.spec.ddof) : "") +
-           ", fused loop, chunk " + std::to_string(chunk) + ", " + regs + ", isa " + isa + "\n";
+      s += "reduce over " + axes_text(st.folds[0].spec) + ", fused loop, chunk " + std::to_string(chunk) + ", " + regs +
+           ", isa " + isa + "\n";
     } else {
       std::string outs = st.value >= 0 ? "-> " + value_name(st.value)
                                        : std::to_string(st.outputs.size()) + " output" + (st.outputs.size() == 1 ? "" : "s");
@@ -345,7 +400,12 @@ std::string Plan::explain() const {
       }
       s += "\n";
     }
-    if (st.kind == Step::Kind::Reduce) s += "  fold " + reg(b.result) + "\n";
+    for (size_t k = 0; k < st.folds.size(); ++k) {
+      const Fold& f = st.folds[k];
+      s += "  " + value_name(f.value) + " = " + reduction_info(f.spec.reduction).name + "<" + dtype_name(f.accumulate) +
+           "->" + dtype_name(f.result) + ">(" + reg(b.results[k]) + (f.spec.keepdims ? ", keepdims" : "") +
+           (f.spec.ddof ? ", ddof " + std::to_string(f.spec.ddof) : "") + ")\n";
+    }
   }
   for (size_t k = 0; k < outputs.size(); ++k)
     if (outputs[k].value >= 0) s += "out" + std::to_string(k) + " = " + value_name(outputs[k].value) + "\n";

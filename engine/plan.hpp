@@ -1,8 +1,9 @@
 // Plan: the compiled form of a graph for given input dtypes, as a list of steps over
 // "values" (arrays of the evaluation: the inputs first, then one per reduction):
-//   - a reduction step runs a fused loop that computes the reduction's operand chunk by
-//     chunk and folds it straight into the reduction (no temporary array), and makes
-//     the reduced array a new value;
+//   - a reduction step runs a fused loop that computes reductions' operands chunk by
+//     chunk and folds them straight into the reductions (no temporary array), making
+//     each reduced array a new value. Reductions over the same operands' shape and axes
+//     share one step: one pass over memory for sum(x), max(x) and argmin(x);
 //   - a value step is a small fused loop over reductions' results only (the sqrt of a
 //     variance), computed once at their shape and then read like an input;
 //   - the loop step (at most one, last) computes every output that is not simply the
@@ -49,23 +50,30 @@ struct Block {
   std::vector<Constant> constants;
   int num_scratch = 0;
   std::vector<Instr> instrs;
-  int result = -1;         // reduction steps: the register holding the operand
+  std::vector<int> results;  // reduction steps: the register holding each fold's operand
   int num_registers() const { return static_cast<int>(reads.size() + constants.size()) + num_scratch; }
+};
+
+// One reduction of a reduction step.
+struct Fold {
+  int node = -1;  // the graph node (for messages)
+  ReduceSpec spec;
+  DType accumulate = DType::Float64, result = DType::Float64;
+  simd::ReduceFns fns{};  // the kernels, from the plan's instruction set
+  int value = -1;         // the value it makes
 };
 
 struct Step {
   enum class Kind : uint8_t { Reduce, Loop } kind = Kind::Loop;
   Block body;
-  // Reduce and value steps: the graph node (for messages), what it does, the value it
-  // makes and that value's dtype.
-  int node = -1;
-  ReduceSpec spec;
-  DType accumulate = DType::Float64, result = DType::Float64;
-  simd::ReduceFns fold{};  // the kernels, from the plan's instruction set
+  std::vector<Fold> folds;  // Reduce: all over the same axes of the same shape
+  // Value steps (a Loop with value >= 0): the value made and its dtype.
   int value = -1;
-  // The loop step: the plan output each of the body's outputs is, and one body per output
-  // for when the outputs' shapes differ at execution (then they run one by one).
+  DType result = DType::Float64;
+  // The loop step: the plan output each of the body's outputs is.
   std::vector<int> outputs;
+  // Steps of several folds or outputs: one body for each, for when their shapes differ at
+  // execution (then they run one by one).
   std::vector<Block> separate;
 };
 

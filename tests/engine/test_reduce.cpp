@@ -427,3 +427,37 @@ TEST_CASE("reductions from 8 user threads at once", "[reduce][threads]") {
   for (auto& th : threads) th.join();
   CHECK(failures == 0);
 }
+
+TEST_CASE("reductions over the same operands and axes share one pass", "[reduce][multi]") {
+  for (const Shape& shape : {Shape{5000}, Shape{300, 70}, Shape{70, 300}}) {
+    Array x = sample(DType::Float64, shape, 41), y = sample(DType::Float64, shape, 42);
+    for (const Axes& axes : {Axes(), Axes(0), Axes(-1)}) {
+      if (shape.size() == 1 && !axes.all && axes.list[0] == -1) continue;
+      std::vector<Expr> exprs{kiln::sum(x * y, axes), kiln::max(x * y, axes), kiln::argmin(x, axes),
+                              kiln::mean(x, axes, true), kiln::any(Expr(x) > 0.5, axes), kiln::prod(kiln::abs(y) + 1.0, axes)};
+      std::string p = kiln::explain(exprs);
+      size_t steps = 0;
+      for (size_t q = p.find("reduce over"); q != std::string::npos; q = p.find("reduce over", q + 1)) ++steps;
+      CHECK(steps == 1);
+      std::vector<Array> together = kiln::eval(exprs);
+      for (size_t i = 0; i < exprs.size(); ++i) {
+        INFO("shape rank " << shape.size() << ", expression " << i);
+        Array alone = kiln::eval(exprs[i]);
+        CHECK(together[i].shape() == alone.shape());
+        CHECK(bytes_of(together[i]) == bytes_of(alone));
+      }
+    }
+  }
+  // Operands of different shapes in one step run one by one, each over its own shape.
+  Array m = sample(DType::Float64, {3, 4}, 44), v = sample(DType::Float64, {5}, 45);
+  std::vector<Array> both = kiln::eval({kiln::sum(m), kiln::sum(v), kiln::argmax(m * 2.0)});
+  CHECK(bytes_of(both[0]) == bytes_of(kiln::eval(kiln::sum(m))));
+  CHECK(bytes_of(both[1]) == bytes_of(kiln::eval(kiln::sum(v))));
+  CHECK(bytes_of(both[2]) == bytes_of(kiln::eval(kiln::argmax(m))));
+  // A reduction of another's result is a later step; different axes are another step.
+  Array x = sample(DType::Float64, {40, 30}, 43);
+  std::string p = kiln::explain(std::vector<Expr>{kiln::sum(x), kiln::sum(x - kiln::mean(x)), kiln::sum(x, 0)});
+  size_t steps = 0;
+  for (size_t q = p.find("reduce over"); q != std::string::npos; q = p.find("reduce over", q + 1)) ++steps;
+  CHECK(steps == 3);
+}
