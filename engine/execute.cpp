@@ -428,10 +428,10 @@ struct FoldRun {
 // the step reads the same chunks: one pass over memory for all of them.
 void run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values) {
   const Block& b = st.body;
-  const Shape shape = block_shape(plan, b, values);
   if (!st.separate.empty()) {
+    Shape first = block_shape(plan, st.separate[0], values);
     bool same = true;
-    for (const Block& one : st.separate) same = same && block_shape(plan, one, values) == shape;
+    for (const Block& one : st.separate) same = same && block_shape(plan, one, values) == first;
     if (!same) {
       for (size_t k = 0; k < st.folds.size(); ++k) {
         Step alone;
@@ -443,6 +443,7 @@ void run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values) {
       return;
     }
   }
+  const Shape shape = block_shape(plan, b, values);
   auto where = [&](const Fold& f) {
     int pos = plan.graph.node(f.node).pos;
     return std::string(f.spec.name()) + (pos >= 0 ? " at position " + std::to_string(pos) : "");
