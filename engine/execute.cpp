@@ -522,7 +522,9 @@ void run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values) {
       for (const FoldRun& fr : runs) folds.emplace_back(fr.f->fns);
       if (!direct) {
         runner.emplace(b, loop, stamp, chunk);
-        for (size_t k = 0; k < K; ++k) buffers[k].resize(group * runs[k].acc_item);
+        // A single fold's operand is computed straight into its buffer (see run()); the
+        // register may first hold wider temporaries of the chunk: room for 8-byte items.
+        for (size_t k = 0; k < K; ++k) buffers[k].resize(group * runs[k].acc_item + (K == 1 ? chunk * 8 : 0));
       }
       for (int64_t item = lo; item < hi; ++item) {
         int64_t first = (item % blocks) * kPiece, len = std::min(kPiece, L - first);
@@ -716,8 +718,13 @@ std::vector<Array> run_plan(const Plan& plan, const std::vector<Array>& given, c
       run_loop(plan, st, values, out_arg, results);
     }
   }
-  for (size_t k = 0; k < plan.outputs.size(); ++k)
-    if (plan.outputs[k].value >= 0) results[k] = values[plan.outputs[k].value];
+  // Every result is an array of its own, even when two are the same value.
+  for (size_t k = 0; k < plan.outputs.size(); ++k) {
+    if (plan.outputs[k].value < 0) continue;
+    const Array& v = values[plan.outputs[k].value];
+    bool taken = std::any_of(results.begin(), results.begin() + k, [&](const Array& r) { return r.data() == v.data(); });
+    results[k] = taken ? v.copy() : v;
+  }
   return results;
 }
 

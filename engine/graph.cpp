@@ -14,7 +14,7 @@ std::string reduce_key(const ReduceSpec& r) {
   std::string k = reduction_info(r.reduction).name;
   if (!r.all_axes) {
     char buf[24];
-    std::snprintf(buf, sizeof buf, "@%llx", static_cast<unsigned long long>(r.axes));
+    std::snprintf(buf, sizeof buf, "@%llx;", static_cast<unsigned long long>(r.axes));  // ';': "d1" is hex too
     k += buf;
   }
   if (r.keepdims) k += "k";

@@ -41,7 +41,7 @@ class BlockBuilder {
   }
 
   Block finish_reduce(const std::vector<int>& operands) {
-    Block b = allocate();
+    Block b = allocate(operands);
     for (int r : operands) b.results.push_back(remap(r));
     return b;
   }
@@ -125,13 +125,16 @@ class BlockBuilder {
     return v - kReadBase;
   }
 
-  Block allocate() {
+  // `live_out`: registers read after the last instruction (a reduction's operands), which
+  // must not be reused.
+  Block allocate(const std::vector<int>& live_out = {}) {
     Block b;
     b.reads = reads_;
     b.constants = constants_;
     std::map<int, size_t> last_use;
     for (size_t i = 0; i < code_.size(); ++i)
       for (int s = 0; s < code_[i].nsrc; ++s) last_use[code_[i].src[s]] = i;
+    for (int r : live_out) last_use[r] = code_.size();
     int fixed = static_cast<int>(reads_.size() + constants_.size());
     std::vector<int> free_regs;
     int used = 0;

@@ -200,22 +200,27 @@ void select_results(const std::vector<Statement>& program, const ResultNames& re
 std::shared_ptr<const Plan> string_plan(std::string_view expr, size_t n, const char* const* names,
                                         const Array* const* arrays, const DType* out_dtype, const ResultNames* results) {
   std::vector<DType> given_dtypes(n);
-  std::string key = "s:";
-  key += expr;
+  // Every part length-prefixed: no text, name or result name can pass for another.
+  std::string key = "s";
+  auto part = [&](std::string_view text) {
+    key += std::to_string(text.size());
+    key += ':';
+    key += text;
+  };
+  part(expr);
   if (results) {
-    key += results->names ? "\x1d" : "\x1d*" + std::to_string(results->count);
+    key += results->names ? "r" : "*" + std::to_string(results->count);
     for (size_t i = 0; results->names && i < results->count; ++i) {
       if (!results->names[i]) throw Error(Status::BadArgument, "result name " + std::to_string(i) + " is NULL");
-      key += results->names[i];
-      key += '\x1c';
+      part(results->names[i]);
     }
   }
   for (size_t i = 0; i < n; ++i) {
     for (size_t j = 0; j < i; ++j)
       if (std::strcmp(names[i], names[j]) == 0)
         throw Error(Status::BadArgument, std::string("input name '") + names[i] + "' is given twice");
-    key += '\x1e';
-    key += names[i];
+    key += 'n';
+    part(names[i]);
     given_dtypes[i] = arrays[i]->dtype();
   }
   const simd::KernelTable& kernels = Runtime::instance().kernels();

@@ -461,3 +461,38 @@ TEST_CASE("reductions over the same operands and axes share one pass", "[reduce]
   for (size_t q = p.find("reduce over"); q != std::string::npos; q = p.find("reduce over", q + 1)) ++steps;
   CHECK(steps == 3);
 }
+
+TEST_CASE("regressions: shared passes keep each operand; wide temporaries; keys of axes and ddof", "[reduce][regression]") {
+  // Two folds of one step: the first fold's operand register must survive the second's
+  // instructions (it was reused, and both sums read the second operand).
+  std::vector<double> av{0, 1, 2, 3};
+  Array a = Array::wrap(av.data(), DType::Float64, {4}, {}, nullptr);
+  Array ones = Array::scalar(1.0).broadcast_to({4});
+  CHECK(get(kiln::eval(kiln::sum(a * ones) + kiln::sum(a * ones * 2.0 + 1.0)), 0) == 22.0);
+  Array m = sample(DType::Float64, {6, 5}, 3), w = sample(DType::Float64, {6, 5}, 4);
+  Array both = kiln::eval(kiln::sum(m * w, 0) + kiln::max(kiln::sqrt(kiln::abs(m * w)) * 2.0 - 1.0, 0));
+  Array s0 = kiln::eval(kiln::sum(m * w, 0)), m0 = kiln::eval(kiln::max(kiln::sqrt(kiln::abs(m * w)) * 2.0 - 1.0, 0));
+  for (int k = 0; k < 5; ++k) CHECK(get(both, k) == get(s0, k) + get(m0, k));
+  // A narrow operand (bool, float32) computed from 8-byte temporaries in one register.
+  Array i = kiln::eval(kiln::astype(Expr(sample(DType::Float64, {4096}, 5)) * 8.0, DType::Int64));
+  int64_t big = 0;
+  double f32sum = 0;
+  for (int64_t k = 0; k < 4096; ++k) {
+    int64_t v = i.data_as<int64_t>()[k];
+    big += v * v + 1 > 100;
+    f32sum += static_cast<float>(v * v + 1);
+  }
+  CHECK(get(kiln::eval(kiln::any(i * i + 1 > 100)), 0) == (big > 0));
+  CHECK(get(kiln::eval(kiln::sum(kiln::as_bool(i * i + 1 > 100))), 0) == big);
+  CHECK(get(kiln::eval(kiln::sum(kiln::as_float32(i * i + 1))), 0) == Approx(f32sum).epsilon(1e-6));
+  // axis=0 with ddof=1 and axis=(0, 4, 6, 7, 8): different reductions, different plans.
+  Array x = sample(DType::Float64, {2, 1, 1, 2, 1, 2, 1, 1, 1}, 6);
+  std::vector<Array> r = kiln::eval({kiln::var(x, 0, false, 1), kiln::var(x, {0, 4, 6, 7, 8})});
+  CHECK(r[0].shape() == Shape{1, 1, 2, 1, 2, 1, 1, 1});
+  CHECK(r[1].shape() == Shape{1, 1, 2, 2});
+  // The same value asked for twice: two arrays, not one buffer.
+  std::vector<Array> twice = kiln::eval_many("s = sum(x); s; s", {{"x", x}});
+  CHECK(twice[0].data() != twice[1].data());
+  CHECK(twice[1].data() != twice[2].data());
+  CHECK(get(twice[0], 0) == get(twice[2], 0));
+}
