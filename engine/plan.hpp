@@ -1,5 +1,6 @@
 // Plan: the compiled form of a graph for given input dtypes, as a list of steps over
-// "values" (arrays of the evaluation: the inputs first, then one per reduction):
+// "values" (arrays of the evaluation: the inputs first, then one per reduction and per
+// hoisted value):
 //   - a reduction step runs a fused loop that computes reductions' operands chunk by
 //     chunk and folds them straight into the reductions (no temporary array), making
 //     each reduced array a new value. Reductions over the same operands' shape and axes
@@ -80,7 +81,7 @@ struct Step {
 struct Plan {
   Graph graph;                      // as planned (after simplification)
   std::vector<DType> input_dtypes;  // by graph input index
-  int num_values = 0;               // inputs, then one per reduction step
+  int num_values = 0;               // inputs, then one per fold and per value step
   std::vector<int> node_value;      // graph node -> value id, or -1
   std::vector<Step> steps;
   struct Output {

@@ -1,4 +1,5 @@
-// PlanCache: compiled plans by key (the graph's structure or the expression text, plus
+// PlanCache: compiled plans by key (the graph's structure, or the expression text with the
+// input names and, for programs, the results asked for; plus
 // input dtypes, the output dtype and the instruction set). Bounded, least recently used
 // plans are evicted; safe to use from many threads at once.
 #pragma once
