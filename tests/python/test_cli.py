@@ -34,6 +34,11 @@ def files(tmp_path):
         ("2*b + 1", "b", lambda d: 2 * d["b"] + 1),  # stays float32
         ("m * 2 - 1", "m", lambda d: d["m"] * 2 - 1),  # Fortran-ordered input
         ("i // 7 + i % 3", "i", lambda d: d["i"] // 7 + d["i"] % 3),
+        ("max(m, axis=0) - min(m, axis=1, keepdims=True)", "m",
+         lambda d: np.max(d["m"], axis=0) - np.min(d["m"], axis=1, keepdims=True)),
+        ("argmax(m, axis=1)", "m", lambda d: np.argmax(d["m"], axis=1)),
+        ("sum(i, keepdims=True)", "i", lambda d: np.sum(d["i"], keepdims=True)),  # int32 sums to int64
+        ("t = i * 2; t - min(t)", "i", lambda d: d["i"] * 2 - np.min(d["i"] * 2)),
     ],
 )
 def test_eval_matches_numpy(files, expr, names, reference):
@@ -78,4 +83,7 @@ def test_info_and_explain():
     assert res.returncode == 0
     assert res.stdout.count("multiply<float64>") == 1
     assert "cast<float32->float64>" in res.stdout
+    res = run("explain", "(a - mean(a)) / std(a)", "a=f64[1000,300]")
+    assert res.returncode == 0
+    assert res.stdout.count("reduce over all axes") == 2 and "sqrt<float64>" in res.stdout
     assert run("explain", "a", "a=q8[3]").returncode == 2
