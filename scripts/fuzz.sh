@@ -13,7 +13,8 @@ clang++ "${flags[@]}" "${common[@]}" frontend/parser.cpp fuzz/fuzz_parser.cpp -o
 clang++ "${flags[@]}" "${common[@]}" backends/io/npy.cpp fuzz/fuzz_npy.cpp -o "$out/fuzz_npy"
 mkdir -p "$out/corpus_parser" "$out/corpus_npy"
 i=0
-for e in 'sqrt(a*a + b*b)' 'where(x > 0, x, 0.1*x)' '-x**2 // 3 % y' '(a < b) & ~(c >= 1e-3)' 'clip(float32(a), -1, .5)'; do
+for e in 'sqrt(a*a + b*b)' 'where(x > 0, x, 0.1*x)' '-x**2 // 3 % y' '(a < b) & ~(c >= 1e-3)' 'clip(float32(a), -1, .5)' \
+         'sum(x, axis=(0, -1), keepdims=True) + argmax(y, 1)' 't = a*b; s = var(t, ddof=1); t - s'; do
   printf '%s' "$e" >"$out/corpus_parser/seed$i"; i=$((i + 1))
 done
 printf '\x93NUMPY\x01\x00\x76\x00{'"'"'descr'"'"': '"'"'<f8'"'"', '"'"'fortran_order'"'"': False, '"'"'shape'"'"': (2,), }' \
