@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -84,17 +85,15 @@ double triad_seconds(int threads, int reps, Array& a, const Array& b, const Arra
 
 // Read bandwidth: a dot product of two arrays, as fast as plain C++ runs it (eight
 // independent sums per block, static partition): the limit for a fused reduction.
-double read_seconds(int threads, int reps, const Array& a, const Array& b) {
-  tbb::task_arena arena(threads);
-  const double* pa = a.data_as<double>();
-  const double* pb = b.data_as<double>();
-  int64_t n = a.size();
+std::function<void()> read_kernel(tbb::task_arena& arena, const Array& a, const Array& b) {
   constexpr int64_t kBlock = 1 << 15;
-  std::vector<double> partial((n + kBlock - 1) / kBlock);
-  volatile double sink = 0;
-  double t = measure(reps, [&] {
+  auto partial = std::make_shared<std::vector<double>>((a.size() + kBlock - 1) / kBlock);
+  return [&arena, &a, &b, partial] {
+    const double* pa = a.data_as<double>();
+    const double* pb = b.data_as<double>();
+    int64_t n = a.size();
     arena.execute([&] {
-      tbb::parallel_for(tbb::blocked_range<int64_t>(0, static_cast<int64_t>(partial.size())),
+      tbb::parallel_for(tbb::blocked_range<int64_t>(0, static_cast<int64_t>(partial->size())),
                         [&](const tbb::blocked_range<int64_t>& r) {
                           for (int64_t blk = r.begin(); blk < r.end(); ++blk) {
                             double s[8] = {};
@@ -102,17 +101,31 @@ double read_seconds(int threads, int reps, const Array& a, const Array& b) {
                             for (; i + 8 <= end; i += 8)
                               for (int k = 0; k < 8; ++k) s[k] += pa[i + k] * pb[i + k];
                             for (; i < end; ++i) s[0] += pa[i] * pb[i];
-                            partial[blk] = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+                            (*partial)[blk] = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
                           }
                         },
                         tbb::static_partitioner());
     });
-    double total = 0;
-    for (double p : partial) total += p;
-    sink = total;
-  }).median;
-  (void)sink;
-  return t;
+  };
+}
+
+// Several measurements taken in turn, repetition by repetition, so that a noisy
+// neighbour or the kernel merging pages into huge pages affects them all alike.
+std::vector<Stats> measure_interleaved(int reps, const std::vector<std::function<void()>>& fs) {
+  for (const auto& f : fs) f();  // warm-up
+  std::vector<std::vector<double>> t(fs.size());
+  for (int r = 0; r < reps; ++r)
+    for (size_t i = 0; i < fs.size(); ++i) {
+      auto t0 = std::chrono::steady_clock::now();
+      fs[i]();
+      t[i].push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    }
+  std::vector<Stats> out;
+  for (auto& v : t) {
+    std::sort(v.begin(), v.end());
+    out.push_back({v[v.size() / 2], v.front(), v.back()});
+  }
+  return out;
 }
 
 // NumPy's way: every operator a separate pass with a freshly allocated full-size result.
@@ -283,12 +296,18 @@ int run_bench(int argc, char** argv) {
   const char* reductions[] = {"sum(a*b)", "sum(x**2, axis=1)", "sum(x**2, axis=0)", "(a - mean(a)) / std(a)"};
   const double red_bytes[] = {2 * gb, gb, gb, 4 * gb};  // reads (and the write) a one-pass-per-reduction plan needs
   for (int t : thread_counts) {
-    double read = read_seconds(t, reps, a, b);
-    red.push_back({"read a.b (plain C++ dot)", t, {read, read, read}, 2 * gb});
+    tbb::task_arena arena(t);
     set_num_threads(t);
+    std::vector<std::function<void()>> fs{read_kernel(arena, a, b)};
+    for (const char* r : reductions) {
+      fs.push_back([&, r] { eval(r, rin); });
+      fs.push_back([&, r] { eval_unfused(r, rin); });
+    }
+    std::vector<Stats> st = measure_interleaved(reps, fs);
+    red.push_back({"read a.b (plain C++ dot)", t, st[0], 2 * gb});
     for (size_t i = 0; i < 4; ++i) {
-      red.push_back({std::string("kiln ") + reductions[i], t, measure(reps, [&] { eval(reductions[i], rin); }), red_bytes[i]});
-      red.push_back({"  unfused", t, measure(reps, [&] { eval_unfused(reductions[i], rin); }), red_bytes[i]});
+      red.push_back({std::string("kiln ") + reductions[i], t, st[1 + 2 * i], red_bytes[i]});
+      red.push_back({"  unfused", t, st[2 + 2 * i], red_bytes[i]});
     }
   }
   set_num_threads(0);
