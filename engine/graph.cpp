@@ -86,19 +86,22 @@ int Graph::op(Op o, const int* args, int nargs, int pos) {
   return intern(n);
 }
 
-int Graph::cast(DType to, int arg, int pos) {
+int Graph::with_operand(Node n, int arg, int pos) {
   KILN_ASSERT(arg >= 0 && arg < static_cast<int>(nodes_.size()));
-  Node n;
-  n.kind = NodeKind::Cast;
-  n.dtype = to;
   n.nargs = 1;
   n.args[0] = arg;
   n.pos = pos;
   return intern(n);
 }
 
+int Graph::cast(DType to, int arg, int pos) {
+  Node n;
+  n.kind = NodeKind::Cast;
+  n.dtype = to;
+  return with_operand(n, arg, pos);
+}
+
 int Graph::reduce(const ReduceSpec& spec, int arg, int pos) {
-  KILN_ASSERT(arg >= 0 && arg < static_cast<int>(nodes_.size()));
   const ReductionInfo& info = reduction_info(spec.reduction);
   std::string at = pos >= 0 ? " at position " + std::to_string(pos) : "";
   bool arg_kind = spec.reduction == Reduction::argmin || spec.reduction == Reduction::argmax;
@@ -108,10 +111,7 @@ int Graph::reduce(const ReduceSpec& spec, int arg, int pos) {
   Node n;
   n.kind = NodeKind::Reduce;
   n.reduce = spec;
-  n.nargs = 1;
-  n.args[0] = arg;
-  n.pos = pos;
-  return intern(n);
+  return with_operand(n, arg, pos);
 }
 
 std::string Graph::key() const {

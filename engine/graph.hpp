@@ -85,6 +85,7 @@ class Graph {
 
  private:
   int intern(const Node& n);
+  int with_operand(Node n, int arg, int pos);  // n with its one operand, interned
   std::vector<Node> nodes_;
   std::vector<std::string> input_names_;
   std::unordered_map<std::string, int> index_;  // structural key of a node -> id
