@@ -128,6 +128,34 @@ std::vector<Stats> measure_interleaved(int reps, const std::vector<std::function
   return out;
 }
 
+double max_abs_diff(const Array& x, const Array& y) {
+  Array d = eval("abs(float64(x) - float64(y))", {{"x", x}, {"y", y}});
+  double m = 0;
+  const double* p = d.data_as<double>();
+  for (int64_t i = 0; i < d.size(); ++i)
+    if (!(p[i] <= m)) m = std::isnan(p[i]) && !std::isnan(m) ? m : std::max(m, p[i]);
+  return m;
+}
+
+double get_max_abs(const Array& x) {
+  Array m = eval("max(abs(x))", {{"x", x}});
+  return m.data_as<double>()[0];
+}
+
+int64_t arg_int(int argc, char** argv, const char* flag, int64_t fallback) {
+  for (int i = 0; i + 1 < argc; ++i)
+    if (std::string(argv[i]) == flag) return std::atoll(argv[i + 1]);
+  return fallback;
+}
+
+bool has_flag(int argc, char** argv, const char* flag) {
+  for (int i = 0; i < argc; ++i)
+    if (std::string(argv[i]) == flag) return true;
+  return false;
+}
+
+}  // namespace
+
 // NumPy's way: every operator a separate pass with a freshly allocated full-size result.
 Array eval_unfused(const std::string& expr, const Bindings& inputs) {
   Graph g;
@@ -166,34 +194,6 @@ Array eval_unfused(const std::string& expr, const Bindings& inputs) {
   }
   return values[g.roots[0]];
 }
-
-double max_abs_diff(const Array& x, const Array& y) {
-  Array d = eval("abs(float64(x) - float64(y))", {{"x", x}, {"y", y}});
-  double m = 0;
-  const double* p = d.data_as<double>();
-  for (int64_t i = 0; i < d.size(); ++i)
-    if (!(p[i] <= m)) m = std::isnan(p[i]) && !std::isnan(m) ? m : std::max(m, p[i]);
-  return m;
-}
-
-double get_max_abs(const Array& x) {
-  Array m = eval("max(abs(x))", {{"x", x}});
-  return m.data_as<double>()[0];
-}
-
-int64_t arg_int(int argc, char** argv, const char* flag, int64_t fallback) {
-  for (int i = 0; i + 1 < argc; ++i)
-    if (std::string(argv[i]) == flag) return std::atoll(argv[i + 1]);
-  return fallback;
-}
-
-bool has_flag(int argc, char** argv, const char* flag) {
-  for (int i = 0; i < argc; ++i)
-    if (std::string(argv[i]) == flag) return true;
-  return false;
-}
-
-}  // namespace
 
 // Where parallel evaluation starts to pay: serial vs all threads by array size (run with
 // KILN_SERIAL_THRESHOLD=0 so that the parallel path is taken at every size).
@@ -247,7 +247,10 @@ double small_c_call_seconds(int reps, const char* expr) {
   return t;
 }
 
+int run_suite(int argc, char** argv);  // suite.cpp
+
 int run_bench(int argc, char** argv) {
+  if (has_flag(argc, argv, "--suite")) return run_suite(argc, argv);
   int64_t n = arg_int(argc, argv, "--n", 10000000);
   int reps = static_cast<int>(std::max<int64_t>(arg_int(argc, argv, "--reps", 5), 1));
   bool json = has_flag(argc, argv, "--json");

@@ -87,3 +87,14 @@ def test_info_and_explain():
     assert res.returncode == 0
     assert res.stdout.count("reduce over all axes") == 2 and "sqrt<float64>" in res.stdout
     assert run("explain", "a", "a=q8[3]").returncode == 2
+
+
+def test_bench_suite_runs_and_its_json_parses():
+    import json
+    res = run("bench", "--suite", "--sizes", "2000", "--reps", "1", "--json")
+    assert res.returncode == 0, res.stderr
+    data = json.loads(res.stdout)
+    assert len(data["rows"]) == 18  # 9 expressions x float64, float32
+    assert all(r["kiln_1_s"] > 0 and r["unfused_s"] > 0 for r in data["rows"])
+    # kiln and the hand-written loop compute the same thing (loose: the loop uses -ffast-math).
+    assert all(r["max_rel_diff_vs_hand"] < 1e-4 for r in data["rows"] if r["hand_s"] > 0), data["rows"]
