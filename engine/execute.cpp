@@ -202,24 +202,22 @@ uint64_t new_stamp() {
   return next.fetch_add(1, std::memory_order_relaxed);
 }
 
-// Runs a block over any range of at most `chunk` elements of a loop, on the calling
-// thread: registers live in the thread's workspace, laid out as one slot per register
-// (reads done in place leave theirs unused) and one per output for scattering.
+// Runs a reduction step's block over any range of at most `chunk` elements, on the calling
+// thread (a reduction folds chunk by chunk, at segment and row boundaries of its own).
+// The workspace holds the register table, then one slot per register (reads done in
+// place leave theirs unused). The block writes no outputs: its folds read the registers.
 class ChunkRunner {
  public:
   ChunkRunner(const Block& b, const Loop& loop, uint64_t stamp, int64_t chunk) : b_(b), loop_(loop) {
+    KILN_ASSERT(loop.outs.empty());
     const size_t reg_bytes = static_cast<size_t>(chunk) * 8;
     const int num_regs = b.num_registers();
-    const int num_outs = static_cast<int>(loop.outs.size());
-    const size_t table = ((num_regs + num_outs) * sizeof(void*) + 63) / 64 * 64;
+    const size_t table = (num_regs * sizeof(void*) + 63) / 64 * 64;
     Workspace& ws = thread_workspace();
-    size_t need = table + reg_bytes * (num_regs + num_outs);
+    size_t need = table + reg_bytes * num_regs;
     if (need > ws.capacity()) ws.filled_for = 0;
     char* mem = ws.get(need);
     r_ = reinterpret_cast<void**>(mem);
-    out_ = r_ + num_regs;
-    scratch_ = mem + table + reg_bytes * num_regs;
-    reg_bytes_ = reg_bytes;
     for (int i = 0; i < num_regs; ++i) r_[i] = mem + table + reg_bytes * i;
 
     if (ws.filled_for == stamp) return;
@@ -227,8 +225,8 @@ class ChunkRunner {
     fill_constants(b, loop, r_, std::min(chunk, loop.total));
   }
 
-  // Computes elements [start, start + n). With `result_at`, a reduction block's (only)
-  // operand is computed there, when it is computed at all (not a read or a constant).
+  // Computes elements [start, start + n). With `result_at`, a block's (only) operand is
+  // computed there, when it is computed at all (not a read or a constant).
   void run(int64_t start, int64_t n, void* result_at = nullptr) {
     if (result_at && b_.results[0] >= static_cast<int>(b_.reads.size() + b_.constants.size()))
       r_[b_.results[0]] = result_at;
@@ -238,29 +236,20 @@ class ChunkRunner {
       if (op.mode == Operand::InPlace) r_[i] = const_cast<char*>(op.base) + start * op.item;
       else if (op.mode == Operand::Strided) gather(loop_, op, static_cast<char*>(r_[i]), start, n);
     }
-    for (size_t k = 0; k < loop_.outs.size(); ++k) {
-      const Operand& o = loop_.outs[k];
-      out_[k] = o.mode == Operand::InPlace ? const_cast<char*>(o.base) + start * o.item : scratch_ + reg_bytes_ * k;
-    }
     const void* srcs[3];
     for (const Instr& in : b_.instrs) {
-      for (int s = 0; s < in.nsrc; ++s) srcs[s] = reg(in.src[s]);
-      in.fn(srcs, reg(in.dst), n);
+      for (int s = 0; s < in.nsrc; ++s) srcs[s] = r_[in.src[s]];
+      in.fn(srcs, r_[in.dst], n);
     }
-    for (size_t k = 0; k < loop_.outs.size(); ++k)
-      if (loop_.outs[k].mode != Operand::InPlace) scatter(loop_, loop_.outs[k], static_cast<char*>(out_[k]), start, n);
   }
 
   // A register's data after run().
-  void* reg(int r) const { return r >= 0 ? r_[r] : out_[Instr::out_index(r)]; }
+  const void* reg(int r) const { return r_[r]; }
 
  private:
   const Block& b_;
   const Loop& loop_;
   void** r_;
-  void** out_;
-  char* scratch_;
-  size_t reg_bytes_;
 };
 
 // Runs body(first, last) over [0, items), in parallel when the work (total elements) is
