@@ -22,6 +22,7 @@
 #include <tbb/parallel_for.h>
 #include <tbb/task_arena.h>
 
+#include "bench.hpp"
 #include "execute.hpp"
 #include "kiln/kiln.h"
 #include "kiln/kiln.hpp"
@@ -34,10 +35,6 @@ namespace kiln::cli {
 
 namespace {
 
-struct Stats {
-  double median, min, max;  // seconds
-};
-
 Stats measure(int reps, const std::function<void()>& f) {
   f();  // warm-up: page faults, plan cache, thread start-up
   std::vector<double> t;
@@ -48,21 +45,6 @@ Stats measure(int reps, const std::function<void()>& f) {
   }
   std::sort(t.begin(), t.end());
   return {t[t.size() / 2], t.front(), t.back()};
-}
-
-// Deterministic pseudo-random fill in [lo, hi), parallel (a splitmix64 hash of the index).
-Array random_array(int64_t n, uint64_t seed, double lo, double hi) {
-  Array a = Array::empty(DType::Float64, {n});
-  double* p = a.data_as<double>();
-  tbb::parallel_for(tbb::blocked_range<int64_t>(0, n, 1 << 16), [&](const tbb::blocked_range<int64_t>& r) {
-    for (int64_t i = r.begin(); i < r.end(); ++i) {
-      uint64_t z = (static_cast<uint64_t>(i) + seed * 0x9E3779B97F4A7C15ull) * 0xBF58476D1CE4E5B9ull;
-      z = (z ^ (z >> 31)) * 0x94D049BB133111EBull;
-      z ^= z >> 29;
-      p[i] = lo + (hi - lo) * static_cast<double>(z >> 11) * 0x1.0p-53;
-    }
-  });
-  return a;
 }
 
 // STREAM triad a = b + s*c on `threads` threads, static partition as STREAM's OpenMP.
@@ -109,24 +91,6 @@ std::function<void()> read_kernel(tbb::task_arena& arena, const Array& a, const 
   };
 }
 
-// Several measurements taken in turn, repetition by repetition, so that a noisy
-// neighbour or the kernel merging pages into huge pages affects them all alike.
-std::vector<Stats> measure_interleaved(int reps, const std::vector<std::function<void()>>& fs) {
-  for (const auto& f : fs) f();  // warm-up
-  std::vector<std::vector<double>> t(fs.size());
-  for (int r = 0; r < reps; ++r)
-    for (size_t i = 0; i < fs.size(); ++i) {
-      auto t0 = std::chrono::steady_clock::now();
-      fs[i]();
-      t[i].push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-    }
-  std::vector<Stats> out;
-  for (auto& v : t) {
-    std::sort(v.begin(), v.end());
-    out.push_back({v[v.size() / 2], v.front(), v.back()});
-  }
-  return out;
-}
 
 double max_abs_diff(const Array& x, const Array& y) {
   Array d = eval("abs(float64(x) - float64(y))", {{"x", x}, {"y", y}});
@@ -156,7 +120,23 @@ bool has_flag(int argc, char** argv, const char* flag) {
 
 }  // namespace
 
-// NumPy's way: every operator a separate pass with a freshly allocated full-size result.
+std::vector<Stats> measure_interleaved(int reps, const std::vector<std::function<void()>>& fs) {
+  for (const auto& f : fs) f();  // warm-up
+  std::vector<std::vector<double>> t(fs.size());
+  for (int r = 0; r < reps; ++r)
+    for (size_t i = 0; i < fs.size(); ++i) {
+      auto t0 = std::chrono::steady_clock::now();
+      fs[i]();
+      t[i].push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    }
+  std::vector<Stats> out;
+  for (auto& v : t) {
+    std::sort(v.begin(), v.end());
+    out.push_back({v[v.size() / 2], v.front(), v.back()});
+  }
+  return out;
+}
+
 Array eval_unfused(const std::string& expr, const Bindings& inputs) {
   Graph g;
   parse_expression(expr, g);
@@ -201,7 +181,7 @@ int run_crossover(int reps) {
   std::printf("serial vs parallel by size (2*a + 3*b*c - 1.5, float64, median of %d; microseconds)\n", reps);
   std::printf("%10s %12s %12s %9s\n", "n", "1 thread", "all threads", "speed-up");
   for (int64_t n = 1024; n <= (1 << 20); n *= 2) {
-    Array a = random_array(n, 1, -1, 1), b = random_array(n, 2, -1, 1), c = random_array(n, 3, -1, 1);
+    Array a = random_array<double>(n, 1, -1, 1), b = random_array<double>(n, 2, -1, 1), c = random_array<double>(n, 3, -1, 1);
     Array out = Array::empty(DType::Float64, {n});
     Bindings in = {{"a", a}, {"b", b}, {"c", c}};
     set_num_threads(1);
@@ -216,7 +196,7 @@ int run_crossover(int reps) {
 
 // Fixed cost of one cached evaluation: 16 elements, the plan already cached, out given.
 double small_call_seconds(int reps, const std::string& expr) {
-  Array a = random_array(16, 1, -1, 1), b = random_array(16, 2, -1, 1);
+  Array a = random_array<double>(16, 1, -1, 1), b = random_array<double>(16, 2, -1, 1);
   Bindings in = {{"a", a}, {"b", b}};
   Array out = eval(expr, in);
   const int calls = 20000;
@@ -226,7 +206,7 @@ double small_call_seconds(int reps, const std::string& expr) {
 // The same through the C ABI, as an embedding program calls it: kiln_eval returning a new
 // array each time (the "cached-plan call overhead of kiln_eval").
 double small_c_call_seconds(int reps, const char* expr) {
-  Array a = random_array(16, 1, -1, 1), b = random_array(16, 2, -1, 1);
+  Array a = random_array<double>(16, 1, -1, 1), b = random_array<double>(16, 2, -1, 1);
   int64_t n = 16;
   kiln_array* ha = nullptr;
   kiln_array* hb = nullptr;
@@ -270,7 +250,7 @@ int run_bench(int argc, char** argv) {
       }
     }
 
-  Array a = random_array(n, 1, -1, 1), b = random_array(n, 2, -1, 1), c = random_array(n, 3, -1, 1);
+  Array a = random_array<double>(n, 1, -1, 1), b = random_array<double>(n, 2, -1, 1), c = random_array<double>(n, 3, -1, 1);
   Array out = Array::empty(DType::Float64, {n});
   const std::string expr = "2*a + 3*b*c - 1.5";
   Bindings inputs = {{"a", a}, {"b", b}, {"c", c}};
@@ -382,9 +362,9 @@ int run_demo(int argc, char** argv) {
   fs::create_directories(dir);
   std::printf("kiln %s demo: %lld float64 elements per array, simd %s, %d threads, files in %s\n", version(),
               static_cast<long long>(n), simd_isa().c_str(), get_num_threads(), dir.c_str());
-  save_npy((dir / "a.npy").string(), random_array(n, 11, -2, 2));
-  save_npy((dir / "b.npy").string(), random_array(n, 12, -2, 2));
-  save_npy((dir / "c.npy").string(), random_array(n, 13, 0.5, 1.5));
+  save_npy((dir / "a.npy").string(), random_array<double>(n, 11, -2, 2));
+  save_npy((dir / "b.npy").string(), random_array<double>(n, 12, -2, 2));
+  save_npy((dir / "c.npy").string(), random_array<double>(n, 13, 0.5, 1.5));
   Bindings inputs = {{"a", load_npy((dir / "a.npy").string())},
                      {"b", load_npy((dir / "b.npy").string())},
                      {"c", load_npy((dir / "c.npy").string())}};

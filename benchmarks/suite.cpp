@@ -19,55 +19,26 @@
 #include <tbb/task_arena.h>
 #include <xsimd/xsimd.hpp>
 
+#include "bench.hpp"
 #include "kiln/kiln.hpp"
 #include "reference.hpp"
 #include "runtime.hpp"
 
 namespace kiln::cli {
 
-Array eval_unfused(const std::string& expr, const Bindings& inputs);  // bench.cpp
-
 namespace {
 
-double median_of(std::vector<double> t) {
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
-}
-
-// Medians of each function's time, the functions run in turn, repetition by repetition.
+// Medians of each function's time, the functions run in turn.
 std::vector<double> medians(int reps, const std::vector<std::function<void()>>& fs) {
-  for (const auto& f : fs) f();  // warm-up: page faults, plans, threads
-  std::vector<std::vector<double>> t(fs.size());
-  for (int r = 0; r < reps; ++r)
-    for (size_t i = 0; i < fs.size(); ++i) {
-      auto t0 = std::chrono::steady_clock::now();
-      fs[i]();
-      t[i].push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-    }
   std::vector<double> out;
-  for (auto& v : t) out.push_back(median_of(v));
+  for (const Stats& st : measure_interleaved(reps, fs)) out.push_back(st.median);
   return out;
-}
-
-template <class T>
-Array filled(int64_t n, uint64_t seed, double lo, double hi) {
-  Array a = Array::empty(dtype_of<T>(), {n});
-  T* p = a.data_as<T>();
-  tbb::parallel_for(tbb::blocked_range<int64_t>(0, n, 1 << 16), [&](const tbb::blocked_range<int64_t>& r) {
-    for (int64_t i = r.begin(); i < r.end(); ++i) {
-      uint64_t z = (static_cast<uint64_t>(i) + seed * 0x9E3779B97F4A7C15ull) * 0xBF58476D1CE4E5B9ull;
-      z = (z ^ (z >> 31)) * 0x94D049BB133111EBull;
-      z ^= z >> 29;
-      p[i] = static_cast<T>(lo + (hi - lo) * static_cast<double>(z >> 11) * 0x1.0p-53);
-    }
-  });
-  return a;
 }
 
 // STREAM's four kernels, static partition over `threads` threads; GB/s by STREAM's byte
 // counts (copy and scale 16 bytes per element, add and triad 24).
 std::vector<double> stream_gbs(int threads, int reps, int64_t n) {
-  Array a = filled<double>(n, 1, 0, 1), b = filled<double>(n, 2, 0, 1), c = filled<double>(n, 3, 0, 1);
+  Array a = random_array<double>(n, 1, 0, 1), b = random_array<double>(n, 2, 0, 1), c = random_array<double>(n, 3, 0, 1);
   double *pa = a.data_as<double>(), *pb = b.data_as<double>(), *pc = c.data_as<double>();
   tbb::task_arena arena(threads);
   auto run = [&](auto body) {
@@ -103,7 +74,7 @@ void run_dtype(const char* dtype, const std::vector<int64_t>& sizes, int reps, i
   for (int64_t n : sizes) {
     n = std::max<int64_t>(1000, n / 1000 * 1000);  // the broadcast case needs whole rows
     // Values where every function is defined and not saturated: a in (-1, 1), b, c in (0.5, 1.5).
-    Array a2 = filled<T>(2 * n, 11, -1, 1), b = filled<T>(n, 12, 0.5, 1.5), c = filled<T>(n, 13, 0.5, 1.5);
+    Array a2 = random_array<T>(2 * n, 11, -1, 1), b = random_array<T>(n, 12, 0.5, 1.5), c = random_array<T>(n, 13, 0.5, 1.5);
     Array a = a2.slice(0, 0, n);
     Array out = Array::empty(dtype_of<T>(), {n}), ref = Array::empty(dtype_of<T>(), {n});
     for (const bench::CaseInfo& info : bench::kCases) {
@@ -187,8 +158,8 @@ int run_suite(int argc, char** argv) {
 
   // Thread scaling on 10^7 float64: a memory-bound and a compute-bound expression.
   const int64_t sn = 10000000;
-  Bindings sin_in = {{"a", filled<double>(sn, 21, -1, 1)}, {"b", filled<double>(sn, 22, 0.5, 1.5)},
-                     {"c", filled<double>(sn, 23, 0.5, 1.5)}};
+  Bindings sin_in = {{"a", random_array<double>(sn, 21, -1, 1)}, {"b", random_array<double>(sn, 22, 0.5, 1.5)},
+                     {"c", random_array<double>(sn, 23, 0.5, 1.5)}};
   Array sout = Array::empty(DType::Float64, {sn});
   std::vector<std::pair<int, std::vector<double>>> scaling;
   for (int t = 1; t <= all; ++t) {
@@ -200,8 +171,8 @@ int run_suite(int argc, char** argv) {
   // The fixed cost of a cached call (string API, out given), by size.
   std::vector<std::pair<int64_t, double>> per_call;
   for (int64_t n : {16, 1000}) {
-    Bindings in = {{"a", filled<double>(n, 1, -1, 1)}, {"b", filled<double>(n, 2, -1, 1)},
-                   {"c", filled<double>(n, 3, -1, 1)}};
+    Bindings in = {{"a", random_array<double>(n, 1, -1, 1)}, {"b", random_array<double>(n, 2, -1, 1)},
+                   {"c", random_array<double>(n, 3, -1, 1)}};
     Array o = Array::empty(DType::Float64, {n});
     const int calls = 10000;
     per_call.push_back({n, medians(reps, {[&] { for (int k = 0; k < calls; ++k) eval("a*b + c", in, o); }})[0] / calls});

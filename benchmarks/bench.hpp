@@ -1,0 +1,44 @@
+// What bench.cpp (`kiln bench`) and suite.cpp (`kiln bench --suite`) share: timing,
+// data, and NumPy-style evaluation one op at a time.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <tbb/blocked_range.h>
+#include <tbb/parallel_for.h>
+
+#include "kiln/kiln.hpp"
+
+namespace kiln::cli {
+
+struct Stats {
+  double median, min, max;  // seconds
+};
+
+// Several measurements taken in turn, repetition by repetition, so that a noisy
+// neighbour or the kernel merging pages into huge pages affects them all alike.
+std::vector<Stats> measure_interleaved(int reps, const std::vector<std::function<void()>>& fs);
+
+// NumPy's way: every operator a separate pass with a freshly allocated full-size result.
+Array eval_unfused(const std::string& expr, const Bindings& inputs);
+
+// n deterministic pseudo-random values in [lo, hi), filled in parallel (a splitmix64 hash
+// of the index and seed).
+template <class T>
+Array random_array(int64_t n, uint64_t seed, double lo, double hi) {
+  Array a = Array::empty(dtype_of<T>(), {n});
+  T* p = a.data_as<T>();
+  tbb::parallel_for(tbb::blocked_range<int64_t>(0, n, 1 << 16), [&](const tbb::blocked_range<int64_t>& r) {
+    for (int64_t i = r.begin(); i < r.end(); ++i) {
+      uint64_t z = (static_cast<uint64_t>(i) + seed * 0x9E3779B97F4A7C15ull) * 0xBF58476D1CE4E5B9ull;
+      z = (z ^ (z >> 31)) * 0x94D049BB133111EBull;
+      z ^= z >> 29;
+      p[i] = static_cast<T>(lo + (hi - lo) * static_cast<double>(z >> 11) * 0x1.0p-53);
+    }
+  });
+  return a;
+}
+
+}  // namespace kiln::cli
