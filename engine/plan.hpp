@@ -96,7 +96,6 @@ struct Plan {
   // for each graph input, the position of its array among the caller's arguments.
   std::vector<int> binding;
 
-  DType result_dtype() const { return outputs[0].result; }
   DType out_dtype() const { return outputs[0].dtype; }
   std::string explain() const;      // the steps, one line per instruction
 };
