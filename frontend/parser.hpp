@@ -62,7 +62,9 @@ std::vector<Statement> parse_program(std::string_view text, Graph& g);
 // '.', an exponent, inf or nan so that they re-read as floats; a NaN keeps its sign, not
 // its payload). Shared subexpressions are written out at each use, so a heavily shared
 // graph can be exponentially long as text: past kMaxExpressionBytes this throws
-// BadArgument, as it does for a root that is not a node of g.
+// BadArgument, as it does for a root that is not a node of g. Parentheses the printer
+// adds (`-(0)`, where the input's `--0` had folded) can take an expression at the
+// nesting limit one level past it; parse_expression then refuses the text as too deep.
 std::string format_expression(const Graph& g, int root);
 
 }  // namespace kiln
