@@ -692,15 +692,18 @@ int64_t serial_threshold() {
 
 namespace {
 
+// The values a block reads, broadcast to the shape it runs over.
+std::vector<Array> broadcast_reads(const Block& b, const std::vector<Array>& values, const Shape& shape) {
+  std::vector<Array> reads;
+  for (int v : b.reads) reads.push_back(values[v].broadcast_to(shape));
+  return reads;
+}
+
 // The loop step: every output that is not a reduction's result, in one pass when their
 // shapes agree.
 void run_loop(const Plan& plan, const Step& st, const std::vector<Array>& values, const Array* out_arg,
               std::vector<Array>& results) {
-  auto reads_of = [&](const Block& b, const Shape& shape) {
-    std::vector<Array> reads;
-    for (int v : b.reads) reads.push_back(values[v].broadcast_to(shape));
-    return reads;
-  };
+  auto reads_of = [&](const Block& b, const Shape& shape) { return broadcast_reads(b, values, shape); };
   if (out_arg && out_arg->valid()) {
     KILN_ASSERT(st.outputs.size() == 1);
     Shape shape = block_shape(plan, st.body, values);
@@ -755,9 +758,7 @@ std::vector<Array> run_plan(const Plan& plan, const std::vector<Array>& given, c
     } else if (st.value >= 0) {
       Shape shape = block_shape(plan, st.body, values);
       values[st.value] = Array::empty(st.result, shape);
-      std::vector<Array> reads;
-      for (int v : st.body.reads) reads.push_back(values[v].broadcast_to(shape));
-      run_fused(st.body, plan.chunk, shape, reads, {values[st.value]});
+      run_fused(st.body, plan.chunk, shape, broadcast_reads(st.body, values, shape), {values[st.value]});
     } else {
       run_loop(plan, st, values, out_arg, results);
     }
