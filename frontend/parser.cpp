@@ -477,16 +477,31 @@ int op_level(Op op) {
 
 bool is_numeric_literal(const Node& n) { return n.kind == NodeKind::Literal && n.value.kind != Kind::Bool; }
 
-int node_level(const Node& n) {
-  if (n.kind == NodeKind::Op) return op_level(n.op);
+// `x ** 2`, `x ** 0.5` and `x ** -1.0` read back as square, sqrt and reciprocal (see
+// parse_power), so a power node with such an exponent is written as the call power(x, 2).
+bool power_reads_back_as_other_op(const Graph& g, const Node& n) {
+  if (n.kind != NodeKind::Op || n.op != Op::power) return false;
+  const Node& base = g.node(n.args[0]);
+  const Node& e = g.node(n.args[1]);
+  if (base.kind == NodeKind::Literal || !is_numeric_literal(e)) return false;
+  double v = e.value.as_double();
+  return v == 2.0 || v == 0.5 || (v == -1.0 && e.value.kind == Kind::Float);
+}
+
+int node_op_level(const Graph& g, const Node& n) {
+  return power_reads_back_as_other_op(g, n) ? kAtomLevel : op_level(n.op);
+}
+
+int node_level(const Graph& g, const Node& n) {
+  if (n.kind == NodeKind::Op) return node_op_level(g, n);
   if (n.kind == NodeKind::Reduce) return kAtomLevel;
   bool negative = is_numeric_literal(n) && (n.value.kind == Kind::Int ? n.value.i < 0 : std::signbit(n.value.f));
   return negative ? kUnaryLevel : kAtomLevel;  // "-1" binds like a unary minus
 }
 
-bool needs_parens(const Node& parent, int arg, const Node& child) {
+bool needs_parens(const Graph& g, const Node& parent, int arg, const Node& child) {
   if (parent.kind != NodeKind::Op) return false;
-  int level = op_level(parent.op), inner = node_level(child);
+  int level = node_op_level(g, parent), inner = node_level(g, child);
   if (level == kAtomLevel) return false;
   // -(1) must not fold into the literal -1 when read back; --1 is already -(-1).
   if (level == kUnaryLevel)
@@ -537,7 +552,7 @@ void append_piece(std::string& out, const Graph& g, const Node& n, int arg) {
     case NodeKind::Op: break;
   }
   const OpInfo& info = op_info(n.op);
-  int level = op_level(n.op);
+  int level = node_op_level(g, n);
   if (level == kUnaryLevel) {
     if (arg == 0) out += info.symbol;
   } else if (level != kAtomLevel) {
@@ -581,7 +596,7 @@ std::string format_expression(const Graph& g, int root) {
     if (f.next_arg < n.nargs) {
       int arg = f.next_arg++;
       int child = n.args[arg];
-      stack.push_back({child, 0, needs_parens(n, arg, g.node(child))});  // f is invalid from here
+      stack.push_back({child, 0, needs_parens(g, n, arg, g.node(child))});  // f is invalid from here
     } else {
       if (f.parens) out += ')';
       stack.pop_back();

@@ -259,6 +259,9 @@ TEST_CASE("varied expressions survive print -> parse", "[parser][roundtrip]") {
            "(-9223372036854775808) ** 2", "-9223372036854775807 ** 2", "a * b + a * b", "-0.0 * x + 1e300",
            "a + (b + (c + (d + e)))", "((((a))))", "hypot(copysign(a, -b), 2) ** 0.5", "~(a & b) | ~a ^ ~b",
            "-(a + b)", "-(a ** b) ** c", "a % -b", "isnan(x) | isinf(y) & isfinite(z)",
+           // power nodes whose `**` form would read back as square, sqrt or reciprocal
+           "power(relu(x) - 7, .5)", "power(x, 2)", "power(x, 2.0) + 1", "power(x, -1.0) * y", "power(-x, 0.5) ** 3",
+           "power(x, -1) + power(2, 0.5) + x ** 3",
        })
     check_round_trip(text);
 }
