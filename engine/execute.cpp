@@ -299,7 +299,12 @@ Loop make_loop(const Shape& shape, const std::vector<Array>& ins, const std::vec
     op.base = array(k).data();
     op.item = array(k).itemsize();
     bool all_zero = std::all_of(op.strides, op.strides + nd, [](int64_t s) { return s == 0; });
-    if (loop.total == 1 || (nd == 1 && op.strides[0] == static_cast<int64_t>(op.item))) op.mode = Operand::InPlace;
+    // C-contiguous over the loop's shape: flat index i is at base + i * item. (An operand
+    // broadcast along some axis keeps the others from merging with it.)
+    bool contiguous = true;
+    for (int64_t d = nd - 1, step = static_cast<int64_t>(op.item); d >= 0 && contiguous; step *= loop.shape[d--])
+      contiguous = op.strides[d] == step;
+    if (loop.total == 1 || contiguous) op.mode = Operand::InPlace;
     else if (all_zero) op.mode = Operand::Splat;
     else op.mode = Operand::Strided;
     KILN_ASSERT(k < ins.size() || op.mode != Operand::Splat);

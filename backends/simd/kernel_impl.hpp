@@ -341,6 +341,21 @@ template <> struct Impl<Op::sigmoid> {
 #undef KILN_SAFE_NORMAL
 #undef KILN_SAFE_BETWEEN
 
+// A mask of `count` (<= 64) bits: bit k is set when byte k at p is not zero. Eight bytes
+// at a time: each byte's "not zero" goes to its high bit, then one multiply gathers the
+// eight high bits into the top byte (bit k from byte k).
+template <int64_t count> inline uint64_t nonzero_byte_bits(const bool* p) {
+  constexpr uint64_t low7 = 0x7F7F7F7F7F7F7F7Full, high = 0x8080808080808080ull;
+  uint64_t bits = 0;
+  for (int64_t j = 0; j < count; j += 8) {
+    uint64_t w = 0;
+    std::memcpy(&w, p + j, count - j < 8 ? count - j : 8);
+    uint64_t nonzero = (((w & low7) + low7) | w) & high;
+    bits |= ((nonzero >> 7) * 0x0102040810204080ull >> 56) << j;
+  }
+  return bits;
+}
+
 // The one loop shape. Operand types: where's condition is bool, all others T.
 template <class F, class T, size_t I> using Operand = std::conditional_t<std::is_same_v<F, Impl<Op::where>> && I == 0, bool, T>;
 
@@ -354,12 +369,16 @@ void run(const void* const* src, void* dst, int64_t n, std::index_sequence<I...>
   if constexpr (kIsFloat<T> && std::is_same_v<F, Impl<Op::where>>) {
     constexpr int64_t width = Batch<T>::size;
     const bool* cond = std::get<0>(in);
+    using U = std::conditional_t<sizeof(T) == 8, uint64_t, uint32_t>;
+    alignas(64) U lane_bit[width];
+    for (int64_t k = 0; k < width; ++k) lane_bit[k] = U(1) << k;
+    const auto lane_bits = Batch<U>::load_aligned(lane_bit);
     for (; i + width <= n; i += width) {
-      alignas(64) T lanes[width];
-      for (int64_t k = 0; k < width; ++k) lanes[k] = T(cond[i + k]);
-      auto mask = Batch<T>::load_aligned(lanes) != Batch<T>(0);
-      xsimd::select(mask, Batch<T>::load_unaligned(std::get<1>(in) + i), Batch<T>::load_unaligned(std::get<2>(in) + i))
-          .store_unaligned(out + i);
+      // Bit k of `bits` says whether cond[i + k] is true; each lane then picks its bit.
+      const auto taken = (Batch<U>(U(nonzero_byte_bits<width>(cond + i))) & lane_bits) != Batch<U>(0);
+      const auto x = xsimd::bitwise_cast<Batch<U>>(Batch<T>::load_unaligned(std::get<1>(in) + i));
+      const auto y = xsimd::bitwise_cast<Batch<U>>(Batch<T>::load_unaligned(std::get<2>(in) + i));
+      xsimd::bitwise_cast<Batch<T>>(xsimd::select(taken, x, y)).store_unaligned(out + i);
     }
   }
   if constexpr (kIsFloat<T> && requires(Batch<T> v) { F::batch((I, v)...); }) {

@@ -89,7 +89,8 @@ TEST_CASE("broadcasting follows NumPy's rules", "[execute]") {
                                          {{5, 1, 7}, {1, 6, 1}, {5, 6, 7}},
                                          {{1}, {9}, {9}},
                                          {{}, {2, 3}, {2, 3}},
-                                         {{4097, 1}, {1, 3}, {4097, 3}}}) {
+                                         {{4097, 1}, {1, 3}, {4097, 3}},
+                                         {{700, 301}, {301}, {700, 301}}}) {
     Array a = random_f64(c.a, 1), b = random_f64(c.b, 2);
     Array r = kiln::eval(a * 2.0 + b);
     REQUIRE(r.shape() == c.result);
