@@ -20,6 +20,7 @@
 #include <xsimd/xsimd.hpp>
 
 #include "bench.hpp"
+#include "execute.hpp"
 #include "kiln/kiln.hpp"
 #include "reference.hpp"
 #include "runtime.hpp"
@@ -64,8 +65,10 @@ struct Row {
   std::string dtype, name;
   int64_t n;
   double kiln1, kiln_all, unfused, hand, xt;  // seconds; hand/xt 0 where not run
+  double fresh1;                               // kiln 1 thread, allocating its result
   double gbs1, gbs_all;                        // kiln's bytes per second
   double rel_diff;                             // kiln vs the hand loop
+  uint64_t temp_bytes;                         // arrays allocated by one evaluation into out
 };
 
 template <class T>
@@ -91,8 +94,9 @@ void run_dtype(const char* dtype, const std::vector<int64_t>& sizes, int reps, i
       auto xt = [&] { bench::xtensor_eval(info.id, pa, b.data_as<T>(), c.data_as<T>(), ref.data_as<T>(), n); };
       auto fused = [&] { eval(info.expr, in, target); };
       auto unfused = [&] { eval_unfused(info.expr, in); };
+      auto fresh = [&] { eval(info.expr, in); };
       set_num_threads(1);
-      std::vector<std::function<void()>> fs{fused, unfused};
+      std::vector<std::function<void()>> fs{fused, unfused, fresh};
       if (refs) {
         fs.push_back(hand);
         fs.push_back(xt);
@@ -100,6 +104,9 @@ void run_dtype(const char* dtype, const std::vector<int64_t>& sizes, int reps, i
       std::vector<double> t = medians(reps, fs);
       set_num_threads(all);
       double t_all = medians(reps, {fused})[0];
+      uint64_t allocated_before = array_bytes_allocated();
+      fused();
+      uint64_t temp_bytes = array_bytes_allocated() - allocated_before;
       set_num_threads(0);
       // max |kiln - hand| / max |hand|: expressions that cancel to ~0 would make a per-element
       // relative difference meaningless (and the hand loop contracts a*b + c into an FMA).
@@ -117,8 +124,8 @@ void run_dtype(const char* dtype, const std::vector<int64_t>& sizes, int reps, i
         rel = diff / std::max(scale, 1e-300);
       }
       double bytes = static_cast<double>(info.streams) * static_cast<double>(n) * sizeof(T);
-      rows.push_back({dtype, info.name, n, t[0], t_all, t[1], refs ? t[2] : 0, refs ? t[3] : 0, bytes / t[0],
-                      bytes / t_all, rel});
+      rows.push_back({dtype, info.name, n, t[0], t_all, t[1], refs ? t[3] : 0, refs ? t[4] : 0, t[2], bytes / t[0],
+                      bytes / t_all, rel, temp_bytes});
     }
   }
 }
@@ -185,15 +192,18 @@ int run_suite(int argc, char** argv) {
       const Row& r = rows[i];
       std::printf("%s{\"dtype\": \"%s\", \"expr\": \"%s\", \"n\": %lld, \"kiln_1_s\": %.6g, \"kiln_all_s\": %.6g, "
                   "\"unfused_s\": %.6g, \"hand_s\": %.6g, \"xtensor_s\": %.6g, \"kiln_1_gbs\": %.4g, "
-                  "\"kiln_all_gbs\": %.4g, \"max_rel_diff_vs_hand\": %.3g}",
+                  "\"kiln_all_gbs\": %.4g, \"max_rel_diff_vs_hand\": %.3g, \"kiln_1_allocating_s\": %.6g, "
+                  "\"temp_bytes\": %llu}",
                   i ? ", " : "", r.dtype.c_str(), r.name.c_str(), static_cast<long long>(r.n), r.kiln1, r.kiln_all,
-                  r.unfused, r.hand, r.xt, r.gbs1, r.gbs_all, r.rel_diff);
+                  r.unfused, r.hand, r.xt, r.gbs1, r.gbs_all, r.rel_diff, r.fresh1,
+                  static_cast<unsigned long long>(r.temp_bytes));
     }
     std::printf("], \"scaling\": [");
     for (size_t i = 0; i < scaling.size(); ++i)
       std::printf("%s{\"threads\": %d, \"poly_s\": %.6g, \"sincos_s\": %.6g}", i ? ", " : "", scaling[i].first,
                   scaling[i].second[0], scaling[i].second[1]);
-    std::printf("], \"per_call_s\": {\"16\": %.4g, \"1000\": %.4g}}\n", per_call[0].second, per_call[1].second);
+    std::printf("], \"per_call_s\": {\"16\": %.4g, \"1000\": %.4g}, \"scratch_bytes\": %llu}\n", per_call[0].second,
+                per_call[1].second, static_cast<unsigned long long>(scratch_bytes_held()));
     return 0;
   }
   std::printf("kiln bench --suite: simd %s, %d hardware threads, medians of %d\n", simd_isa().c_str(), all, reps);
@@ -201,19 +211,21 @@ int run_suite(int argc, char** argv) {
               "  copy %.1f  scale %.1f  add %.1f  triad %.1f (%d threads)\n",
               static_cast<long long>(stream_n), s1[0], s1[1], s1[2], s1[3], sall[0], sall[1], sall[2], sall[3], all);
   if (!refs) std::printf("(no AVX2 + FMA: the hand-written and xtensor references are not run)\n");
-  std::printf("\n%-4s %-24s %10s %10s %10s %10s %10s %10s %8s %8s %8s %9s\n", "", "expression", "n", "kiln 1T",
-              "kiln all", "unfused", "hand 1T", "xtensor", "1T %tri", "all %tri", "hand/k", "rel diff");
-  std::printf("%-4s %-24s %10s %10s %10s %10s %10s %10s %8s %8s %8s %9s\n", "", "", "", "ms", "ms", "ms 1T", "ms", "ms 1T",
-              "", "", "1T", "vs hand");
+  std::printf("\n%-4s %-24s %10s %10s %10s %10s %10s %10s %8s %8s %8s %9s %7s %7s\n", "", "expression", "n", "kiln 1T",
+              "kiln all", "unfused", "hand 1T", "xtensor", "1T %tri", "all %tri", "hand/k", "rel diff", "alloc/", "temp");
+  std::printf("%-4s %-24s %10s %10s %10s %10s %10s %10s %8s %8s %8s %9s %7s %7s\n", "", "", "", "ms", "ms", "ms 1T", "ms",
+              "ms 1T", "", "", "1T", "vs hand", "out 1T", "bytes");
   for (const Row& r : rows)
-    std::printf("%-4s %-24s %10lld %10.3f %10.3f %10.3f %10.3f %10.3f %7.0f%% %7.0f%% %8.2f %9.1e\n", r.dtype.c_str(),
-                r.name.c_str(), static_cast<long long>(r.n), r.kiln1 * 1e3, r.kiln_all * 1e3, r.unfused * 1e3,
-                r.hand * 1e3, r.xt * 1e3, 100 * r.gbs1 / (s1[3] * 1e9), 100 * r.gbs_all / (sall[3] * 1e9),
-                r.hand > 0 ? r.hand / r.kiln1 : 0.0, r.rel_diff);
+    std::printf("%-4s %-24s %10lld %10.3f %10.3f %10.3f %10.3f %10.3f %7.0f%% %7.0f%% %8.2f %9.1e %7.2f %7llu\n",
+                r.dtype.c_str(), r.name.c_str(), static_cast<long long>(r.n), r.kiln1 * 1e3, r.kiln_all * 1e3,
+                r.unfused * 1e3, r.hand * 1e3, r.xt * 1e3, 100 * r.gbs1 / (s1[3] * 1e9), 100 * r.gbs_all / (sall[3] * 1e9),
+                r.hand > 0 ? r.hand / r.kiln1 : 0.0, r.rel_diff, r.fresh1 / r.kiln1,
+                static_cast<unsigned long long>(r.temp_bytes));
   std::printf("\nthread scaling, n = 10^7 float64 (ms):");
   for (const auto& [t, v] : scaling) std::printf("  %dT 2*a+3*b*c-1.5 %.2f, sin**2+cos**2 %.2f;", t, v[0] * 1e3, v[1] * 1e3);
   std::printf("\ncached call of a*b + c (string API, out given): %.2f us at n = 16, %.2f us at n = 1000\n",
               per_call[0].second * 1e6, per_call[1].second * 1e6);
+  std::printf("chunk scratch held by all threads: %.1f KiB\n", static_cast<double>(scratch_bytes_held()) / 1024);
   return 0;
 }
 

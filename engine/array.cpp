@@ -1,5 +1,6 @@
 #include "array.hpp"
 
+#include <atomic>
 #include <sys/mman.h>
 
 #include <cstdlib>
@@ -101,6 +102,10 @@ class BufferCache {
 
 }  // namespace
 
+std::atomic<uint64_t> g_array_bytes_allocated{0};
+
+uint64_t array_bytes_allocated() { return g_array_bytes_allocated.load(std::memory_order_relaxed); }
+
 static void check_ndim(size_t ndim) {
   if (ndim > static_cast<size_t>(kMaxDims))
     throw Error(Status::BadArgument, "arrays may have at most 32 dimensions, got " + std::to_string(ndim));
@@ -131,6 +136,7 @@ Array Array::empty(DType dtype, const Shape& shape) {
   if (!p)
     throw Error(Status::OutOfMemory, "cannot allocate " + std::to_string(nbytes) + " bytes for " +
                                          dtype_name(dtype) + " array of shape " + shape_str(shape));
+  g_array_bytes_allocated.fetch_add(nbytes, std::memory_order_relaxed);
   Array a;
   a.buffer_ = std::make_shared<Buffer>(p, nbytes, std::move(release));
   a.dtype_ = dtype;

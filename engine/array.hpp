@@ -99,4 +99,8 @@ class Array {
 Shape broadcast_shapes(const Shape& a, const Shape& b, const char* what);
 bool try_broadcast(const Shape& a, const Shape& b, Shape& out);
 
+// Bytes of array memory allocated by Array::empty since the process started (for
+// `kiln bench`, which shows that evaluation makes no full-size temporaries).
+uint64_t array_bytes_allocated();
+
 }  // namespace kiln

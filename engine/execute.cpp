@@ -153,26 +153,33 @@ void scatter(const Loop& loop, const Operand& op, const char* src, int64_t start
 
 // Per-thread scratch memory, reused across evaluations: chunk registers never touch
 // the allocator on the hot path.
+std::atomic<uint64_t> g_scratch_bytes{0};  // held by all threads' workspaces
+
 class Workspace {
  public:
   uint64_t filled_for = 0;  // the evaluation whose constants the registers hold
 
   char* get(size_t bytes) {
     if (bytes > size_) {
-      std::free(data_);
-      size_ = (bytes + 4095) / 4096 * 4096;
-      data_ = static_cast<char*>(std::aligned_alloc(64, size_));
-      if (!data_) {
-        size_ = 0;
-        throw Error(Status::OutOfMemory, "cannot allocate evaluation scratch memory");
-      }
+      release();
+      size_t size = (bytes + 4095) / 4096 * 4096;
+      data_ = static_cast<char*>(std::aligned_alloc(64, size));
+      if (!data_) throw Error(Status::OutOfMemory, "cannot allocate evaluation scratch memory");
+      size_ = size;
+      g_scratch_bytes += size_;
     }
     return data_;
   }
   size_t capacity() const { return size_; }
-  ~Workspace() { std::free(data_); }
+  ~Workspace() { release(); }
 
  private:
+  void release() {
+    std::free(data_);
+    data_ = nullptr;
+    g_scratch_bytes -= size_;
+    size_ = 0;
+  }
   char* data_ = nullptr;
   size_t size_ = 0;
 };
@@ -685,6 +692,8 @@ bool same_mapping(const Array& in, const Array& out) {
 }
 
 }  // namespace
+
+uint64_t scratch_bytes_held() { return g_scratch_bytes.load(); }
 
 int64_t serial_threshold() {
   static const int64_t threshold = [] {

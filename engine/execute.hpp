@@ -23,4 +23,9 @@ std::vector<Array> execute_all(const Plan& plan, const std::vector<Array>& input
 // overrides it, for that measurement).
 int64_t serial_threshold();
 
+// Chunk scratch memory held by all threads, in bytes: registers of a few chunks per
+// thread, kept between evaluations (the only memory evaluation needs besides results
+// and the small arrays reductions produce).
+uint64_t scratch_bytes_held();
+
 }  // namespace kiln
