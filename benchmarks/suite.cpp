@@ -21,6 +21,7 @@
 
 #include "bench.hpp"
 #include "execute.hpp"
+#include "plot.hpp"
 #include "kiln/kiln.hpp"
 #include "reference.hpp"
 #include "runtime.hpp"
@@ -142,18 +143,54 @@ std::vector<int64_t> parse_list(const char* text) {
   return v;
 }
 
+// Bandwidth against size for a memory-bound expression (float64), with STREAM triad as
+// the limit, and each expression's speed-up against its 1-thread time.
+std::vector<Chart> charts(const std::vector<Row>& rows, const std::vector<std::pair<int, std::vector<double>>>& scaling,
+                          double triad1, double triad_all, int all) {
+  const std::string expr = "2*a + 3*b*c - 1.5";
+  Chart bw{"f64 " + expr + ": bandwidth", "elements", "GB/s", true, {}};
+  Series k1{"kiln 1 thread", {}}, kall{"kiln " + std::to_string(all) + " threads", {}}, hand{"hand loop 1T", {}},
+      xt{"xtensor 1T", {}}, unfused{"one op at a time 1T", {}}, t1{"STREAM triad 1T", {}, true},
+      tall{"STREAM triad " + std::to_string(all) + "T", {}, true};
+  for (const Row& r : rows) {
+    if (r.dtype != "f64" || r.name != expr) continue;
+    double x = static_cast<double>(r.n), bytes = r.gbs1 * r.kiln1 * 1e-9;  // GB moved per evaluation
+    k1.points.push_back({x, r.gbs1 * 1e-9});
+    kall.points.push_back({x, r.gbs_all * 1e-9});
+    if (r.hand > 0) hand.points.push_back({x, bytes / r.hand});
+    if (r.xt > 0) xt.points.push_back({x, bytes / r.xt});
+    unfused.points.push_back({x, bytes / r.unfused});
+    t1.points.push_back({x, triad1});
+    tall.points.push_back({x, triad_all});
+  }
+  bw.series = {k1, kall, unfused, t1, tall};
+  if (!hand.points.empty()) bw.series.insert(bw.series.begin() + 2, {hand, xt});
+  Chart sc{"thread scaling, 10^7 float64", "threads", "speed-up over 1 thread", false, {}};
+  Series poly{expr, {}}, sincos{"sin(a)**2 + cos(b)**2", {}}, ideal{"ideal", {}, true};
+  for (const auto& [t, v] : scaling) {
+    poly.points.push_back({static_cast<double>(t), scaling[0].second[0] / v[0]});
+    sincos.points.push_back({static_cast<double>(t), scaling[0].second[1] / v[1]});
+    ideal.points.push_back({static_cast<double>(t), static_cast<double>(t)});
+  }
+  sc.series = {poly, sincos, ideal};
+  return {bw, sc};
+}
+
 }  // namespace
 
 int run_suite(int argc, char** argv) {
   std::vector<int64_t> sizes{100000, 1000000, 10000000, 100000000};
   int reps = 5;
   bool json = false;
+  std::string plot;  // SVG file for the charts
   for (int i = 0; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "--sizes" && i + 1 < argc) sizes = parse_list(argv[++i]);
     else if (arg == "--reps" && i + 1 < argc) reps = std::max(1, std::atoi(argv[++i]));
     else if (arg == "--json") json = true;
+    else if (arg == "--plot" && i + 1 < argc) plot = argv[++i];
   }
+  if (!plot.empty()) write_svg(plot, {});  // fails now, not after the measurements, if it cannot be written
   const int all = hardware_threads();
   const bool refs = xsimd::available_architectures().fma3_avx2;  // the references need AVX2 + FMA
   int64_t stream_n = std::max<int64_t>(10000000, *std::max_element(sizes.begin(), sizes.end()) / 10);
@@ -185,6 +222,7 @@ int run_suite(int argc, char** argv) {
     per_call.push_back({n, medians(reps, {[&] { for (int k = 0; k < calls; ++k) eval("a*b + c", in, o); }})[0] / calls});
   }
 
+  if (!plot.empty()) write_svg(plot, charts(rows, scaling, s1[3], sall[3], all));
   if (json) {
     std::printf("{\"isa\": \"%s\", \"threads\": %d, \"stream_gbs_1\": [%g, %g, %g, %g], \"stream_gbs_all\": [%g, %g, %g, %g], \"rows\": [",
                 simd_isa().c_str(), all, s1[0], s1[1], s1[2], s1[3], sall[0], sall[1], sall[2], sall[3]);

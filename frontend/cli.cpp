@@ -3,7 +3,7 @@
 //
 //   kiln eval 'sqrt(a*a + b*b)' a=x.npy b=y.npy [-o r.npy] [--threads N]
 //   kiln explain 'expr' a=f64[1000,300] b=f32[300]
-//   kiln info | kiln ops | kiln bench [--n N] [--reps R] [--json] [--suite ...] | kiln demo [--n N]
+//   kiln info | kiln ops | kiln bench [--n N] [--reps R] [--json] [--suite ... [--plot FILE.svg]] | kiln demo [--n N]
 //
 // Exit codes: 0 success, 1 evaluation or I/O error, 2 usage error.
 #include <cstdio>
@@ -29,7 +29,7 @@ const char* const kUsage =
     "  info                                 version, SIMD instruction set, threads\n"
     "  ops                                  the op table, as Markdown\n"
     "  bench [--n N] [--reps R] [--threads 1,2,..] [--json] [--crossover]\n"
-    "  bench --suite [--sizes 1e5,1e6,1e7,1e8] [--reps R] [--json]\n"
+    "  bench --suite [--sizes 1e5,1e6,1e7,1e8] [--reps R] [--json] [--plot FILE.svg]\n"
     "                                       fused vs unfused vs memory bandwidth\n"
     "  demo [--n N]                         example expressions over generated .npy files\n";
 

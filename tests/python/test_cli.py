@@ -89,12 +89,27 @@ def test_info_and_explain():
     assert run("explain", "a", "a=q8[3]").returncode == 2
 
 
-def test_bench_suite_runs_and_its_json_parses():
+def test_bench_suite_runs_its_json_parses_and_it_plots(tmp_path):
     import json
-    res = run("bench", "--suite", "--sizes", "2000", "--reps", "1", "--json")
+    import xml.dom.minidom
+    svg = tmp_path / "bench.svg"
+    res = run("bench", "--suite", "--sizes", "2000,4000", "--reps", "1", "--json", "--plot", str(svg))
     assert res.returncode == 0, res.stderr
     data = json.loads(res.stdout)
-    assert len(data["rows"]) == 18  # 9 expressions x float64, float32
-    assert all(r["kiln_1_s"] > 0 and r["unfused_s"] > 0 for r in data["rows"])
+    assert len(data["rows"]) == 36  # 9 expressions x float64, float32 x 2 sizes
+    assert all(r["kiln_1_s"] > 0 and r["unfused_s"] > 0 and r["kiln_1_allocating_s"] > 0 for r in data["rows"])
+    # Element-wise evaluation into out allocates no array at all; a full reduction at most its 0-d value.
+    assert all(r["temp_bytes"] <= 8 for r in data["rows"]), data["rows"]
+    assert 0 < data["scratch_bytes"] < 1 << 20
+    # Two charts: bandwidth by size (one point per size on each line), and thread scaling.
+    doc = xml.dom.minidom.parse(str(svg))
+    titles = [t.firstChild.data for t in doc.getElementsByTagName("text")]
+    assert any("bandwidth" in t for t in titles) and any("thread scaling" in t for t in titles)
+    lines = doc.getElementsByTagName("polyline")
+    assert len(lines[0].getAttribute("points").split()) == 2
+    assert not (tmp_path / "bench.svg.tmp").exists()
+    # An unwritable chart path fails before the measurements, naming the path.
+    res = run("bench", "--suite", "--sizes", "2000", "--plot", str(tmp_path / "no" / "such" / "dir.svg"))
+    assert res.returncode != 0 and "dir.svg" in res.stderr
     # kiln and the hand-written loop compute the same thing (loose: the loop uses -ffast-math).
     assert all(r["max_rel_diff_vs_hand"] < 1e-4 for r in data["rows"] if r["hand_s"] > 0), data["rows"]
