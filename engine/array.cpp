@@ -1,7 +1,9 @@
 #include "array.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <cstring>
@@ -57,7 +59,18 @@ class BufferCache {
  public:
   static constexpr size_t kMinBytes = size_t{1} << 20;   // smaller ones use malloc
   static constexpr size_t kClass = size_t{2} << 20;      // huge-page size classes
-  static constexpr size_t kMaxCached = size_t{256} << 20;
+  // Freed memory kept for reuse: a 16th of the machine's memory, between 256 MiB and
+  // 4 GiB, so that a result of 10^8 float64 is reused too; KILN_BUFFER_CACHE_MB sets it
+  // (0 turns the cache off).
+  static size_t max_cached() {
+    static const size_t limit = [] {
+      if (const char* mb = std::getenv("KILN_BUFFER_CACHE_MB")) return static_cast<size_t>(std::strtoull(mb, nullptr, 10)) << 20;
+      long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+      size_t physical = pages > 0 && page > 0 ? static_cast<size_t>(pages) * static_cast<size_t>(page) : 0;
+      return std::clamp(physical / 16, size_t{256} << 20, size_t{4} << 30);
+    }();
+    return limit;
+  }
 
   static BufferCache& instance() {
     static BufferCache* cache = new BufferCache();  // never destroyed: arrays may outlive main
@@ -85,7 +98,7 @@ class BufferCache {
   void put(void* p, size_t capacity) {
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      if (cached_ + capacity <= kMaxCached) {
+      if (cached_ + capacity <= max_cached()) {
         free_.emplace(capacity, p);
         cached_ += capacity;
         return;
