@@ -7,7 +7,10 @@
 
 #include <cstdlib>
 #include <cstring>
-#include <map>
+#include <deque>
+#include <iterator>
+#include <utility>
+#include <vector>
 #include <mutex>
 #include <new>
 
@@ -81,10 +84,11 @@ class BufferCache {
   void* get(size_t capacity) {
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      auto it = free_.find(capacity);
-      if (it != free_.end()) {
+      // The most recently freed buffer of this size: its pages are the likeliest to be warm.
+      for (auto it = free_.rbegin(); it != free_.rend(); ++it) {
+        if (it->first != capacity) continue;
         void* p = it->second;
-        free_.erase(it);
+        free_.erase(std::next(it).base());
         cached_ -= capacity;
         return p;
       }
@@ -95,21 +99,28 @@ class BufferCache {
     return p;
   }
 
+  // Keeps the buffer, evicting the longest-unused ones beyond the limit: buffers of sizes
+  // a program no longer uses must not keep out the ones it does.
   void put(void* p, size_t capacity) {
-    {
+    std::vector<std::pair<size_t, void*>> evicted;
+    if (capacity > max_cached()) {
+      evicted.push_back({capacity, p});
+    } else {
       std::lock_guard<std::mutex> lock(mutex_);
-      if (cached_ + capacity <= max_cached()) {
-        free_.emplace(capacity, p);
-        cached_ += capacity;
-        return;
+      free_.push_back({capacity, p});
+      cached_ += capacity;
+      while (cached_ > max_cached()) {
+        evicted.push_back(free_.front());
+        cached_ -= free_.front().first;
+        free_.pop_front();
       }
     }
-    munmap(p, capacity);
+    for (auto [size, q] : evicted) munmap(q, size);
   }
 
  private:
   std::mutex mutex_;
-  std::multimap<size_t, void*> free_;
+  std::deque<std::pair<size_t, void*>> free_;  // (capacity, buffer), oldest first
   size_t cached_ = 0;
 };
 

@@ -104,3 +104,23 @@ TEST_CASE("byte extent covers negative strides", "[array]") {
   CHECK(lo == a.data() + 8);
   CHECK(hi == a.data() + 80);
 }
+
+TEST_CASE("freed large buffers are reused by the next array of their size class, the newest first", "[array]") {
+#if !defined(__SANITIZE_ADDRESS__)  // AddressSanitizer builds allocate every buffer afresh
+  const void* first;
+  const void* second;
+  {
+    Array a = Array::empty(DType::Float64, {1 << 20});  // 8 MiB
+    Array b = Array::empty(DType::Float64, {1 << 20});
+    first = a.data();
+    second = b.data();
+  }  // b, then a go back to the cache (destroyed in reverse order)
+  Array c = Array::empty(DType::Float64, {(1 << 20) - 1000});  // same 8 MiB class
+  CHECK(static_cast<const void*>(c.data()) == first);
+  Array d = Array::empty(DType::Float64, {1 << 20});
+  CHECK(static_cast<const void*>(d.data()) == second);
+  Array e = Array::empty(DType::Float64, {1 << 21});  // another class: a fresh mapping
+  CHECK(static_cast<const void*>(e.data()) != first);
+  CHECK(static_cast<const void*>(e.data()) != second);
+#endif
+}
