@@ -13,7 +13,7 @@ namespace kiln::cli {
 namespace {
 
 constexpr double kWidth = 560, kHeight = 380;                          // one chart
-constexpr double kLeft = 64, kRight = 175, kTop = 40, kBottom = 50;   // margins around the plot area
+constexpr double kLeft = 64, kRight = 190, kTop = 40, kBottom = 50;   // margins around the plot area
 const char* const kColors[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#7f7f7f", "#17becf"};
 
 std::string escape(const std::string& s) {
