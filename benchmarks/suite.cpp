@@ -91,11 +91,15 @@ void run_dtype(const char* dtype, const std::vector<int64_t>& sizes, int reps, i
       }
       if (info.id == bench::Case::Dot) target = out.slice(0, 0, 1).reshape({});
       const T* pa = info.id == bench::Case::Strided ? a2.data_as<T>() : a.data_as<T>();
-      auto hand = [&] { bench::hand_loop(info.id, pa, b.data_as<T>(), c.data_as<T>(), ref.data_as<T>(), n); };
-      auto xt = [&] { bench::xtensor_eval(info.id, pa, b.data_as<T>(), c.data_as<T>(), ref.data_as<T>(), n); };
-      auto fused = [&] { eval(info.expr, in, target); };
-      auto unfused = [&] { eval_unfused(info.expr, in); };
-      auto fresh = [&] { eval(info.expr, in); };
+      // Small sizes are timed over `calls` calls in a row, as a program calling in a loop
+      // would see them: data in cache, and no timer granularity in the figure.
+      const int calls = static_cast<int>(std::max<int64_t>(1, 2000000 / n));
+      auto repeated = [calls](auto f) { return [calls, f] { for (int k = 0; k < calls; ++k) f(); }; };
+      auto hand = repeated([&] { bench::hand_loop(info.id, pa, b.data_as<T>(), c.data_as<T>(), ref.data_as<T>(), n); });
+      auto xt = repeated([&] { bench::xtensor_eval(info.id, pa, b.data_as<T>(), c.data_as<T>(), ref.data_as<T>(), n); });
+      auto fused = repeated([&] { eval(info.expr, in, target); });
+      auto unfused = repeated([&] { eval_unfused(info.expr, in); });
+      auto fresh = repeated([&] { eval(info.expr, in); });
       set_num_threads(1);
       std::vector<std::function<void()>> fs{fused, unfused, fresh};
       if (refs) {
@@ -103,11 +107,12 @@ void run_dtype(const char* dtype, const std::vector<int64_t>& sizes, int reps, i
         fs.push_back(xt);
       }
       std::vector<double> t = medians(reps, fs);
+      for (double& x : t) x /= calls;
       set_num_threads(all);
-      double t_all = medians(reps, {fused})[0];
+      double t_all = medians(reps, {fused})[0] / calls;
       uint64_t allocated_before = array_bytes_allocated();
       fused();
-      uint64_t temp_bytes = array_bytes_allocated() - allocated_before;
+      uint64_t temp_bytes = (array_bytes_allocated() - allocated_before) / calls;
       set_num_threads(0);
       // max |kiln - hand| / max |hand|: expressions that cancel to ~0 would make a per-element
       // relative difference meaningless (and the hand loop contracts a*b + c into an FMA).

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <span>
 #include <tuple>
 #include <utility>
 #include <type_traits>
@@ -108,6 +109,13 @@ template <class T> inline T int_power(T base, T exp) {
   template <class V> static V batch(V a, V b) { return expr; }
 // Float math with a libm scalar and an xsimd batch of the same name.
 #define KILN_MATH1(fn) KILN_SCALAR1(std::fn(a)) KILN_BATCH1(xsimd::fn(a))
+// The same, with the batch from libmvec where prefer_mvec says so (fn: libm's name).
+#define KILN_MATH1_MVEC(op, fn)                                                      \
+  KILN_SCALAR1(std::fn(a))                                                           \
+  template <class V> static V batch(V a) {                                           \
+    if constexpr (prefer_mvec<typename V::value_type>(op)) return mvec_##fn(a);      \
+    else return xsimd::fn(a);                                                        \
+  }
 // Where xsimd's batch version is only right for part of the domain, `batch_safe` says
 // which lanes are inside it; a batch with any lane outside is computed by `scalar`.
 // xsimd's log and cbrt treat subnormal inputs as zero; its exp family overflows a little
@@ -122,6 +130,53 @@ template <class T> inline T int_power(T base, T exp) {
     constexpr bool wide = sizeof(typename V::value_type) == 8;                      \
     return (a > V(wide ? lo64 : lo32)) & (a < V(wide ? hi64 : hi32));               \
   }
+
+// glibc's vector math library (libmvec, at most 4 ulp) against xsimd, by function, dtype
+// and instruction set: where libmvec measured at least ~10% faster per element (8192
+// arguments in the functions' usual ranges, AVX2 and AVX-512 on an AMD EPYC), the batch
+// path calls it. AVX2: libmvec wins nearly everywhere in float64 (2.4x for exp, 2x for
+// log1p, 1.6x for sin); AVX-512: xsimd keeps exp, log, sinh, tanh, asin, atan, acosh in
+// float64 and most of float32. SSE2 keeps xsimd throughout (not measured).
+// Entry points follow the x86-64 vector function ABI (d = AVX2, e = AVX-512); each set's
+// file declares only its own, as a wider vector type would change the calling convention.
+#define KILN_MVEC_FUNCTIONS(X) \
+  X(sin) X(cos) X(tan) X(exp) X(exp2) X(expm1) X(log) X(log2) X(log10) X(log1p) X(sinh) X(cosh) X(tanh) X(asin) \
+  X(acos) X(atan) X(asinh) X(acosh) X(atanh) X(cbrt)
+#if defined(__AVX512F__)
+#define KILN_MVEC_DECLARE(fn)                                                        \
+  extern "C" __m512d _ZGVeN8v_##fn(__m512d);                                        \
+  extern "C" __m512 _ZGVeN16v_##fn##f(__m512);                                      \
+  inline Batch<double> mvec_##fn(Batch<double> a) { return _ZGVeN8v_##fn(a); }       \
+  inline Batch<float> mvec_##fn(Batch<float> a) { return _ZGVeN16v_##fn##f(a); }
+constexpr Op kMvec64[] = {Op::sin, Op::cos, Op::tan, Op::log2, Op::log10, Op::log1p, Op::cosh, Op::arccos,
+                          Op::arcsinh, Op::arctanh, Op::cbrt};
+constexpr Op kMvec32[] = {Op::sin, Op::cos, Op::tan, Op::log2, Op::log10, Op::arctanh, Op::cbrt};
+#elif defined(__AVX2__)
+#define KILN_MVEC_DECLARE(fn)                                                        \
+  extern "C" __m256d _ZGVdN4v_##fn(__m256d);                                        \
+  extern "C" __m256 _ZGVdN8v_##fn##f(__m256);                                       \
+  inline Batch<double> mvec_##fn(Batch<double> a) { return _ZGVdN4v_##fn(a); }       \
+  inline Batch<float> mvec_##fn(Batch<float> a) { return _ZGVdN8v_##fn##f(a); }
+constexpr Op kMvec64[] = {Op::sin,   Op::cos,    Op::tan,    Op::exp,     Op::exp2,    Op::expm1,   Op::log,
+                          Op::log2,  Op::log10,  Op::log1p,  Op::cosh,    Op::tanh,    Op::arcsin,  Op::arccos,
+                          Op::arctan, Op::arcsinh, Op::arccosh, Op::arctanh, Op::cbrt};
+constexpr Op kMvec32[] = {Op::sin,  Op::cos,   Op::tan,    Op::log,     Op::log2,    Op::log10,
+                          Op::log1p, Op::cosh, Op::tanh,   Op::arccos,  Op::arctanh, Op::cbrt};
+#else
+#define KILN_MVEC_DECLARE(fn) \
+  template <class V> V mvec_##fn(V a) { return xsimd::fn(a); }
+constexpr Op kMvec64[] = {Op::add};  // none: add has no libmvec function and is never asked
+constexpr Op kMvec32[] = {Op::add};
+#endif
+KILN_MVEC_FUNCTIONS(KILN_MVEC_DECLARE)
+#undef KILN_MVEC_DECLARE
+#undef KILN_MVEC_FUNCTIONS
+
+template <class T> constexpr bool prefer_mvec(Op op) {
+  for (Op o : sizeof(T) == 8 ? std::span<const Op>(kMvec64) : std::span<const Op>(kMvec32))
+    if (o == op) return true;
+  return false;
+}
 
 template <Op> struct Impl;
 
@@ -191,7 +246,7 @@ template <> struct Impl<Op::abs> {
   KILN_BATCH1(xsimd::abs(a))
 };
 template <> struct Impl<Op::sqrt> { KILN_MATH1(sqrt) };
-template <> struct Impl<Op::cbrt> { KILN_MATH1(cbrt) KILN_SAFE_NORMAL };
+template <> struct Impl<Op::cbrt> { KILN_MATH1_MVEC(Op::cbrt, cbrt) KILN_SAFE_NORMAL };
 template <> struct Impl<Op::square> {
   template <class T> static T scalar(T a) {
     if constexpr (kIsInt<T>) return wrap_mul(a, a);
@@ -207,31 +262,35 @@ template <> struct Impl<Op::reciprocal> {
   }
   KILN_BATCH1(V(1) / a)
 };
-template <> struct Impl<Op::exp> { KILN_MATH1(exp) KILN_SAFE_BETWEEN(-708, 709, -87, 88) };
-template <> struct Impl<Op::exp2> { KILN_MATH1(exp2) KILN_SAFE_BETWEEN(-1022, 1023, -126, 127) };
-template <> struct Impl<Op::expm1> { KILN_MATH1(expm1) KILN_SAFE_BETWEEN(-700, 709, -80, 88) };
-template <> struct Impl<Op::log> { KILN_MATH1(log) KILN_SAFE_NORMAL };
-template <> struct Impl<Op::log2> { KILN_MATH1(log2) KILN_SAFE_NORMAL };
-template <> struct Impl<Op::log10> { KILN_MATH1(log10) KILN_SAFE_NORMAL };
-template <> struct Impl<Op::log1p> { KILN_MATH1(log1p) };
-template <> struct Impl<Op::sin> { KILN_MATH1(sin) };
-template <> struct Impl<Op::cos> { KILN_MATH1(cos) };
-template <> struct Impl<Op::tan> { KILN_MATH1(tan) };
-template <> struct Impl<Op::arcsin> { KILN_SCALAR1(std::asin(a)) KILN_BATCH1(xsimd::asin(a)) };
-template <> struct Impl<Op::arccos> { KILN_SCALAR1(std::acos(a)) KILN_BATCH1(xsimd::acos(a)) };
-template <> struct Impl<Op::arctan> { KILN_SCALAR1(std::atan(a)) KILN_BATCH1(xsimd::atan(a)) };
+template <> struct Impl<Op::exp> { KILN_MATH1_MVEC(Op::exp, exp) KILN_SAFE_BETWEEN(-708, 709, -87, 88) };
+template <> struct Impl<Op::exp2> { KILN_MATH1_MVEC(Op::exp2, exp2) KILN_SAFE_BETWEEN(-1022, 1023, -126, 127) };
+template <> struct Impl<Op::expm1> { KILN_MATH1_MVEC(Op::expm1, expm1) KILN_SAFE_BETWEEN(-700, 709, -80, 88) };
+template <> struct Impl<Op::log> { KILN_MATH1_MVEC(Op::log, log) KILN_SAFE_NORMAL };
+template <> struct Impl<Op::log2> { KILN_MATH1_MVEC(Op::log2, log2) KILN_SAFE_NORMAL };
+template <> struct Impl<Op::log10> { KILN_MATH1_MVEC(Op::log10, log10) KILN_SAFE_NORMAL };
+template <> struct Impl<Op::log1p> { KILN_MATH1_MVEC(Op::log1p, log1p) };
+template <> struct Impl<Op::sin> { KILN_MATH1_MVEC(Op::sin, sin) };
+template <> struct Impl<Op::cos> { KILN_MATH1_MVEC(Op::cos, cos) };
+template <> struct Impl<Op::tan> { KILN_MATH1_MVEC(Op::tan, tan) };
+template <> struct Impl<Op::arcsin> { KILN_MATH1_MVEC(Op::arcsin, asin) };
+template <> struct Impl<Op::arccos> { KILN_MATH1_MVEC(Op::arccos, acos) };
+template <> struct Impl<Op::arctan> { KILN_MATH1_MVEC(Op::arctan, atan) };
 // xsimd's atan2 gets the signed-zero and infinite quadrants wrong: libm only.
 template <> struct Impl<Op::arctan2> { KILN_SCALAR2(std::atan2(a, b)) };
 template <> struct Impl<Op::sinh> { KILN_MATH1(sinh) KILN_SAFE_BETWEEN(-709, 709, -88, 88) };
-template <> struct Impl<Op::cosh> { KILN_MATH1(cosh) KILN_SAFE_BETWEEN(-709, 709, -88, 88) };
-template <> struct Impl<Op::tanh> { KILN_MATH1(tanh) };
-template <> struct Impl<Op::arcsinh> { KILN_SCALAR1(std::asinh(a)) KILN_BATCH1(xsimd::asinh(a)) };
+template <> struct Impl<Op::cosh> { KILN_MATH1_MVEC(Op::cosh, cosh) KILN_SAFE_BETWEEN(-709, 709, -88, 88) };
+template <> struct Impl<Op::tanh> { KILN_MATH1_MVEC(Op::tanh, tanh) };
+template <> struct Impl<Op::arcsinh> { KILN_MATH1_MVEC(Op::arcsinh, asinh) };
 // xsimd's acosh misses the domain error for large negative inputs.
 template <> struct Impl<Op::arccosh> {
   KILN_SCALAR1(std::acosh(a))
-  KILN_BATCH1(xsimd::select(a < V(1), V(std::numeric_limits<typename V::value_type>::quiet_NaN()), xsimd::acosh(a)))
+  template <class V> static V batch(V a) {
+    using T = typename V::value_type;
+    return xsimd::select(a < V(1), V(std::numeric_limits<T>::quiet_NaN()),
+                         prefer_mvec<T>(Op::arccosh) ? mvec_acosh(a) : xsimd::acosh(a));
+  }
 };
-template <> struct Impl<Op::arctanh> { KILN_SCALAR1(std::atanh(a)) KILN_BATCH1(xsimd::atanh(a)) };
+template <> struct Impl<Op::arctanh> { KILN_MATH1_MVEC(Op::arctanh, atanh) };
 // xsimd's SSE2 rounding goes through integers and loses the sign of -0.0; the result
 // always has the operand's sign, so copysign restores it.
 template <> struct Impl<Op::floor> { KILN_SCALAR1(std::floor(a)) KILN_BATCH1(xsimd::copysign(xsimd::floor(a), a)) };
@@ -338,6 +397,7 @@ template <> struct Impl<Op::sigmoid> {
 #undef KILN_SCALAR2
 #undef KILN_BATCH2
 #undef KILN_MATH1
+#undef KILN_MATH1_MVEC
 #undef KILN_SAFE_NORMAL
 #undef KILN_SAFE_BETWEEN
 

@@ -56,6 +56,12 @@ long double reference(Op op, long double x) {
     case Op::sinh: return sinhl(x);
     case Op::cosh: return coshl(x);
     case Op::arctan: return atanl(x);
+    case Op::arcsin: return asinl(x);
+    case Op::arccos: return acosl(x);
+    case Op::arcsinh: return asinhl(x);
+    case Op::arccosh: return acoshl(x);
+    case Op::arctanh: return atanhl(x);
+    case Op::cbrt: return cbrtl(x);
     case Op::sigmoid: return 1.0L / (1.0L + expl(-x));
     default: return NAN;
   }
@@ -101,7 +107,9 @@ const Sweep kSweeps[] = {
     {Op::log, 0.5, 2, false},        {Op::log1p, -0.99, 1, false}, {Op::log1p, 1e-300, 1e300, true},
     {Op::log2, 1e-300, 1e300, true}, {Op::log10, 1e-300, 1e300, true}, {Op::tanh, -20, 20, false},
     {Op::sinh, -700, 700, false},    {Op::cosh, -700, 700, false}, {Op::arctan, -1e6, 1e6, true},
-    {Op::sigmoid, -30, 30, false},
+    {Op::sigmoid, -30, 30, false},   {Op::arcsin, -1, 1, false},  {Op::arccos, -1, 1, false},
+    {Op::arcsinh, -1e6, 1e6, true},  {Op::arccosh, 1, 1e6, true}, {Op::arctanh, -0.999, 0.999, false},
+    {Op::cbrt, 1e-300, 1e300, true}, {Op::cbrt, -8, 8, false},
 };
 
 template <class T> void check_sweeps(int64_t n) {
