@@ -39,6 +39,10 @@ struct Instr {
   Op op;
   DType compute;  // op: the dtype it computes in; cast: the source dtype
   DType result;
+  // A chain (simd::KernelTable::chain): `op` is the first op, this the second, and
+  // chain_position where the first's result enters it; -1 for a single op.
+  Op second = Op::add;
+  int chain_position = -1;
 };
 
 struct Constant {

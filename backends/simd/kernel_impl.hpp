@@ -685,9 +685,29 @@ template <Reduction R, size_t... D> constexpr void fill_reduction_dtypes(KernelT
   if constexpr (reduction_info(R).kernel) (fill_reduction<R, static_cast<DType>(D)>(t), ...);
 }
 
+template <Op First, Op Second, int Position> struct Chain {
+  template <class T> static T scalar(T x, T y, T z) {
+    T t = Impl<First>::scalar(x, y);
+    return Position == 0 ? Impl<Second>::scalar(t, z) : Impl<Second>::scalar(z, t);
+  }
+  template <class V> static V batch(V x, V y, V z) {
+    V t = Impl<First>::batch(x, y);
+    if constexpr (Position == 0) return Impl<Second>::batch(t, z);
+    else return Impl<Second>::batch(z, t);
+  }
+};
+
+template <size_t... I> void fill_chains(KernelTable& t, std::index_sequence<I...>) {
+  // I = ((first * 4) + second) * 2 + position
+  ((t.chain[I / 8][I / 2 % 4][I % 2][0] = &kernel<Chain<kChainOps[I / 8], kChainOps[I / 2 % 4], I % 2>, float, 3>,
+    t.chain[I / 8][I / 2 % 4][I % 2][1] = &kernel<Chain<kChainOps[I / 8], kChainOps[I / 2 % 4], I % 2>, double, 3>),
+   ...);
+}
+
 inline KernelTable make_table(const char* isa) {
   KernelTable t{};
   t.isa = isa;
+  fill_chains(t, std::make_index_sequence<32>{});
 #define KILN_OP(id, name, symbol, arity, rule) fill_all_dtypes<Op::id>(t, AllDTypes{});
 #include "ops.def"
 #undef KILN_OP

@@ -37,8 +37,19 @@ struct ReduceFns {
                      int64_t n);
 };
 
+// Two float arithmetic ops run as one instruction, the first's result kept in registers:
+// dst = second(first(s0, s1), s2), or second(s2, first(s0, s1)) for the operand position 1.
+// The same roundings as two instructions (no fused multiply-add), so the same bits.
+inline constexpr Op kChainOps[] = {Op::add, Op::subtract, Op::multiply, Op::divide};
+constexpr int chain_index(Op op) {
+  for (int i = 0; i < 4; ++i)
+    if (kChainOps[i] == op) return i;
+  return -1;
+}
+
 struct KernelTable {
   const char* isa;
+  KernelFn chain[4][4][2][2];  // [first][second][position][float32, float64], by chain_index
   ReduceFns reduce[kNumReductions][kNumDTypes];  // by reduction and accumulate dtype
   KernelFn op[kNumOps][kNumDTypes];        // by op and compute dtype; null where the op
                                            // does not compute in that dtype

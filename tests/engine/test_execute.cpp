@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstring>
@@ -307,4 +308,63 @@ TEST_CASE("a child process forked after kiln ran in parallel can use kiln", "[ex
   REQUIRE(waitpid(pid, &status, 0) == pid);
   REQUIRE(WIFEXITED(status));
   CHECK(WEXITSTATUS(status) == 0);
+}
+
+namespace {
+template <class T> T apply_scalar(kiln::Op op, T x, T y) {
+  switch (op) {
+    case kiln::Op::add: return x + y;
+    case kiln::Op::subtract: return x - y;
+    case kiln::Op::multiply: return x * y;
+    default: return x / y;
+  }
+}
+
+// Every chain of two float arithmetic ops (one instruction in the plan) against the two
+// ops rounded one after the other: the same bits, so no fused multiply-add crept in.
+template <class T> void check_chains(int64_t n) {
+  const kiln::Op ops[] = {kiln::Op::add, kiln::Op::subtract, kiln::Op::multiply, kiln::Op::divide};
+  std::mt19937_64 rng(42);
+  std::uniform_real_distribution<double> dist(-10, 10);
+  Array x = Array::empty(kiln::dtype_of<T>(), {n}), y = Array::empty(kiln::dtype_of<T>(), {n}),
+        z = Array::empty(kiln::dtype_of<T>(), {n});
+  for (int64_t i = 0; i < n; ++i) {
+    x.data_as<T>()[i] = static_cast<T>(dist(rng));
+    y.data_as<T>()[i] = static_cast<T>(dist(rng));
+    z.data_as<T>()[i] = static_cast<T>(dist(rng));
+  }
+  for (kiln::Op first : ops)
+    for (kiln::Op second : ops)
+      for (int pos = 0; pos < 2; ++pos) {
+        kiln::Expr t = kiln::Expr::apply(first, {x, y});
+        kiln::Expr e = pos == 0 ? kiln::Expr::apply(second, {t, z}) : kiln::Expr::apply(second, {z, t});
+        std::string plan = kiln::explain(e);
+        INFO(plan);
+        CHECK(plan.find(std::string(kiln::op_info(second).name) + "<") != std::string::npos);
+        CHECK(std::count(plan.begin(), plan.end(), '\n') == 2);  // the step, then one instruction
+        Array r = kiln::eval(e);
+        int64_t wrong = 0;
+        for (int64_t i = 0; i < n; ++i) {
+          volatile T inner = apply_scalar(first, x.data_as<T>()[i], y.data_as<T>()[i]);
+          T want = pos == 0 ? apply_scalar<T>(second, inner, z.data_as<T>()[i])
+                            : apply_scalar<T>(second, z.data_as<T>()[i], inner);
+          T got = r.data_as<T>()[i];
+          if (std::memcmp(&got, &want, sizeof(T)) != 0) ++wrong;
+        }
+        CHECK(wrong == 0);
+      }
+}
+}  // namespace
+
+TEST_CASE("chains of two arithmetic ops run as one instruction with the two ops' roundings", "[execute][plan]") {
+  std::string original = kiln::simd_isa();
+  for (const std::string& isa : kiln::available_simd_isas()) {
+    kiln::set_simd_isa(isa);
+    INFO("isa " << isa);
+    for (int64_t n : {7, 1000, 4099}) {
+      check_chains<double>(n);
+      check_chains<float>(n);
+    }
+  }
+  kiln::set_simd_isa(original);
 }
