@@ -243,7 +243,7 @@ class ChunkRunner {
       if (op.mode == Operand::InPlace) r_[i] = const_cast<char*>(op.base) + start * op.item;
       else if (op.mode == Operand::Strided) gather(loop_, op, static_cast<char*>(r_[i]), start, n);
     }
-    const void* srcs[3];
+    const void* srcs[kMaxInstrSources];
     for (const Instr& in : b_.instrs) {
       for (int s = 0; s < in.nsrc; ++s) srcs[s] = r_[in.src[s]];
       in.fn(srcs, r_[in.dst], n);
@@ -353,7 +353,7 @@ void run_chunks(const Block& b, const Loop& loop, uint64_t stamp, int64_t chunk,
     fill_constants(b, loop, r, std::min(chunk, loop.total));
   }
 
-  const void* srcs[3];
+  const void* srcs[kMaxInstrSources];
   for (int64_t c = first; c < last; ++c) {
     int64_t start = c * chunk;
     int64_t n = std::min(chunk, loop.total - start);

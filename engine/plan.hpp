@@ -27,12 +27,14 @@
 
 namespace kiln {
 
+constexpr int kMaxInstrSources = 4;
+
 struct Instr {
   static constexpr int out(int k) { return -1 - k; }
   static constexpr int out_index(int reg) { return -1 - reg; }
   simd::KernelFn fn;
   int dst;
-  int src[3];
+  int src[kMaxInstrSources];
   int nsrc;
   // For explain() only.
   bool is_cast;
@@ -40,7 +42,8 @@ struct Instr {
   DType compute;  // op: the dtype it computes in; cast: the source dtype
   DType result;
   // A chain (simd::KernelTable::chain): `op` is the first op, this the second, and
-  // chain_position where the first's result enters it; -1 for a single op.
+  // chain_position where the first's result enters it; -1 for a single op. A comparison
+  // chained into where() (simd::KernelTable::where_compare) has chain_position 0.
   Op second = Op::add;
   int chain_position = -1;
 };

@@ -697,6 +697,25 @@ template <Op First, Op Second, int Position> struct Chain {
   }
 };
 
+// xsimd's != is ordered (false for NaN); NumPy's is true for NaN, hence !(x == y).
+template <Op Compare> struct WhereCompare {
+  template <class T> static T scalar(T x, T y, T a, T b) { return Impl<Compare>::scalar(x, y) ? a : b; }
+  template <class V> static V batch(V x, V y, V a, V b) {
+    if constexpr (Compare == Op::less) return xsimd::select(x < y, a, b);
+    else if constexpr (Compare == Op::less_equal) return xsimd::select(x <= y, a, b);
+    else if constexpr (Compare == Op::greater) return xsimd::select(x > y, a, b);
+    else if constexpr (Compare == Op::greater_equal) return xsimd::select(x >= y, a, b);
+    else if constexpr (Compare == Op::equal) return xsimd::select(x == y, a, b);
+    else return xsimd::select(x == y, b, a);
+  }
+};
+
+template <size_t... I> void fill_where_compare(KernelTable& t, std::index_sequence<I...>) {
+  ((t.where_compare[I][0] = &kernel<WhereCompare<kCompareOps[I]>, float, 4>,
+    t.where_compare[I][1] = &kernel<WhereCompare<kCompareOps[I]>, double, 4>),
+   ...);
+}
+
 template <size_t... I> void fill_chains(KernelTable& t, std::index_sequence<I...>) {
   // I = ((first * 4) + second) * 2 + position
   ((t.chain[I / 8][I / 2 % 4][I % 2][0] = &kernel<Chain<kChainOps[I / 8], kChainOps[I / 2 % 4], I % 2>, float, 3>,
@@ -708,6 +727,7 @@ inline KernelTable make_table(const char* isa) {
   KernelTable t{};
   t.isa = isa;
   fill_chains(t, std::make_index_sequence<32>{});
+  fill_where_compare(t, std::make_index_sequence<6>{});
 #define KILN_OP(id, name, symbol, arity, rule) fill_all_dtypes<Op::id>(t, AllDTypes{});
 #include "ops.def"
 #undef KILN_OP

@@ -47,8 +47,19 @@ constexpr int chain_index(Op op) {
   return -1;
 }
 
+// where(compare(s0, s1), s2, s3) in one pass for float operands: the condition stays a
+// lane mask instead of a bool array. Indexed by compare_index and [float32, float64].
+inline constexpr Op kCompareOps[] = {Op::less, Op::less_equal, Op::greater, Op::greater_equal, Op::equal,
+                                     Op::not_equal};
+constexpr int compare_index(Op op) {
+  for (int i = 0; i < 6; ++i)
+    if (kCompareOps[i] == op) return i;
+  return -1;
+}
+
 struct KernelTable {
   const char* isa;
+  KernelFn where_compare[6][2];
   KernelFn chain[4][4][2][2];  // [first][second][position][float32, float64], by chain_index
   ReduceFns reduce[kNumReductions][kNumDTypes];  // by reduction and accumulate dtype
   KernelFn op[kNumOps][kNumDTypes];        // by op and compute dtype; null where the op

@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstring>
 #include <functional>
+#include <limits>
 #include <numeric>
 #include <random>
 #include <thread>
@@ -364,6 +365,64 @@ TEST_CASE("chains of two arithmetic ops run as one instruction with the two ops'
     for (int64_t n : {7, 1000, 4099}) {
       check_chains<double>(n);
       check_chains<float>(n);
+    }
+  }
+  kiln::set_simd_isa(original);
+}
+
+namespace {
+template <class T> bool compare_scalar(kiln::Op op, T x, T y) {
+  switch (op) {
+    case kiln::Op::less: return x < y;
+    case kiln::Op::less_equal: return x <= y;
+    case kiln::Op::greater: return x > y;
+    case kiln::Op::greater_equal: return x >= y;
+    case kiln::Op::equal: return x == y;
+    default: return x != y;
+  }
+}
+
+// where(compare(x, y), a, b) over floats is one instruction; NaN compares as NumPy's
+// (false, but true for !=), and equal values, infinities and signed zeros take every path.
+template <class T> void check_where_compare(int64_t n) {
+  const kiln::Op ops[] = {kiln::Op::less,  kiln::Op::less_equal, kiln::Op::greater, kiln::Op::greater_equal,
+                          kiln::Op::equal, kiln::Op::not_equal};
+  const T specials[] = {T(0), T(-0.0), T(1), T(-1), std::numeric_limits<T>::quiet_NaN(),
+                        std::numeric_limits<T>::infinity(), -std::numeric_limits<T>::infinity()};
+  std::mt19937_64 rng(7);
+  Array x = Array::empty(kiln::dtype_of<T>(), {n}), y = Array::empty(kiln::dtype_of<T>(), {n}),
+        a = Array::empty(kiln::dtype_of<T>(), {n}), b = Array::empty(kiln::dtype_of<T>(), {n});
+  for (int64_t i = 0; i < n; ++i) {
+    x.data_as<T>()[i] = specials[rng() % 7];
+    y.data_as<T>()[i] = rng() % 4 == 0 ? x.data_as<T>()[i] : specials[rng() % 7];
+    a.data_as<T>()[i] = static_cast<T>(i);
+    b.data_as<T>()[i] = static_cast<T>(-i);
+  }
+  for (kiln::Op op : ops) {
+    kiln::Expr e = kiln::where(kiln::Expr::apply(op, {x, y}), a, b);
+    std::string plan = kiln::explain(e);
+    INFO(plan);
+    CHECK(plan.find(std::string("where<") + kiln::dtype_name(kiln::dtype_of<T>()) + ">(" + kiln::op_info(op).name) !=
+          std::string::npos);
+    Array r = kiln::eval(e);
+    int64_t wrong = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      T want = compare_scalar(op, x.data_as<T>()[i], y.data_as<T>()[i]) ? a.data_as<T>()[i] : b.data_as<T>()[i];
+      if (r.data_as<T>()[i] != want) ++wrong;
+    }
+    CHECK(wrong == 0);
+  }
+}
+}  // namespace
+
+TEST_CASE("where over a float comparison runs as one instruction, NaN and all", "[execute][plan]") {
+  std::string original = kiln::simd_isa();
+  for (const std::string& isa : kiln::available_simd_isas()) {
+    kiln::set_simd_isa(isa);
+    INFO("isa " << isa);
+    for (int64_t n : {5, 1000, 4099}) {
+      check_where_compare<double>(n);
+      check_where_compare<float>(n);
     }
   }
   kiln::set_simd_isa(original);
