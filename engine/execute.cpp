@@ -565,6 +565,16 @@ void run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values) {
   const bool direct = K == 1 && b.instrs.empty() && b.results[0] < static_cast<int>(b.reads.size()) &&
                       loop.inputs[b.results[0]].mode == Operand::InPlace;
   const char* direct_base = direct ? loop.inputs[b.results[0]].base : nullptr;
+  // sum(x*y) of two such operands: the products are folded as they are made, never stored.
+  const Instr* only = b.instrs.size() == 1 ? &b.instrs[0] : nullptr;
+  auto in_place_read = [&](int r) {
+    return r >= 0 && r < static_cast<int>(b.reads.size()) && loop.inputs[r].mode == Operand::InPlace;
+  };
+  const bool products = K == 1 && only && !only->is_cast && only->op == Op::multiply && only->chain_position < 0 &&
+                        only->nsrc == 2 && only->dst == b.results[0] && only->compute == runs[0].f->accumulate &&
+                        runs[0].f->fns.run_products && in_place_read(only->src[0]) && in_place_read(only->src[1]);
+  const char* products_x = products ? loop.inputs[only->src[0]].base : nullptr;
+  const char* products_y = products ? loop.inputs[only->src[1]].base : nullptr;
   constexpr int64_t kPiece = 16384;  // elements: enough work to be worth a task
   const int64_t group = 8 * chunk;
 
@@ -576,7 +586,7 @@ void run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values) {
       std::vector<std::vector<char>> buffers(K);
       std::vector<PairwiseFold> folds;
       for (const FoldRun& fr : runs) folds.emplace_back(fr.f->fns);
-      if (!direct) {
+      if (!direct && !products) {
         runner.emplace(b, loop, stamp, chunk);
         // A single fold's operand is computed straight into its buffer (see run()); the
         // register may first hold wider temporaries of the chunk: room for 8-byte items.
@@ -587,6 +597,11 @@ void run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values) {
         int64_t flat = (item / blocks) * L + first;
         if (direct) {
           runs[0].f->fns.run(direct_base + flat * runs[0].acc_item, len, first, &runs[0].partial[item]);
+          continue;
+        }
+        if (products) {
+          size_t at = static_cast<size_t>(flat) * runs[0].acc_item;
+          runs[0].f->fns.run_products(products_x + at, products_y + at, len, &runs[0].partial[item]);
           continue;
         }
         // Chunks are computed into a group of 8 before they are folded: the fold's fixed

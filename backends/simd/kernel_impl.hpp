@@ -538,32 +538,47 @@ template <> struct Fold<Reduction::all> {
 // vector accumulators, are combined as a binary tree of whole vectors (iteratively: a
 // recursive version measured 3x slower), and only the final vector is summed across its
 // lanes (pairwise too). The error grows with log(n), not n.
-template <Reduction R, class T> Batch<T> fold_leaf(const T* x, int64_t n) {  // n: a multiple of the width
+// The values a fold reads: an array, or the element-wise product of two (sum(a*b) read
+// straight from memory, the products never stored).
+template <class T> struct Values {
+  const T* x;
+  Batch<T> batch(int64_t i) const { return Batch<T>::load_unaligned(x + i); }
+  T scalar(int64_t i) const { return x[i]; }
+};
+template <class T> struct Products {
+  const T *x, *y;
+  Batch<T> batch(int64_t i) const { return Batch<T>::load_unaligned(x + i) * Batch<T>::load_unaligned(y + i); }
+  T scalar(int64_t i) const { return x[i] * y[i]; }
+};
+
+template <class T> Values<T> shifted(Values<T> v, int64_t i) { return {v.x + i}; }
+template <class T> Products<T> shifted(Products<T> v, int64_t i) { return {v.x + i, v.y + i}; }
+
+template <Reduction R, class T, class Src> Batch<T> fold_leaf(const Src& x, int64_t n) {  // n: a multiple of the width
   constexpr int64_t width = Batch<T>::size;
-  Batch<T> a = Batch<T>::load_unaligned(x);
+  Batch<T> a = x.batch(0);
   int64_t i = width;
   if (n >= 4 * width) {
-    Batch<T> b = Batch<T>::load_unaligned(x + width), c = Batch<T>::load_unaligned(x + 2 * width),
-             d = Batch<T>::load_unaligned(x + 3 * width);
+    Batch<T> b = x.batch(width), c = x.batch(2 * width), d = x.batch(3 * width);
     for (i = 4 * width; i + 4 * width <= n; i += 4 * width) {
-      a = Fold<R>::batch(a, Batch<T>::load_unaligned(x + i));
-      b = Fold<R>::batch(b, Batch<T>::load_unaligned(x + i + width));
-      c = Fold<R>::batch(c, Batch<T>::load_unaligned(x + i + 2 * width));
-      d = Fold<R>::batch(d, Batch<T>::load_unaligned(x + i + 3 * width));
+      a = Fold<R>::batch(a, x.batch(i));
+      b = Fold<R>::batch(b, x.batch(i + width));
+      c = Fold<R>::batch(c, x.batch(i + 2 * width));
+      d = Fold<R>::batch(d, x.batch(i + 3 * width));
     }
     a = Fold<R>::batch(Fold<R>::batch(a, b), Fold<R>::batch(c, d));
   }
-  for (; i < n; i += width) a = Fold<R>::batch(a, Batch<T>::load_unaligned(x + i));
+  for (; i < n; i += width) a = Fold<R>::batch(a, x.batch(i));
   return a;
 }
 
-template <Reduction R, class T> Batch<T> fold_batches(const T* x, int64_t n) {  // n: a multiple of the width
+template <Reduction R, class T, class Src> Batch<T> fold_batches(const Src& x, int64_t n) {  // n: a multiple of the width
   constexpr int64_t leaf = 32 * Batch<T>::size;
-  if (R != Reduction::sum || n <= leaf) return fold_leaf<R>(x, n);
+  if (R != Reduction::sum || n <= leaf) return fold_leaf<R, T>(x, n);
   Batch<T> stack[64];
   int level[64], top = 0;
   for (int64_t i = 0; i < n; i += leaf) {
-    Batch<T> v = fold_leaf<R>(x + i, std::min(leaf, n - i));
+    Batch<T> v = fold_leaf<R, T>(shifted(x, i), std::min(leaf, n - i));
     int l = 0;
     for (; top > 0 && level[top - 1] == l; ++l) v = Fold<R>::batch(stack[--top], v);
     stack[top] = v;
@@ -574,7 +589,7 @@ template <Reduction R, class T> Batch<T> fold_batches(const T* x, int64_t n) {  
   return v;
 }
 
-template <Reduction R, class T> T fold_run(const T* x, int64_t n) {
+template <Reduction R, class T, class Src> T fold_run(const Src& x, int64_t n) {
   int64_t i = 0;
   T r{};
   if constexpr (kIsFloat<T> && requires(Batch<T> v) { Fold<R>::batch(v, v); }) {
@@ -582,22 +597,28 @@ template <Reduction R, class T> T fold_run(const T* x, int64_t n) {
     if (n >= width) {
       i = n - n % width;
       alignas(64) T lanes[width];
-      fold_batches<R>(x, i).store_aligned(lanes);
+      fold_batches<R, T>(x, i).store_aligned(lanes);
       for (int64_t step = width / 2; step > 0; step /= 2)
         for (int64_t k = 0; k < step; ++k) lanes[k] = Fold<R>::scalar(lanes[k], lanes[k + step]);
       r = lanes[0];
     } else {
-      r = x[i++];
+      r = x.scalar(i++);
     }
   } else {
-    r = x[i++];
+    r = x.scalar(i++);
   }
-  for (; i < n; ++i) r = Fold<R>::scalar(r, x[i]);
+  for (; i < n; ++i) r = Fold<R>::scalar(r, x.scalar(i));
   return r;
 }
 
 template <Reduction R, class T> void fold_run_kernel(const void* src, int64_t n, int64_t, ReduceAcc* acc) {
-  T r = fold_run<R>(static_cast<const T*>(src), n);
+  T r = fold_run<R, T>(Values<T>{static_cast<const T*>(src)}, n);
+  std::memcpy(acc->value, &r, sizeof r);
+  acc->index = 0;
+}
+
+template <class T> void sum_products_kernel(const void* x, const void* y, int64_t n, ReduceAcc* acc) {
+  T r = fold_run<Reduction::sum, T>(Products<T>{static_cast<const T*>(x), static_cast<const T*>(y)}, n);
   std::memcpy(acc->value, &r, sizeof r);
   acc->index = 0;
 }
@@ -678,6 +699,7 @@ template <Reduction R, DType D> constexpr void fill_reduction(KernelTable& t) {
     if constexpr (D == DType::Bool) f = {&fold_run_kernel<R, T>, &fold_combine<R, T>, &fold_accumulate<R, T>};
   } else if constexpr (R == Reduction::min || R == Reduction::max || D != DType::Bool) {
     f = {&fold_run_kernel<R, T>, &fold_combine<R, T>, &fold_accumulate<R, T>};
+    if constexpr (R == Reduction::sum && kIsFloat<T>) f.run_products = &sum_products_kernel<T>;
   }
 }
 

@@ -35,6 +35,9 @@ struct ReduceFns {
   // src[i] wins. src comes after acc.
   void (*accumulate)(void* acc, int64_t* acc_index, const void* src, const int64_t* src_index, int64_t row,
                      int64_t n);
+  // Float sums only: *acc = the pairwise sum of x[i] * y[i] (each product rounded, as
+  // multiply then sum would); null elsewhere.
+  void (*run_products)(const void* x, const void* y, int64_t n, ReduceAcc* acc) = nullptr;
 };
 
 // Two float arithmetic ops run as one instruction, the first's result kept in registers:

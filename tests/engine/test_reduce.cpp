@@ -496,3 +496,50 @@ TEST_CASE("regressions: shared passes keep each operand; wide temporaries; keys 
   CHECK(twice[1].data() != twice[2].data());
   CHECK(get(twice[0], 0) == get(twice[2], 0));
 }
+
+namespace {
+template <class T> void check_sum_of_products(int64_t n) {
+  std::mt19937_64 rng(n);
+  std::uniform_real_distribution<double> dist(-1, 1);
+  Array x = Array::empty(kiln::dtype_of<T>(), {n}), y = Array::empty(kiln::dtype_of<T>(), {n});
+  long double exact = 0, magnitude = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    x.data_as<T>()[i] = static_cast<T>(dist(rng));
+    y.data_as<T>()[i] = static_cast<T>(dist(rng));
+    T product = x.data_as<T>()[i] * y.data_as<T>()[i];  // rounded as kiln rounds it
+    exact += product;
+    magnitude += std::fabs(static_cast<long double>(product));
+  }
+  std::vector<T> results;
+  for (int threads : {1, 2, 7}) {
+    kiln::set_num_threads(threads);
+    results.push_back(kiln::eval(kiln::sum(Expr(x) * y)).data_as<T>()[0]);
+    // Sliced, so that x is not read in place: the general fused path, the same sum.
+    Array x2 = Array::empty(kiln::dtype_of<T>(), {2 * n});
+    for (int64_t i = 0; i < n; ++i) x2.data_as<T>()[2 * i] = x.data_as<T>()[i];
+    T strided = kiln::eval(kiln::sum(Expr(x2.slice(0, 0, 2 * n, 2)) * y)).data_as<T>()[0];
+    // Pairwise error bound: a few ulp times log2(n), relative to the sum of magnitudes.
+    double tol = 8 * std::numeric_limits<T>::epsilon() * std::log2(static_cast<double>(n) + 2) * static_cast<double>(magnitude);
+    CHECK(std::fabs(static_cast<double>(results.back() - exact)) <= tol);
+    CHECK(std::fabs(static_cast<double>(strided - exact)) <= tol);
+  }
+  kiln::set_num_threads(0);
+  CHECK(results[0] == results[1]);
+  CHECK(results[0] == results[2]);
+}
+}  // namespace
+
+TEST_CASE("sum(x*y) folds the products as it makes them: accurate, and the same for any thread count", "[reduce]") {
+  CHECK(kiln::explain(kiln::sum(Expr(Array::zeros(DType::Float64, {10})) * Array::zeros(DType::Float64, {10})))
+            .find("multiply<float64>") != std::string::npos);
+  std::string original = kiln::simd_isa();
+  for (const std::string& isa : kiln::available_simd_isas()) {
+    kiln::set_simd_isa(isa);
+    INFO("isa " << isa);
+    for (int64_t n : {1, 7, 100, 16384, 16385, 100003}) {
+      check_sum_of_products<double>(n);
+      check_sum_of_products<float>(n);
+    }
+  }
+  kiln::set_simd_isa(original);
+}
