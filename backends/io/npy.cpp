@@ -406,7 +406,7 @@ Array load_npy(const std::string& path) {
   return finish(a, h);
 }
 
-void save_npy(const std::string& path, const Array& a) {
+void save_npy(const std::string& path, const Array& a, bool durable) {
   if (!a.valid()) throw Error(Status::BadArgument, path + ": cannot save an empty array handle");
   std::string header = npy_header(a.dtype(), a.shape());
   // C order, little-endian: the array itself when it already is, else a fresh copy.
@@ -438,7 +438,7 @@ void save_npy(const std::string& path, const Array& a) {
   if (fd < 0) fail(path, std::strerror(errno));
 
   bool ok = write_full(fd, header.data(), header.size()) && write_full(fd, c.data(), nbytes) &&
-            ::fsync(fd) == 0;
+            (!durable || ::fsync(fd) == 0);
   int saved = errno;
   if (::close(fd) != 0 && ok) {
     ok = false;
@@ -452,6 +452,7 @@ void save_npy(const std::string& path, const Array& a) {
     ::unlink(tmp.c_str());
     fail(path, std::strerror(saved));
   }
+  if (!durable) return;
   // Make the rename itself durable; the data is already safe, so this is best effort.
   std::string dir = std::filesystem::path(path).parent_path().string();
   Fd d{::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};

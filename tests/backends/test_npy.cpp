@@ -434,13 +434,15 @@ TEST_CASE("save_npy into a missing directory fails with IOError and leaves nothi
   CHECK(dir.entries().empty());
 }
 
-TEST_CASE("save_npy replaces an existing file and leaves no temporary", "[npy]") {
-  TempDir dir;
-  write_bytes(dir / "a.npy", "old contents");
-  Array a = filled(DType::Float32, {2, 3});
-  save_npy(dir / "a.npy", a);
-  CHECK(elements(load_npy(dir / "a.npy")) == elements(a));
-  CHECK(dir.entries() == std::vector<std::string>{"a.npy"});
+TEST_CASE("save_npy replaces an existing file and leaves no temporary, durable or not", "[npy]") {
+  for (bool durable : {false, true}) {
+    TempDir dir;
+    write_bytes(dir / "a.npy", "old contents");
+    Array a = filled(DType::Float32, {2, 3});
+    save_npy(dir / "a.npy", a, durable);
+    CHECK(elements(load_npy(dir / "a.npy")) == elements(a));
+    CHECK(dir.entries() == std::vector<std::string>{"a.npy"});
+  }
 }
 
 TEST_CASE("a save whose rename fails removes its temporary and keeps the destination", "[npy]") {
