@@ -152,22 +152,24 @@ template <class T> inline T int_power(T base, T exp) {
   X(sin) X(cos) X(tan) X(exp) X(exp2) X(expm1) X(log) X(log2) X(log10) X(log1p) X(sinh) X(cosh) X(tanh) X(asin) \
   X(acos) X(atan) X(asinh) X(acosh) X(atanh) X(cbrt)
 #if defined(__AVX512F__)
-#define KILN_MVEC_DECLARE(fn)                                                        \
-  extern "C" __m512d _ZGVeN8v_##fn(__m512d);                                        \
-  extern "C" __m512 _ZGVeN16v_##fn##f(__m512);                                      \
-  inline Batch<double> mvec_##fn(Batch<double> a) { return _ZGVeN8v_##fn(a); }       \
-  inline Batch<float> mvec_##fn(Batch<float> a) { return _ZGVeN16v_##fn##f(a); }
+#define KILN_MVEC_F64(fn) _ZGVeN8v_##fn
+#define KILN_MVEC_F32(fn) _ZGVeN16v_##fn##f
 constexpr Op kMvec64[] = {Op::expm1, Op::log2, Op::log10, Op::log1p, Op::cosh, Op::arccos, Op::arcsinh, Op::arctanh, Op::cbrt};
 constexpr Op kMvec32[] = {Op::sin, Op::expm1, Op::log2, Op::log10, Op::cosh, Op::arcsinh, Op::arctanh, Op::cbrt};
 #elif defined(__AVX2__)
-#define KILN_MVEC_DECLARE(fn)                                                        \
-  extern "C" __m256d _ZGVdN4v_##fn(__m256d);                                        \
-  extern "C" __m256 _ZGVdN8v_##fn##f(__m256);                                       \
-  inline Batch<double> mvec_##fn(Batch<double> a) { return _ZGVdN4v_##fn(a); }       \
-  inline Batch<float> mvec_##fn(Batch<float> a) { return _ZGVdN8v_##fn##f(a); }
+#define KILN_MVEC_F64(fn) _ZGVdN4v_##fn
+#define KILN_MVEC_F32(fn) _ZGVdN8v_##fn##f
 constexpr Op kMvec64[] = {Op::sin,   Op::exp,   Op::exp2,    Op::expm1,  Op::log,    Op::log2,    Op::log10,
                           Op::log1p, Op::cosh,  Op::tanh,    Op::arccos, Op::arctan, Op::arcsinh, Op::cbrt};
 constexpr Op kMvec32[] = {Op::sin, Op::log, Op::log2, Op::log10, Op::log1p, Op::cosh, Op::tanh, Op::arccos};
+#endif
+#if defined(KILN_MVEC_F64)
+// The register types of this set's batches: __m512d/__m512 or __m256d/__m256.
+#define KILN_MVEC_DECLARE(fn)                                                                                    \
+  extern "C" Batch<double>::register_type KILN_MVEC_F64(fn)(Batch<double>::register_type);                      \
+  extern "C" Batch<float>::register_type KILN_MVEC_F32(fn)(Batch<float>::register_type);                        \
+  inline Batch<double> mvec_##fn(Batch<double> a) { return KILN_MVEC_F64(fn)(a); }                                \
+  inline Batch<float> mvec_##fn(Batch<float> a) { return KILN_MVEC_F32(fn)(a); }
 #else
 #define KILN_MVEC_DECLARE(fn) \
   template <class V> V mvec_##fn(V a) { return xsimd::fn(a); }
@@ -177,6 +179,8 @@ constexpr Op kMvec32[] = {Op::add};
 KILN_MVEC_FUNCTIONS(KILN_MVEC_DECLARE)
 #undef KILN_MVEC_DECLARE
 #undef KILN_MVEC_FUNCTIONS
+#undef KILN_MVEC_F64
+#undef KILN_MVEC_F32
 
 template <class T> constexpr bool prefer_mvec(Op op) {
   for (Op o : sizeof(T) == 8 ? std::span<const Op>(kMvec64) : std::span<const Op>(kMvec32))

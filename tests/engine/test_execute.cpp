@@ -357,17 +357,26 @@ template <class T> void check_chains(int64_t n) {
 }
 }  // namespace
 
-TEST_CASE("chains of two arithmetic ops run as one instruction with the two ops' roundings", "[execute][plan]") {
+// Runs check(n) for float64 and float32 at each size, on every instruction set this CPU has.
+template <template <class> class Check> void on_every_isa(std::initializer_list<int64_t> sizes) {
   std::string original = kiln::simd_isa();
   for (const std::string& isa : kiln::available_simd_isas()) {
     kiln::set_simd_isa(isa);
     INFO("isa " << isa);
-    for (int64_t n : {7, 1000, 4099}) {
-      check_chains<double>(n);
-      check_chains<float>(n);
+    for (int64_t n : sizes) {
+      Check<double>::run(n);
+      Check<float>::run(n);
     }
   }
   kiln::set_simd_isa(original);
+}
+
+template <class T> struct ChainCheck {
+  static void run(int64_t n) { check_chains<T>(n); }
+};
+
+TEST_CASE("chains of two arithmetic ops run as one instruction with the two ops' roundings", "[execute][plan]") {
+  on_every_isa<ChainCheck>({7, 1000, 4099});
 }
 
 namespace {
@@ -415,15 +424,10 @@ template <class T> void check_where_compare(int64_t n) {
 }
 }  // namespace
 
+template <class T> struct WhereCompareCheck {
+  static void run(int64_t n) { check_where_compare<T>(n); }
+};
+
 TEST_CASE("where over a float comparison runs as one instruction, NaN and all", "[execute][plan]") {
-  std::string original = kiln::simd_isa();
-  for (const std::string& isa : kiln::available_simd_isas()) {
-    kiln::set_simd_isa(isa);
-    INFO("isa " << isa);
-    for (int64_t n : {5, 1000, 4099}) {
-      check_where_compare<double>(n);
-      check_where_compare<float>(n);
-    }
-  }
-  kiln::set_simd_isa(original);
+  on_every_isa<WhereCompareCheck>({5, 1000, 4099});
 }
