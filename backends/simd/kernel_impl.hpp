@@ -49,7 +49,6 @@ template <class T> inline T rounded(T v) {
   return v;
 }
 
-
 template <class T> constexpr bool kIsBool = std::is_same_v<T, bool>;
 template <class T> constexpr bool kIsInt = std::is_integral_v<T> && !kIsBool<T>;
 template <class T> constexpr bool kIsFloat = std::is_floating_point_v<T>;
@@ -173,8 +172,7 @@ constexpr Op kMvec32[] = {Op::sin, Op::log, Op::log2, Op::log10, Op::log1p, Op::
 #else
 #define KILN_MVEC_DECLARE(fn) \
   template <class V> V mvec_##fn(V a) { return xsimd::fn(a); }
-constexpr Op kMvec64[] = {Op::add};  // none: add has no libmvec function and is never asked
-constexpr Op kMvec32[] = {Op::add};
+constexpr std::span<const Op> kMvec64, kMvec32;  // none
 #endif
 KILN_MVEC_FUNCTIONS(KILN_MVEC_DECLARE)
 #undef KILN_MVEC_DECLARE
@@ -183,9 +181,8 @@ KILN_MVEC_FUNCTIONS(KILN_MVEC_DECLARE)
 #undef KILN_MVEC_F32
 
 template <class T> constexpr bool prefer_mvec(Op op) {
-  for (Op o : sizeof(T) == 8 ? std::span<const Op>(kMvec64) : std::span<const Op>(kMvec32))
-    if (o == op) return true;
-  return false;
+  std::span<const Op> ops = sizeof(T) == 8 ? std::span<const Op>(kMvec64) : std::span<const Op>(kMvec32);
+  return std::find(ops.begin(), ops.end(), op) != ops.end();
 }
 
 template <Op> struct Impl;

@@ -44,21 +44,20 @@ struct ReduceFns {
 // dst = second(first(s0, s1), s2), or second(s2, first(s0, s1)) for the operand position 1.
 // The same roundings as two instructions (no fused multiply-add), so the same bits.
 inline constexpr Op kChainOps[] = {Op::add, Op::subtract, Op::multiply, Op::divide};
-constexpr int chain_index(Op op) {
-  for (int i = 0; i < 4; ++i)
-    if (kChainOps[i] == op) return i;
+
+// Where op is in a list of ops (the kernel tables' index), or -1.
+template <size_t N> constexpr int index_in(const Op (&ops)[N], Op op) {
+  for (size_t i = 0; i < N; ++i)
+    if (ops[i] == op) return static_cast<int>(i);
   return -1;
 }
+constexpr int chain_index(Op op) { return index_in(kChainOps, op); }
 
 // where(compare(s0, s1), s2, s3) in one pass for float operands: the condition stays a
 // lane mask instead of a bool array. Indexed by compare_index and [float32, float64].
 inline constexpr Op kCompareOps[] = {Op::less, Op::less_equal, Op::greater, Op::greater_equal, Op::equal,
                                      Op::not_equal};
-constexpr int compare_index(Op op) {
-  for (int i = 0; i < 6; ++i)
-    if (kCompareOps[i] == op) return i;
-  return -1;
-}
+constexpr int compare_index(Op op) { return index_in(kCompareOps, op); }
 
 struct KernelTable {
   const char* isa;
