@@ -426,9 +426,17 @@ std::shared_ptr<const Plan> build_plan(const Graph& given, const std::vector<DTy
   // Short chunks: every instruction's registers stay in L1, and an instruction that
   // reads an input from memory moves on to the next input after 512 bytes, so the
   // inputs' streams are fetched nearly together as in a hand-fused loop. Measured with
-  // `kiln bench` (KILN_CHUNK=...): 64 runs 2*a + 3*b*c - 1.5 at 2.6x the speed of 4096
-  // on one AMD EPYC core, and 1.2-1.4x on a 16-core Xeon.
-  int64_t chunk = 64;
+  // `kiln bench` (KILN_CHUNK=...): 64 float64s runs 2*a + 3*b*c - 1.5 at 2.6x the speed
+  // of 4096 on one AMD EPYC core, and 1.2-1.4x on a 16-core Xeon. The 512 bytes are of
+  // the widest value: a float32 plan takes 128 elements, which halves the per-call cost
+  // of every instruction (float32 at 10^5 elements: 1.2-1.5x faster, sin/cos and exp at
+  // 10^7 1.2x; see the closing note of issue 5).
+  size_t widest = 4;
+  for (size_t id = 0; id < types.size(); ++id) {
+    if (types[id].weak) continue;  // a literal becomes a constant of its user's dtype
+    widest = std::max({widest, itemsize(types[id].dtype), itemsize(types[id].compute)});
+  }
+  int64_t chunk = static_cast<int64_t>(512 / widest);
   if (const char* forced = std::getenv("KILN_CHUNK")) chunk = std::max<int64_t>(8, std::atoll(forced));  // tuning knob
   plan->chunk = chunk;
   return plan;
