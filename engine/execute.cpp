@@ -107,6 +107,11 @@ void gather_run(char* dst, const char* src, int64_t run, int64_t stride) {
     T v;
     std::memcpy(&v, src, sizeof(T));
     std::fill(d, d + run, v);
+  } else if (stride == static_cast<int64_t>(2 * sizeof(T))) {
+    // Every other item (a[::2], the real parts of pairs): a known stride the compiler
+    // turns into shuffles, where a variable one costs a load and a store per item.
+    const T* s = reinterpret_cast<const T*>(src);
+    for (int64_t i = 0; i < run; ++i) d[i] = s[2 * i];
   } else {
     for (int64_t i = 0; i < run; ++i) std::memcpy(d + i, src + i * stride, sizeof(T));
   }
@@ -375,15 +380,124 @@ void run_chunks(const Block& b, const Loop& loop, uint64_t stamp, int64_t chunk,
   }
 }
 
+// Runs chunks [first, last) of a loop block whose inner dimension is at least a chunk
+// long, cutting each row (all of the inner dimension) into chunks of its own. An operand
+// then needs only its inner stride to be the item size to be read or written in place:
+// a broadcast row (`m + row`) or a row-padded view is never gathered, an operand
+// broadcast along the inner dimension is filled once per row, and a strided one is
+// gathered as one run without walking its index.
+void run_row_chunks(const Block& b, const Loop& loop, uint64_t stamp, int64_t chunk, int64_t first, int64_t last) {
+  const size_t reg_bytes = static_cast<size_t>(chunk) * 8;
+  const int nd = loop.nd, num_reads = static_cast<int>(b.reads.size());
+  const int num_regs = b.num_registers(), num_outs = static_cast<int>(loop.outs.size());
+  const int64_t inner = loop.shape[nd - 1], per_row = (inner + chunk - 1) / chunk;
+  Workspace& ws = thread_workspace();
+  size_t need = reg_bytes * (num_regs + num_outs);
+  if (need > ws.capacity()) ws.filled_for = 0;
+  char* mem = ws.get(need);
+  std::vector<void*> r(num_regs + num_outs);
+  for (int i = 0; i < num_regs; ++i) r[i] = mem + reg_bytes * i;
+  void** out = r.data() + num_regs;
+  char* out_scratch = mem + reg_bytes * num_regs;
+  if (ws.filled_for != stamp) {
+    ws.filled_for = stamp;
+    fill_constants(b, loop, r.data(), chunk);
+  }
+  // Operands' byte offsets at the current row, kept by an odometer over the outer dims.
+  const int nops = num_reads + num_outs;
+  auto operand = [&](int k) -> const Operand& { return k < num_reads ? loop.inputs[k] : loop.outs[k - num_reads]; };
+  std::vector<int64_t> row_offset(nops, 0);
+  int64_t idx[kMaxDims] = {};
+  int64_t row = first / per_row;
+  for (int d = nd - 2; d >= 0; --d) {
+    idx[d] = row % loop.shape[d];
+    row /= loop.shape[d];
+  }
+  auto set_offsets = [&] {
+    for (int k = 0; k < nops; ++k) {
+      int64_t off = 0;
+      for (int d = 0; d < nd - 1; ++d) off += idx[d] * operand(k).strides[d];
+      row_offset[k] = off;
+    }
+  };
+  auto fill_row = [&] {  // reads broadcast along the inner dimension only
+    for (int i = 0; i < num_reads; ++i) {
+      const Operand& op = loop.inputs[i];
+      if (op.mode != Operand::Splat && op.strides[nd - 1] == 0)
+        splat(static_cast<char*>(r[i]), op.base + row_offset[i], op.item, chunk);
+    }
+  };
+  set_offsets();
+  fill_row();
+  const void* srcs[kMaxInstrSources];
+  for (int64_t c = first; c < last; ++c) {
+    int64_t piece = c % per_row;
+    if (piece == 0 && c != first) {
+      for (int d = nd - 2; d >= 0 && ++idx[d] == loop.shape[d]; --d) idx[d] = 0;
+      set_offsets();
+      fill_row();
+    }
+    const int64_t j = piece * chunk, n = std::min(chunk, inner - j);
+    for (int i = 0; i < num_reads; ++i) {
+      const Operand& op = loop.inputs[i];
+      const int64_t stride = op.strides[nd - 1];
+      if (op.mode == Operand::Splat || stride == 0) continue;
+      const char* src = op.base + row_offset[i] + j * stride;
+      if (stride == static_cast<int64_t>(op.item)) {
+        r[i] = const_cast<char*>(src);
+        continue;
+      }
+      switch (op.item) {
+        case 1: gather_run<uint8_t>(static_cast<char*>(r[i]), src, n, stride); break;
+        case 4: gather_run<uint32_t>(static_cast<char*>(r[i]), src, n, stride); break;
+        default: gather_run<uint64_t>(static_cast<char*>(r[i]), src, n, stride); break;
+      }
+    }
+    for (int k = 0; k < num_outs; ++k) {
+      const Operand& o = loop.outs[k];
+      out[k] = o.strides[nd - 1] == static_cast<int64_t>(o.item)
+                   ? const_cast<char*>(o.base) + row_offset[num_reads + k] + j * o.item
+                   : out_scratch + reg_bytes * k;
+    }
+    for (const Instr& in : b.instrs) {
+      for (int s = 0; s < in.nsrc; ++s) srcs[s] = in.src[s] >= 0 ? r[in.src[s]] : out[Instr::out_index(in.src[s])];
+      in.fn(srcs, in.dst >= 0 ? r[in.dst] : out[Instr::out_index(in.dst)], n);
+    }
+    for (int k = 0; k < num_outs; ++k) {
+      const Operand& o = loop.outs[k];
+      const int64_t stride = o.strides[nd - 1];
+      if (stride == static_cast<int64_t>(o.item)) continue;
+      char* dst = const_cast<char*>(o.base) + row_offset[num_reads + k] + j * stride;
+      switch (o.item) {
+        case 1: scatter_run<uint8_t>(dst, static_cast<const char*>(out[k]), n, stride); break;
+        case 4: scatter_run<uint32_t>(dst, static_cast<const char*>(out[k]), n, stride); break;
+        default: scatter_run<uint64_t>(dst, static_cast<const char*>(out[k]), n, stride); break;
+      }
+    }
+  }
+}
+
 // Runs a loop block over `shape`: reads broadcast to it, outs of exactly that shape.
 void run_fused(const Block& b, int64_t chunk, const Shape& shape, const std::vector<Array>& reads,
                const std::vector<Array>& outs) {
   Loop loop = make_loop(shape, reads, outs);
   if (loop.total == 0) return;
   uint64_t stamp = new_stamp();
-  int64_t chunks = (loop.total + chunk - 1) / chunk;
   // Tasks of at least 4096 elements: small chunks keep registers in L1, but each task
   // must be worth scheduling. Chunk boundaries, not tasks, decide results.
+  const int64_t inner = loop.shape[loop.nd - 1];
+  bool by_rows = false;
+  if (loop.nd > 1 && inner >= chunk) {
+    for (const Operand& op : loop.inputs) by_rows |= op.mode == Operand::Strided;
+    for (const Operand& op : loop.outs) by_rows |= op.mode == Operand::Strided;
+  }
+  if (by_rows) {
+    const int64_t per_row = (inner + chunk - 1) / chunk, rows = loop.total / inner;
+    for_items(rows * per_row, std::max<int64_t>(1, 4096 / inner) * per_row, loop.total,
+              [&](int64_t first, int64_t last) { run_row_chunks(b, loop, stamp, chunk, first, last); });
+    return;
+  }
+  int64_t chunks = (loop.total + chunk - 1) / chunk;
   for_items(chunks, 4096 / chunk, loop.total,
             [&](int64_t first, int64_t last) { run_chunks(b, loop, stamp, chunk, first, last); });
 }

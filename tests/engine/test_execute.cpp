@@ -162,6 +162,39 @@ TEST_CASE("sizes around chunk and SIMD-width edges, contiguous and gathered", "[
   }
 }
 
+TEST_CASE("rows at least a chunk long are cut into chunks of their own, operand by operand", "[execute]") {
+  // Inner extents around the chunk (64 float64s) and with a short last piece; 3-d shapes
+  // step the row odometer across two outer dimensions; 1 and 3 threads.
+  for (int threads : {1, 3}) {
+    kiln::set_num_threads(threads);
+    for (int64_t inner : {64, 65, 127, 128, 129, 1000, 4099}) {
+      Array m = random_f64({5, 3, inner}, 11), row = random_f64({inner}, 12), col = random_f64({5, 3, 1}, 13);
+      Array wide = random_f64({5, 3, 2 * inner + 1}, 14);
+      Array padded = wide.slice(2, 1, inner + 1);                // inner-contiguous, rows not adjacent
+      Array strided = wide.slice(2, 0, 2 * inner, 2);            // gathered along the row
+      Array reversed = wide.slice(2, inner - 1, -2 * inner - 2, -1);  // negative inner stride
+      std::vector<std::pair<Array, Array>> cases = {{m, row},        {row, m},          {padded, row},
+                                                    {m, col},        {col, padded},     {strided, m},
+                                                    {reversed, col}, {m.slice(0, 4, -100, -1), padded}};  // reversed outer axis
+      for (auto& [a, b] : cases) {
+        Array r = kiln::eval(a * 2.0 + b);
+        check_binary(r, a, b, kMulAdd);
+        Array out_base = Array::zeros(DType::Float64, {5, 3, 2 * inner + 3});
+        Array out = out_base.slice(2, 2, 2 * inner + 3, 2).slice(2, 0, inner);  // scattered output rows
+        REQUIRE(out.shape() == r.shape());
+        kiln::eval(a * 2.0 + b, out);
+        check_binary(out, a, b, kMulAdd);
+        for (int64_t i = 0; i < out_base.size(); ++i) {
+          int64_t j = i % (2 * inner + 3);
+          bool inside = j >= 2 && (j - 2) % 2 == 0 && (j - 2) / 2 < inner;
+          if (!inside && out_base.data_as<double>()[i] != 0.0) FAIL("scatter wrote outside the view at " << i);
+        }
+      }
+    }
+  }
+  kiln::set_num_threads(0);
+}
+
 TEST_CASE("results are bit-identical for 1, 2 and 7 threads", "[execute][threads]") {
   Array a = random_f64({1 << 20}, 9), b = random_f64({1 << 20}, 10), c = random_f64({1024, 1}, 11);
   const char* exprs[] = {"sin(a) * exp(b / 3) + c", "where(a > b, sqrt(abs(a)), log1p(b*b)) - tanh(c)",
