@@ -477,11 +477,21 @@ void run_row_chunks(const Block& b, const Loop& loop, uint64_t stamp, int64_t ch
   }
 }
 
+constexpr uint64_t kCacheResidentBytes = uint64_t{4} << 20;
+
 // Runs a loop block over `shape`: reads broadcast to it, outs of exactly that shape.
 void run_fused(const Block& b, int64_t chunk, const Shape& shape, const std::vector<Array>& reads,
                const std::vector<Array>& outs) {
   Loop loop = make_loop(shape, reads, outs);
   if (loop.total == 0) return;
+  // When every operand fits in the caches together, no input stream waits on memory and
+  // the cost is per kernel call: 8 times the plan's chunk then runs 1.2-1.6x faster at
+  // 10^5 elements (kiln bench --suite, 1 thread), while at 10^6 and beyond the plan's
+  // short chunk is faster. Element-wise results do not depend on the chunk.
+  uint64_t bytes = 0;
+  for (const Operand& op : loop.inputs) bytes += op.mode == Operand::Splat ? 0 : op.item;
+  for (const Operand& op : loop.outs) bytes += op.item;
+  if (bytes * static_cast<uint64_t>(loop.total) <= kCacheResidentBytes) chunk *= 8;
   uint64_t stamp = new_stamp();
   // Tasks of at least 4096 elements: small chunks keep registers in L1, but each task
   // must be worth scheduling. Chunk boundaries, not tasks, decide results.
