@@ -491,13 +491,14 @@ void run_fused(const Block& b, int64_t chunk, const Shape& shape, const std::vec
   uint64_t bytes = 0;
   for (const Operand& op : loop.inputs) bytes += op.mode == Operand::Splat ? 0 : op.item;
   for (const Operand& op : loop.outs) bytes += op.item;
+  const int64_t plan_chunk = chunk;
   if (bytes * static_cast<uint64_t>(loop.total) <= kCacheResidentBytes) chunk *= 8;
   uint64_t stamp = new_stamp();
   // Tasks of at least 4096 elements: small chunks keep registers in L1, but each task
   // must be worth scheduling. Chunk boundaries, not tasks, decide results.
   const int64_t inner = loop.shape[loop.nd - 1];
   bool by_rows = false;
-  if (loop.nd > 1 && inner >= chunk) {
+  if (loop.nd > 1 && inner >= plan_chunk) {
     for (const Operand& op : loop.inputs) by_rows |= op.mode == Operand::Strided;
     for (const Operand& op : loop.outs) by_rows |= op.mode == Operand::Strided;
   }
