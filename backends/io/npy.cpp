@@ -2,36 +2,28 @@
 // major and minor version byte, the header length (uint16 for 1.0, uint32 for 2.0 and
 // 3.0, little-endian), the header (a Python dict literal with exactly the keys 'descr',
 // 'fortran_order' and 'shape', padded with spaces and ended by '\n'), then the elements.
-// Reading goes preamble -> dict -> size check -> allocate -> copy -> fix up; the file path
-// and the in-memory path share every step, so the fuzzer exercises what load_npy runs.
-#include "npy.hpp"
-
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <atomic>
+// This file holds the format and the in-memory reader; npy_file.cpp reads and writes
+// files with the same steps (npy_format.hpp), so the fuzzer exercises what load_npy runs.
 #include <bit>
 #include <cctype>
-#include <cerrno>
-#include <chrono>
-#include <cstdio>
 #include <cstdint>
 #include <cstring>
-#include <filesystem>
 #include <string_view>
 
-namespace kiln {
-namespace {
+#include "npy_format.hpp"
 
-constexpr unsigned char kMagic[6] = {0x93, 'N', 'U', 'M', 'P', 'Y'};
-constexpr size_t kPreambleMax = 12;  // magic + version + uint32 header length
-constexpr size_t kAlign = 64;        // NumPy >= 1.24 aligns the data to 64 bytes
-constexpr bool kHostLittle = std::endian::native == std::endian::little;
+namespace kiln {
+namespace npy {
 
 [[noreturn]] void fail(const std::string& name, const std::string& what) {
   throw Error(Status::IOError, name + ": " + what);
 }
+
+namespace {
+
+constexpr unsigned char kMagic[6] = {0x93, 'N', 'U', 'M', 'P', 'Y'};
+constexpr size_t kAlign = 64;  // NumPy >= 1.24 aligns the data to 64 bytes
+constexpr bool kHostLittle = std::endian::native == std::endian::little;
 
 // Header text comes from the file, so show it escaped and bounded in messages.
 std::string excerpt(std::string_view s, size_t max = 40) {
@@ -49,41 +41,6 @@ std::string excerpt(std::string_view s, size_t max = 40) {
   }
   if (s.size() > max) out += "...";
   return out;
-}
-
-// What the header says; data_offset counts from the first byte of the file.
-struct Header {
-  DType dtype = DType::Float64;
-  Shape shape;
-  bool fortran = false;
-  bool swap = false;  // file byte order differs from the host's
-  size_t data_offset = 0;
-  size_t data_bytes = 0;
-};
-
-// Magic, version and header length. `avail` bytes are at p; the whole file has
-// `file_size`. Returns the offset of the dict text and sets its length, checked to lie
-// inside the file.
-size_t parse_preamble(const unsigned char* p, size_t avail, size_t file_size, const std::string& name,
-                      size_t& dict_len) {
-  size_t magic_n = avail < sizeof kMagic ? avail : sizeof kMagic;
-  if (magic_n > 0 && std::memcmp(p, kMagic, magic_n) != 0)
-    fail(name, "not a .npy file (bad magic; expected \\x93NUMPY)");
-  if (avail < 8) fail(name, "file is too short to be a .npy file (" + std::to_string(avail) + " bytes)");
-  int major = p[6], minor = p[7];
-  if ((major != 1 && major != 2 && major != 3) || minor != 0)
-    fail(name, "unsupported .npy format version " + std::to_string(major) + "." + std::to_string(minor) +
-                   " (kiln reads 1.0, 2.0 and 3.0)");
-  size_t len_bytes = major == 1 ? 2 : 4;
-  if (avail < 8 + len_bytes) fail(name, "file is truncated inside the header length");
-  dict_len = p[8] | size_t(p[9]) << 8;
-  if (len_bytes == 4) dict_len |= size_t(p[10]) << 16 | size_t(p[11]) << 24;
-  size_t start = 8 + len_bytes;
-  size_t have = start > file_size ? 0 : file_size - start;
-  if (dict_len > have)
-    fail(name, "header is truncated: header length says " + std::to_string(dict_len) + " bytes, file has " +
-                   std::to_string(have) + " after the preamble");
-  return start;
 }
 
 // Maps a descr string to a dtype; `swap` tells whether the bytes need reversing.
@@ -118,8 +75,8 @@ class DictParser {
   DictParser(std::string_view text, const std::string& name, bool allow_long_suffix)
       : s_(text), name_(name), allow_long_(allow_long_suffix) {}
 
-  Header parse() {
-    Header h;
+  NpyHeader parse() {
+    NpyHeader h;
     bool have_descr = false, have_fortran = false, have_shape = false;
     skip_ws();
     if (!eat('{')) error("the header is not a dictionary (expected '{')");
@@ -143,7 +100,8 @@ class DictParser {
         if (peek() == '[' || peek() == '(')
           fail(name_, "unsupported dtype: structured and sub-array dtypes are not supported "
                       "(kiln reads bool, int32, int64, float32, float64)");
-        h.dtype = parse_descr(string_literal(), h.swap, name_);
+        h.descr = std::string(string_literal());
+        h.dtype = parse_descr(h.descr, h.swapped, name_);
       } else if (key == "fortran_order") {
         std::string_view word = identifier();
         if (word != "True" && word != "False") error("fortran_order must be True or False");
@@ -252,7 +210,7 @@ class DictParser {
 // Checks the element count and byte size against what the file holds, before any
 // allocation. Even an empty array must have a product of non-zero dimensions that fits,
 // or its strides would overflow (NumPy refuses such shapes too).
-void check_data_size(Header& h, size_t file_size, const std::string& name) {
+void check_data_size(NpyHeader& h, uint64_t file_size, const std::string& name) {
   const int64_t item = static_cast<int64_t>(itemsize(h.dtype));
   int64_t span = item;
   bool empty = false;
@@ -262,22 +220,12 @@ void check_data_size(Header& h, size_t file_size, const std::string& name) {
     span *= d;
   }
   h.data_bytes = empty ? 0 : static_cast<size_t>(span);
-  size_t have = file_size - h.data_offset;
+  uint64_t have = file_size - h.data_offset;
   if (h.data_bytes > have)
     fail(name, "file is truncated: header says " + std::to_string(h.data_bytes) + " bytes of data, file has " +
                    std::to_string(have));
 }
 
-// The buffer to copy data into: C order, or for a Fortran-ordered file C order of the
-// reversed shape, which finish() turns into a transposed view.
-Array allocate(const Header& h) {
-  Shape shape = h.shape;
-  if (h.fortran) shape.assign(h.shape.rbegin(), h.shape.rend());
-  return Array::empty(h.dtype, shape);
-}
-
-// Byte order and bool canonicalisation (a stray byte 2 is not a valid C++ bool), then
-// the Fortran view.
 template <class U> void byteswap_all(char* p, size_t n) {
   for (size_t i = 0; i < n; i += sizeof(U)) {
     U v;
@@ -287,62 +235,58 @@ template <class U> void byteswap_all(char* p, size_t n) {
   }
 }
 
-Array finish(const Array& a, const Header& h) {
-  char* p = a.data();
-  size_t n = h.data_bytes;
-  if (h.swap && itemsize(h.dtype) == 4) byteswap_all<uint32_t>(p, n);
-  if (h.swap && itemsize(h.dtype) == 8) byteswap_all<uint64_t>(p, n);
-  if (h.dtype == DType::Bool)
-    for (size_t i = 0; i < n; ++i) p[i] = p[i] != 0;
-  return h.fortran ? a.transpose() : a;
+}  // namespace
+
+size_t parse_preamble(const unsigned char* p, size_t avail, uint64_t file_size, const std::string& name,
+                      size_t& dict_len) {
+  size_t magic_n = avail < sizeof kMagic ? avail : sizeof kMagic;
+  if (magic_n > 0 && std::memcmp(p, kMagic, magic_n) != 0)
+    fail(name, "not a .npy file (bad magic; expected \\x93NUMPY)");
+  if (avail < 8) fail(name, "file is too short to be a .npy file (" + std::to_string(avail) + " bytes)");
+  int major = p[6], minor = p[7];
+  if ((major != 1 && major != 2 && major != 3) || minor != 0)
+    fail(name, "unsupported .npy format version " + std::to_string(major) + "." + std::to_string(minor) +
+                   " (kiln reads 1.0, 2.0 and 3.0)");
+  size_t len_bytes = major == 1 ? 2 : 4;
+  if (avail < 8 + len_bytes) fail(name, "file is truncated inside the header length");
+  dict_len = p[8] | size_t(p[9]) << 8;
+  if (len_bytes == 4) dict_len |= size_t(p[10]) << 16 | size_t(p[11]) << 24;
+  size_t start = 8 + len_bytes;
+  size_t have = start > file_size ? 0 : file_size - start;
+  if (dict_len > have)
+    fail(name, "header is truncated: header length says " + std::to_string(dict_len) + " bytes, file has " +
+                   std::to_string(have) + " after the preamble");
+  return start;
 }
 
-// Everything up to the data, from whatever of the file's start is at hand.
-Header parse_header(int major, std::string_view dict_text, size_t dict_offset, size_t file_size,
-                    const std::string& name) {
-  Header h = DictParser(dict_text, name, /*allow_long_suffix=*/major <= 2).parse();
+NpyHeader parse_header(int major, std::string_view dict_text, size_t dict_offset, uint64_t file_size,
+                       const std::string& name) {
+  NpyHeader h = DictParser(dict_text, name, /*allow_long_suffix=*/major <= 2).parse();
+  h.version = major;
   h.data_offset = dict_offset + dict_text.size();
+  h.file_size = file_size;
   check_data_size(h, file_size, name);
   return h;
 }
 
-// pread until n bytes or end of file; returns the count read.
-size_t read_full(int fd, char* buf, size_t n, size_t offset, const std::string& name) {
-  size_t done = 0;
-  while (done < n) {
-    ssize_t r = ::pread(fd, buf + done, n - done, static_cast<off_t>(offset + done));
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0) fail(name, std::strerror(errno));
-    if (r == 0) break;
-    done += static_cast<size_t>(r);
-  }
-  return done;
+Array allocate(const NpyHeader& h) {
+  Shape shape = h.shape;
+  if (h.fortran) shape.assign(h.shape.rbegin(), h.shape.rend());
+  return Array::empty(h.dtype, shape);
 }
 
-bool write_full(int fd, const char* buf, size_t n) {
-  while (n > 0) {
-    ssize_t w = ::write(fd, buf, n);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) {
-      if (w == 0) errno = EIO;
-      return false;
-    }
-    buf += w;
-    n -= static_cast<size_t>(w);
-  }
-  return true;
+void fix_up(char* p, size_t n, const NpyHeader& h) {
+  if (h.swapped && itemsize(h.dtype) == 4) byteswap_all<uint32_t>(p, n);
+  if (h.swapped && itemsize(h.dtype) == 8) byteswap_all<uint64_t>(p, n);
+  if (h.dtype == DType::Bool)
+    for (size_t i = 0; i < n; ++i) p[i] = p[i] != 0;
 }
 
-struct Fd {
-  int fd;
-  ~Fd() {
-    if (fd >= 0) ::close(fd);
-  }
-};
+Array view(const Array& a, const NpyHeader& h) { return h.fortran ? a.transpose() : a; }
 
-// The header bytes NumPy 1.24 writes: sorted keys, Python reprs, room for the first axis
+// NumPy 1.24: sorted keys, Python reprs, room for the first axis
 // to grow to 21 digits, then spaces and '\n' so the data starts at a multiple of 64.
-std::string npy_header(DType dtype, const Shape& shape) {
+std::string header_bytes(DType dtype, const Shape& shape) {
   static const char* descrs[] = {"|b1", "<i4", "<i8", "<f4", "<f8"};
   std::string dict = std::string("{'descr': '") + descrs[static_cast<int>(dtype)] +
                      "', 'fortran_order': False, 'shape': " + shape_str(shape) + ", }";
@@ -368,95 +312,30 @@ std::string npy_header(DType dtype, const Shape& shape) {
   return out;
 }
 
-}  // namespace
+}  // namespace npy
 
 Array parse_npy(const void* bytes, size_t size, const std::string& name_for_errors) {
   const auto* p = static_cast<const unsigned char*>(bytes);
   size_t dict_len = 0;
-  size_t dict_offset = parse_preamble(p, size, size, name_for_errors, dict_len);
+  size_t dict_offset = npy::parse_preamble(p, size, size, name_for_errors, dict_len);
   std::string_view text(reinterpret_cast<const char*>(p) + dict_offset, dict_len);
-  Header h = parse_header(p[6], text, dict_offset, size, name_for_errors);
-  Array a = allocate(h);
+  NpyHeader h = npy::parse_header(p[6], text, dict_offset, size, name_for_errors);
+  Array a = npy::allocate(h);
   if (h.data_bytes) std::memcpy(a.data(), p + h.data_offset, h.data_bytes);
-  return finish(a, h);
+  npy::fix_up(a.data(), h.data_bytes, h);
+  return npy::view(a, h);
 }
 
-Array load_npy(const std::string& path) {
-  Fd f{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
-  if (f.fd < 0) fail(path, std::strerror(errno));
-  struct stat st;
-  if (::fstat(f.fd, &st) != 0) fail(path, std::strerror(errno));
-  if (!S_ISREG(st.st_mode)) fail(path, "not a regular file");
-  size_t file_size = static_cast<size_t>(st.st_size);
-
-  unsigned char pre[kPreambleMax] = {};
-  size_t got = read_full(f.fd, reinterpret_cast<char*>(pre), kPreambleMax, 0, path);
-  size_t dict_len = 0;
-  size_t dict_offset = parse_preamble(pre, got, file_size, path, dict_len);
-  // dict_len is bounded by the file size, so this allocation is backed by real bytes.
-  std::string text(dict_len, '\0');
-  if (read_full(f.fd, text.data(), dict_len, dict_offset, path) != dict_len)
-    fail(path, "file is truncated inside the header");
-  Header h = parse_header(pre[6], text, dict_offset, file_size, path);
-  Array a = allocate(h);
-  size_t n = read_full(f.fd, a.data(), h.data_bytes, h.data_offset, path);
-  if (n != h.data_bytes)
-    fail(path, "file is truncated: header says " + std::to_string(h.data_bytes) + " bytes of data, file has " +
-                   std::to_string(n));
-  return finish(a, h);
-}
-
-void save_npy(const std::string& path, const Array& a, bool durable) {
-  if (!a.valid()) throw Error(Status::BadArgument, path + ": cannot save an empty array handle");
-  std::string header = npy_header(a.dtype(), a.shape());
+std::string encode_npy(const Array& a) {
+  if (!a.valid()) throw Error(Status::BadArgument, "cannot encode an empty array handle");
+  std::string out = npy::header_bytes(a.dtype(), a.shape());
   // C order, little-endian: the array itself when it already is, else a fresh copy.
-  Array c = a.is_c_contiguous() && kHostLittle ? a : a.copy();
-  size_t nbytes = static_cast<size_t>(c.size()) * c.itemsize();
-  if constexpr (!kHostLittle) {
-    Header h;
-    h.dtype = c.dtype();
-    h.swap = true;
-    h.data_bytes = nbytes;
-    finish(c, h);
-  }
-
-  // pid keeps concurrent processes apart, the clock and counter keep threads and stale
-  // leftovers apart; O_EXCL makes a collision a retry rather than a clobber.
-  static std::atomic<uint64_t> counter{0};
-  std::string tmp;
-  int fd = -1;
-  for (int attempt = 0; attempt < 16 && fd < 0; ++attempt) {
-    uint64_t r = static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()) ^
-                 (counter.fetch_add(1) * 0x9E3779B97F4A7C15ull);
-    char suffix[48];
-    std::snprintf(suffix, sizeof suffix, ".tmp.%ld.%016llx", static_cast<long>(::getpid()),
-                  static_cast<unsigned long long>(r));
-    tmp = path + suffix;
-    fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-    if (fd < 0 && errno != EEXIST) break;
-  }
-  if (fd < 0) fail(path, std::strerror(errno));
-
-  bool ok = write_full(fd, header.data(), header.size()) && write_full(fd, c.data(), nbytes) &&
-            (!durable || ::fsync(fd) == 0);
-  int saved = errno;
-  if (::close(fd) != 0 && ok) {
-    ok = false;
-    saved = errno;
-  }
-  if (ok && ::rename(tmp.c_str(), path.c_str()) != 0) {
-    ok = false;
-    saved = errno;
-  }
-  if (!ok) {
-    ::unlink(tmp.c_str());
-    fail(path, std::strerror(saved));
-  }
-  if (!durable) return;
-  // Make the rename itself durable; the data is already safe, so this is best effort.
-  std::string dir = std::filesystem::path(path).parent_path().string();
-  Fd d{::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
-  if (d.fd >= 0) ::fsync(d.fd);
+  Array c = a.is_c_contiguous() ? a : a.copy();
+  size_t header = out.size(), nbytes = static_cast<size_t>(c.size()) * c.itemsize();
+  out.resize(header + nbytes);
+  if (nbytes) std::memcpy(out.data() + header, c.data(), nbytes);
+  static_assert(npy::kHostLittle, "kiln writes little-endian .npy files from a little-endian host only");
+  return out;
 }
 
 }  // namespace kiln

@@ -4,7 +4,10 @@
 // (when /usr/bin/python3 has NumPy) files exchanged with NumPy itself.
 #include <catch2/catch.hpp>
 
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -17,6 +20,7 @@
 #include <vector>
 
 #include "npy.hpp"
+#include "runtime.hpp"
 
 using namespace kiln;
 namespace fs = std::filesystem;
@@ -554,42 +558,278 @@ np.save(d + "empty.npy", np.zeros((0, 4), dtype=np.int32))
   std::string cmd = "/usr/bin/python3 " + dir / "make.py" + " " + dir.path;
   REQUIRE(std::system(cmd.c_str()) == 0);
 
-  Array c = load_npy(dir / "c_f8.npy");
-  REQUIRE(c.shape() == Shape{3, 4});
-  for (int64_t i = 0; i < 3; ++i)
-    for (int64_t j = 0; j < 4; ++j) CHECK(at<double>(c, {i, j}) == (i * 4 + j) / 8.0);
+  for (NpyLoad mode : {NpyLoad::Read, NpyLoad::Mmap}) {
+    INFO("mapped: " << (mode == NpyLoad::Mmap));
+    Array c = load_npy(dir / "c_f8.npy", mode);
+    REQUIRE(c.shape() == Shape{3, 4});
+    for (int64_t i = 0; i < 3; ++i)
+      for (int64_t j = 0; j < 4; ++j) CHECK(at<double>(c, {i, j}) == (i * 4 + j) / 8.0);
 
-  Array f = load_npy(dir / "f_f4.npy");
-  REQUIRE(f.dtype() == DType::Float32);
-  REQUIRE(f.shape() == Shape{2, 3});
-  CHECK(f.strides() == Shape{4, 8});
-  for (int64_t i = 0; i < 2; ++i)
-    for (int64_t j = 0; j < 3; ++j) CHECK(at<float>(f, {i, j}) == static_cast<float>((i * 3 + j) * 2 - 1));
+    Array f = load_npy(dir / "f_f4.npy", mode);
+    REQUIRE(f.dtype() == DType::Float32);
+    REQUIRE(f.shape() == Shape{2, 3});
+    CHECK(f.strides() == Shape{4, 8});
+    for (int64_t i = 0; i < 2; ++i)
+      for (int64_t j = 0; j < 3; ++j) CHECK(at<float>(f, {i, j}) == static_cast<float>((i * 3 + j) * 2 - 1));
 
-  Array g = load_npy(dir / "f_i8.npy");
-  REQUIRE(g.shape() == Shape{2, 3, 4});
-  for (int64_t i = 0; i < 2; ++i)
-    for (int64_t j = 0; j < 3; ++j)
-      for (int64_t k = 0; k < 4; ++k) CHECK(at<int64_t>(g, {i, j, k}) == i * 12 + j * 4 + k);
+    Array g = load_npy(dir / "f_i8.npy", mode);
+    REQUIRE(g.shape() == Shape{2, 3, 4});
+    for (int64_t i = 0; i < 2; ++i)
+      for (int64_t j = 0; j < 3; ++j)
+        for (int64_t k = 0; k < 4; ++k) CHECK(at<int64_t>(g, {i, j, k}) == i * 12 + j * 4 + k);
 
-  Array bi = load_npy(dir / "be_i4.npy");
-  REQUIRE(bi.dtype() == DType::Int32);
-  for (int64_t i = 0; i < 3; ++i)
-    for (int64_t j = 0; j < 4; ++j) CHECK(at<int32_t>(bi, {i, j}) == (i * 4 + j) * 3 - 7);
+    Array bi = load_npy(dir / "be_i4.npy", mode);
+    REQUIRE(bi.dtype() == DType::Int32);
+    for (int64_t i = 0; i < 3; ++i)
+      for (int64_t j = 0; j < 4; ++j) CHECK(at<int32_t>(bi, {i, j}) == (i * 4 + j) * 3 - 7);
 
-  Array bf = load_npy(dir / "be_f8.npy");
-  REQUIRE(bf.dtype() == DType::Float64);
-  for (int64_t k = 0; k < 5; ++k) CHECK(at<double>(bf, {k}) == k * -1.5);
+    Array bf = load_npy(dir / "be_f8.npy", mode);
+    REQUIRE(bf.dtype() == DType::Float64);
+    for (int64_t k = 0; k < 5; ++k) CHECK(at<double>(bf, {k}) == k * -1.5);
 
-  Array b = load_npy(dir / "b1.npy");
-  REQUIRE(b.dtype() == DType::Bool);
-  CHECK(std::memcmp(b.data(), "\x01\x00\x01\x01", 4) == 0);
+    Array b = load_npy(dir / "b1.npy", mode);
+    REQUIRE(b.dtype() == DType::Bool);
+    CHECK(std::memcmp(b.data(), "\x01\x00\x01\x01", 4) == 0);
 
-  Array s = load_npy(dir / "i8_0d.npy");
-  CHECK(s.ndim() == 0);
-  CHECK(*s.data_as<int64_t>() == -1234567890123LL);
+    Array s = load_npy(dir / "i8_0d.npy", mode);
+    CHECK(s.ndim() == 0);
+    CHECK(*s.data_as<int64_t>() == -1234567890123LL);
 
-  Array e = load_npy(dir / "empty.npy");
-  CHECK(e.dtype() == DType::Int32);
-  CHECK(e.shape() == Shape{0, 4});
+    Array e = load_npy(dir / "empty.npy", mode);
+    CHECK(e.dtype() == DType::Int32);
+    CHECK(e.shape() == Shape{0, 4});
+  }
+}
+
+// ---- files: pieces read and written by several threads, mappings, many files at once,
+// a save killed halfway.
+
+namespace {
+
+// Same dtype, shape and elements in C order, for arrays of any layout and size.
+bool same(const Array& a, const Array& b) {
+  if (a.dtype() != b.dtype() || a.shape() != b.shape()) return false;
+  Array ca = a.copy(), cb = b.copy();
+  return std::memcmp(ca.data(), cb.data(), static_cast<size_t>(ca.size()) * ca.itemsize()) == 0;
+}
+
+// Big enough for several 8 MiB pieces, with a short last one.
+constexpr int64_t kBigRows = 3 * 1024 + 7, kBigCols = 1031;
+
+std::string big_endian_f64_image(const Array& a) {
+  std::string data;
+  for (int64_t i = 0; i < a.size(); ++i) {
+    char b[8];
+    std::memcpy(b, a.data() + 8 * i, 8);
+    std::reverse(b, b + 8);
+    data.append(b, 8);
+  }
+  return npy_image(1, "{'descr': '>f8', 'fortran_order': False, 'shape': (" + std::to_string(a.shape()[0]) + ", " +
+                          std::to_string(a.shape()[1]) + "), }",
+                   data);
+}
+
+}  // namespace
+
+TEST_CASE("big files are read and written in pieces by 1, 2 and 3 threads", "[npy][files]") {
+  TempDir dir;
+  Array a = filled(DType::Float64, {kBigRows, kBigCols});
+  Array view = filled(DType::Float32, {kBigCols, kBigRows}).transpose();  // saved in pieces of rows, copied
+  write_bytes(dir / "be.npy", big_endian_f64_image(a));
+  for (int threads : {1, 2, 3}) {
+    Runtime::instance().set_num_threads(threads);
+    std::vector<std::pair<uint64_t, uint64_t>> reports;
+    save_npy(dir / "a.npy", a, false, [&](uint64_t done, uint64_t total) { reports.emplace_back(done, total); });
+    REQUIRE(reports.size() >= 3);
+    CHECK(reports.back() == std::make_pair(uint64_t(a.size() * 8), uint64_t(a.size() * 8)));
+    for (size_t i = 1; i < reports.size(); ++i) CHECK(reports[i].first > reports[i - 1].first);
+    CHECK(same(load_npy(dir / "a.npy"), a));
+    CHECK(same(load_npy(dir / "be.npy"), a));
+    save_npy(dir / "v.npy", view);
+    Array back = load_npy(dir / "v.npy");
+    CHECK(back.shape() == view.shape());
+    CHECK(same(back, view));
+  }
+  Runtime::instance().set_num_threads(0);
+  // The bytes of a view's file are those of its C-order copy.
+  save_npy(dir / "c.npy", view.copy());
+  CHECK(read_bytes(dir / "c.npy") == read_bytes(dir / "v.npy"));
+}
+
+TEST_CASE("a mapped load is a view of the file, Fortran order as strides; writes never reach the file", "[npy][files]") {
+  TempDir dir;
+  for (bool big : {false, true}) {
+    Array a = big ? filled(DType::Float64, {kBigRows, kBigCols}) : filled(DType::Int32, {5, 7});
+    save_npy(dir / "c.npy", a);
+    std::string before = read_bytes(dir / "c.npy");
+    Array m = load_npy(dir / "c.npy", NpyLoad::Mmap);
+    CHECK(m.strides() == a.strides());
+    CHECK(same(m, a));
+    std::memset(m.data(), 0x5a, m.itemsize());  // copy-on-write: the process's page only
+    CHECK(read_bytes(dir / "c.npy") == before);
+    CHECK(same(load_npy(dir / "c.npy", NpyLoad::Mmap), a));
+  }
+  // Fortran order: element [i][j] at i*item + j*rows*item of the mapping, no copy made.
+  std::string data = raw<double>({1, 2, 3, 4, 5, 6});
+  write_bytes(dir / "f.npy", npy_image(1, "{'descr': '<f8', 'fortran_order': True, 'shape': (2, 3), }", data));
+  Array f = load_npy(dir / "f.npy", NpyLoad::Mmap);
+  CHECK(f.shape() == Shape{2, 3});
+  CHECK(f.strides() == Shape{8, 16});
+  CHECK(at<double>(f, {1, 2}) == 6.0);
+  CHECK(at<double>(f, {1, 0}) == 2.0);
+  // What a mapping cannot show as it is is read instead: other byte order, stray bool
+  // bytes, data not aligned to its item size.
+  write_bytes(dir / "be.npy", npy_image(1, "{'descr': '>i4', 'fortran_order': False, 'shape': (2,), }",
+                                        raw<int32_t>({7, -9}, true)));
+  Array be = load_npy(dir / "be.npy", NpyLoad::Mmap);
+  CHECK(at<int32_t>(be, {0}) == 7);
+  CHECK(at<int32_t>(be, {1}) == -9);
+  write_bytes(dir / "b.npy", npy_image(1, "{'descr': '|b1', 'fortran_order': False, 'shape': (3,), }",
+                                       std::string("\x00\x02\x01", 3)));
+  Array b = load_npy(dir / "b.npy", NpyLoad::Mmap);
+  CHECK(elements(b) == std::vector<std::string>{std::string(1, '\0'), "\x01", "\x01"});
+  write_bytes(dir / "odd.npy", npy_image(1, "{'descr': '<f8', 'fortran_order': False, 'shape': (2,), } ",
+                                         raw<double>({0.25, -8})));
+  Array odd = load_npy(dir / "odd.npy", NpyLoad::Mmap);
+  CHECK(reinterpret_cast<uintptr_t>(odd.data()) % 8 == 0);
+  CHECK(at<double>(odd, {1}) == -8.0);
+}
+
+TEST_CASE("load_npy_many and save_npy_many: many files at once; the first failing path is named", "[npy][files]") {
+  TempDir dir;
+  std::vector<std::string> paths;
+  std::vector<Array> arrays;
+  for (int i = 0; i < 300; ++i) {
+    paths.push_back(dir / ("f" + std::to_string(i) + ".npy"));
+    arrays.push_back(filled(kAllDTypes[i % 5], {i % 17, 3}));
+  }
+  paths.push_back(dir / "big.npy");
+  arrays.push_back(filled(DType::Float64, {kBigRows, kBigCols}));
+  save_npy_many(paths, arrays);
+  CHECK_FALSE(has_tmp_leftovers(dir));
+  for (NpyLoad mode : {NpyLoad::Read, NpyLoad::Mmap}) {
+    std::vector<Array> back = load_npy_many(paths, mode);
+    REQUIRE(back.size() == paths.size());
+    for (size_t i = 0; i < paths.size(); ++i) {
+      CHECK(back[i].dtype() == arrays[i].dtype());
+      CHECK(back[i].shape() == arrays[i].shape());
+      CHECK(same(back[i], arrays[i]));
+    }
+  }
+  std::vector<std::string> bad = paths;
+  bad[7] = dir / "missing.npy";
+  write_bytes(dir / "junk.npy", "not a numpy file");
+  bad[200] = dir / "junk.npy";
+  try {
+    load_npy_many(bad);
+    FAIL("load_npy_many succeeded");
+  } catch (const Error& e) {
+    CHECK(e.status() == Status::IOError);
+    CHECK(std::string(e.what()) == dir / "missing.npy: No such file or directory");
+  }
+  CHECK(load_npy_many({}).empty());
+  try {
+    save_npy_many({dir / "x.npy"}, {});
+    FAIL("save_npy_many succeeded");
+  } catch (const Error& e) {
+    CHECK(e.status() == Status::BadArgument);
+  }
+}
+
+TEST_CASE("a save killed halfway (SIGKILL) leaves the old file byte-identical and no temporary", "[npy][files]") {
+  TempDir dir;
+  Array old_contents = filled(DType::Int32, {1000});
+  save_npy(dir / "a.npy", old_contents);
+  const std::string before = read_bytes(dir / "a.npy");
+  Array big = filled(DType::Float64, {4 * kBigRows, kBigCols});  // ~100 MB: a save takes a while
+  for (int delay_ms : {1, 5, 20}) {
+    int ready[2];
+    REQUIRE(::pipe(ready) == 0);
+    pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+      ::close(ready[0]);
+      (void)!::write(ready[1], "x", 1);
+      for (;;) save_npy(dir / "a.npy", big.transpose());  // never finishes before the kill
+    }
+    ::close(ready[1]);
+    char c;
+    REQUIRE(::read(ready[0], &c, 1) == 1);
+    ::close(ready[0]);
+    ::usleep(delay_ms * 1000);
+    ::kill(child, SIGKILL);
+    int status = 0;
+    REQUIRE(::waitpid(child, &status, 0) == child);
+    CHECK(WIFSIGNALED(status));
+    std::string now = read_bytes(dir / "a.npy");
+    // The kill may land after a whole save: then the file is the new array, complete.
+    if (now != before) CHECK(same(load_npy(dir / "a.npy"), big.transpose()));
+    CHECK(dir.entries() == std::vector<std::string>{"a.npy"});
+  }
+}
+
+TEST_CASE("a 3.2 GB file (sparse) is mapped without reading it; a header beyond the file is refused unallocated", "[npy][files]") {
+  TempDir dir;
+  const int64_t n = 400000000;  // 3.2 GB of float64
+  std::string dict = "{'descr': '<f8', 'fortran_order': False, 'shape': (" + std::to_string(n) + ",), }";
+  dict.append((64 - (11 + dict.size()) % 64) % 64, ' ');  // data at a multiple of 64
+  std::string header = npy_image(1, dict, "");
+  REQUIRE(header.size() % 64 == 0);
+  write_bytes(dir / "big.npy", header);
+  REQUIRE(::truncate((dir / "big.npy").c_str(), static_cast<off_t>(header.size() + 8 * n)) == 0);
+  // One value at the end, so the mapping is seen to reach it.
+  {
+    std::fstream f(dir / "big.npy", std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(header.size() + 8 * (n - 1)));
+    double v = 42.5;
+    f.write(reinterpret_cast<const char*>(&v), 8);
+  }
+  Array m = load_npy(dir / "big.npy", NpyLoad::Mmap);
+  CHECK(m.shape() == Shape{n});
+  CHECK(at<double>(m, {0}) == 0.0);
+  CHECK(at<double>(m, {n - 1}) == 42.5);
+  NpyHeader h = read_npy_header(dir / "big.npy");
+  CHECK(h.data_bytes == uint64_t(8 * n));
+  CHECK(h.data_offset == header.size());
+  // The same header over a file a byte short of it.
+  REQUIRE(::truncate((dir / "big.npy").c_str(), static_cast<off_t>(header.size() + 8 * n - 1)) == 0);
+  for (NpyLoad mode : {NpyLoad::Read, NpyLoad::Mmap}) {
+    try {
+      load_npy(dir / "big.npy", mode);
+      FAIL("a truncated 3.2 GB file was loaded");
+    } catch (const Error& e) {
+      CHECK(std::string(e.what()) == dir / "big.npy: file is truncated: header says 3200000000 bytes of data, file has 3199999999");
+    }
+  }
+}
+
+TEST_CASE("a save that runs out of room (a file size limit, as a full disk) keeps the old file and leaves nothing", "[npy][files]") {
+  TempDir dir;
+  Array old_contents = filled(DType::Int64, {100});
+  save_npy(dir / "a.npy", old_contents);
+  const std::string before = read_bytes(dir / "a.npy");
+  // In a child: RLIMIT_FSIZE makes writes past 1 MiB fail with EFBIG, as ENOSPC would.
+  pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    ::signal(SIGXFSZ, SIG_IGN);
+    struct rlimit lim = {1 << 20, 1 << 20};
+    ::setrlimit(RLIMIT_FSIZE, &lim);
+    int code = 0;
+    for (const Array& big : {filled(DType::Float64, {1 << 19}), filled(DType::Float64, {512, 1024}).transpose()}) {
+      try {
+        save_npy(dir / "a.npy", big);
+        code |= 1;  // the save should have failed
+      } catch (const Error& e) {
+        if (std::string(e.what()) != dir / "a.npy: File too large") code |= 2;
+      }
+    }
+    ::_exit(code);
+  }
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, 0) == child);
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+  CHECK(read_bytes(dir / "a.npy") == before);
+  CHECK(dir.entries() == std::vector<std::string>{"a.npy"});
 }
