@@ -1,10 +1,14 @@
 // The C ABI: a thin translation onto the C++ API. Every entry point catches everything;
 // errors become a kiln_status plus a thread-local message.
 #include <atomic>
+#include <cstdlib>
+#include <cstring>
 #include <new>
 
 #include "kiln/kiln.h"
 #include "kiln/kiln.hpp"
+#include "npy.hpp"
+#include "npz.hpp"
 #include "runtime.hpp"
 #include "string_eval.hpp"
 
@@ -213,5 +217,133 @@ const char* kiln_op_name(kiln_op op) {
   return op >= 0 && op < KILN_OP_COUNT ? kiln::kOpInfo[op].name : nullptr;
 }
 int kiln_op_arity(kiln_op op) { return op >= 0 && op < KILN_OP_COUNT ? kiln::kOpInfo[op].arity : 0; }
+
+}  // extern "C"
+
+namespace {
+
+std::vector<std::string> paths_from(size_t n, const char* const* paths, const char* what) {
+  require(n == 0 || paths, std::string(what) + ": paths is NULL");
+  std::vector<std::string> out;
+  out.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    require(paths[i], std::string(what) + ": paths[" + std::to_string(i) + "] is NULL");
+    out.emplace_back(paths[i]);
+  }
+  return out;
+}
+
+std::vector<kiln::Array> arrays_from(size_t n, kiln_array* const* arrays, const char* what) {
+  require(n == 0 || arrays, std::string(what) + ": arrays is NULL");
+  std::vector<kiln::Array> out;
+  out.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    require(arrays[i], std::string(what) + ": arrays[" + std::to_string(i) + "] is NULL");
+    out.push_back(arrays[i]->array);
+  }
+  return out;
+}
+
+void require_flags(int flags, int allowed, const char* what) {
+  require((flags & ~allowed) == 0, std::string(what) + ": unknown flags " + std::to_string(flags & ~allowed));
+}
+
+}  // namespace
+
+extern "C" {
+
+kiln_status kiln_load_npy(const char* path, int flags, kiln_array** out) {
+  return guarded([&] {
+    require(path && out, "kiln_load_npy: path or out is NULL");
+    require_flags(flags, KILN_NPY_MMAP, "kiln_load_npy");
+    auto mode = flags & KILN_NPY_MMAP ? kiln::NpyLoad::Mmap : kiln::NpyLoad::Read;
+    *out = new_handle(kiln::load_npy(path, mode));
+  });
+}
+
+kiln_status kiln_load_npy_many(size_t n, const char* const* paths, kiln_array** outs) {
+  return guarded([&] {
+    require(n == 0 || outs, "kiln_load_npy_many: outs is NULL");
+    std::vector<kiln::Array> loaded = kiln::load_npy_many(paths_from(n, paths, "kiln_load_npy_many"));
+    std::vector<kiln_array*> handles;
+    handles.reserve(n);
+    try {
+      for (kiln::Array& a : loaded) handles.push_back(new_handle(std::move(a)));
+    } catch (...) {
+      for (kiln_array* h : handles) delete h;
+      throw;
+    }
+    for (size_t i = 0; i < n; ++i) outs[i] = handles[i];
+  });
+}
+
+kiln_status kiln_save_npy_flags(const char* path, const kiln_array* a, int flags) {
+  return guarded([&] {
+    require(path && a, "kiln_save_npy: path or array is NULL");
+    require_flags(flags, KILN_NPY_DURABLE, "kiln_save_npy");
+    kiln::save_npy(path, a->array, flags & KILN_NPY_DURABLE);
+  });
+}
+
+kiln_status kiln_save_npy(const char* path, const kiln_array* a) { return kiln_save_npy_flags(path, a, 0); }
+
+kiln_status kiln_save_npy_many(size_t n, const char* const* paths, kiln_array* const* arrays) {
+  return guarded([&] {
+    kiln::save_npy_many(paths_from(n, paths, "kiln_save_npy_many"), arrays_from(n, arrays, "kiln_save_npy_many"));
+  });
+}
+
+kiln_status kiln_save_npz(const char* path, size_t n, const char* const* names, kiln_array* const* arrays,
+                          int flags) {
+  return guarded([&] {
+    require(path, "kiln_save_npz: path is NULL");
+    require_flags(flags, KILN_NPZ_COMPRESS | KILN_NPY_DURABLE, "kiln_save_npz");
+    std::vector<std::string> keys = paths_from(n, names, "kiln_save_npz");
+    std::vector<kiln::Array> values = arrays_from(n, arrays, "kiln_save_npz");
+    std::vector<kiln::NpzMember> members;
+    for (size_t i = 0; i < n; ++i) members.push_back({keys[i], values[i]});
+    kiln::save_npz(path, members, flags & KILN_NPZ_COMPRESS, flags & KILN_NPY_DURABLE);
+  });
+}
+
+kiln_status kiln_load_npz(const char* path, size_t* n, char*** names, kiln_array*** arrays) {
+  return guarded([&] {
+    require(path && n && names && arrays, "kiln_load_npz: path, n, names or arrays is NULL");
+    std::vector<kiln::NpzMember> members = kiln::load_npz(path);
+    const size_t count = members.size();
+    // malloc'd lists (a C caller may hold them anywhere); filled fully before anything is set.
+    auto** name_list = static_cast<char**>(std::calloc(count + 1, sizeof(char*)));
+    auto** array_list = static_cast<kiln_array**>(std::calloc(count + 1, sizeof(kiln_array*)));
+    bool ok = name_list && array_list;
+    for (size_t i = 0; i < count && ok; ++i) {
+      name_list[i] = strdup(members[i].name.c_str());
+      ok = name_list[i] != nullptr;
+      if (ok) {
+        try {
+          array_list[i] = new_handle(std::move(members[i].array));
+        } catch (...) {
+          ok = false;
+        }
+      }
+    }
+    if (!ok) {
+      if (name_list && array_list) kiln_npz_free(count, name_list, array_list);
+      else std::free(name_list), std::free(array_list);
+      throw std::bad_alloc();
+    }
+    *n = count;
+    *names = name_list;
+    *arrays = array_list;
+  });
+}
+
+void kiln_npz_free(size_t n, char** names, kiln_array** arrays) {
+  for (size_t i = 0; i < n; ++i) {
+    if (names) std::free(names[i]);
+    if (arrays && arrays[i]) kiln_array_release(arrays[i]);
+  }
+  std::free(names);
+  std::free(arrays);
+}
 
 }  // extern "C"

@@ -1,11 +1,15 @@
 // The `kiln` command: evaluate expressions over .npy files, show what kiln runs on, and
 // measure it (bench, demo live in benchmarks/bench.cpp).
 //
-//   kiln eval 'sqrt(a*a + b*b)' a=x.npy b=y.npy [-o r.npy] [--threads N]
+//   kiln eval 'sqrt(a*a + b*b)' a=x.npy b=y.npz:b [-o r.npy] [--threads N]
 //   kiln explain 'expr' a=f64[1000,300] b=f32[300]
-//   kiln info | kiln ops | kiln bench [--n N] [--reps R] [--json] [--suite ... [--plot FILE.svg]] | kiln demo [--n N]
+//   kiln info [FILE.npy|FILE.npz...] | kiln convert IN OUT [--dtype D] [--compress] | kiln ops | kiln bench [--n N] [--reps R] [--json] [--suite ... [--plot FILE.svg]] | kiln demo [--n N]
 //
 // Exit codes: 0 success, 1 evaluation or I/O error, 2 usage error.
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -13,6 +17,7 @@
 
 #include "kiln/kiln.hpp"
 #include "npy.hpp"
+#include "npz.hpp"
 
 namespace kiln::cli {
 int run_bench(int argc, char** argv);
@@ -23,10 +28,14 @@ namespace {
 
 const char* const kUsage =
     "usage: kiln <command> [...]\n"
-    "  eval EXPR NAME=FILE.npy... [-o OUT.npy] [--threads N]\n"
-    "        evaluate EXPR over .npy files; without -o, print the result\n"
+    "  eval EXPR NAME=FILE.npy... [-o OUT.npy|OUT.npz] [--threads N]\n"
+    "        evaluate EXPR over .npy files (mapped, not read) or .npz members (NAME=F.npz:KEY,\n"
+    "        or NAME=F.npz for its member NAME); without -o, print the result\n"
     "  explain EXPR NAME=DTYPE[SHAPE]...   show the fused plan, e.g. a=f64[1000,300]\n"
     "  info                                 version, SIMD instruction set, threads\n"
+    "  info FILE.npy|FILE.npz...            header, dtype, shape, order; min/max/mean, NaN count\n"
+    "  convert IN OUT [--dtype D] [--compress]\n"
+    "        between .npy and .npz (IN.npz:KEY picks a member), casting to D if given\n"
     "  ops                                  the op table, as Markdown\n"
     "  bench [--n N] [--reps R] [--threads 1,2,..] [--json] [--crossover]\n"
     "  bench --suite [--sizes 1e5,1e6,1e7,1e8] [--reps R] [--json] [--plot FILE.svg]\n"
@@ -71,6 +80,77 @@ void print_array(const kiln::Array& a) {
   std::printf("]\n");
 }
 
+// A progress bar on stderr for loads and saves that take a while, only on a terminal.
+class ProgressBar {
+ public:
+  explicit ProgressBar(std::string what) : what_(std::move(what)), start_(std::chrono::steady_clock::now()) {}
+  ~ProgressBar() {
+    if (shown_) std::fprintf(stderr, "\n");
+  }
+  kiln::IoProgress callback() {
+    if (!::isatty(STDERR_FILENO)) return {};
+    return [this](uint64_t done, uint64_t total) { show(done, total); };
+  }
+
+ private:
+  void show(uint64_t done, uint64_t total) {
+    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+    if (total < (uint64_t{64} << 20) || (secs < 0.25 && done < total)) return;
+    shown_ = true;
+    int width = 30, filled = static_cast<int>(width * static_cast<double>(done) / static_cast<double>(total));
+    std::fprintf(stderr, "\r%s [%s%s] %3d%%  %.0f MB  %.2f GB/s ", what_.c_str(), std::string(filled, '#').c_str(),
+                 std::string(width - filled, ' ').c_str(), static_cast<int>(100.0 * done / total), done / 1e6,
+                 done / 1e9 / std::max(secs, 1e-9));
+  }
+  std::string what_;
+  std::chrono::steady_clock::time_point start_;
+  bool shown_ = false;
+};
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// "F.npz:KEY" -> (F.npz, KEY); anything else -> (spec, "").
+std::pair<std::string, std::string> split_member(const std::string& spec) {
+  size_t colon = spec.rfind(':');
+  if (colon != std::string::npos && ends_with(spec.substr(0, colon), ".npz"))
+    return {spec.substr(0, colon), spec.substr(colon + 1)};
+  return {spec, ""};
+}
+
+kiln::Array npz_member(const std::string& path, const std::string& key) {
+  std::vector<kiln::NpzMember> members = kiln::load_npz(path);
+  std::string keys;
+  for (kiln::NpzMember& m : members) {
+    if (m.name == key || (key.empty() && members.size() == 1)) return m.array;
+    keys += (keys.empty() ? "" : ", ") + m.name;
+  }
+  throw kiln::Error(kiln::Status::IOError, path + ": " +
+                                               (key.empty() ? "holds " + std::to_string(members.size()) +
+                                                                  " arrays; name one as FILE.npz:KEY"
+                                                            : "no member '" + key + "'") +
+                                               " (members: " + keys + ")");
+}
+
+// An input file: .npy mapped (or read, with a progress bar), or an .npz member.
+kiln::Array load_input(const std::string& spec, const std::string& default_key, bool map) {
+  auto [path, key] = split_member(spec);
+  if (ends_with(path, ".npz")) return npz_member(path, key.empty() ? default_key : key);
+  if (map) return kiln::load_npy(path, kiln::NpyLoad::Mmap);
+  ProgressBar bar("load " + path);
+  return kiln::load_npy(path, kiln::NpyLoad::Read, bar.callback());
+}
+
+void save_output(const std::string& path, const kiln::Array& a, bool compress) {
+  if (ends_with(path, ".npz")) {
+    kiln::save_npz(path, {{"arr_0", a}}, compress);  // numpy.savez's name for a positional array
+    return;
+  }
+  ProgressBar bar("save " + path);
+  kiln::save_npy(path, a, false, bar.callback());
+}
+
 int cmd_eval(int argc, char** argv) {
   if (argc < 1) return usage_error("eval needs an expression");
   std::string expr = argv[0], out_path;
@@ -84,14 +164,96 @@ int cmd_eval(int argc, char** argv) {
       if (++i >= argc) return usage_error("--threads needs a number");
       kiln::set_num_threads(std::atoi(argv[i]));
     } else if (split_binding(arg, name, value)) {
-      inputs.emplace_back(name, kiln::load_npy(value));
+      inputs.emplace_back(name, load_input(value, name, /*map=*/true));
     } else {
       return usage_error("expected NAME=FILE.npy, got '" + arg + "'");
     }
   }
   kiln::Array r = kiln::eval(expr, inputs);
   if (out_path.empty()) print_array(r);
-  else kiln::save_npy(out_path, r);
+  else save_output(out_path, r, false);
+  return 0;
+}
+
+// min/max/mean (NaN ignored for min and max) and the NaN count, computed by kiln itself.
+void print_summary(const kiln::Array& a) {
+  if (a.size() == 0) {
+    std::printf("  summary: empty\n");
+    return;
+  }
+  kiln::Bindings in{{"a", a}};
+  auto scalar = [&](const std::string& expr) {
+    kiln::Array r = kiln::eval("float64(" + expr + ")", in);
+    return r.data_as<double>()[0];
+  };
+  bool is_float = a.dtype() == kiln::DType::Float32 || a.dtype() == kiln::DType::Float64;
+  double nans = is_float ? scalar("sum(isnan(a))") : 0;
+  std::string finite = nans > 0 ? "where(isnan(a), inf, a)" : "a", finite_hi = nans > 0 ? "where(isnan(a), -inf, a)" : "a";
+  if (nans == static_cast<double>(a.size())) {
+    std::printf("  summary: all %lld values are NaN\n", static_cast<long long>(a.size()));
+    return;
+  }
+  double mean = nans > 0 ? scalar("sum(where(isnan(a), 0, a))") / (static_cast<double>(a.size()) - nans)
+                         : scalar("mean(a)");
+  std::printf("  summary: min %.17g  max %.17g  mean %.17g  NaN %lld%s\n", scalar("min(" + finite + ")"),
+              scalar("max(" + finite_hi + ")"), mean, static_cast<long long>(nans),
+              nans > 0 ? " (min, max and mean of the others)" : "");
+}
+
+void print_array_info(const kiln::Array& a) {
+  std::printf("  dtype %s  shape %s  %lld elements, %lld bytes\n", kiln::dtype_name(a.dtype()),
+              kiln::shape_str(a.shape()).c_str(), static_cast<long long>(a.size()),
+              static_cast<long long>(a.size() * static_cast<int64_t>(a.itemsize())));
+  print_summary(a);
+}
+
+int cmd_info_files(int argc, char** argv) {
+  for (int i = 0; i < argc; ++i) {
+    std::string path = argv[i];
+    if (ends_with(path, ".npz")) {
+      std::vector<kiln::NpzMember> members = kiln::load_npz(path);
+      std::printf("%s: .npz archive, %zu members\n", path.c_str(), members.size());
+      for (const kiln::NpzMember& m : members) {
+        std::printf(" %s\n", m.name.c_str());
+        print_array_info(m.array);
+      }
+      continue;
+    }
+    kiln::NpyHeader h = kiln::read_npy_header(path);
+    std::printf("%s: .npy version %d.0, descr '%s' (%s), %s order, data at byte %llu of %llu\n", path.c_str(),
+                h.version, h.descr.c_str(),
+                h.descr[0] == '>' ? "big-endian" : h.descr[0] == '|' ? "no byte order" : "little-endian",
+                h.fortran ? "Fortran" : "C", static_cast<unsigned long long>(h.data_offset),
+                static_cast<unsigned long long>(h.file_size));
+    print_array_info(kiln::load_npy(path, kiln::NpyLoad::Mmap));
+  }
+  return 0;
+}
+
+int cmd_convert(int argc, char** argv) {
+  std::string in, out, dtype;
+  bool compress = false;
+  for (int i = 0; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--dtype") {
+      if (++i >= argc) return usage_error("--dtype needs a dtype name");
+      dtype = argv[i];
+    } else if (arg == "--compress") {
+      compress = true;
+    } else if (in.empty()) {
+      in = arg;
+    } else if (out.empty()) {
+      out = arg;
+    } else {
+      return usage_error("convert takes one input and one output, got '" + arg + "'");
+    }
+  }
+  if (out.empty()) return usage_error("convert needs IN and OUT");
+  kiln::DType d;
+  if (!dtype.empty() && !kiln::dtype_from_name(dtype, d)) return usage_error("unknown dtype '" + dtype + "'");
+  kiln::Array a = load_input(in, "", /*map=*/true);
+  if (!dtype.empty()) a = kiln::eval(dtype + "(a)", {{"a", a}});
+  save_output(out, a, compress);
   return 0;
 }
 
@@ -171,7 +333,8 @@ int main(int argc, char** argv) {
     if (const char* t = std::getenv("KILN_NUM_THREADS")) kiln::set_num_threads(std::atoi(t));
     if (cmd == "eval") return cmd_eval(argc - 2, argv + 2);
     if (cmd == "explain") return cmd_explain(argc - 2, argv + 2);
-    if (cmd == "info") return cmd_info();
+    if (cmd == "info") return argc > 2 ? cmd_info_files(argc - 2, argv + 2) : cmd_info();
+    if (cmd == "convert") return cmd_convert(argc - 2, argv + 2);
     if (cmd == "ops") return cmd_ops();
     if (cmd == "bench") return kiln::cli::run_bench(argc - 2, argv + 2);
     if (cmd == "demo") return kiln::cli::run_demo(argc - 2, argv + 2);

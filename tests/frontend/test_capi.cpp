@@ -4,10 +4,13 @@
 // error slot is per thread; and many threads may evaluate at once.
 #include <catch2/catch.hpp>
 
+#include <unistd.h>
+
 #include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <filesystem>
 #include <limits>
 #include <memory>
 #include <set>
@@ -794,4 +797,83 @@ TEST_CASE("kiln_eval_many: a program's results in one plan", "[capi][program]") 
   REQUIRE(kiln_eval("t = a * 2; min(t)", 2, names, arrays, nullptr, &last) == KILN_OK);
   Handle hl(last);
   CHECK(values_of<double>(last) == std::vector<double>{2});
+}
+
+TEST_CASE(".npy and .npz through the C ABI: loads, mapped loads, many at once, archives, and misuse", "[capi][npy]") {
+  char tmpl[] = "/tmp/kiln_capi_npy_XXXXXX";
+  REQUIRE(::mkdtemp(tmpl) != nullptr);
+  const std::string dir = tmpl;
+  std::vector<double> xs = {1.5, -2.25, 3.0, 0.0, -0.5, 8.0};
+  Handle x = wrap(xs, {2, 3});
+  std::vector<int32_t> is = {7, -9, 11};
+  Handle i = wrap(is);
+  const std::string px = dir + "/x.npy", pi = dir + "/i.npy";
+  REQUIRE(kiln_save_npy(px.c_str(), x.get()) == KILN_OK);
+  REQUIRE(kiln_save_npy_flags(pi.c_str(), i.get(), KILN_NPY_DURABLE) == KILN_OK);
+  for (int flags : {0, KILN_NPY_MMAP}) {
+    kiln_array* raw = nullptr;
+    REQUIRE(kiln_load_npy(px.c_str(), flags, &raw) == KILN_OK);
+    Handle back(raw);
+    CHECK(kiln_array_dtype(raw) == KILN_FLOAT64);
+    REQUIRE(kiln_array_ndim(raw) == 2);
+    CHECK(kiln_array_shape(raw)[1] == 3);
+    CHECK(std::memcmp(kiln_array_data(raw), xs.data(), sizeof(double) * xs.size()) == 0);
+  }
+  const char* paths[] = {px.c_str(), pi.c_str()};
+  kiln_array* outs[2] = {nullptr, nullptr};
+  REQUIRE(kiln_load_npy_many(2, paths, outs) == KILN_OK);
+  Handle o0(outs[0]), o1(outs[1]);
+  CHECK(kiln_array_dtype(outs[1]) == KILN_INT32);
+  CHECK(static_cast<int32_t*>(kiln_array_data(outs[1]))[1] == -9);
+  const std::string missing = dir + "/missing.npy";
+  const char* bad_paths[] = {px.c_str(), missing.c_str()};
+  kiln_array* untouched[2] = {nullptr, nullptr};
+  CHECK(kiln_load_npy_many(2, bad_paths, untouched) == KILN_ERROR_IO);
+  CHECK_THAT(kiln_last_error(), Contains("missing.npy: No such file or directory"));
+  CHECK(untouched[0] == nullptr);
+  CHECK(untouched[1] == nullptr);
+  const std::string c0 = dir + "/c0.npy", c1 = dir + "/c1.npy";
+  const char* copies[] = {c0.c_str(), c1.c_str()};
+  kiln_array* arrays[] = {x.get(), i.get()};
+  REQUIRE(kiln_save_npy_many(2, copies, arrays) == KILN_OK);
+  kiln_array* c1_back = nullptr;
+  REQUIRE(kiln_load_npy(c1.c_str(), 0, &c1_back) == KILN_OK);
+  Handle c1h(c1_back);
+  CHECK(kiln_array_size(c1_back) == 3);
+
+  // Archives: names and arrays come back in order, released with kiln_npz_free.
+  const std::string pz = dir + "/both.npz";
+  const char* names[] = {"x", "i"};
+  for (int flags : {0, KILN_NPZ_COMPRESS}) {
+    REQUIRE(kiln_save_npz(pz.c_str(), 2, names, arrays, flags) == KILN_OK);
+    size_t n = 0;
+    char** got_names = nullptr;
+    kiln_array** got = nullptr;
+    REQUIRE(kiln_load_npz(pz.c_str(), &n, &got_names, &got) == KILN_OK);
+    REQUIRE(n == 2);
+    CHECK(std::string(got_names[0]) == "x");
+    CHECK(std::string(got_names[1]) == "i");
+    CHECK(std::memcmp(kiln_array_data(got[0]), xs.data(), sizeof(double) * xs.size()) == 0);
+    kiln_npz_free(n, got_names, got);
+  }
+
+  // Misuse: NULLs, unknown flags, a file that is not .npy; out-parameters untouched.
+  kiln_array* none = nullptr;
+  CHECK(kiln_load_npy(nullptr, 0, &none) == KILN_ERROR_BAD_ARGUMENT);
+  CHECK(kiln_load_npy(px.c_str(), 8, &none) == KILN_ERROR_BAD_ARGUMENT);
+  CHECK_THAT(kiln_last_error(), Contains("unknown flags 8"));
+  CHECK(kiln_save_npy(px.c_str(), nullptr) == KILN_ERROR_BAD_ARGUMENT);
+  CHECK(kiln_save_npy_flags(px.c_str(), x.get(), KILN_NPY_MMAP) == KILN_ERROR_BAD_ARGUMENT);
+  CHECK(kiln_load_npy(pz.c_str(), 0, &none) == KILN_ERROR_IO);
+  CHECK_THAT(kiln_last_error(), Contains("both.npz: not a .npy file"));
+  CHECK(none == nullptr);
+  size_t n = 99;
+  char** nn = nullptr;
+  kiln_array** na = nullptr;
+  CHECK(kiln_load_npz(px.c_str(), &n, &nn, &na) == KILN_ERROR_IO);
+  CHECK(n == 99);
+  CHECK(nn == nullptr);
+  const char* dup[] = {"x", "x"};
+  CHECK(kiln_save_npz(pz.c_str(), 2, dup, arrays, 0) == KILN_ERROR_BAD_ARGUMENT);
+  std::filesystem::remove_all(dir);
 }

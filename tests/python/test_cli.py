@@ -113,3 +113,70 @@ def test_bench_suite_runs_its_json_parses_and_it_plots(tmp_path):
     assert res.returncode != 0 and "dir.svg" in res.stderr
     # kiln and the hand-written loop compute the same thing (loose: the loop uses -ffast-math).
     assert all(r["max_rel_diff_vs_hand"] < 1e-4 for r in data["rows"] if r["hand_s"] > 0), data["rows"]
+
+
+# ---- .npy/.npz through the CLI: info, convert, eval over archive members, output to .npz.
+
+
+def test_eval_reads_npz_members_and_writes_npz(tmp_path):
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((50, 20))
+    y = rng.standard_normal(20).astype(np.float32)
+    arch = str(tmp_path / "in.npz")
+    np.savez_compressed(arch, x=x, y=y)
+    out = str(tmp_path / "r.npz")
+    res = run("eval", "x * y + 1", f"x={arch}", f"y={arch}:y", "-o", out)
+    assert res.returncode == 0, res.stderr
+    with np.load(out) as f:
+        assert list(f.keys()) == ["arr_0"]
+        np.testing.assert_array_equal(f["arr_0"], x * y + 1)
+    res = run("eval", "x", f"x={arch}:nope")
+    assert res.returncode == 1
+    assert "no member 'nope'" in res.stderr and "members: x, y" in res.stderr
+
+
+def test_info_shows_header_and_summary(tmp_path):
+    a = np.array([[1.5, np.nan, -2.0], [4.0, 0.5, np.nan]], dtype=">f8")
+    path = str(tmp_path / "a.npy")
+    np.save(path, np.asfortranarray(a))
+    res = run("info", path)
+    assert res.returncode == 0, res.stderr
+    assert "descr '>f8' (big-endian), Fortran order" in res.stdout
+    assert "dtype float64  shape (2, 3)  6 elements, 48 bytes" in res.stdout
+    assert "min -2  max 4  mean 1  NaN 2" in res.stdout
+    arch = str(tmp_path / "b.npz")
+    np.savez(arch, first=np.arange(5, dtype=np.int32), second=np.zeros((0, 3)))
+    res = run("info", arch)
+    assert res.returncode == 0, res.stderr
+    assert "2 members" in res.stdout
+    assert "min 0  max 4  mean 2  NaN 0" in res.stdout
+    assert "summary: empty" in res.stdout
+    res = run("info", str(tmp_path / "missing.npy"))
+    assert res.returncode == 1 and "missing.npy: No such file or directory" in res.stderr
+
+
+@pytest.mark.parametrize("dtype", [None, "float32", "int64"])
+def test_convert_between_npy_and_npz(tmp_path, dtype):
+    a = np.linspace(-3, 3, 101).reshape(1, 101).T  # a Fortran-like view when saved
+    src = str(tmp_path / "a.npy")
+    np.save(src, a)
+    extra = ["--dtype", dtype] if dtype else []
+    want = a.astype(dtype) if dtype else a
+    npz = str(tmp_path / "a.npz")
+    assert run("convert", src, npz, "--compress", *extra).returncode == 0
+    with np.load(npz) as f:
+        got = f["arr_0"]
+    assert got.dtype == want.dtype
+    np.testing.assert_array_equal(got, want)
+    back = str(tmp_path / "back.npy")
+    res = run("convert", npz + ":arr_0", back)
+    assert res.returncode == 0, res.stderr
+    np.testing.assert_array_equal(np.load(back), want)
+
+
+def test_convert_refuses_unknown_dtype_and_leaves_no_output(tmp_path):
+    src = str(tmp_path / "a.npy")
+    np.save(src, np.arange(3.0))
+    res = run("convert", src, str(tmp_path / "b.npy"), "--dtype", "complex128")
+    assert res.returncode == 2 and "unknown dtype 'complex128'" in res.stderr
+    assert sorted(os.listdir(tmp_path)) == ["a.npy"]
