@@ -106,6 +106,8 @@ double get_max_abs(const Array& x) {
   return m.data_as<double>()[0];
 }
 
+}  // namespace
+
 int64_t arg_int(int argc, char** argv, const char* flag, int64_t fallback) {
   for (int i = 0; i + 1 < argc; ++i)
     if (std::string(argv[i]) == flag) return std::atoll(argv[i + 1]);
@@ -117,8 +119,6 @@ bool has_flag(int argc, char** argv, const char* flag) {
     if (std::string(argv[i]) == flag) return true;
   return false;
 }
-
-}  // namespace
 
 std::vector<Stats> measure_interleaved(int reps, const std::vector<std::function<void()>>& fs) {
   for (const auto& f : fs) f();  // warm-up
@@ -231,6 +231,7 @@ int run_suite(int argc, char** argv);  // suite.cpp
 
 int run_bench(int argc, char** argv) {
   if (has_flag(argc, argv, "--suite")) return run_suite(argc, argv);
+  if (has_flag(argc, argv, "--io")) return run_io_bench(argc, argv);
   int64_t n = arg_int(argc, argv, "--n", 10000000);
   int reps = static_cast<int>(std::max<int64_t>(arg_int(argc, argv, "--reps", 5), 1));
   bool json = has_flag(argc, argv, "--json");

@@ -21,6 +21,13 @@ struct Stats {
 // neighbour or the kernel merging pages into huge pages affects them all alike.
 std::vector<Stats> measure_interleaved(int reps, const std::vector<std::function<void()>>& fs);
 
+// Command-line helpers: the integer after `flag` (or fallback), whether `flag` is given.
+int64_t arg_int(int argc, char** argv, const char* flag, int64_t fallback);
+bool has_flag(int argc, char** argv, const char* flag);
+
+// `kiln bench --io` (io.cpp).
+int run_io_bench(int argc, char** argv);
+
 // NumPy's way: every operator a separate pass with a freshly allocated full-size result.
 Array eval_unfused(const std::string& expr, const Bindings& inputs);
 
