@@ -19,46 +19,15 @@
 #include <string>
 #include <vector>
 
+#include "io_helpers.hpp"
 #include "npy.hpp"
 #include "runtime.hpp"
 
 using namespace kiln;
+using namespace kiln::test_io;
 namespace fs = std::filesystem;
 
 namespace {
-
-// A fresh directory under /tmp, removed with everything in it.
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char tmpl[] = "/tmp/kiln_npy_XXXXXX";
-    REQUIRE(::mkdtemp(tmpl) != nullptr);
-    path = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string operator/(const std::string& name) const { return path + "/" + name; }
-  std::vector<std::string> entries() const {
-    std::vector<std::string> out;
-    for (const auto& e : fs::directory_iterator(path)) out.push_back(e.path().filename().string());
-    return out;
-  }
-};
-
-void write_bytes(const std::string& path, const std::string& bytes) {
-  std::ofstream f(path, std::ios::binary);
-  f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  REQUIRE(f.good());
-}
-
-std::string read_bytes(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
 
 // A .npy image with a header dict given verbatim (plus the final '\n').
 std::string npy_image(int major, const std::string& dict, const std::string& data, int minor = 0) {
@@ -93,39 +62,6 @@ template <class T> T at(const Array& a, std::initializer_list<int64_t> idx) {
   return v;
 }
 
-// Every element's bytes in C order, for comparing arrays of any layout.
-std::vector<std::string> elements(const Array& a) {
-  std::vector<std::string> out;
-  int64_t n = a.size();
-  std::vector<int64_t> idx(a.shape().size(), 0);
-  for (int64_t k = 0; k < n; ++k) {
-    const char* p = a.data();
-    for (size_t d = 0; d < idx.size(); ++d) p += idx[d] * a.strides()[d];
-    out.emplace_back(p, a.itemsize());
-    for (size_t d = idx.size(); d-- > 0;) {
-      if (++idx[d] < a.shape()[d]) break;
-      idx[d] = 0;
-    }
-  }
-  return out;
-}
-
-// Distinct, sign-mixed values so a swapped or misplaced element shows.
-Array filled(DType t, const Shape& shape) {
-  Array a = Array::empty(t, shape);
-  for (int64_t i = 0; i < a.size(); ++i) {
-    char* p = a.data() + i * static_cast<int64_t>(a.itemsize());
-    switch (t) {
-      case DType::Bool: *reinterpret_cast<bool*>(p) = i % 3 == 0; break;
-      case DType::Int32: { int32_t v = static_cast<int32_t>(i * 7919 - 100000); std::memcpy(p, &v, 4); break; }
-      case DType::Int64: { int64_t v = (i - 3) * 1000000007LL * 1000; std::memcpy(p, &v, 8); break; }
-      case DType::Float32: { float v = static_cast<float>(i) * 0.5f - 1.25f; std::memcpy(p, &v, 4); break; }
-      case DType::Float64: { double v = static_cast<double>(i) / 3.0 - 2.0; std::memcpy(p, &v, 8); break; }
-    }
-  }
-  return a;
-}
-
 // The status and message parse_npy ends with; Ok if it accepted the bytes.
 std::pair<Status, std::string> outcome(const std::string& bytes) {
   try {
@@ -138,17 +74,6 @@ std::pair<Status, std::string> outcome(const std::string& bytes) {
 
 Array parse(const std::string& bytes) { return parse_npy(bytes.data(), bytes.size(), "x.npy"); }
 
-bool has_tmp_leftovers(const TempDir& dir) {
-  for (const std::string& name : dir.entries())
-    if (name.find(".tmp.") != std::string::npos) return true;
-  return false;
-}
-
-bool python_has_numpy() {
-  return std::system("/usr/bin/python3 -c 'import numpy' >/dev/null 2>&1") == 0;
-}
-
-const DType kAllDTypes[] = {DType::Bool, DType::Int32, DType::Int64, DType::Float32, DType::Float64};
 
 }  // namespace
 
@@ -605,13 +530,6 @@ np.save(d + "empty.npy", np.zeros((0, 4), dtype=np.int32))
 // a save killed halfway.
 
 namespace {
-
-// Same dtype, shape and elements in C order, for arrays of any layout and size.
-bool same(const Array& a, const Array& b) {
-  if (a.dtype() != b.dtype() || a.shape() != b.shape()) return false;
-  Array ca = a.copy(), cb = b.copy();
-  return std::memcmp(ca.data(), cb.data(), static_cast<size_t>(ca.size()) * ca.itemsize()) == 0;
-}
 
 // Big enough for several 8 MiB pieces, with a short last one.
 constexpr int64_t kBigRows = 3 * 1024 + 7, kBigCols = 1031;

@@ -21,95 +21,20 @@
 #include <vector>
 
 #include "npy.hpp"
+#include "io_helpers.hpp"
 #include "npz.hpp"
 
 using namespace kiln;
+using namespace kiln::test_io;
 namespace fs = std::filesystem;
 
 namespace {
-
-// A fresh directory under /tmp, removed with everything in it.
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char tmpl[] = "/tmp/kiln_npz_XXXXXX";
-    REQUIRE(::mkdtemp(tmpl) != nullptr);
-    path = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::permissions(path, fs::perms::owner_all, fs::perm_options::add, ec);
-    fs::remove_all(path, ec);
-  }
-  std::string operator/(const std::string& name) const { return path + "/" + name; }
-  std::vector<std::string> entries() const {
-    std::vector<std::string> out;
-    for (const auto& e : fs::directory_iterator(path)) out.push_back(e.path().filename().string());
-    std::sort(out.begin(), out.end());
-    return out;
-  }
-};
-
-void write_bytes(const std::string& path, const std::string& bytes) {
-  std::ofstream f(path, std::ios::binary);
-  f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  REQUIRE(f.good());
-}
-
-std::string read_bytes(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
-bool python_has_numpy() {
-  return std::system("/usr/bin/python3 -c 'import numpy' >/dev/null 2>&1") == 0;
-}
 
 // Runs a Python script with the folder as its argument; true when it exits 0.
 bool run_python(const TempDir& dir, const std::string& script) {
   write_bytes(dir / "script.py", script);
   std::string cmd = "/usr/bin/python3 " + dir / "script.py" + " " + dir.path;
   return std::system(cmd.c_str()) == 0;
-}
-
-// Every element's bytes in C order, for comparing arrays of any layout.
-std::vector<std::string> elements(const Array& a) {
-  std::vector<std::string> out;
-  int64_t n = a.size();
-  std::vector<int64_t> idx(a.shape().size(), 0);
-  for (int64_t k = 0; k < n; ++k) {
-    const char* p = a.data();
-    for (size_t d = 0; d < idx.size(); ++d) p += idx[d] * a.strides()[d];
-    out.emplace_back(p, a.itemsize());
-    for (size_t d = idx.size(); d-- > 0;) {
-      if (++idx[d] < a.shape()[d]) break;
-      idx[d] = 0;
-    }
-  }
-  return out;
-}
-
-bool same(const Array& a, const Array& b) {
-  return a.dtype() == b.dtype() && a.shape() == b.shape() && elements(a) == elements(b);
-}
-
-// Distinct, sign-mixed values so a swapped or misplaced element shows (the same formula
-// as base() in the Python scripts below).
-Array filled(DType t, const Shape& shape) {
-  Array a = Array::empty(t, shape);
-  for (int64_t i = 0; i < a.size(); ++i) {
-    char* p = a.data() + i * static_cast<int64_t>(a.itemsize());
-    switch (t) {
-      case DType::Bool: *reinterpret_cast<bool*>(p) = i % 3 == 0; break;
-      case DType::Int32: { int32_t v = static_cast<int32_t>(i * 7919 - 100000); std::memcpy(p, &v, 4); break; }
-      case DType::Int64: { int64_t v = (i - 3) * 1000000007LL * 1000; std::memcpy(p, &v, 8); break; }
-      case DType::Float32: { float v = static_cast<float>(i) * 0.5f - 1.25f; std::memcpy(p, &v, 4); break; }
-      case DType::Float64: { double v = static_cast<double>(i) / 3.0 - 2.0; std::memcpy(p, &v, 8); break; }
-    }
-  }
-  return a;
 }
 
 const char* kPythonBase = R"PY(
@@ -126,14 +51,7 @@ def base(dt, shape):
     return v.reshape(shape)
 )PY";
 
-const DType kAllDTypes[] = {DType::Bool, DType::Int32, DType::Int64, DType::Float32, DType::Float64};
 const char* kCodes[] = {"b1", "i4", "i8", "f4", "f8"};
-
-bool has_tmp_leftovers(const TempDir& dir) {
-  for (const std::string& name : dir.entries())
-    if (name.find(".tmp.") != std::string::npos) return true;
-  return false;
-}
 
 // ---- building archives byte by byte, so each field can be made to lie
 
