@@ -180,3 +180,29 @@ def test_convert_refuses_unknown_dtype_and_leaves_no_output(tmp_path):
     res = run("convert", src, str(tmp_path / "b.npy"), "--dtype", "complex128")
     assert res.returncode == 2 and "unknown dtype 'complex128'" in res.stderr
     assert sorted(os.listdir(tmp_path)) == ["a.npy"]
+
+
+def test_long_saves_show_a_progress_bar_on_a_terminal_only(tmp_path):
+    import pty
+
+    src = str(tmp_path / "big.npy")
+    np.save(src, np.zeros(9_000_000))  # 72 MB: above the bar's 64 MB threshold
+    out = str(tmp_path / "copy.npy")
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execv(KILN, [KILN, "convert", src, out])
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert b"save " + out.encode() in seen and b"100%" in seen
+    np.testing.assert_array_equal(np.load(out), np.zeros(9_000_000))
+    res = run("convert", src, out)  # not a terminal: nothing on stderr
+    assert res.returncode == 0 and res.stderr == ""
