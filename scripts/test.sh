@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds and runs every test on a fresh Debian 12 machine: installs what is missing,
 # then (1) a release build and its tests, (2) an address+undefined sanitizer build and
-# its tests, (3) short fuzz runs of the parser and the .npy reader (clang's libFuzzer).
+# its tests, (3) short fuzz runs of the parser, the .npy reader and the .npz reader
+# (clang's libFuzzer).
 # Ends with one line "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -38,7 +39,7 @@ else
   tail -50 build-asan/ninja.log; failed=$((failed + 1))
 fi
 
-echo "== fuzzing (parser, .npy reader)"
+echo "== fuzzing (parser, .npy reader, .npz reader)"
 if bash scripts/fuzz.sh 30; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
 
 echo "$passed passed, $failed failed"
