@@ -3,7 +3,8 @@
 //
 //   kiln eval 'sqrt(a*a + b*b)' a=x.npy b=y.npz:b [-o r.npy] [--threads N]
 //   kiln explain 'expr' a=f64[1000,300] b=f32[300]
-//   kiln info [FILE.npy|FILE.npz...] | kiln convert IN OUT [--dtype D] [--compress] | kiln ops | kiln bench [--n N] [--reps R] [--json] [--suite ... [--plot FILE.svg]] | kiln demo [--n N]
+//   kiln info [FILE.npy|FILE.npz...] | kiln convert IN OUT [--dtype D] [--compress] | kiln ops
+//   kiln bench [--n N] [--reps R] [--json] [--suite ... [--plot FILE.svg]] [--io ...] | kiln demo [--n N]
 //
 // Exit codes: 0 success, 1 evaluation or I/O error, 2 usage error.
 #include <unistd.h>
@@ -40,6 +41,8 @@ const char* const kUsage =
     "  bench [--n N] [--reps R] [--threads 1,2,..] [--json] [--crossover]\n"
     "  bench --suite [--sizes 1e5,1e6,1e7,1e8] [--reps R] [--json] [--plot FILE.svg]\n"
     "                                       fused vs unfused vs memory bandwidth\n"
+    "  bench --io [--mb 800] [--files 1000] [--kb 8] [--dir D] [--numpy benchmarks/io_numpy.py]\n"
+    "                                       .npy save/load/mmap vs NumPy and raw reads\n"
     "  demo [--n N]                         example expressions over generated .npy files\n";
 
 int usage_error(const std::string& message) {
