@@ -109,9 +109,9 @@ void gather_run(char* dst, const char* src, int64_t run, int64_t stride) {
     std::fill(d, d + run, v);
   } else if (stride == static_cast<int64_t>(2 * sizeof(T))) {
     // Every other item (a[::2], the real parts of pairs): a known stride the compiler
-    // turns into shuffles, where a variable one costs a load and a store per item.
-    const T* s = reinterpret_cast<const T*>(src);
-    for (int64_t i = 0; i < run; ++i) d[i] = s[2 * i];
+    // turns into shuffles, where a variable one costs a load and a store per item
+    // (memcpy, since wrapped user memory may be misaligned for T).
+    for (int64_t i = 0; i < run; ++i) std::memcpy(d + i, src + 2 * i * sizeof(T), sizeof(T));
   } else {
     for (int64_t i = 0; i < run; ++i) std::memcpy(d + i, src + i * stride, sizeof(T));
   }
@@ -439,7 +439,7 @@ void run_row_chunks(const Block& b, const Loop& loop, uint64_t stamp, int64_t ch
     head = 0;
     if (num_outs == 0 || loop.outs[0].strides[nd - 1] != static_cast<int64_t>(loop.outs[0].item)) return;
     const auto at = reinterpret_cast<uintptr_t>(loop.outs[0].base + row_offset[num_reads]);
-    if (at % loop.outs[0].item == 0) head = std::min<int64_t>(inner, (64 - at % 64) % 64 / loop.outs[0].item);
+    if (at % loop.outs[0].item == 0) head = std::min<int64_t>({inner, chunk, static_cast<int64_t>((64 - at % 64) % 64 / loop.outs[0].item)});
   };
   set_offsets();
   fill_row();
@@ -505,7 +505,8 @@ void run_fused(const Block& b, int64_t chunk, const Shape& shape, const std::vec
   // When every operand fits in the caches together, no input stream waits on memory and
   // the cost is per kernel call: 8 times the plan's chunk then runs 1.2-1.6x faster at
   // 10^5 elements (kiln bench --suite, 1 thread), while at 10^6 and beyond the plan's
-  // short chunk is faster. Element-wise results do not depend on the chunk.
+  // short chunk is faster. Element-wise results do not depend on where calls are cut
+  // (every element goes through the same batch function, tails included).
   uint64_t bytes = 0;
   for (const Operand& op : loop.inputs) bytes += op.mode == Operand::Splat ? 0 : op.item;
   for (const Operand& op : loop.outs) bytes += op.item;

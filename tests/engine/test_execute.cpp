@@ -464,3 +464,88 @@ template <class T> struct WhereCompareCheck {
 TEST_CASE("where over a float comparison runs as one instruction, NaN and all", "[execute][plan]") {
   on_every_isa<WhereCompareCheck>({5, 1000, 4099});
 }
+
+namespace {
+
+// A math function's result depends on its operand only, never on where a kernel call
+// begins or ends: a strided view (cut by rows), its contiguous copy (cut flat), a result
+// written at an odd offset (rows start unaligned), and sizes with or without the larger
+// cache-resident chunks all give the same bits.
+template <class T> struct LayoutCheck {
+  static void run(int64_t inner) {
+    const int64_t rows = 37;
+    Array wide = Array::empty(kiln::dtype_of<T>(), {rows, 2 * inner + 1});
+    std::mt19937_64 rng(static_cast<uint64_t>(inner));
+    std::uniform_real_distribution<double> u(-30, 30);
+    for (int64_t i = 0; i < wide.size(); ++i) wide.data_as<T>()[i] = static_cast<T>(u(rng));
+    wide.data_as<T>()[3] = std::numeric_limits<T>::denorm_min();  // batch_safe refuses these lanes
+    wide.data_as<T>()[5] = std::numeric_limits<T>::quiet_NaN();
+    Array strided = wide.slice(1, 0, 2 * inner, 2), copy = strided.copy();
+    for (const char* f : {"sin(x)", "cbrt(x)", "exp(x)", "tanh(x)", "log1p(abs(x))", "arctan(x) * x"}) {
+      INFO(f << " inner " << inner);
+      Array want = kiln::eval(f, {{"x", copy}});
+      Array got = kiln::eval(f, {{"x", strided}});
+      Array odd_base = Array::zeros(kiln::dtype_of<T>(), {rows, inner + 3});
+      Array odd = odd_base.slice(1, 1, inner + 1);  // every row one item past a line start
+      kiln::eval(f, {{"x", strided}}, odd);
+      Array flat = kiln::eval(f, {{"x", copy.reshape({rows * inner})}});  // one long row
+      Array prefix = kiln::eval(f, {{"x", copy.slice(0, 0, 1)}});        // a small, cache-resident call
+      REQUIRE(want.shape() == got.shape());
+      int64_t wrong = 0;
+      Array odd_c = odd.copy();
+      for (int64_t i = 0; i < want.size(); ++i) {
+        T w = want.data_as<T>()[i];
+        wrong += std::memcmp(&w, &got.data_as<T>()[i], sizeof(T)) != 0;
+        wrong += std::memcmp(&w, &odd_c.data_as<T>()[i], sizeof(T)) != 0;
+        wrong += std::memcmp(&w, &flat.data_as<T>()[i], sizeof(T)) != 0;
+        if (i < inner) wrong += std::memcmp(&w, &prefix.data_as<T>()[i], sizeof(T)) != 0;
+      }
+      CHECK(wrong == 0);
+    }
+  }
+};
+
+}  // namespace
+
+TEST_CASE("results do not depend on how a loop is cut: layouts, offsets, sizes", "[execute][plan]") {
+  on_every_isa<LayoutCheck>({5, 64, 100, 1001});
+}
+
+TEST_CASE("KILN_CHUNK below a row's aligning head piece still gives right results", "[execute]") {
+  // With 8-element chunks, a bool output row starting 8 bytes past a line wants a 56-element
+  // head; it must be cut to the chunk (the registers hold one chunk). 6.8 MB of operands:
+  // beyond the cache-resident size, so the chunk stays 8.
+  ::setenv("KILN_CHUNK", "8", 1);
+  Array a = random_f64({400, 2003}, 21).slice(1, 0, 2002, 2), b = random_f64({400, 1001}, 22);
+  Array out_base = Array::zeros(DType::Bool, {400, 1009});
+  Array out = out_base.slice(1, 8, 1009);
+  kiln::eval("(a * 3 + 1) > b + 0.25", {{"a", a}, {"b", b}}, out);  // an expression no other test plans
+  ::unsetenv("KILN_CHUNK");
+  Array oc = out.copy();
+  int64_t wrong = 0;
+  for (int64_t i = 0; i < 400; ++i)
+    for (int64_t j = 0; j < 1001; ++j)
+      wrong += oc.data_as<bool>()[i * 1001 + j] != (at(a, {i, j}) * 3 + 1 > at(b, {i, j}) + 0.25);
+  CHECK(wrong == 0);
+}
+
+TEST_CASE("wrapped memory misaligned for its dtype is read through strided gathers", "[execute]") {
+  // Byte offset 1: every float64 is misaligned; strides of two items take the stride-2
+  // gather, both cut by rows (50 x 300) and flat (one row of 15000).
+  std::vector<char> bytes(1 + 8 * 2 * 15000 + 64);
+  for (size_t i = 0; i < 2 * 15000; ++i) {
+    double v = 0.25 * static_cast<double>(i) - 7;
+    std::memcpy(bytes.data() + 1 + 8 * i, &v, 8);
+  }
+  for (const Shape& shape : {Shape{50, 300}, Shape{15000}}) {
+    Shape strides = shape.size() == 2 ? Shape{300 * 16, 16} : Shape{16};
+    Array a = Array::wrap(bytes.data() + 1, DType::Float64, shape, strides, {});
+    Array r = kiln::eval(a * 2.0 + a);
+    Array c = r.reshape({15000});
+    for (int64_t k = 0; k < 15000; ++k) {
+      double v = 0.25 * static_cast<double>(2 * k) - 7;
+      if (c.data_as<double>()[k] != v * 2.0 + v) FAIL("at " << k);
+    }
+    CHECK(c.data_as<double>()[14999] == (0.25 * 29998 - 7) * 3);
+  }
+}
