@@ -48,16 +48,11 @@ AtomicFile::~AtomicFile() {
   if (!tmp_.empty()) ::unlink(tmp_.c_str());
 }
 
-void AtomicFile::fail(int err) {
-  if (fd_ >= 0) ::close(fd_);
-  fd_ = -1;
-  if (!tmp_.empty()) ::unlink(tmp_.c_str());
-  tmp_.clear();
-  throw Error(Status::IOError, path_ + ": " + std::strerror(err));
-}
+// Only throws: several threads may be writing, so the descriptor and the temporary are
+// left to the destructor (which runs once they are done).
+void AtomicFile::fail(int err) const { throw Error(Status::IOError, path_ + ": " + std::strerror(err)); }
 
 void AtomicFile::reserve(uint64_t size) {
-  if (fd_ < 0) throw Error(Status::IOError, path_ + ": write after a failure");
   // fallocate finds a full disk now; where the file system cannot (it would not emulate
   // it by writing zeros, as posix_fallocate does), ftruncate.
   if (size == 0) return;
@@ -67,7 +62,6 @@ void AtomicFile::reserve(uint64_t size) {
 }
 
 void AtomicFile::pwrite(const void* data, size_t n, uint64_t offset) {
-  if (fd_ < 0) throw Error(Status::IOError, path_ + ": write after a failure");
   const char* p = static_cast<const char*>(data);
   while (n > 0) {
     ssize_t w = ::pwrite(fd_, p, n, static_cast<off_t>(offset));
@@ -85,7 +79,6 @@ void AtomicFile::write(const void* data, size_t n) {
 }
 
 void AtomicFile::commit() {
-  if (fd_ < 0) throw Error(Status::IOError, path_ + ": commit after a failure");
   if (durable_ && ::fsync(fd_) != 0) fail(errno);
   if (tmp_.empty()) {
     // Give the unnamed file a name next to `path` (link() cannot replace a file), then
@@ -99,24 +92,14 @@ void AtomicFile::commit() {
         err = ::linkat(fd_, "", AT_FDCWD, tmp_.c_str(), AT_EMPTY_PATH) == 0 ? 0 : errno;
     }
     if (err) {
-      tmp_.clear();
+      tmp_.clear();  // nothing was linked
       fail(err);
     }
   }
   int fd = fd_;
   fd_ = -1;
-  if (::close(fd) != 0) {
-    int err = errno;
-    ::unlink(tmp_.c_str());
-    tmp_.clear();
-    throw Error(Status::IOError, path_ + ": " + std::strerror(err));
-  }
-  if (::rename(tmp_.c_str(), path_.c_str()) != 0) {
-    int err = errno;
-    ::unlink(tmp_.c_str());
-    tmp_.clear();
-    throw Error(Status::IOError, path_ + ": " + std::strerror(err));
-  }
+  if (::close(fd) != 0) fail(errno);  // the destructor removes the temporary
+  if (::rename(tmp_.c_str(), path_.c_str()) != 0) fail(errno);
   tmp_.clear();
   if (!durable_) return;
   // Make the rename itself durable; the data is already safe, so this is best effort.

@@ -24,13 +24,15 @@ class AtomicFile {
   // full disk is found before the data is produced where the file system allows).
   void reserve(uint64_t size);
   void write(const void* data, size_t n);                  // appends at the current end
-  void pwrite(const void* data, size_t n, uint64_t offset);  // thread-safe, any offset
+  // Thread-safe, any offset. A failed write throws; the writer is then only to be
+  // destroyed (which removes the temporary).
+  void pwrite(const void* data, size_t n, uint64_t offset);
   void commit();
 
   const std::string& path() const { return path_; }
 
  private:
-  [[noreturn]] void fail(int err);
+  [[noreturn]] void fail(int err) const;
   std::string unused_name() const;
   std::string path_, tmp_;
   int fd_ = -1;

@@ -31,6 +31,10 @@ constexpr uint64_t kSmallFile = uint64_t{1} << 20;
 
 struct Fd {
   int fd;
+  explicit Fd(int f) : fd(f) {}
+  Fd(Fd&& o) noexcept : fd(o.fd) { o.fd = -1; }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
   ~Fd() {
     if (fd >= 0) ::close(fd);
   }
