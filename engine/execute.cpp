@@ -117,29 +117,37 @@ void gather_run(char* dst, const char* src, int64_t run, int64_t stride) {
   }
 }
 
-// n copies of one item of `size` bytes.
-void splat(char* dst, const void* value, size_t size, int64_t n) {
-  switch (size) {
-    case 1: gather_run<uint8_t>(dst, static_cast<const char*>(value), n, 0); break;
-    case 4: gather_run<uint32_t>(dst, static_cast<const char*>(value), n, 0); break;
-    default: gather_run<uint64_t>(dst, static_cast<const char*>(value), n, 0); break;
-  }
-}
-
 template <class T>
 void scatter_run(char* dst, const char* src, int64_t run, int64_t stride) {
   const T* s = reinterpret_cast<const T*>(src);
   for (int64_t i = 0; i < run; ++i) std::memcpy(dst + i * stride, s + i, sizeof(T));
 }
 
+// One run of `run` items of `item` bytes (1, 4 or 8), `stride` bytes apart in memory,
+// into (gather) or out of (scatter) a dense register.
+void gather_items(char* dst, const char* src, size_t item, int64_t run, int64_t stride) {
+  switch (item) {
+    case 1: gather_run<uint8_t>(dst, src, run, stride); break;
+    case 4: gather_run<uint32_t>(dst, src, run, stride); break;
+    default: gather_run<uint64_t>(dst, src, run, stride); break;
+  }
+}
+void scatter_items(char* dst, const char* src, size_t item, int64_t run, int64_t stride) {
+  switch (item) {
+    case 1: scatter_run<uint8_t>(dst, src, run, stride); break;
+    case 4: scatter_run<uint32_t>(dst, src, run, stride); break;
+    default: scatter_run<uint64_t>(dst, src, run, stride); break;
+  }
+}
+
+// n copies of one item of `size` bytes.
+void splat(char* dst, const void* value, size_t size, int64_t n) {
+  gather_items(dst, static_cast<const char*>(value), size, n, 0);
+}
+
 void gather(const Loop& loop, const Operand& op, char* dst, int64_t start, int64_t n) {
   walk(loop, op.strides, start, n, [&](int64_t offset, int64_t run, int64_t stride) {
-    const char* src = op.base + offset;
-    switch (op.item) {
-      case 1: gather_run<uint8_t>(dst, src, run, stride); break;
-      case 4: gather_run<uint32_t>(dst, src, run, stride); break;
-      default: gather_run<uint64_t>(dst, src, run, stride); break;
-    }
+    gather_items(dst, op.base + offset, op.item, run, stride);
     dst += run * op.item;
   });
 }
@@ -147,11 +155,7 @@ void gather(const Loop& loop, const Operand& op, char* dst, int64_t start, int64
 void scatter(const Loop& loop, const Operand& op, const char* src, int64_t start, int64_t n) {
   char* base = const_cast<char*>(op.base);
   walk(loop, op.strides, start, n, [&](int64_t offset, int64_t run, int64_t stride) {
-    switch (op.item) {
-      case 1: scatter_run<uint8_t>(base + offset, src, run, stride); break;
-      case 4: scatter_run<uint32_t>(base + offset, src, run, stride); break;
-      default: scatter_run<uint64_t>(base + offset, src, run, stride); break;
-    }
+    scatter_items(base + offset, src, op.item, run, stride);
     src += run * op.item;
   });
 }
@@ -327,38 +331,58 @@ Loop make_loop(const Shape& shape, const std::vector<Array>& ins, const std::vec
   return loop;
 }
 
+// The register table of an element-wise loop, on the caller's stack: one slot per
+// register (reads done in place leave theirs unused), then one per output, pointing into
+// this thread's workspace; constants filled once per thread and evaluation.
+struct LoopRegisters {
+  void* local[256];
+  std::vector<void*> big;
+  void** r;
+  void** out;
+  char* out_scratch;
+  size_t reg_bytes;
+
+  LoopRegisters(const Block& b, const Loop& loop, uint64_t stamp, int64_t chunk) {
+    reg_bytes = static_cast<size_t>(chunk) * 8;
+    const int num_regs = b.num_registers(), slots = num_regs + static_cast<int>(loop.outs.size());
+    Workspace& ws = thread_workspace();
+    size_t need = reg_bytes * static_cast<size_t>(slots);
+    if (need > ws.capacity()) ws.filled_for = 0;
+    char* mem = ws.get(need);
+    r = local;
+    if (slots > static_cast<int>(sizeof local / sizeof local[0])) {
+      big.resize(slots);
+      r = big.data();
+    }
+    for (int i = 0; i < num_regs; ++i) r[i] = mem + reg_bytes * i;
+    out = r + num_regs;
+    out_scratch = mem + reg_bytes * num_regs;
+    if (ws.filled_for != stamp) {
+      ws.filled_for = stamp;
+      fill_constants(b, loop, r, std::min(chunk, loop.total));
+    }
+  }
+
+  // Every instruction of the block over the current chunk of n elements.
+  void run(const Block& b, int64_t n) const {
+    const void* srcs[kMaxInstrSources];
+    for (const Instr& in : b.instrs) {
+      for (int s = 0; s < in.nsrc; ++s) srcs[s] = in.src[s] >= 0 ? r[in.src[s]] : out[Instr::out_index(in.src[s])];
+      in.fn(srcs, in.dst >= 0 ? r[in.dst] : out[Instr::out_index(in.dst)], n);
+    }
+  }
+};
+
 // Runs chunks [first, last) of a loop block on the calling thread. The element-wise path
 // keeps its register pointers in a local array and its chunk loop in one function: the
 // same work through ChunkRunner measured 1.2-1.8x slower on 2*a + 3*b*c - 1.5 (1 thread,
 // 4M elements), depending on where the process's memory happened to be laid out.
 void run_chunks(const Block& b, const Loop& loop, uint64_t stamp, int64_t chunk, int64_t first, int64_t last) {
-  const size_t reg_bytes = static_cast<size_t>(chunk) * 8;
   const int num_reads = static_cast<int>(b.reads.size());
-  const int num_regs = b.num_registers();
   const int num_outs = static_cast<int>(loop.outs.size());
-  // Workspace: one slot per register (reads done in place leave theirs unused), then one
-  // per output for scattering.
-  Workspace& ws = thread_workspace();
-  size_t need = reg_bytes * (num_regs + num_outs);
-  if (need > ws.capacity()) ws.filled_for = 0;
-  char* mem = ws.get(need);
-  void* regs[256];
-  std::vector<void*> big_regs;
-  void** r = regs;
-  if (num_regs + num_outs > static_cast<int>(sizeof regs / sizeof regs[0])) {
-    big_regs.resize(num_regs + num_outs);
-    r = big_regs.data();
-  }
-  for (int i = 0; i < num_regs; ++i) r[i] = mem + reg_bytes * i;
-  void** out = r + num_regs;
-  char* out_scratch = mem + reg_bytes * num_regs;
-
-  if (ws.filled_for != stamp) {
-    ws.filled_for = stamp;
-    fill_constants(b, loop, r, std::min(chunk, loop.total));
-  }
-
-  const void* srcs[kMaxInstrSources];
+  LoopRegisters regs(b, loop, stamp, chunk);
+  void** r = regs.r;
+  void** out = regs.out;
   for (int64_t c = first; c < last; ++c) {
     int64_t start = c * chunk;
     int64_t n = std::min(chunk, loop.total - start);
@@ -369,12 +393,10 @@ void run_chunks(const Block& b, const Loop& loop, uint64_t stamp, int64_t chunk,
     }
     for (int k = 0; k < num_outs; ++k) {
       const Operand& o = loop.outs[k];
-      out[k] = o.mode == Operand::InPlace ? const_cast<char*>(o.base) + start * o.item : out_scratch + reg_bytes * k;
+      out[k] = o.mode == Operand::InPlace ? const_cast<char*>(o.base) + start * o.item
+                                          : regs.out_scratch + regs.reg_bytes * k;
     }
-    for (const Instr& in : b.instrs) {
-      for (int s = 0; s < in.nsrc; ++s) srcs[s] = in.src[s] >= 0 ? r[in.src[s]] : out[Instr::out_index(in.src[s])];
-      in.fn(srcs, in.dst >= 0 ? r[in.dst] : out[Instr::out_index(in.dst)], n);
-    }
+    regs.run(b, n);
     for (int k = 0; k < num_outs; ++k)
       if (loop.outs[k].mode != Operand::InPlace) scatter(loop, loop.outs[k], static_cast<char*>(out[k]), start, n);
   }
@@ -391,22 +413,12 @@ int64_t row_pieces(int64_t inner, int64_t chunk) { return 1 + (inner + chunk - 1
 // broadcast along the inner dimension is filled once per row, and a strided one is
 // gathered as one run without walking its index.
 void run_row_chunks(const Block& b, const Loop& loop, uint64_t stamp, int64_t chunk, int64_t first, int64_t last) {
-  const size_t reg_bytes = static_cast<size_t>(chunk) * 8;
   const int nd = loop.nd, num_reads = static_cast<int>(b.reads.size());
-  const int num_regs = b.num_registers(), num_outs = static_cast<int>(loop.outs.size());
+  const int num_outs = static_cast<int>(loop.outs.size());
   const int64_t inner = loop.shape[nd - 1], per_row = row_pieces(inner, chunk);
-  Workspace& ws = thread_workspace();
-  size_t need = reg_bytes * (num_regs + num_outs);
-  if (need > ws.capacity()) ws.filled_for = 0;
-  char* mem = ws.get(need);
-  std::vector<void*> r(num_regs + num_outs);
-  for (int i = 0; i < num_regs; ++i) r[i] = mem + reg_bytes * i;
-  void** out = r.data() + num_regs;
-  char* out_scratch = mem + reg_bytes * num_regs;
-  if (ws.filled_for != stamp) {
-    ws.filled_for = stamp;
-    fill_constants(b, loop, r.data(), chunk);
-  }
+  LoopRegisters regs(b, loop, stamp, chunk);
+  void** r = regs.r;
+  void** out = regs.out;
   // Operands' byte offsets at the current row, kept by an odometer over the outer dims.
   const int nops = num_reads + num_outs;
   auto operand = [&](int k) -> const Operand& { return k < num_reads ? loop.inputs[k] : loop.outs[k - num_reads]; };
@@ -444,7 +456,6 @@ void run_row_chunks(const Block& b, const Loop& loop, uint64_t stamp, int64_t ch
   set_offsets();
   fill_row();
   set_head();
-  const void* srcs[kMaxInstrSources];
   for (int64_t c = first; c < last; ++c) {
     int64_t piece = c % per_row;
     if (piece == 0 && c != first) {
@@ -465,32 +476,21 @@ void run_row_chunks(const Block& b, const Loop& loop, uint64_t stamp, int64_t ch
         r[i] = const_cast<char*>(src);
         continue;
       }
-      switch (op.item) {
-        case 1: gather_run<uint8_t>(static_cast<char*>(r[i]), src, n, stride); break;
-        case 4: gather_run<uint32_t>(static_cast<char*>(r[i]), src, n, stride); break;
-        default: gather_run<uint64_t>(static_cast<char*>(r[i]), src, n, stride); break;
-      }
+      gather_items(static_cast<char*>(r[i]), src, op.item, n, stride);
     }
     for (int k = 0; k < num_outs; ++k) {
       const Operand& o = loop.outs[k];
       out[k] = o.strides[nd - 1] == static_cast<int64_t>(o.item)
                    ? const_cast<char*>(o.base) + row_offset[num_reads + k] + j * o.item
-                   : out_scratch + reg_bytes * k;
+                   : regs.out_scratch + regs.reg_bytes * k;
     }
-    for (const Instr& in : b.instrs) {
-      for (int s = 0; s < in.nsrc; ++s) srcs[s] = in.src[s] >= 0 ? r[in.src[s]] : out[Instr::out_index(in.src[s])];
-      in.fn(srcs, in.dst >= 0 ? r[in.dst] : out[Instr::out_index(in.dst)], n);
-    }
+    regs.run(b, n);
     for (int k = 0; k < num_outs; ++k) {
       const Operand& o = loop.outs[k];
       const int64_t stride = o.strides[nd - 1];
       if (stride == static_cast<int64_t>(o.item)) continue;
-      char* dst = const_cast<char*>(o.base) + row_offset[num_reads + k] + j * stride;
-      switch (o.item) {
-        case 1: scatter_run<uint8_t>(dst, static_cast<const char*>(out[k]), n, stride); break;
-        case 4: scatter_run<uint32_t>(dst, static_cast<const char*>(out[k]), n, stride); break;
-        default: scatter_run<uint64_t>(dst, static_cast<const char*>(out[k]), n, stride); break;
-      }
+      scatter_items(const_cast<char*>(o.base) + row_offset[num_reads + k] + j * stride,
+                    static_cast<const char*>(out[k]), o.item, n, stride);
     }
   }
 }
