@@ -269,11 +269,11 @@ NpyHeader parse_header(int major, std::string_view dict_text, size_t dict_offset
   return h;
 }
 
-Array allocate(const NpyHeader& h) {
-  Shape shape = h.shape;
-  if (h.fortran) shape.assign(h.shape.rbegin(), h.shape.rend());
-  return Array::empty(h.dtype, shape);
+Shape storage_shape(const NpyHeader& h) {
+  return h.fortran ? Shape(h.shape.rbegin(), h.shape.rend()) : h.shape;
 }
+
+Array allocate(const NpyHeader& h) { return Array::empty(h.dtype, storage_shape(h)); }
 
 void fix_up(char* p, size_t n, const NpyHeader& h) {
   if (h.swapped && itemsize(h.dtype) == 4) byteswap_all<uint32_t>(p, n);

@@ -146,9 +146,7 @@ Array map_data(const OpenFile& o, const NpyHeader& h, const std::string& path) {
     if (std::any_of(b, b + h.data_bytes, [](unsigned char c) { return c > 1; })) return {};
   }
   ::madvise(m, length, MADV_WILLNEED);
-  Shape shape = h.shape;
-  if (h.fortran) shape.assign(h.shape.rbegin(), h.shape.rend());
-  Array a = Array::wrap(data, h.dtype, shape, {}, [mapping] {});
+  Array a = Array::wrap(data, h.dtype, npy::storage_shape(h), {}, [mapping] {});
   return npy::view(a, h);
 }
 

@@ -24,8 +24,10 @@ size_t parse_preamble(const unsigned char* p, size_t avail, uint64_t file_size, 
 NpyHeader parse_header(int major, std::string_view dict_text, size_t dict_offset, uint64_t file_size,
                        const std::string& name);
 
-// The array to copy data into: C order, or for a Fortran-ordered file C order of the
-// reversed shape (the file's bytes in their order), which view() turns into a transpose.
+// The shape of the file's bytes read in their order: the header's, reversed for a
+// Fortran-ordered file (which view() then turns into a transpose).
+Shape storage_shape(const NpyHeader& h);
+// The array to copy data into: C order over storage_shape.
 Array allocate(const NpyHeader& h);
 // Byte order and bool canonicalisation (a stray byte 2 is not a valid C++ bool) of `n`
 // bytes of data, any piece of it that starts at an item boundary.
