@@ -13,6 +13,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -122,28 +123,36 @@ std::pair<std::string, std::string> split_member(const std::string& spec) {
   return {spec, ""};
 }
 
-kiln::Array npz_member(const std::string& path, const std::string& key) {
-  std::vector<kiln::NpzMember> members = kiln::load_npz(path);
-  std::string keys;
-  for (kiln::NpzMember& m : members) {
-    if (m.name == key || (key.empty() && members.size() == 1)) return m.array;
-    keys += (keys.empty() ? "" : ", ") + m.name;
+// The input files of one command: .npy files mapped (or read, with a progress bar), and
+// .npz members, each archive loaded once however many of its members are named.
+class InputFiles {
+ public:
+  kiln::Array get(const std::string& spec, const std::string& default_key, bool map) {
+    auto [path, key] = split_member(spec);
+    if (ends_with(path, ".npz")) return member(path, key.empty() ? default_key : key);
+    if (map) return kiln::load_npy(path, kiln::NpyLoad::Mmap);
+    ProgressBar bar("load " + path);
+    return kiln::load_npy(path, kiln::NpyLoad::Read, bar.callback());
   }
-  throw kiln::Error(kiln::Status::IOError, path + ": " +
-                                               (key.empty() ? "holds " + std::to_string(members.size()) +
-                                                                  " arrays; name one as FILE.npz:KEY"
-                                                            : "no member '" + key + "'") +
-                                               " (members: " + keys + ")");
-}
 
-// An input file: .npy mapped (or read, with a progress bar), or an .npz member.
-kiln::Array load_input(const std::string& spec, const std::string& default_key, bool map) {
-  auto [path, key] = split_member(spec);
-  if (ends_with(path, ".npz")) return npz_member(path, key.empty() ? default_key : key);
-  if (map) return kiln::load_npy(path, kiln::NpyLoad::Mmap);
-  ProgressBar bar("load " + path);
-  return kiln::load_npy(path, kiln::NpyLoad::Read, bar.callback());
-}
+ private:
+  kiln::Array member(const std::string& path, const std::string& key) {
+    auto it = archives_.find(path);
+    if (it == archives_.end()) it = archives_.emplace(path, kiln::load_npz(path)).first;
+    const std::vector<kiln::NpzMember>& members = it->second;
+    std::string keys;
+    for (const kiln::NpzMember& m : members) {
+      if (m.name == key || (key.empty() && members.size() == 1)) return m.array;
+      keys += (keys.empty() ? "" : ", ") + m.name;
+    }
+    throw kiln::Error(kiln::Status::IOError, path + ": " +
+                                                 (key.empty() ? "holds " + std::to_string(members.size()) +
+                                                                    " arrays; name one as FILE.npz:KEY"
+                                                              : "no member '" + key + "'") +
+                                                 " (members: " + keys + ")");
+  }
+  std::map<std::string, std::vector<kiln::NpzMember>> archives_;
+};
 
 void save_output(const std::string& path, const kiln::Array& a, bool compress) {
   if (ends_with(path, ".npz")) {
@@ -158,6 +167,7 @@ int cmd_eval(int argc, char** argv) {
   if (argc < 1) return usage_error("eval needs an expression");
   std::string expr = argv[0], out_path;
   kiln::Bindings inputs;
+  InputFiles files;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i], name, value;
     if (arg == "-o" || arg == "--out") {
@@ -167,7 +177,7 @@ int cmd_eval(int argc, char** argv) {
       if (++i >= argc) return usage_error("--threads needs a number");
       kiln::set_num_threads(std::atoi(argv[i]));
     } else if (split_binding(arg, name, value)) {
-      inputs.emplace_back(name, load_input(value, name, /*map=*/true));
+      inputs.emplace_back(name, files.get(value, name, /*map=*/true));
     } else {
       return usage_error("expected NAME=FILE.npy, got '" + arg + "'");
     }
@@ -184,23 +194,22 @@ void print_summary(const kiln::Array& a) {
     std::printf("  summary: empty\n");
     return;
   }
-  kiln::Bindings in{{"a", a}};
-  auto scalar = [&](const std::string& expr) {
-    kiln::Array r = kiln::eval("float64(" + expr + ")", in);
-    return r.data_as<double>()[0];
-  };
+  // One program, so every reduction shares one pass over the data.
   bool is_float = a.dtype() == kiln::DType::Float32 || a.dtype() == kiln::DType::Float64;
-  double nans = is_float ? scalar("sum(isnan(a))") : 0;
-  std::string finite = nans > 0 ? "where(isnan(a), inf, a)" : "a", finite_hi = nans > 0 ? "where(isnan(a), -inf, a)" : "a";
+  std::string program = "m = float64(mean(a)); ";
+  program += is_float ? "n = float64(sum(isnan(a))); lo = float64(min(where(isnan(a), inf, a))); "
+                        "hi = float64(max(where(isnan(a), -inf, a))); s = float64(sum(where(isnan(a), 0, a)))"
+                      : "n = 0.0; lo = float64(min(a)); hi = float64(max(a)); s = 0.0";
+  std::vector<kiln::Array> r = kiln::eval_many(program, {{"a", a}}, {"m", "n", "lo", "hi", "s"});
+  auto value = [&](int k) { return r[k].data_as<double>()[0]; };
+  double nans = value(1);
   if (nans == static_cast<double>(a.size())) {
     std::printf("  summary: all %lld values are NaN\n", static_cast<long long>(a.size()));
     return;
   }
-  double mean = nans > 0 ? scalar("sum(where(isnan(a), 0, a))") / (static_cast<double>(a.size()) - nans)
-                         : scalar("mean(a)");
-  std::printf("  summary: min %.17g  max %.17g  mean %.17g  NaN %lld%s\n", scalar("min(" + finite + ")"),
-              scalar("max(" + finite_hi + ")"), mean, static_cast<long long>(nans),
-              nans > 0 ? " (min, max and mean of the others)" : "");
+  double mean = nans > 0 ? value(4) / (static_cast<double>(a.size()) - nans) : value(0);
+  std::printf("  summary: min %.17g  max %.17g  mean %.17g  NaN %lld%s\n", value(2), value(3), mean,
+              static_cast<long long>(nans), nans > 0 ? " (min, max and mean of the others)" : "");
 }
 
 void print_array_info(const kiln::Array& a) {
@@ -254,7 +263,8 @@ int cmd_convert(int argc, char** argv) {
   if (out.empty()) return usage_error("convert needs IN and OUT");
   kiln::DType d;
   if (!dtype.empty() && !kiln::dtype_from_name(dtype, d)) return usage_error("unknown dtype '" + dtype + "'");
-  kiln::Array a = load_input(in, "", /*map=*/true);
+  // Read, not mapped: the whole file is needed anyway, and a long read shows its progress.
+  kiln::Array a = InputFiles().get(in, "", /*map=*/false);
   if (!dtype.empty()) a = kiln::eval(dtype + "(a)", {{"a", a}});
   save_output(out, a, compress);
   return 0;
