@@ -93,17 +93,17 @@ int run_io_bench(int argc, char** argv) {
   std::vector<char> small_buf(1 << 20);
   const int all = hardware_threads();
 
-  struct Row {
-    std::string name;
-    Stats s;
-  };
-  std::vector<Row> rows;
+  const double small_bytes = static_cast<double>(files) * static_cast<double>(std::filesystem::file_size(paths[0]));
   std::vector<std::string> names;
+  std::vector<double> bytes;  // what each row moves, for its GB/s
   std::vector<std::function<void()>> fs;
-  auto add = [&](std::string name, std::function<void()> f) {
+  auto add_sized = [&](std::string name, double moved, std::function<void()> f) {
     names.push_back(std::move(name));
+    bytes.push_back(moved);
     fs.push_back(std::move(f));
   };
+  auto add = [&](std::string name, std::function<void()> f) { add_sized(std::move(name), big_bytes, std::move(f)); };
+  auto add_many = [&](std::string name, std::function<void()> f) { add_sized(std::move(name), small_bytes, std::move(f)); };
   for (int t : {1, all}) {
     std::string th = " (" + std::to_string(t) + "T)";
     add("kiln save_npy" + th, [&, t] { set_num_threads(t); save_npy(big, a); });
@@ -118,9 +118,9 @@ int run_io_bench(int argc, char** argv) {
   });
   add("raw read, 1 MiB buffer (cat)", [&] { raw_read(big, chunk.data(), chunk.size(), false); });
   add("raw read into one buffer", [&] { raw_read(big, whole.data(), whole.size(), true); });
-  add("kiln load_npy_many", [&] { set_num_threads(0); load_npy_many(paths); });
-  add("kiln save_npy_many", [&] { save_npy_many(paths, smalls); });
-  add("raw open+read+close loop", [&] {
+  add_many("kiln load_npy_many", [&] { set_num_threads(0); load_npy_many(paths); });
+  add_many("kiln save_npy_many", [&] { save_npy_many(paths, smalls); });
+  add_many("raw open+read+close loop", [&] {
     for (const std::string& p : paths) raw_read(p, small_buf.data(), small_buf.size(), false);
   });
   std::vector<Stats> st = measure_interleaved(reps, fs);
@@ -130,20 +130,21 @@ int run_io_bench(int argc, char** argv) {
   std::printf("kiln bench --io: %lld MB file, %d files of %lld KB, medians of %d, %d hardware threads, warm page cache\n",
               static_cast<long long>(mb), files, static_cast<long long>(kb), reps, all);
   std::printf("%-34s %10s %10s %10s %8s\n", "what", "median ms", "min ms", "max ms", "GB/s");
-  const double small_bytes = static_cast<double>(files) * static_cast<double>(std::filesystem::file_size(paths[0]));
-  auto gbs = [&](const std::string& name, double secs) {
-    bool many = name.find("many") != std::string::npos || name.find("loop") != std::string::npos ||
-                name.find("pool") != std::string::npos;
-    return (many ? small_bytes : big_bytes) / secs / 1e9;
-  };
   std::map<std::string, double> med;
   for (size_t i = 0; i < st.size(); ++i) {
     med[names[i]] = st[i].median;
     std::printf("%-34s %10.2f %10.2f %10.2f %8.2f\n", names[i].c_str(), st[i].median * 1e3, st[i].min * 1e3,
-                st[i].max * 1e3, gbs(names[i], st[i].median));
+                st[i].max * 1e3, bytes[i] / st[i].median / 1e9);
   }
-  for (const auto& [name, secs] : np)
-    std::printf("%-34s %10.2f %10s %10s %8.2f\n", ("numpy " + name).c_str(), secs * 1e3, "", "", gbs(name, secs));
+  // io_numpy.py's rows: the big file's, then the small files' loops.
+  const std::map<std::string, double> numpy_bytes = {{"save", big_bytes},       {"load", big_bytes},
+                                                     {"mmap_sum", big_bytes},   {"load_loop", small_bytes},
+                                                     {"load_pool", small_bytes}, {"save_loop", small_bytes}};
+  for (const auto& [name, secs] : np) {
+    auto it = numpy_bytes.find(name);
+    double moved = it == numpy_bytes.end() ? 0 : it->second;
+    std::printf("%-34s %10.2f %10s %10s %8.2f\n", ("numpy " + name).c_str(), secs * 1e3, "", "", moved / secs / 1e9);
+  }
   auto ratio = [&](const char* what, const std::string& theirs, const std::string& ours) {
     auto t = np.count(theirs) ? np[theirs] : med.count(theirs) ? med[theirs] : 0;
     if (t > 0 && med.count(ours)) std::printf("  %-50s %.2fx\n", what, t / med[ours]);
