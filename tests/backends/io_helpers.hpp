@@ -103,6 +103,15 @@ inline Array filled(DType t, const Shape& shape) {
   return a;
 }
 
+// Views whose C-order contents differ from their memory order, for saves that must write
+// logical contents: a transpose, a permutation of three axes, a reversed every-other slice
+// (elements 9, 7, 5, 3, 1 of filled(t, {10}); index 2), reversed columns, a broadcast.
+inline std::vector<Array> views_of(DType t) {
+  Array m = filled(t, {3, 4}), cube = filled(t, {2, 3, 4}), v = filled(t, {10});
+  return {m.transpose(), cube.transpose({2, 0, 1}), v.slice(0, 9, -11, -2), m.slice(1, 3, 0, -1),
+          v.slice(0, 0, 1).broadcast_to({3, 1})};
+}
+
 inline const DType kAllDTypes[] = {DType::Bool, DType::Int32, DType::Int64, DType::Float32, DType::Float64};
 
 }  // namespace kiln::test_io
