@@ -63,9 +63,7 @@ constexpr bool kCheckCrc = true;
 // zlib counts in uInt; feed and drain it in pieces no bigger than this.
 constexpr uint64_t kZlibChunk = uint64_t{1} << 30;
 
-[[noreturn]] void fail(const std::string& name, const std::string& what) {
-  throw Error(Status::IOError, name + ": " + what);
-}
+using npy::fail;  // IOError "<name>: <what>", as for .npy files
 [[noreturn]] void bad_argument(const std::string& name, const std::string& what) {
   throw Error(Status::BadArgument, name + ": " + what);
 }
