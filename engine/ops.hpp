@@ -109,4 +109,43 @@ struct ReduceTyping {
 };
 ReduceTyping resolve_reduce_types(Reduction r, DType operand);
 
+// --- generators (generators.def) ----------------------------------------------------
+
+enum class Gen : uint8_t {
+#define KILN_GEN(id, name, random) id,
+#include "generators.def"
+#undef KILN_GEN
+};
+inline constexpr int kNumGens = 0
+#define KILN_GEN(id, name, random) +1
+#include "generators.def"
+#undef KILN_GEN
+    ;
+
+struct GenInfo {
+  const char* name;
+  bool random;
+};
+
+inline constexpr GenInfo kGenInfo[] = {
+#define KILN_GEN(id, name, random) {name, random != 0},
+#include "generators.def"
+#undef KILN_GEN
+};
+
+constexpr const GenInfo& gen_info(Gen g) { return kGenInfo[static_cast<int>(g)]; }
+
+// The dtypes a generator makes (a kernel exists for each): random floats in float32 and
+// float64, random integers in int32 and int64, bernoulli in bool; arange in every dtype
+// but bool (as NumPy); the rest in all.
+constexpr bool gen_makes(Gen g, DType t) {
+  switch (g) {
+    case Gen::uniform: case Gen::normal: return is_float(t);
+    case Gen::integers: return t == DType::Int32 || t == DType::Int64;
+    case Gen::bernoulli: return t == DType::Bool;
+    case Gen::arange: return t != DType::Bool;
+    default: return true;
+  }
+}
+
 }  // namespace kiln

@@ -59,6 +59,44 @@ inline constexpr Op kCompareOps[] = {Op::less, Op::less_equal, Op::greater, Op::
                                      Op::not_equal};
 constexpr int compare_index(Op op) { return index_in(kCompareOps, op); }
 
+// A generator's parameters, prepared by the planner (engine/generate.cpp) for the
+// kernel of one dtype. Element i (the flat C-order index in the generator's own shape) is:
+//   full      `value` (8 bytes: the element in the dtype's representation)
+//   arange    ints: i[0] + idx * i[1], wrapping; floats: f[0] + idx * f[1] in the
+//             dtype's arithmetic (NumPy's fill: first element, then first + idx * delta)
+//   linspace  in float64, NumPy 1.24's way: f[0] start, f[1] step, f[2] stop, f[3] div,
+//             f[4] delta, i[0] num, i[1] endpoint, i[2] step == 0:
+//             v = i[2] ? idx / div * delta + start : idx * step + start, and stop at
+//             idx == num - 1 when endpoint and num > 1; then floats round to the dtype,
+//             ints take floor (NumPy >= 1.20)
+//   eye       i[0] columns, i[1] k: 1 where (idx % cols) - (idx / cols) == k, else 0
+//   random    Philox4x32-10 (Salmon et al., SC'11), key = {seed low 32 bits, seed high
+//             32 bits}; block b = philox(counter {b low, b high, 0, 0}) gives the words
+//             4b..4b+3 of the stream. A 64-bit draw d(j) = word 2j | word 2j+1 << 32,
+//             u53(j) = (d(j) >> 11) * 2^-53 in [0, 1).
+//   uniform   f[0] lo, f[1] hi - lo, f[2] the largest dtype value below hi.
+//             float64: v = lo + (hi - lo) * u53(idx); float32: u24 = (word idx >> 8) * 2^-24,
+//             v = float32(lo + (hi - lo) * u24) computed in float64; either way a v >= hi
+//             (rounding) becomes f[2]
+//   normal    f[0] mean, f[1] std. Box-Muller on block j: u1 = 1 - u53(2j) in (0, 1],
+//             u2 = u53(2j + 1), r = sqrt(-2 log u1), t = 2 pi u2; element 2j is
+//             mean + std * r * cos t, element 2j + 1 mean + std * r * sin t (float32:
+//             the float64 value rounded)
+//   integers  i[0] lo, i[1] range = hi - lo >= 1 (as uint64). Lemire's method: m = d * range
+//             (128 bits, d = d(idx)); while low64(m) < (2^64 - range) % range, d is
+//             redrawn from counter {b low, b high, attempt, 0} (attempt 1, 2, ..., same
+//             half of the block) so no value is favoured; v = lo + high64(m)
+//   bernoulli f[0] p: v = u53(idx) < p
+struct GenParams {
+  double f[6];
+  int64_t i[4];
+  uint64_t seed;
+  alignas(8) unsigned char value[8];
+};
+
+// Writes n elements into dst: element k is element first + k * step of the generator.
+using GenFn = void (*)(const GenParams& p, int64_t first, int64_t step, int64_t n, void* dst);
+
 struct KernelTable {
   const char* isa;
   KernelFn where_compare[6][2];
@@ -67,6 +105,7 @@ struct KernelTable {
   KernelFn op[kNumOps][kNumDTypes];        // by op and compute dtype; null where the op
                                            // does not compute in that dtype
   KernelFn cast[kNumDTypes][kNumDTypes];   // [from][to], NumPy astype semantics
+  GenFn generate[kNumGens][kNumDTypes];    // by generator and dtype (gen_makes), else null
 };
 
 // Instruction sets compiled in and supported by this CPU, worst first ("sse2", "avx2", "avx512").
