@@ -26,7 +26,26 @@ struct Scalar {
   double as_double() const { return kind == Kind::Float ? f : static_cast<double>(i); }
 };
 
-enum class NodeKind : uint8_t { Input, Literal, Op, Cast, Reduce };
+enum class NodeKind : uint8_t { Input, Literal, Op, Cast, Reduce, Generate };
+
+// A generator node (engine/generators.def): what it makes, as the user gave it. Made and
+// checked by the functions of generate.hpp.
+struct GenSpec {
+  Gen gen = Gen::full;
+  DType dtype = DType::Float64;
+  bool dtype_like = false;  // *_like without dtype=: the operand's dtype
+  // Given: `shape`. Context: none given (random nodes): it takes the shape of the loop it
+  // is evaluated in, like a scalar that broadcasts, but with a value per element. Like:
+  // the shape of its operand (zeros_like(x)).
+  enum class ShapeFrom : uint8_t { Given, Context, Like } shape_from = ShapeFrom::Given;
+  std::vector<int64_t> shape;
+  // full: a = the value. arange: a, b, c = start, stop, step. linspace: a, b = start,
+  // stop. uniform: low, high. normal: mean, std. integers: low, high. bernoulli: a = p.
+  Scalar a, b, c;
+  int64_t num = 0;  // linspace: num; eye: k
+  bool endpoint = true;
+  uint64_t seed = 0;
+};
 
 // What a Reduce node reduces over and how. Axes are kept as written (negative ones count
 // from the end) and checked against the operand's dimensions when it is evaluated.
@@ -57,6 +76,7 @@ struct Node {
   int32_t input = -1;        // Input: index into Graph::input_names()
   Scalar value;              // Literal
   ReduceSpec reduce;         // Reduce
+  GenSpec gen;               // Generate (args[0]: the operand of a Like shape)
   int32_t pos = -1;          // where it was written in the expression text, for errors
 };
 
@@ -74,6 +94,9 @@ class Graph {
   // Throws BadArgument for argmin/argmax over several axes. (mean takes a ddof here: the
   // simplifier writes var as a mean divided by n - ddof.)
   int reduce(const ReduceSpec& spec, int arg, int pos = -1);
+  // A generator; `like` is the operand whose shape (and, with dtype_like, dtype) it takes
+  // when spec.shape_from is Like, else -1.
+  int generate(const GenSpec& spec, int like = -1, int pos = -1);
 
   const std::vector<Node>& nodes() const { return nodes_; }
   const Node& node(int id) const { return nodes_[id]; }

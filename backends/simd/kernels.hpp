@@ -74,10 +74,10 @@ constexpr int compare_index(Op op) { return index_in(kCompareOps, op); }
 //             32 bits}; block b = philox(counter {b low, b high, 0, 0}) gives the words
 //             4b..4b+3 of the stream. A 64-bit draw d(j) = word 2j | word 2j+1 << 32,
 //             u53(j) = (d(j) >> 11) * 2^-53 in [0, 1).
-//   uniform   f[0] lo, f[1] hi - lo, f[2] the largest dtype value below hi.
+//   uniform   f[0] lo, f[1] hi - lo, f[2] the largest dtype value strictly below hi.
 //             float64: v = lo + (hi - lo) * u53(idx); float32: u24 = (word idx >> 8) * 2^-24,
-//             v = float32(lo + (hi - lo) * u24) computed in float64; either way a v >= hi
-//             (rounding) becomes f[2]
+//             v = float32(lo + (hi - lo) * u24) computed in float64 (one rounding to
+//             float32 at the end); either way then v = min(v, f[2]), so hi never appears
 //   normal    f[0] mean, f[1] std. Box-Muller on block j: u1 = 1 - u53(2j) in (0, 1],
 //             u2 = u53(2j + 1), r = sqrt(-2 log u1), t = 2 pi u2; element 2j is
 //             mean + std * r * cos t, element 2j + 1 mean + std * r * sin t (float32:
