@@ -197,6 +197,16 @@ Array Array::wrap(void* data, DType dtype, const Shape& shape, const Shape& byte
   return a;
 }
 
+Array Array::placeholder(DType dtype, const Shape& shape) {
+  check_ndim(shape.size());
+  Array a;
+  a.dtype_ = dtype;
+  a.shape_ = shape;
+  a.strides_ = c_strides(shape, kiln::itemsize(dtype));
+  a.buffer_ = std::make_shared<Buffer>(nullptr, 0, nullptr);
+  return a;
+}
+
 int64_t Array::size() const {
   int64_t n = 1;
   for (int64_t d : shape_) n *= d;

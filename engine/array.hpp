@@ -52,6 +52,9 @@ class Array {
   // be empty) is called when kiln drops its last reference.
   static Array wrap(void* data, DType dtype, const Shape& shape, const Shape& byte_strides,
                     std::function<void()> release);
+  // Shape, dtype and C strides but no memory (data() is null): what stands for a
+  // generator while a plan runs, so broadcasting and views work on it as on any array.
+  static Array placeholder(DType dtype, const Shape& shape);
   // 0-d array holding one value.
   template <class T> static Array scalar(T value) {
     Array a = empty(dtype_of<T>(), {});

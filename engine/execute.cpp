@@ -60,6 +60,9 @@ struct Operand {
   int64_t strides[kMaxDims] = {};
   size_t item = 0;
   enum Mode { InPlace, Splat, Strided } mode = InPlace;
+  // A generator: no memory (base is null, strides are those of its C-ordered shape); its
+  // kernel makes the elements a read would load, from their indices (offset / item).
+  const Generator* gen = nullptr;
 };
 
 struct Loop {
@@ -145,11 +148,37 @@ void splat(char* dst, const void* value, size_t size, int64_t n) {
   gather_items(dst, static_cast<const char*>(value), size, n, 0);
 }
 
+// n elements of a generator operand, `byte_stride` apart in its own index space, from
+// the element at `byte_offset` (a broadcast run, stride 0, repeats one element).
+void generate_run(const Operand& op, char* dst, int64_t byte_offset, int64_t run, int64_t byte_stride) {
+  const auto item = static_cast<int64_t>(op.item);
+  if (byte_stride == 0) {
+    alignas(8) unsigned char one[8];
+    op.gen->fn(op.gen->params, byte_offset / item, 1, 1, one);
+    splat(dst, one, op.item, run);
+    return;
+  }
+  op.gen->fn(op.gen->params, byte_offset / item, byte_stride / item, run, dst);
+}
+
 void gather(const Loop& loop, const Operand& op, char* dst, int64_t start, int64_t n) {
   walk(loop, op.strides, start, n, [&](int64_t offset, int64_t run, int64_t stride) {
-    gather_items(dst, op.base + offset, op.item, run, stride);
+    if (op.gen) generate_run(op, dst, offset, run, stride);
+    else gather_items(dst, op.base + offset, op.item, run, stride);
     dst += run * op.item;
   });
+}
+
+// Points register slot `r` at elements [start, start + n) of a read: in place when the
+// read is contiguous memory, else gathered (or generated) into the slot's own memory.
+void bind_read(const Loop& loop, const Operand& op, void*& r, void* own, int64_t start, int64_t n) {
+  if (op.gen) {
+    if (op.mode == Operand::InPlace) op.gen->fn(op.gen->params, start, 1, n, own);
+    else if (op.mode == Operand::Strided) gather(loop, op, static_cast<char*>(own), start, n);
+    return;
+  }
+  if (op.mode == Operand::InPlace) r = const_cast<char*>(op.base) + start * op.item;
+  else if (op.mode == Operand::Strided) gather(loop, op, static_cast<char*>(r), start, n);
 }
 
 void scatter(const Loop& loop, const Operand& op, const char* src, int64_t start, int64_t n) {
@@ -209,7 +238,9 @@ void fill_constants(const Block& b, const Loop& loop, void* const* r, int64_t lo
   }
   for (int i = 0; i < num_reads; ++i) {
     const Operand& op = loop.inputs[i];
-    if (op.mode == Operand::Splat) splat(static_cast<char*>(r[i]), op.base, op.item, longest);
+    if (op.mode != Operand::Splat) continue;
+    if (op.gen) generate_run(op, static_cast<char*>(r[i]), 0, longest, 0);
+    else splat(static_cast<char*>(r[i]), op.base, op.item, longest);
   }
 }
 
@@ -235,6 +266,7 @@ class ChunkRunner {
     char* mem = ws.get(need);
     r_ = reinterpret_cast<void**>(mem);
     for (int i = 0; i < num_regs; ++i) r_[i] = mem + table + reg_bytes * i;
+    own_.assign(r_, r_ + b.reads.size());
 
     if (ws.filled_for == stamp) return;
     ws.filled_for = stamp;
@@ -247,11 +279,7 @@ class ChunkRunner {
     if (result_at && b_.results[0] >= static_cast<int>(b_.reads.size() + b_.constants.size()))
       r_[b_.results[0]] = result_at;
     const int num_reads = static_cast<int>(b_.reads.size());
-    for (int i = 0; i < num_reads; ++i) {
-      const Operand& op = loop_.inputs[i];
-      if (op.mode == Operand::InPlace) r_[i] = const_cast<char*>(op.base) + start * op.item;
-      else if (op.mode == Operand::Strided) gather(loop_, op, static_cast<char*>(r_[i]), start, n);
-    }
+    for (int i = 0; i < num_reads; ++i) bind_read(loop_, loop_.inputs[i], r_[i], own_[i], start, n);
     const void* srcs[kMaxInstrSources];
     for (const Instr& in : b_.instrs) {
       for (int s = 0; s < in.nsrc; ++s) srcs[s] = r_[in.src[s]];
@@ -266,6 +294,7 @@ class ChunkRunner {
   const Block& b_;
   const Loop& loop_;
   void** r_;
+  std::vector<void*> own_;  // each read's own slot (a generated read is made there)
 };
 
 // Runs body(first, last) over [0, items), in parallel when the work (total elements) is
@@ -284,7 +313,8 @@ void for_items(int64_t items, int64_t grain, int64_t total, const Body& body) {
 // Coalesces and classifies operands (all of `shape`) into a loop: drops size-1
 // dimensions and merges neighbours that every operand walks contiguously across. Fewer
 // dimensions mean longer inner runs in gathers.
-Loop make_loop(const Shape& shape, const std::vector<Array>& ins, const std::vector<Array>& outs) {
+Loop make_loop(const Shape& shape, const std::vector<Array>& ins, const std::vector<Array>& outs,
+               const std::vector<const Generator*>& gens) {
   Loop loop;
   loop.total = shape_size(shape);
   const size_t nops = ins.size() + outs.size();
@@ -314,6 +344,7 @@ Loop make_loop(const Shape& shape, const std::vector<Array>& ins, const std::vec
     Operand& op = ops[k];
     op.base = array(k).data();
     op.item = array(k).itemsize();
+    op.gen = k < gens.size() ? gens[k] : nullptr;
     bool all_zero = std::all_of(op.strides, op.strides + nd, [](int64_t s) { return s == 0; });
     // C-contiguous over the loop's shape: flat index i is at base + i * item. (An operand
     // broadcast along some axis keeps the others from merging with it.)
@@ -340,7 +371,9 @@ struct LoopRegisters {
   void** r;
   void** out;
   char* out_scratch;
+  char* own;  // register i's own memory is own + reg_bytes * i
   size_t reg_bytes;
+  void* own_slot(int i) const { return own + reg_bytes * i; }
 
   LoopRegisters(const Block& b, const Loop& loop, uint64_t stamp, int64_t chunk) {
     reg_bytes = static_cast<size_t>(chunk) * 8;
@@ -355,6 +388,7 @@ struct LoopRegisters {
       r = big.data();
     }
     for (int i = 0; i < num_regs; ++i) r[i] = mem + reg_bytes * i;
+    own = mem;
     out = r + num_regs;
     out_scratch = mem + reg_bytes * num_regs;
     if (ws.filled_for != stamp) {
@@ -386,11 +420,7 @@ void run_chunks(const Block& b, const Loop& loop, uint64_t stamp, int64_t chunk,
   for (int64_t c = first; c < last; ++c) {
     int64_t start = c * chunk;
     int64_t n = std::min(chunk, loop.total - start);
-    for (int i = 0; i < num_reads; ++i) {
-      const Operand& op = loop.inputs[i];
-      if (op.mode == Operand::InPlace) r[i] = const_cast<char*>(op.base) + start * op.item;
-      else if (op.mode == Operand::Strided) gather(loop, op, static_cast<char*>(r[i]), start, n);
-    }
+    for (int i = 0; i < num_reads; ++i) bind_read(loop, loop.inputs[i], r[i], regs.own_slot(i), start, n);
     for (int k = 0; k < num_outs; ++k) {
       const Operand& o = loop.outs[k];
       out[k] = o.mode == Operand::InPlace ? const_cast<char*>(o.base) + start * o.item
@@ -439,8 +469,9 @@ void run_row_chunks(const Block& b, const Loop& loop, uint64_t stamp, int64_t ch
   auto fill_row = [&] {  // reads broadcast along the inner dimension only
     for (int i = 0; i < num_reads; ++i) {
       const Operand& op = loop.inputs[i];
-      if (op.mode != Operand::Splat && op.strides[nd - 1] == 0)
-        splat(static_cast<char*>(r[i]), op.base + row_offset[i], op.item, chunk);
+      if (op.mode == Operand::Splat || op.strides[nd - 1] != 0) continue;
+      if (op.gen) generate_run(op, static_cast<char*>(r[i]), row_offset[i], chunk, 0);
+      else splat(static_cast<char*>(r[i]), op.base + row_offset[i], op.item, chunk);
     }
   };
   // The first piece of a row runs up to the first output address on a 64-byte line, so
@@ -471,6 +502,10 @@ void run_row_chunks(const Block& b, const Loop& loop, uint64_t stamp, int64_t ch
       const Operand& op = loop.inputs[i];
       const int64_t stride = op.strides[nd - 1];
       if (op.mode == Operand::Splat || stride == 0) continue;
+      if (op.gen) {
+        generate_run(op, static_cast<char*>(r[i]), row_offset[i] + j * stride, n, stride);
+        continue;
+      }
       const char* src = op.base + row_offset[i] + j * stride;
       if (stride == static_cast<int64_t>(op.item)) {
         r[i] = const_cast<char*>(src);
@@ -497,10 +532,18 @@ void run_row_chunks(const Block& b, const Loop& loop, uint64_t stamp, int64_t ch
 
 constexpr uint64_t kCacheResidentBytes = uint64_t{4} << 20;
 
+// The generator behind each read of a block (null for arrays).
+std::vector<const Generator*> generators_of(const Plan& plan, const Block& b) {
+  std::vector<const Generator*> gens;
+  for (int v : b.reads) gens.push_back(plan.generator_of(v));
+  return gens;
+}
+
 // Runs a loop block over `shape`: reads broadcast to it, outs of exactly that shape.
-void run_fused(const Block& b, int64_t chunk, const Shape& shape, const std::vector<Array>& reads,
+void run_fused(const Plan& plan, const Block& b, const Shape& shape, const std::vector<Array>& reads,
                const std::vector<Array>& outs) {
-  Loop loop = make_loop(shape, reads, outs);
+  int64_t chunk = plan.chunk;
+  Loop loop = make_loop(shape, reads, outs, generators_of(plan, b));
   if (loop.total == 0) return;
   // When every operand fits in the caches together, no input stream waits on memory and
   // the cost is per kernel call: 8 times the plan's chunk then runs 1.2-1.6x faster at
@@ -607,6 +650,21 @@ simd::ReduceAcc identity(const Fold& f) {
   return a;
 }
 
+// The values a block reads, broadcast to the shape it runs over. A generator without a
+// shape of its own takes that shape: one element for each of the loop's.
+std::vector<Array> broadcast_reads(const Plan& plan, const Block& b, const std::vector<Array>& values,
+                                   const Shape& shape) {
+  std::vector<Array> reads;
+  for (int v : b.reads) {
+    const Generator* gen = plan.generator_of(v);
+    if (gen && plan.graph.node(gen->node).gen.shape_from == GenSpec::ShapeFrom::Context)
+      reads.push_back(Array::placeholder(gen->dtype, shape));
+    else
+      reads.push_back(values[v].broadcast_to(shape));
+  }
+  return reads;
+}
+
 // One fold's state while its step runs.
 struct FoldRun {
   const Fold* f;
@@ -700,19 +758,19 @@ void run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values) {
       if ((reduced[d] != 0) == (segments ? pass == 1 : pass == 0)) perm.push_back(d);
   Shape iter_shape;
   for (int d : perm) iter_shape.push_back(shape[d]);
-  std::vector<Array> reads;
-  for (int v : b.reads) reads.push_back(values[v].broadcast_to(shape).transpose(perm));
-  const Loop loop = make_loop(iter_shape, reads, {});
+  std::vector<Array> reads = broadcast_reads(plan, b, values, shape);
+  for (Array& r : reads) r = r.transpose(perm);
+  const Loop loop = make_loop(iter_shape, reads, {}, generators_of(plan, b));
   const uint64_t stamp = new_stamp();
   const int64_t chunk = plan.chunk, total = L * M;
   // One operand read straight from contiguous memory is folded in place, in long runs.
   const bool direct = K == 1 && b.instrs.empty() && b.results[0] < static_cast<int>(b.reads.size()) &&
-                      loop.inputs[b.results[0]].mode == Operand::InPlace;
+                      loop.inputs[b.results[0]].mode == Operand::InPlace && !loop.inputs[b.results[0]].gen;
   const char* direct_base = direct ? loop.inputs[b.results[0]].base : nullptr;
   // sum(x*y) of two such operands: the products are folded as they are made, never stored.
   const Instr* only = b.instrs.size() == 1 ? &b.instrs[0] : nullptr;
   auto in_place_read = [&](int r) {
-    return r >= 0 && r < static_cast<int>(b.reads.size()) && loop.inputs[r].mode == Operand::InPlace;
+    return r >= 0 && r < static_cast<int>(b.reads.size()) && loop.inputs[r].mode == Operand::InPlace && !loop.inputs[r].gen;
   };
   const bool products = K == 1 && only && !only->is_cast && only->op == Op::multiply && only->chain_position < 0 &&
                         only->nsrc == 2 && only->dst == b.results[0] && only->compute == runs[0].f->accumulate &&
@@ -865,18 +923,12 @@ int64_t serial_threshold() {
 
 namespace {
 
-// The values a block reads, broadcast to the shape it runs over.
-std::vector<Array> broadcast_reads(const Block& b, const std::vector<Array>& values, const Shape& shape) {
-  std::vector<Array> reads;
-  for (int v : b.reads) reads.push_back(values[v].broadcast_to(shape));
-  return reads;
-}
 
 // The loop step: every output that is not a reduction's result, in one pass when their
 // shapes agree.
 void run_loop(const Plan& plan, const Step& st, const std::vector<Array>& values, const Array* out_arg,
               std::vector<Array>& results) {
-  auto reads_of = [&](const Block& b, const Shape& shape) { return broadcast_reads(b, values, shape); };
+  auto reads_of = [&](const Block& b, const Shape& shape) { return broadcast_reads(plan, b, values, shape); };
   if (out_arg && out_arg->valid()) {
     KILN_ASSERT(st.outputs.size() == 1);
     Shape shape = block_shape(plan, st.body, values);
@@ -893,9 +945,9 @@ void run_loop(const Plan& plan, const Step& st, const std::vector<Array>& values
     // NumPy does for a[1:] = a[:-1] + 1).
     std::vector<Array> reads = reads_of(st.body, out.shape());
     for (size_t i = 0; i < reads.size(); ++i)
-      if (overlaps(reads[i], out) && !same_mapping(reads[i], out))
+      if (!plan.generator_of(st.body.reads[i]) && overlaps(reads[i], out) && !same_mapping(reads[i], out))
         reads[i] = values[st.body.reads[i]].copy().broadcast_to(out.shape());
-    run_fused(st.body, plan.chunk, out.shape(), reads, {out});
+    run_fused(plan, st.body, out.shape(), reads, {out});
     results[st.outputs[0]] = out;
     return;
   }
@@ -908,10 +960,54 @@ void run_loop(const Plan& plan, const Step& st, const std::vector<Array>& values
     results[st.outputs[j]] = outs.back();
   }
   if (std::all_of(shapes.begin(), shapes.end(), [&](const Shape& s) { return s == shapes[0]; })) {
-    run_fused(st.body, plan.chunk, shapes[0], reads_of(st.body, shapes[0]), outs);
+    run_fused(plan, st.body, shapes[0], reads_of(st.body, shapes[0]), outs);
   } else {
     for (size_t j = 0; j < st.separate.size(); ++j)
-      run_fused(st.separate[j], plan.chunk, shapes[j], reads_of(st.separate[j], shapes[j]), {outs[j]});
+      run_fused(plan, st.separate[j], shapes[j], reads_of(st.separate[j], shapes[j]), {outs[j]});
+  }
+}
+
+// Each node's shape, as far as the values so far tell (nullopt where they do not yet).
+std::vector<std::optional<Shape>> node_shapes(const Plan& plan, const std::vector<Array>& values) {
+  const Graph& g = plan.graph;
+  std::vector<std::optional<Shape>> shapes(g.nodes().size());
+  for (size_t id = 0; id < g.nodes().size(); ++id) {
+    const Node& n = g.node(id);
+    int v = plan.node_value[id];
+    if (n.kind == NodeKind::Generate && n.nargs) {
+      shapes[id] = shapes[n.args[0]];
+    } else if (v >= 0) {
+      if (values[v].valid()) shapes[id] = values[v].shape();
+    } else if (n.kind == NodeKind::Literal) {
+      shapes[id] = Shape{};
+    } else if (n.kind == NodeKind::Op || n.kind == NodeKind::Cast) {
+      Shape s;
+      bool known = true;
+      for (int i = 0; i < n.nargs && known; ++i) {
+        known = shapes[n.args[i]].has_value();
+        if (known) s = broadcast_shapes(s, *shapes[n.args[i]], n.kind == NodeKind::Op ? op_info(n.op).name : "cast");
+      }
+      if (known) shapes[id] = std::move(s);
+    }
+  }
+  return shapes;
+}
+
+// Placeholders for the generators: of their own shape, of none (Context: see
+// broadcast_reads) or, for *_like, of their operand's shape once it is known.
+void bind_generators(const Plan& plan, std::vector<Array>& values) {
+  std::optional<std::vector<std::optional<Shape>>> shapes;
+  for (const Generator& gen : plan.generators) {
+    if (values[gen.value].valid()) continue;
+    const Node& n = plan.graph.node(gen.node);
+    switch (n.gen.shape_from) {
+      case GenSpec::ShapeFrom::Given: values[gen.value] = Array::placeholder(gen.dtype, n.gen.shape); break;
+      case GenSpec::ShapeFrom::Context: values[gen.value] = Array::placeholder(gen.dtype, {}); break;
+      case GenSpec::ShapeFrom::Like:
+        if (!shapes) shapes = node_shapes(plan, values);
+        if (const auto& s = (*shapes)[n.args[0]]) values[gen.value] = Array::placeholder(gen.dtype, *s);
+        break;
+    }
   }
 }
 
@@ -926,12 +1022,13 @@ std::vector<Array> run_plan(const Plan& plan, const std::vector<Array>& given, c
   std::copy(given.begin(), given.end(), values.begin());
   std::vector<Array> results(plan.outputs.size());
   for (const Step& st : plan.steps) {
+    bind_generators(plan, values);
     if (st.kind == Step::Kind::Reduce) {
       run_reduce(plan, st, values);
     } else if (st.value >= 0) {
       Shape shape = block_shape(plan, st.body, values);
       values[st.value] = Array::empty(st.result, shape);
-      run_fused(st.body, plan.chunk, shape, broadcast_reads(st.body, values, shape), {values[st.value]});
+      run_fused(plan, st.body, shape, broadcast_reads(plan, st.body, values, shape), {values[st.value]});
     } else {
       run_loop(plan, st, values, out_arg, results);
     }

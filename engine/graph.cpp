@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "error.hpp"
+#include "generate.hpp"
 
 namespace kiln {
 
@@ -42,6 +43,7 @@ int Graph::intern(const Node& n) {
     case NodeKind::Op: k += std::to_string(static_cast<int>(n.op)); break;
     case NodeKind::Cast: k += std::to_string(static_cast<int>(n.dtype)); break;
     case NodeKind::Reduce: k += reduce_key(n.reduce); break;
+    case NodeKind::Generate: k += gen_key(n.gen); break;
   }
   for (int i = 0; i < n.nargs; ++i) k += "," + std::to_string(n.args[i]);
   auto [it, inserted] = index_.emplace(std::move(k), static_cast<int>(nodes_.size()));
@@ -114,6 +116,18 @@ int Graph::reduce(const ReduceSpec& spec, int arg, int pos) {
   return with_operand(n, arg, pos);
 }
 
+int Graph::generate(const GenSpec& spec, int like, int pos) {
+  KILN_ASSERT((spec.shape_from == GenSpec::ShapeFrom::Like) == (like >= 0));
+  Node n;
+  n.kind = NodeKind::Generate;
+  n.gen = spec;
+  if (like < 0) {
+    n.pos = pos;
+    return intern(n);
+  }
+  return with_operand(n, like, pos);
+}
+
 std::string Graph::key() const {
   // Nodes in post-order from the roots (operands first, in operand order): equal
   // structures give equal keys whatever order the nodes were created in, and nodes the
@@ -138,6 +152,7 @@ std::string Graph::key() const {
       case NodeKind::Op: k += op_info(n.op).name; break;
       case NodeKind::Cast: k += std::string("cast:") + dtype_name(n.dtype); break;
       case NodeKind::Reduce: k += reduce_key(n.reduce); break;
+      case NodeKind::Generate: k += "gen:" + gen_key(n.gen); break;
     }
     for (int a = 0; a < n.nargs; ++a) k += (a ? "," : "(") + std::to_string(id[n.args[a]]);
     k += n.nargs ? ");" : ";";
@@ -236,6 +251,16 @@ std::vector<NodeType> infer_types(const Graph& g, const std::vector<DType>& inpu
         // A reduction's result is an array, never weak (kiln treats 0-d arrays as strong).
         ReduceTyping t = resolve_reduce_types(n.reduce.reduction, types[n.args[0]].dtype);
         types[id] = {t.result, false, t.accumulate};
+        break;
+      }
+      case NodeKind::Generate: {
+        // An array like any input (never weak); *_like takes its operand's dtype.
+        DType d = n.gen.dtype_like ? types[n.args[0]].dtype : n.gen.dtype;
+        if (!gen_makes(n.gen.gen, d))
+          throw Error(Status::TypeError, std::string(gen_info(n.gen.gen).name) + " cannot make " + dtype_name(d) +
+                                             " arrays" + (n.pos >= 0 ? " (at position " + std::to_string(n.pos) + ")" : ""),
+                      n.pos);
+        types[id] = {d, false, d};
         break;
       }
       case NodeKind::Cast:

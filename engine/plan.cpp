@@ -6,6 +6,7 @@
 #include <map>
 
 #include "error.hpp"
+#include "generate.hpp"
 
 namespace kiln {
 
@@ -282,6 +283,20 @@ std::shared_ptr<const Plan> build_plan(const Graph& given, const std::vector<DTy
   for (size_t id = 0; id < g.nodes().size(); ++id)
     if (g.node(id).kind == NodeKind::Input) plan->node_value[id] = g.node(id).input;
   plan->num_values = static_cast<int>(input_dtypes.size());
+  // Generators are values too, made where they are read.
+  for (size_t id = 0; id < g.nodes().size(); ++id) {
+    const Node& n = g.node(id);
+    if (n.kind != NodeKind::Generate || !reached[id]) continue;
+    Generator gen;
+    gen.node = static_cast<int>(id);
+    gen.value = plan->num_values++;
+    gen.dtype = types[id].dtype;
+    gen.fn = kernels.generate[int(n.gen.gen)][int(gen.dtype)];
+    KILN_ASSERT(gen.fn);
+    gen.params = gen_params(n.gen, gen.dtype, kernels);
+    plan->node_value[id] = gen.value;
+    plan->generators.push_back(gen);
+  }
 
   // Element-wise values made of reductions only (sqrt(var) in x / std(x)) are hoisted:
   // computed once, at the reductions' shape, not again for every element of the loop
@@ -289,7 +304,7 @@ std::shared_ptr<const Plan> build_plan(const Graph& given, const std::vector<DTy
   std::vector<char> on_input(g.nodes().size(), 0), on_reduction(g.nodes().size(), 0), hoist(g.nodes().size(), 0);
   for (size_t id = 0; id < g.nodes().size(); ++id) {
     const Node& n = g.node(id);
-    on_input[id] = n.kind == NodeKind::Input;
+    on_input[id] = n.kind == NodeKind::Input || n.kind == NodeKind::Generate;  // a value per element
     on_reduction[id] = n.kind == NodeKind::Reduce;
     if (n.kind != NodeKind::Op && n.kind != NodeKind::Cast) continue;
     for (int i = 0; i < n.nargs; ++i) {
@@ -308,7 +323,10 @@ std::shared_ptr<const Plan> build_plan(const Graph& given, const std::vector<DTy
   // (one pass over memory for all) when the values their operands are made of are all
   // ready before that step. Their operands' shapes may still differ at execution: then
   // they run one by one.
-  auto is_value = [&](int id) { return g.node(id).kind == NodeKind::Input || g.node(id).kind == NodeKind::Reduce || hoist[id]; };
+  auto is_value = [&](int id) {
+    NodeKind k = g.node(id).kind;
+    return k == NodeKind::Input || k == NodeKind::Generate || k == NodeKind::Reduce || hoist[id];
+  };
   std::vector<int> made_by(g.nodes().size(), -1);  // value node -> index of its step; inputs -1
   auto ready_after = [&](int root) {  // the last step a value under root comes from
     int last = -1;
@@ -330,6 +348,8 @@ std::shared_ptr<const Plan> build_plan(const Graph& given, const std::vector<DTy
   std::vector<std::vector<int>> pending;  // node ids of each step
   for (size_t id = 0; id < g.nodes().size(); ++id) {
     const Node& n = g.node(id);
+    // zeros_like(x) can be made once x's shape is known: after the steps x is made of.
+    if (n.kind == NodeKind::Generate && n.nargs) made_by[id] = ready_after(n.args[0]);
     if (!reached[id] || (n.kind != NodeKind::Reduce && !hoist[id])) continue;
     int join = -1;
     if (n.kind == NodeKind::Reduce) {
@@ -446,6 +466,7 @@ std::string Plan::explain() const {
   std::string s;
   auto value_name = [&](int v) {
     int ni = static_cast<int>(input_dtypes.size());
+    if (const Generator* gen = generator_of(v)) return gen_text(graph.node(gen->node).gen, "...");
     return v < ni ? "$" + graph.input_names()[v] : "%" + std::to_string(v - ni);
   };
   for (size_t i = 0; i < steps.size(); ++i) {

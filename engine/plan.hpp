@@ -85,10 +85,21 @@ struct Step {
   std::vector<Block> separate;
 };
 
+// A generator node of the plan, ready to run: its value is a placeholder array (shape,
+// no memory) whose elements the kernel makes per chunk where a read would load them.
+struct Generator {
+  int node = -1;
+  int value = -1;
+  DType dtype = DType::Float64;
+  simd::GenFn fn = nullptr;
+  simd::GenParams params{};
+};
+
 struct Plan {
   Graph graph;                      // as planned (after simplification)
   std::vector<DType> input_dtypes;  // by graph input index
-  int num_values = 0;               // inputs, then one per fold and per value step
+  int num_values = 0;               // inputs, generators, then one per fold and per value step
+  std::vector<Generator> generators;
   std::vector<int> node_value;      // graph node -> value id, or -1
   std::vector<Step> steps;
   struct Output {
@@ -104,6 +115,11 @@ struct Plan {
   std::vector<int> binding;
 
   DType out_dtype() const { return outputs[0].dtype; }
+  const Generator* generator_of(int value) const {  // null when `value` is not a generator's
+    for (const Generator& g : generators)
+      if (g.value == value) return &g;
+    return nullptr;
+  }
   std::string explain() const;      // the steps, one line per instruction
 };
 

@@ -44,6 +44,7 @@ Graph simplify(const Graph& g, const std::vector<NodeType>& types) {
       case NodeKind::Input: m = out.input(g.input_names()[n.input], n.pos); break;
       case NodeKind::Literal: m = out.literal(n.value, n.pos); break;
       case NodeKind::Cast: m = out.cast(n.dtype, args[0], n.pos); break;
+      case NodeKind::Generate: m = out.generate(n.gen, n.nargs ? args[0] : -1, n.pos); break;
       case NodeKind::Op: {
         if (t.weak && t.known) {  // literals only: the value infer_types computed
           m = literal_of(out, t.dtype, t.value, n.pos);

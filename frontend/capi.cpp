@@ -3,6 +3,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <new>
 
 #include "kiln/kiln.h"
@@ -76,6 +77,22 @@ kiln_array* new_handle(kiln::Array a) {
   return h;
 }
 
+}  // namespace
+
+namespace {
+kiln::DType dtype_from(kiln_dtype d, const char* what) {
+  require(kiln::valid_dtype(static_cast<int>(d)), std::string(what) + ": unknown dtype " + std::to_string(static_cast<int>(d)));
+  return static_cast<kiln::DType>(d);
+}
+
+// Evaluates a generator node into a new handle; *out is set only on success.
+kiln_status make(kiln_array** out, const char* what, const std::function<kiln::Expr()>& node) {
+  return guarded([&] {
+    require(out != nullptr, std::string(what) + ": out is NULL");
+    kiln::Array a = kiln::eval(node());
+    *out = new_handle(std::move(a));
+  });
+}
 }  // namespace
 
 extern "C" {
@@ -189,6 +206,92 @@ kiln_status kiln_eval_many(const char* program, size_t n, const char* const* nam
       throw;
     }
     std::copy(handles.begin(), handles.end(), results);
+  });
+}
+
+
+kiln_status kiln_zeros(kiln_dtype dtype, int ndim, const int64_t* shape, kiln_array** out) {
+  return make(out, "kiln_zeros", [&] { return kiln::zeros(shape_from(ndim, shape, "kiln_zeros"), dtype_from(dtype, "kiln_zeros")); });
+}
+
+kiln_status kiln_ones(kiln_dtype dtype, int ndim, const int64_t* shape, kiln_array** out) {
+  return make(out, "kiln_ones", [&] { return kiln::ones(shape_from(ndim, shape, "kiln_ones"), dtype_from(dtype, "kiln_ones")); });
+}
+
+kiln_status kiln_full(kiln_dtype dtype, int ndim, const int64_t* shape, double value, kiln_array** out) {
+  return make(out, "kiln_full", [&] {
+    return kiln::full(shape_from(ndim, shape, "kiln_full"), value, dtype_from(dtype, "kiln_full"));
+  });
+}
+
+kiln_status kiln_full_int(kiln_dtype dtype, int ndim, const int64_t* shape, int64_t value, kiln_array** out) {
+  return make(out, "kiln_full_int", [&] {
+    return kiln::full(shape_from(ndim, shape, "kiln_full_int"), value, dtype_from(dtype, "kiln_full_int"));
+  });
+}
+
+kiln_status kiln_full_like(const kiln_array* like, kiln_dtype dtype, double value, kiln_array** out) {
+  return make(out, "kiln_full_like", [&] {
+    require(like != nullptr, "kiln_full_like: like is NULL");
+    return kiln::full(like->array.shape(), value, dtype_from(dtype, "kiln_full_like"));
+  });
+}
+
+kiln_status kiln_arange(double start, double stop, double step, kiln_dtype dtype, kiln_array** out) {
+  return make(out, "kiln_arange", [&] { return kiln::arange(start, stop, step, dtype_from(dtype, "kiln_arange")); });
+}
+
+kiln_status kiln_linspace(double start, double stop, int64_t num, int endpoint, kiln_dtype dtype, kiln_array** out) {
+  return make(out, "kiln_linspace", [&] {
+    return kiln::linspace(start, stop, num, endpoint != 0, dtype_from(dtype, "kiln_linspace"));
+  });
+}
+
+kiln_status kiln_eye(int64_t rows, int64_t cols, int64_t k, kiln_dtype dtype, kiln_array** out) {
+  return make(out, "kiln_eye", [&] { return kiln::eye(rows, cols, k, dtype_from(dtype, "kiln_eye")); });
+}
+
+kiln_status kiln_random_uniform(uint64_t seed, kiln_dtype dtype, int ndim, const int64_t* shape, double lo, double hi,
+                                kiln_array** out) {
+  return make(out, "kiln_random_uniform", [&] {
+    return kiln::random::uniform(seed, shape_from(ndim, shape, "kiln_random_uniform"), lo, hi,
+                                 dtype_from(dtype, "kiln_random_uniform"));
+  });
+}
+
+kiln_status kiln_random_normal(uint64_t seed, kiln_dtype dtype, int ndim, const int64_t* shape, double mean,
+                               double std, kiln_array** out) {
+  return make(out, "kiln_random_normal", [&] {
+    return kiln::random::normal(seed, shape_from(ndim, shape, "kiln_random_normal"), mean, std,
+                                dtype_from(dtype, "kiln_random_normal"));
+  });
+}
+
+kiln_status kiln_random_integers(uint64_t seed, kiln_dtype dtype, int ndim, const int64_t* shape, int64_t lo,
+                                 int64_t hi, kiln_array** out) {
+  return make(out, "kiln_random_integers", [&] {
+    return kiln::random::integers(seed, shape_from(ndim, shape, "kiln_random_integers"), lo, hi,
+                                  dtype_from(dtype, "kiln_random_integers"));
+  });
+}
+
+kiln_status kiln_random_bernoulli(uint64_t seed, int ndim, const int64_t* shape, double p, kiln_array** out) {
+  return make(out, "kiln_random_bernoulli",
+              [&] { return kiln::random::bernoulli(seed, shape_from(ndim, shape, "kiln_random_bernoulli"), p); });
+}
+
+kiln_status kiln_random_permutation(uint64_t seed, int64_t n, kiln_array** out) {
+  return guarded([&] {
+    require(out != nullptr, "kiln_random_permutation: out is NULL");
+    kiln::Array a = kiln::random::permutation(seed, n);
+    *out = new_handle(std::move(a));
+  });
+}
+
+kiln_status kiln_random_shuffle(uint64_t seed, kiln_array* array) {
+  return guarded([&] {
+    require(array != nullptr, "kiln_random_shuffle: array is NULL");
+    kiln::random::shuffle(array->array, seed);
   });
 }
 

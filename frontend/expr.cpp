@@ -4,6 +4,7 @@
 #include <unordered_map>
 
 #include "execute.hpp"
+#include "generate.hpp"
 #include "kiln/kiln.h"
 #include "kiln/kiln.hpp"
 #include "parser.hpp"
@@ -19,6 +20,7 @@ struct Expr::Node {
   DType dtype = DType::Bool;
   Scalar value;
   ReduceSpec reduce;
+  GenSpec gen;
   Array array;
   std::vector<std::shared_ptr<const Node>> args;
 };
@@ -80,6 +82,59 @@ Expr Expr::reduce(Reduction r, const Expr& arg, const Axes& axes, bool keepdims,
   return Expr(std::shared_ptr<const Node>(std::move(n)));
 }
 
+Expr Expr::generate(const GenSpec& spec, const Expr* like) {
+  auto n = std::make_shared<Node>();
+  n->kind = NodeKind::Generate;
+  n->gen = spec;
+  if (like) n->args.push_back(like->node());
+  return Expr(std::shared_ptr<const Node>(std::move(n)));
+}
+
+namespace {
+Scalar scalar_of(const Number& v) {
+  return v.kind == Kind::Float ? Scalar::of_float(v.f) : v.kind == Kind::Int ? Scalar::of_int(v.i) : Scalar::of_bool(v.i != 0);
+}
+}  // namespace
+
+Expr zeros(const Shape& shape, DType dtype) { return Expr::generate(full_spec(shape, Scalar::of_int(0), dtype, "zeros"), nullptr); }
+Expr ones(const Shape& shape, DType dtype) { return Expr::generate(full_spec(shape, Scalar::of_int(1), dtype, "ones"), nullptr); }
+Expr full(const Shape& shape, Number value, std::optional<DType> dtype) {
+  return Expr::generate(full_spec(shape, scalar_of(value), dtype), nullptr);
+}
+Expr zeros_like(const Expr& a, std::optional<DType> dtype) { return Expr::generate(full_like_spec(Scalar::of_int(0), dtype), &a); }
+Expr ones_like(const Expr& a, std::optional<DType> dtype) { return Expr::generate(full_like_spec(Scalar::of_int(1), dtype), &a); }
+Expr full_like(const Expr& a, Number value, std::optional<DType> dtype) {
+  return Expr::generate(full_like_spec(scalar_of(value), dtype), &a);
+}
+Expr arange(Number stop) { return arange(0, stop); }
+Expr arange(Number start, Number stop, Number step, std::optional<DType> dtype) {
+  return Expr::generate(arange_spec(scalar_of(start), scalar_of(stop), scalar_of(step), dtype), nullptr);
+}
+Expr linspace(double start, double stop, int64_t num, bool endpoint, DType dtype) {
+  return Expr::generate(linspace_spec(start, stop, num, endpoint, dtype), nullptr);
+}
+Expr eye(int64_t n, std::optional<int64_t> m, int64_t k, DType dtype) {
+  return Expr::generate(eye_spec(n, m, k, dtype), nullptr);
+}
+
+namespace random {
+Expr uniform(uint64_t seed, std::optional<Shape> shape, double low, double high, DType dtype) {
+  return Expr::generate(uniform_spec(seed, std::move(shape), low, high, dtype), nullptr);
+}
+Expr normal(uint64_t seed, std::optional<Shape> shape, double mean, double stddev, DType dtype) {
+  return Expr::generate(normal_spec(seed, std::move(shape), mean, stddev, dtype), nullptr);
+}
+Expr integers(uint64_t seed, std::optional<Shape> shape, int64_t low, int64_t high, DType dtype) {
+  return Expr::generate(integers_spec(seed, std::move(shape), low, high, dtype), nullptr);
+}
+Expr bernoulli(uint64_t seed, std::optional<Shape> shape, double p) {
+  return Expr::generate(bernoulli_spec(seed, std::move(shape), p), nullptr);
+}
+Array permutation(uint64_t seed, int64_t n) { return kiln::permutation(seed, n); }
+Array permuted(const Array& a, uint64_t seed) { return kiln::permuted(a, seed); }
+void shuffle(const Array& a, uint64_t seed) { kiln::shuffle(a, seed); }
+}  // namespace random
+
 namespace {
 
 // Arrays are the same input when they are the same view of the same buffer.
@@ -108,6 +163,7 @@ class Lowering {
       case NodeKind::Literal: id = out.graph.literal(n->value); break;
       case NodeKind::Cast: id = out.graph.cast(n->dtype, lower(n->args[0])); break;
       case NodeKind::Reduce: id = out.graph.reduce(n->reduce, lower(n->args[0])); break;
+      case NodeKind::Generate: id = out.graph.generate(n->gen, n->args.empty() ? -1 : lower(n->args[0])); break;
       case NodeKind::Op: {
         int args[3];
         for (size_t i = 0; i < n->args.size(); ++i) args[i] = lower(n->args[i]);

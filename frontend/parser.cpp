@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "error.hpp"
+#include "generate.hpp"
 
 namespace kiln {
 namespace {
@@ -58,6 +59,38 @@ std::optional<Op> find_function(std::string_view name) {
   for (int i = 0; i < kNumOps; ++i)
     if (name == kOpInfo[i].name) return static_cast<Op>(i);
   return std::nullopt;
+}
+
+// Generator functions (engine/generate.hpp) and their parameters, in NumPy's order and
+// with NumPy's names (random ones as numpy.random.Generator's methods, plus seed=).
+struct GenSignature {
+  std::string_view name;
+  std::string_view params[5];
+  int required;  // leading parameters that must be given
+};
+constexpr GenSignature kGenSignatures[] = {
+    {"zeros", {"shape", "dtype"}, 1},
+    {"ones", {"shape", "dtype"}, 1},
+    {"full", {"shape", "fill_value", "dtype"}, 2},
+    {"zeros_like", {"a", "dtype"}, 1},
+    {"ones_like", {"a", "dtype"}, 1},
+    {"full_like", {"a", "fill_value", "dtype"}, 2},
+    {"arange", {"start", "stop", "step", "dtype"}, 1},
+    {"linspace", {"start", "stop", "num", "endpoint", "dtype"}, 2},
+    {"eye", {"N", "M", "k", "dtype"}, 1},
+    {"identity", {"n", "dtype"}, 1},
+    {"random", {"size", "seed", "dtype"}, 0},
+    {"uniform", {"low", "high", "size", "seed", "dtype"}, 0},
+    {"standard_normal", {"size", "seed", "dtype"}, 0},
+    {"normal", {"loc", "scale", "size", "seed", "dtype"}, 0},
+    {"integers", {"low", "high", "size", "seed", "dtype"}, 1},
+    {"bernoulli", {"p", "size", "seed"}, 1},
+};
+
+const GenSignature* find_generator(std::string_view name) {
+  for (const GenSignature& g : kGenSignatures)
+    if (g.name == name) return &g;
+  return nullptr;
 }
 
 constexpr bool is_digit(char c) { return c >= '0' && c <= '9'; }
@@ -425,9 +458,206 @@ class Parser {
     return g_.reduce(spec, operand, pos);
   }
 
+  // One argument of a generator call: a shape tuple, a dtype name, True/False/None, or an
+  // expression (a literal for the numeric parameters; any array for *_like's `a`).
+  struct GenArg {
+    bool given = false;
+    size_t pos = 0;
+    enum Kind { Expression, Tuple, DTypeName, Flag, None } kind = Expression;
+    int node = -1;
+    Shape tuple;
+    DType dtype = DType::Float64;
+    bool flag = false;
+  };
+
+  GenArg parse_gen_arg() {
+    GenArg a;
+    a.given = true;
+    a.pos = tok_.pos;
+    Token next = lex(text_, tok_.end);
+    if (tok_.kind == Tok::Name && (next.kind != Tok::Punct || next.text != "(")) {
+      DType d;
+      if (tok_.text == "None" || tok_.text == "True" || tok_.text == "False") {
+        a.kind = tok_.text == "None" ? GenArg::None : GenArg::Flag;
+        a.flag = tok_.text == "True";
+        advance();
+        return a;
+      }
+      if (dtype_from_name(tok_.text, d)) {
+        a.kind = GenArg::DTypeName;
+        a.dtype = d;
+        advance();
+        return a;
+      }
+    }
+    // (3, 4), (5,) and () are shapes; (3) is the number 3.
+    if (at_punct("(") && (next.kind == Tok::Int || (next.kind == Tok::Punct && (next.text == ")" || next.text == "-")))) {
+      advance();
+      a.kind = GenArg::Tuple;
+      bool comma = false;
+      while (!at_punct(")")) {
+        a.tuple.push_back(parse_int("a shape"));
+        if (at_punct(",")) {
+          comma = true;
+          advance();
+        } else if (!at_punct(")")) {
+          unexpected(tok_, "; expected ',' or ')'");
+        }
+      }
+      advance();
+      if (a.tuple.size() == 1 && !comma) {  // a parenthesised integer
+        a.kind = GenArg::Expression;
+        a.node = g_.literal(Scalar::of_int(a.tuple[0]), static_cast<int>(a.pos));
+      }
+      return a;
+    }
+    a.node = parse_binary(kCompareLevel);
+    return a;
+  }
+
+  // zeros((3, 4)), arange(0, 1, 0.1), uniform(size=1000, seed=7), zeros_like(x), ...
+  int parse_generator(const Token& name, const GenSignature& sig) {
+    const int pos = static_cast<int>(name.pos);
+    const std::string fn(name.text);
+    advance();  // '('
+    GenArg args[5];
+    int nparams = 0;
+    while (nparams < 5 && !sig.params[nparams].empty()) ++nparams;
+    int positional = 0;
+    bool keywords = false;
+    bool first = true;
+    while (!at_punct(")")) {
+      if (!first) {
+        if (!at_punct(",")) unexpected(tok_, "; expected ',' or ')'");
+        advance();
+        if (at_punct(")")) break;
+      }
+      first = false;
+      int slot;
+      if (tok_.kind == Tok::Name && lex(text_, tok_.end).text == "=") {
+        Token key = tok_;
+        std::string_view wanted = key.text == "shape" ? "size" : key.text;  // shape= reads as size=
+        slot = -1;
+        for (int i = 0; i < nparams; ++i)
+          if (sig.params[i] == wanted) slot = i;
+        if (slot < 0) {
+          std::string names;
+          for (int i = 0; i < nparams; ++i) names += (i ? ", " : "") + std::string(sig.params[i]);
+          parse_error(key.pos, fn + " has no keyword argument " + quoted(key.text) + " (it takes " + names + ")");
+        }
+        if (args[slot].given) parse_error(key.pos, fn + " got argument " + quoted(key.text) + " twice");
+        advance();
+        advance();  // '='
+        keywords = true;
+      } else {
+        if (keywords) parse_error(tok_.pos, "positional argument after keyword arguments");
+        if (positional >= nparams)
+          parse_error(tok_.pos, fn + " takes at most " + std::to_string(nparams) + " arguments");
+        slot = positional++;
+      }
+      args[slot] = parse_gen_arg();
+    }
+    advance();  // ')'
+    for (int i = 0; i < sig.required; ++i)
+      if (!args[i].given)
+        throw Error(Status::BadArgument, fn + " at position " + std::to_string(pos) + " needs its argument " +
+                                             quoted(sig.params[i]), pos);
+    auto at = [&](const GenArg& a) { return " (at position " + std::to_string(a.pos) + ")"; };
+    auto slot_of = [&](std::string_view param) {
+      for (int i = 0; i < nparams; ++i)
+        if (sig.params[i] == param) return &args[i];
+      KILN_ASSERT(false);
+      return &args[0];
+    };
+    auto number = [&](std::string_view param, Scalar fallback) -> Scalar {
+      const GenArg& a = *slot_of(param);
+      if (!a.given) return fallback;
+      if (a.kind != GenArg::Expression || g_.node(a.node).kind != NodeKind::Literal)
+        throw Error(Status::BadArgument, fn + ": " + std::string(param) + " must be a number" + at(a), pos);
+      return g_.node(a.node).value;
+    };
+    auto integer = [&](std::string_view param, int64_t fallback) -> int64_t {
+      Scalar v = number(param, Scalar::of_int(fallback));
+      if (v.kind != Kind::Int)
+        throw Error(Status::BadArgument, fn + ": " + std::string(param) + " must be an integer" + at(*slot_of(param)), pos);
+      return v.i;
+    };
+    auto real = [&](std::string_view param, double fallback) { return number(param, Scalar::of_float(fallback)).as_double(); };
+    auto dtype = [&]() -> std::optional<DType> {
+      const GenArg& a = *slot_of("dtype");
+      if (!a.given || a.kind == GenArg::None) return std::nullopt;
+      if (a.kind != GenArg::DTypeName)
+        throw Error(Status::BadArgument, fn + ": dtype must be one of bool, int32, int64, float32, float64" + at(a), pos);
+      return a.dtype;
+    };
+    auto shape = [&](std::string_view param) -> std::optional<Shape> {
+      const GenArg& a = *slot_of(param);
+      if (!a.given || a.kind == GenArg::None) return std::nullopt;
+      if (a.kind == GenArg::Tuple) return a.tuple;
+      return Shape{integer(param, 0)};
+    };
+    auto seed = [&]() -> uint64_t {
+      if (!slot_of("seed")->given)
+        throw Error(Status::BadArgument, fn + " at position " + std::to_string(pos) +
+                                             " needs seed= (random numbers in kiln are reproducible from their seed)", pos);
+      int64_t v = integer("seed", 0);
+      if (v < 0) throw Error(Status::BadArgument, fn + ": seed must be non-negative" + at(*slot_of("seed")), pos);
+      return static_cast<uint64_t>(v);
+    };
+    auto flag = [&](std::string_view param, bool fallback) {
+      const GenArg& a = *slot_of(param);
+      if (!a.given) return fallback;
+      if (a.kind != GenArg::Flag) throw Error(Status::BadArgument, fn + ": " + std::string(param) + " takes True or False" + at(a), pos);
+      return a.flag;
+    };
+    auto made = [&](const GenSpec& spec, int like = -1) { return g_.generate(spec, like, pos); };
+    try {
+      if (fn == "zeros" || fn == "ones" || fn == "full") {
+        Shape sh = *shape("shape");
+        Scalar v = fn == "full" ? number("fill_value", {}) : Scalar::of_float(fn == "ones" ? 1.0 : 0.0);
+        return made(full_spec(sh, v, fn == "full" ? dtype() : dtype().value_or(DType::Float64), sig.name.data()));
+      }
+      if (fn == "zeros_like" || fn == "ones_like" || fn == "full_like") {
+        const GenArg& a = *slot_of("a");
+        if (a.kind != GenArg::Expression) throw Error(Status::BadArgument, fn + ": a must be an array" + at(a), pos);
+        Scalar v = fn == "full_like" ? number("fill_value", {}) : Scalar::of_int(fn == "ones_like" ? 1 : 0);
+        return made(full_like_spec(v, dtype()), a.node);
+      }
+      if (fn == "arange") {
+        // arange(stop), arange(start, stop[, step]), as NumPy.
+        bool one = !slot_of("stop")->given;
+        Scalar start = one ? Scalar::of_int(0) : number("start", {});
+        Scalar stop = one ? number("start", {}) : number("stop", {});
+        return made(arange_spec(start, stop, number("step", Scalar::of_int(1)), dtype()));
+      }
+      if (fn == "linspace")
+        return made(linspace_spec(real("start", 0), real("stop", 0), integer("num", 50), flag("endpoint", true), dtype()));
+      if (fn == "eye" || fn == "identity") {
+        std::optional<int64_t> cols;
+        if (fn == "eye" && slot_of("M")->given && slot_of("M")->kind != GenArg::None) cols = integer("M", 0);
+        return made(eye_spec(integer(fn == "eye" ? "N" : "n", 0), cols, fn == "eye" ? integer("k", 0) : 0, dtype()));
+      }
+      if (fn == "random") return made(uniform_spec(seed(), shape("size"), 0.0, 1.0, dtype()));
+      if (fn == "uniform") return made(uniform_spec(seed(), shape("size"), real("low", 0.0), real("high", 1.0), dtype()));
+      if (fn == "standard_normal") return made(normal_spec(seed(), shape("size"), 0.0, 1.0, dtype()));
+      if (fn == "normal") return made(normal_spec(seed(), shape("size"), real("loc", 0.0), real("scale", 1.0), dtype()));
+      if (fn == "integers") {
+        // integers(high) draws from [0, high), as NumPy.
+        bool one = !slot_of("high")->given || slot_of("high")->kind == GenArg::None;
+        int64_t low = one ? 0 : integer("low", 0), high = one ? integer("low", 0) : integer("high", 0);
+        return made(integers_spec(seed(), shape("size"), low, high, dtype()));
+      }
+      return made(bernoulli_spec(seed(), shape("size"), real("p", 0.5)));
+    } catch (const Error& e) {
+      if (e.offset() >= 0) throw;
+      throw Error(e.status(), std::string(e.what()) + " (at position " + std::to_string(pos) + ")", pos);
+    }
+  }
+
   int parse_call(const Token& name) {
     int pos = static_cast<int>(name.pos);
     if (std::optional<Reduction> r = find_reduction(name.text)) return parse_reduction(name, *r);
+    if (const GenSignature* sig = find_generator(name.text)) return parse_generator(name, *sig);
     std::optional<Op> op = find_function(name.text);
     DType cast_to{};
     bool is_cast = !op && dtype_from_name(name.text, cast_to);
@@ -494,7 +724,7 @@ int node_op_level(const Graph& g, const Node& n) {
 
 int node_level(const Graph& g, const Node& n) {
   if (n.kind == NodeKind::Op) return node_op_level(g, n);
-  if (n.kind == NodeKind::Reduce) return kAtomLevel;
+  if (n.kind == NodeKind::Reduce || n.kind == NodeKind::Generate) return kAtomLevel;
   bool negative = is_numeric_literal(n) && (n.value.kind == Kind::Int ? n.value.i < 0 : std::signbit(n.value.f));
   return negative ? kUnaryLevel : kAtomLevel;  // "-1" binds like a unary minus
 }
@@ -549,6 +779,14 @@ void append_piece(std::string& out, const Graph& g, const Node& n, int arg) {
     case NodeKind::Literal: out += literal_text(n.value); return;
     case NodeKind::Cast: out += arg == 0 ? std::string(dtype_name(n.dtype)) + "(" : ")"; return;
     case NodeKind::Reduce: out += arg == 0 ? std::string(reduction_info(n.reduce.reduction).name) + "(" : reduce_suffix(n.reduce); return;
+    case NodeKind::Generate: {
+      // *_like's text is split around its operand.
+      std::string text = gen_text(n.gen, "\x01");
+      size_t cut = text.find('\x01');
+      if (cut == std::string::npos) out += arg == 0 ? text : "";
+      else out += arg == 0 ? text.substr(0, cut) : text.substr(cut + 1);
+      return;
+    }
     case NodeKind::Op: break;
   }
   const OpInfo& info = op_info(n.op);

@@ -785,6 +785,8 @@ template <size_t... I> void fill_chains(KernelTable& t, std::index_sequence<I...
    ...);
 }
 
+#include "creation_impl.hpp"
+
 inline KernelTable make_table(const char* isa) {
   KernelTable t{};
   t.isa = isa;
@@ -794,6 +796,7 @@ inline KernelTable make_table(const char* isa) {
 #include "ops.def"
 #undef KILN_OP
   fill_all_casts(t, AllDTypes{});
+  fill_creation_kernels(t);
 #define KILN_REDUCTION(id, name, kernel, ddof) fill_reduction_dtypes<Reduction::id>(t, AllDTypes{});
 #include "reductions.def"
 #undef KILN_REDUCTION

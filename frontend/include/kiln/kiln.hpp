@@ -12,6 +12,7 @@
 #pragma once
 #include <initializer_list>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -24,6 +25,8 @@
 #include "ops.hpp"
 
 namespace kiln {
+
+struct GenSpec;  // engine/graph.hpp
 
 // Which axes a reduction folds: every axis (the default, NumPy's axis=None), one axis or
 // several; negative axes count from the end.
@@ -47,6 +50,9 @@ class Expr {
   static Expr apply(Op op, std::initializer_list<Expr> args);
   static Expr cast(DType to, const Expr& arg);
   static Expr reduce(Reduction r, const Expr& arg, const Axes& axes, bool keepdims, int ddof);
+  // A generator node (made by the creation and random functions below); `like` is the
+  // operand of *_like.
+  static Expr generate(const GenSpec& spec, const Expr* like);
 
  private:
   explicit Expr(std::shared_ptr<const Node> n) : node_(std::move(n)) {}
@@ -107,6 +113,52 @@ inline Expr operator!=(const Expr& a, const Expr& b) { return not_equal(a, b); }
 #undef KILN_REDUCTION
 #undef KILN_REDUCE_FN_0
 #undef KILN_REDUCE_FN_1
+
+// A number as written: creation functions take NumPy's default dtypes from its kind
+// (an int makes int64, a float float64, a bool bool), as from a Python scalar.
+struct Number {
+  Kind kind = Kind::Int;
+  int64_t i = 0;
+  double f = 0.0;
+  template <class T, std::enable_if_t<std::is_arithmetic_v<T>, int> = 0>
+  Number(T v) {
+    if constexpr (std::is_same_v<T, bool>) kind = Kind::Bool, i = v;
+    else if constexpr (std::is_integral_v<T>) kind = Kind::Int, i = static_cast<int64_t>(v);
+    else kind = Kind::Float, f = static_cast<double>(v);
+  }
+};
+
+// Creation, as NumPy's functions of the same names. They are nodes of the expression:
+// nothing is made until eval(), which fills them in parallel, and inside an expression
+// they are never stored (kiln::sin(kiln::arange(n) * 0.01) is one pass).
+// Bad arguments (a negative shape, step 0, ...) throw BadArgument when the node is made.
+Expr zeros(const Shape& shape, DType dtype = DType::Float64);
+Expr ones(const Shape& shape, DType dtype = DType::Float64);
+Expr full(const Shape& shape, Number value, std::optional<DType> dtype = std::nullopt);
+Expr zeros_like(const Expr& a, std::optional<DType> dtype = std::nullopt);
+Expr ones_like(const Expr& a, std::optional<DType> dtype = std::nullopt);
+Expr full_like(const Expr& a, Number value, std::optional<DType> dtype = std::nullopt);
+Expr arange(Number stop);
+Expr arange(Number start, Number stop, Number step = 1, std::optional<DType> dtype = std::nullopt);
+Expr linspace(double start, double stop, int64_t num = 50, bool endpoint = true, DType dtype = DType::Float64);
+Expr eye(int64_t n, std::optional<int64_t> m = std::nullopt, int64_t k = 0, DType dtype = DType::Float64);
+
+// Random numbers from Philox4x32-10: element i depends only on the seed and i, so the
+// same seed gives the same array for any thread count. Without a shape a random node
+// takes the shape of the expression around it: where(random::uniform(1) < p, a, 0).
+namespace random {
+Expr uniform(uint64_t seed, std::optional<Shape> shape = std::nullopt, double low = 0.0, double high = 1.0,
+             DType dtype = DType::Float64);
+Expr normal(uint64_t seed, std::optional<Shape> shape = std::nullopt, double mean = 0.0, double stddev = 1.0,
+            DType dtype = DType::Float64);
+Expr integers(uint64_t seed, std::optional<Shape> shape, int64_t low, int64_t high, DType dtype = DType::Int64);
+Expr bernoulli(uint64_t seed, std::optional<Shape> shape, double p);
+// 0..n-1 in a random order (int64), a copy of `a` with its rows (axis 0) in a random
+// order, and that done to `a` in place; deterministic from the seed like the rest.
+Array permutation(uint64_t seed, int64_t n);
+Array permuted(const Array& a, uint64_t seed);
+void shuffle(const Array& a, uint64_t seed);
+}  // namespace random
 
 // NumPy astype: kiln::astype(x, DType::Float32), or the named forms below.
 inline Expr astype(const Expr& a, DType to) { return Expr::cast(to, a); }

@@ -1,0 +1,64 @@
+// The creation generators' kernels (full, arange, linspace, eye; simd::GenParams has their
+// formulas), part of kernel_impl.hpp: plain loops over element indices that the compiler
+// vectorises under each instruction set's flags. Floats go through rounded() so that no
+// path contracts first + idx * delta into a fused multiply-add: NumPy rounds twice.
+
+template <class T> void gen_full(const GenParams& p, int64_t, int64_t, int64_t n, void* dst) {
+  T v;
+  std::memcpy(&v, p.value, sizeof(T));
+  std::fill_n(static_cast<T*>(dst), n, v);
+}
+
+template <class T> void gen_arange(const GenParams& p, int64_t first, int64_t step, int64_t n, void* dst) {
+  T* out = static_cast<T*>(dst);
+  if constexpr (kIsFloat<T>) {
+    const T start = static_cast<T>(p.f[0]), delta = static_cast<T>(p.f[1]);
+    for (int64_t k = 0; k < n; ++k) out[k] = start + rounded(static_cast<T>(first + k * step) * delta);
+  } else {
+    const auto start = static_cast<uint64_t>(p.i[0]), delta = static_cast<uint64_t>(p.i[1]);
+    for (int64_t k = 0; k < n; ++k) out[k] = static_cast<T>(start + static_cast<uint64_t>(first + k * step) * delta);
+  }
+}
+
+template <class T> void gen_linspace(const GenParams& p, int64_t first, int64_t step, int64_t n, void* dst) {
+  T* out = static_cast<T*>(dst);
+  const double start = p.f[0], by = p.f[1], stop = p.f[2], div = p.f[3], delta = p.f[4];
+  const int64_t last = p.i[1] && p.i[0] > 1 ? p.i[0] - 1 : -1;
+  const bool underflow = p.i[2] != 0;
+  for (int64_t k = 0; k < n; ++k) {
+    const int64_t idx = first + k * step;
+    const double y = static_cast<double>(idx);
+    double v = underflow ? rounded(rounded(y / div) * delta) + start : rounded(y * by) + start;
+    if (idx == last) v = stop;
+    if constexpr (kIsFloat<T>) out[k] = static_cast<T>(v);
+    else if constexpr (kIsBool<T>) out[k] = v != 0;
+    else out[k] = static_cast<T>(std::floor(v));
+  }
+}
+
+template <class T> void gen_eye(const GenParams& p, int64_t first, int64_t step, int64_t n, void* dst) {
+  T* out = static_cast<T*>(dst);
+  const int64_t cols = p.i[0], k_diag = p.i[1];
+  for (int64_t k = 0; k < n; ++k) {
+    const int64_t idx = first + k * step;
+    out[k] = static_cast<T>(idx % cols - idx / cols == k_diag ? 1 : 0);
+  }
+}
+
+template <Gen G, class T> constexpr GenFn creation_kernel() {
+  if constexpr (G == Gen::full) return &gen_full<T>;
+  else if constexpr (G == Gen::arange) return &gen_arange<T>;
+  else if constexpr (G == Gen::linspace) return &gen_linspace<T>;
+  else return &gen_eye<T>;
+}
+
+template <Gen G, size_t... D> void fill_creation_dtypes(KernelTable& t, std::index_sequence<D...>) {
+  ((t.generate[int(G)][D] = gen_makes(G, DType(D)) ? creation_kernel<G, typename CType<DType(D)>::type>() : nullptr), ...);
+}
+
+inline void fill_creation_kernels(KernelTable& t) {
+  fill_creation_dtypes<Gen::full>(t, AllDTypes{});
+  fill_creation_dtypes<Gen::arange>(t, AllDTypes{});
+  fill_creation_dtypes<Gen::linspace>(t, AllDTypes{});
+  fill_creation_dtypes<Gen::eye>(t, AllDTypes{});
+}
