@@ -25,8 +25,9 @@ std::vector<Stats> measure_interleaved(int reps, const std::vector<std::function
 int64_t arg_int(int argc, char** argv, const char* flag, int64_t fallback);
 bool has_flag(int argc, char** argv, const char* flag);
 
-// `kiln bench --io` (io.cpp).
+// `kiln bench --io` (io.cpp) and `kiln bench --create` (create.cpp).
 int run_io_bench(int argc, char** argv);
+int run_create_bench(int argc, char** argv);
 
 // NumPy's way: every operator a separate pass with a freshly allocated full-size result.
 Array eval_unfused(const std::string& expr, const Bindings& inputs);

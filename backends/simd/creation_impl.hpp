@@ -13,6 +13,22 @@ template <class T> void gen_arange(const GenParams& p, int64_t first, int64_t st
   T* out = static_cast<T*>(dst);
   if constexpr (kIsFloat<T>) {
     const T start = static_cast<T>(p.f[0]), delta = static_cast<T>(p.f[1]);
+    if (step == 1) {  // the common case, in batches: the scalar loop does not vectorise
+      using B = Batch<T>;
+      constexpr int64_t W = static_cast<int64_t>(B::size);
+      alignas(64) T lane[W];
+      for (int64_t j = 0; j < W; ++j) lane[j] = static_cast<T>(j);
+      const B offsets = B::load_aligned(lane), vstart(start), vdelta(delta);
+      int64_t k = 0;
+      // Exact while indices fit the mantissa; beyond it the scalar loop's conversion.
+      const int64_t exact = int64_t{1} << std::numeric_limits<T>::digits;
+      for (; k + W <= n && first + k + W <= exact; k += W) {
+        const B idx = B(static_cast<T>(first + k)) + offsets;
+        (vstart + rounded(idx * vdelta)).store_unaligned(out + k);
+      }
+      for (; k < n; ++k) out[k] = start + rounded(static_cast<T>(first + k) * delta);
+      return;
+    }
     for (int64_t k = 0; k < n; ++k) out[k] = start + rounded(static_cast<T>(first + k * step) * delta);
   } else {
     const auto start = static_cast<uint64_t>(p.i[0]), delta = static_cast<uint64_t>(p.i[1]);
@@ -56,7 +72,38 @@ template <Gen G, size_t... D> void fill_creation_dtypes(KernelTable& t, std::ind
   ((t.generate[int(G)][D] = gen_makes(G, DType(D)) ? creation_kernel<G, typename CType<DType(D)>::type>() : nullptr), ...);
 }
 
+// Whole vectors of the widest integer register this set's flags allow, streamed past
+// the caches; the unaligned head and the tail go through memcpy.
+inline void stream_store(void* dst, const void* src, int64_t bytes) {
+#if defined(__AVX512F__)
+  constexpr int64_t kWidth = 64;
+#elif defined(__AVX2__)
+  constexpr int64_t kWidth = 32;
+#else
+  constexpr int64_t kWidth = 16;
+#endif
+  auto* d = static_cast<char*>(dst);
+  const auto* s = static_cast<const char*>(src);
+  int64_t head = std::min<int64_t>(bytes, (kWidth - reinterpret_cast<uintptr_t>(d) % kWidth) % kWidth);
+  std::memcpy(d, s, static_cast<size_t>(head));
+  int64_t i = head;
+  for (; i + kWidth <= bytes; i += kWidth) {
+#if defined(__AVX512F__)
+    _mm512_stream_si512(reinterpret_cast<__m512i*>(d + i), _mm512_loadu_si512(s + i));
+#elif defined(__AVX2__)
+    _mm256_stream_si256(reinterpret_cast<__m256i*>(d + i), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + i)));
+#else
+    _mm_stream_si128(reinterpret_cast<__m128i*>(d + i), _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i)));
+#endif
+  }
+  std::memcpy(d + i, s + i, static_cast<size_t>(bytes - i));
+}
+
+inline void stream_fence() { _mm_sfence(); }
+
 inline void fill_creation_kernels(KernelTable& t) {
+  t.stream_store = &stream_store;
+  t.stream_fence = &stream_fence;
   fill_creation_dtypes<Gen::full>(t, AllDTypes{});
   fill_creation_dtypes<Gen::arange>(t, AllDTypes{});
   fill_creation_dtypes<Gen::linspace>(t, AllDTypes{});

@@ -106,6 +106,11 @@ struct KernelTable {
                                            // does not compute in that dtype
   KernelFn cast[kNumDTypes][kNumDTypes];   // [from][to], NumPy astype semantics
   GenFn generate[kNumGens][kNumDTypes];    // by generator and dtype (gen_makes), else null
+  // Copies `bytes` with non-temporal stores (no read-for-ownership of dst's lines: a
+  // write-only stream moves half the bytes); stream_fence() orders them before the data
+  // is handed to another thread.
+  void (*stream_store)(void* dst, const void* src, int64_t bytes);
+  void (*stream_fence)();
 };
 
 // Instruction sets compiled in and supported by this CPU, worst first ("sse2", "avx2", "avx512").
