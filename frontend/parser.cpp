@@ -572,6 +572,7 @@ class Parser {
     auto number = [&](std::string_view param, Scalar fallback) -> Scalar {
       const GenArg& a = *slot_of(param);
       if (!a.given) return fallback;
+      if (a.kind == GenArg::Flag) return Scalar::of_bool(a.flag);
       if (a.kind != GenArg::Expression || g_.node(a.node).kind != NodeKind::Literal)
         throw Error(Status::BadArgument, fn + ": " + std::string(param) + " must be a number" + at(a), pos);
       return g_.node(a.node).value;
