@@ -536,10 +536,9 @@ class Parser {
       int slot;
       if (tok_.kind == Tok::Name && lex(text_, tok_.end).text == "=") {
         Token key = tok_;
-        std::string_view wanted = key.text == "shape" ? "size" : key.text;  // shape= reads as size=
         slot = -1;
         for (int i = 0; i < nparams; ++i)
-          if (sig.params[i] == wanted) slot = i;
+          if (sig.params[i] == key.text || (key.text == "shape" && sig.params[i] == "size")) slot = i;  // shape= is size=
         if (slot < 0) {
           std::string names;
           for (int i = 0; i < nparams; ++i) names += (i ? ", " : "") + std::string(sig.params[i]);

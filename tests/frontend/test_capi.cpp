@@ -6,11 +6,13 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <limits>
 #include <memory>
 #include <set>
@@ -876,4 +878,89 @@ TEST_CASE(".npy and .npz through the C ABI: loads, mapped loads, many at once, a
   const char* dup[] = {"x", "x"};
   CHECK(kiln_save_npz(pz.c_str(), 2, dup, arrays, 0) == KILN_ERROR_BAD_ARGUMENT);
   std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("creation and random numbers through the C ABI, and their misuse", "[capi][random]") {
+  const int64_t shape[2] = {300, 7};
+  auto check_made = [&](kiln_status s, kiln_array* a, kiln_dtype d) {
+    REQUIRE(s == KILN_OK);
+    Handle h(a);
+    CHECK(kiln_array_dtype(a) == d);
+    CHECK(kiln_array_ndim(a) == 2);
+    CHECK(kiln_array_shape(a)[0] == 300);
+    CHECK(kiln_array_shape(a)[1] == 7);
+  };
+  kiln_array* a = nullptr;
+  check_made(kiln_random_uniform(1, KILN_FLOAT64, 2, shape, -1.0, 1.0, &a), a, KILN_FLOAT64);
+  check_made(kiln_random_uniform(1, KILN_FLOAT32, 2, shape, 0.0, 1.0, &a), a, KILN_FLOAT32);
+  check_made(kiln_random_normal(1, KILN_FLOAT64, 2, shape, 3.0, 0.0, &a), a, KILN_FLOAT64);  // std 0: all the mean
+  CHECK(static_cast<const double*>(kiln_array_data(a))[17] == 3.0);
+  check_made(kiln_random_integers(1, KILN_INT32, 2, shape, -3, 4, &a), a, KILN_INT32);
+  check_made(kiln_random_bernoulli(1, 2, shape, 0.5, &a), a, KILN_BOOL);
+  check_made(kiln_zeros(KILN_INT64, 2, shape, &a), a, KILN_INT64);
+  check_made(kiln_ones(KILN_BOOL, 2, shape, &a), a, KILN_BOOL);
+  check_made(kiln_full(KILN_FLOAT32, 2, shape, 0.5, &a), a, KILN_FLOAT32);
+  check_made(kiln_eye(300, 7, -2, KILN_INT32, &a), a, KILN_INT32);
+
+  // The same seed, the same numbers, whatever the thread count; another seed, others.
+  auto uniform = [&](uint64_t seed) {
+    kiln_array* u = nullptr;
+    REQUIRE(kiln_random_uniform(seed, KILN_FLOAT64, 2, shape, 0.0, 1.0, &u) == KILN_OK);
+    const auto* p = static_cast<const double*>(kiln_array_data(u));
+    std::vector<double> v(p, p + 2100);
+    kiln_array_release(u);
+    return v;
+  };
+  REQUIRE(kiln_set_num_threads(1) == KILN_OK);
+  std::vector<double> one = uniform(9);
+  REQUIRE(kiln_set_num_threads(2) == KILN_OK);
+  CHECK(uniform(9) == one);
+  REQUIRE(kiln_set_num_threads(0) == KILN_OK);
+  CHECK(uniform(10) != one);
+
+  kiln_array* perm = nullptr;
+  REQUIRE(kiln_random_permutation(3, 1000, &perm) == KILN_OK);
+  Handle hp(perm);
+  std::vector<int64_t> p(static_cast<const int64_t*>(kiln_array_data(perm)), static_cast<const int64_t*>(kiln_array_data(perm)) + 1000);
+  std::sort(p.begin(), p.end());
+  for (int64_t i = 0; i < 1000; ++i) REQUIRE(p[i] == i);
+  REQUIRE(kiln_random_shuffle(3, perm) == KILN_OK);
+
+  // Misuse: the documented status, a message naming the problem, *out untouched.
+  kiln_array* const sentinel = reinterpret_cast<kiln_array*>(0x1234);
+  struct Bad {
+    std::function<kiln_status(kiln_array**)> call;
+    kiln_status status;
+    const char* words;
+  };
+  const int64_t negative[1] = {-2};
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  std::vector<Bad> bad = {
+      {[&](kiln_array** o) { return kiln_random_uniform(1, KILN_FLOAT64, 2, shape, 1.0, 1.0, o); }, KILN_ERROR_BAD_ARGUMENT, "high must be greater than low"},
+      {[&](kiln_array** o) { return kiln_random_uniform(1, KILN_FLOAT64, 2, shape, 2.0, 1.0, o); }, KILN_ERROR_BAD_ARGUMENT, "high must be greater than low"},
+      {[&](kiln_array** o) { return kiln_random_uniform(1, KILN_FLOAT64, 2, shape, nan, 1.0, o); }, KILN_ERROR_BAD_ARGUMENT, "finite"},
+      {[&](kiln_array** o) { return kiln_random_uniform(1, KILN_FLOAT32, 2, shape, 1.0, 1.0 + 1e-12, o); }, KILN_ERROR_BAD_ARGUMENT, "float32"},
+      {[&](kiln_array** o) { return kiln_random_uniform(1, KILN_INT32, 2, shape, 0.0, 1.0, o); }, KILN_ERROR_TYPE, "cannot make int32"},
+      {[&](kiln_array** o) { return kiln_random_uniform(1, KILN_FLOAT64, 1, negative, 0.0, 1.0, o); }, KILN_ERROR_BAD_ARGUMENT, "negative dimensions"},
+      {[&](kiln_array** o) { return kiln_random_uniform(1, KILN_FLOAT64, 1, nullptr, 0.0, 1.0, o); }, KILN_ERROR_BAD_ARGUMENT, "shape is NULL"},
+      {[&](kiln_array** o) { return kiln_random_uniform(1, KILN_FLOAT64, 33, shape, 0.0, 1.0, o); }, KILN_ERROR_BAD_ARGUMENT, "ndim"},
+      {[&](kiln_array** o) { return kiln_random_normal(1, KILN_FLOAT64, 2, shape, 0.0, -1.0, o); }, KILN_ERROR_BAD_ARGUMENT, "standard deviation"},
+      {[&](kiln_array** o) { return kiln_random_normal(1, KILN_BOOL, 2, shape, 0.0, 1.0, o); }, KILN_ERROR_TYPE, "cannot make bool"},
+      {[&](kiln_array** o) { return kiln_random_integers(1, KILN_INT64, 2, shape, 5, 5, o); }, KILN_ERROR_BAD_ARGUMENT, "high must be greater than low"},
+      {[&](kiln_array** o) { return kiln_random_integers(1, KILN_INT32, 2, shape, 0, int64_t{1} << 40, o); }, KILN_ERROR_BAD_ARGUMENT, "out of bounds for int32"},
+      {[&](kiln_array** o) { return kiln_random_integers(1, KILN_FLOAT64, 2, shape, 0, 4, o); }, KILN_ERROR_TYPE, "cannot make float64"},
+      {[&](kiln_array** o) { return kiln_random_bernoulli(1, 2, shape, 1.5, o); }, KILN_ERROR_BAD_ARGUMENT, "p must be in [0, 1]"},
+      {[&](kiln_array** o) { return kiln_random_permutation(1, -1, o); }, KILN_ERROR_BAD_ARGUMENT, "non-negative"},
+      {[&](kiln_array** o) { return kiln_full(static_cast<kiln_dtype>(7), 2, shape, 1.0, o); }, KILN_ERROR_BAD_ARGUMENT, "unknown dtype"},
+      {[&](kiln_array** o) { return kiln_arange(0, 1, 0, KILN_FLOAT64, o); }, KILN_ERROR_BAD_ARGUMENT, "step must not be zero"},
+      {[&](kiln_array** o) { return kiln_full_like(nullptr, KILN_FLOAT64, 1.0, o); }, KILN_ERROR_BAD_ARGUMENT, "like is NULL"},
+  };
+  for (const Bad& b : bad) {
+    kiln_array* out = sentinel;
+    CHECK(b.call(&out) == b.status);
+    CHECK_THAT(kiln_last_error(), Contains(b.words));
+    CHECK(out == sentinel);
+  }
+  CHECK(kiln_random_uniform(1, KILN_FLOAT64, 2, shape, 0.0, 1.0, nullptr) == KILN_ERROR_BAD_ARGUMENT);
+  CHECK(kiln_random_shuffle(1, nullptr) == KILN_ERROR_BAD_ARGUMENT);
 }

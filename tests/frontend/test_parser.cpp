@@ -502,3 +502,83 @@ TEST_CASE("programs: statements, assignments, the last value", "[parser][program
   // Comparisons with == stay comparisons.
   CHECK(key_of("a == b") == key_of("equal(a, b)"));
 }
+
+TEST_CASE("generator calls parse NumPy's arguments and print back", "[parser][generate]") {
+  struct Printed {
+    const char* text;
+    const char* printed;
+  };
+  const Printed cases[] = {
+      {"arange(10)", "arange(0, 10, 1, dtype=int64)"},
+      {"arange(1.5, 4, step=0.5, dtype=float32)", "arange(1.5, 4, 0.5, dtype=float32)"},
+      {"zeros((3, 4))", "full((3, 4), 0.0, dtype=float64)"},
+      {"ones(5, dtype=int32)", "full((5,), 1.0, dtype=int32)"},
+      {"full((), True)", "full((), True, dtype=bool)"},
+      {"linspace(0, 1, 5, endpoint=False)", "linspace(0.0, 1.0, 5, endpoint=False, dtype=float64)"},
+      {"eye(3, k=-1)", "eye(3, 3, k=-1, dtype=float64)"},
+      {"zeros_like(x + 1)", "full_like(x + 1, 0)"},
+      {"full_like(x, 2.5, dtype=int64)", "full_like(x, 2.5, dtype=int64)"},
+      {"uniform(size=(2, 3), seed=7)", "uniform(0.0, 1.0, size=(2, 3), seed=7, dtype=float64)"},
+      {"random(seed=1, dtype=float32)", "uniform(0.0, 1.0, seed=1, dtype=float32)"},
+      {"normal(1, 2, shape=100, seed=3)", "normal(1.0, 2.0, size=(100,), seed=3, dtype=float64)"},
+      {"standard_normal(seed=0)", "normal(0.0, 1.0, seed=0, dtype=float64)"},
+      {"integers(6, seed=5)", "integers(0, 6, seed=5, dtype=int64)"},
+      {"integers(-3, 3, 10, 5, int32)", "integers(-3, 3, size=(10,), seed=5, dtype=int32)"},
+      {"bernoulli(0.25, seed=2)", "bernoulli(0.25, seed=2)"},
+      {"where(uniform(seed=1) < 0.5, x, 0)", "where(uniform(0.0, 1.0, seed=1, dtype=float64) < 0.5, x, 0)"},
+  };
+  for (const Printed& c : cases) {
+    INFO(c.text);
+    CHECK(reformat(c.text) == c.printed);
+    check_round_trip(c.text);
+    check_round_trip(c.printed);
+  }
+  // Parameters that change values are part of a node's identity; equal calls are one node.
+  CHECK(key_of("uniform(seed=1)") != key_of("uniform(seed=2)"));
+  CHECK(key_of("arange(0.0, 1.0, 0.5)") != key_of("arange(0, 1, 0.5)"));
+  CHECK(key_of("full((2,), -0.0)") != key_of("full((2,), 0.0)"));
+  Graph g;
+  parse_expression("uniform(seed=4) + uniform(seed=4)", g);
+  CHECK(g.node(g.roots[0]).args[0] == g.node(g.roots[0]).args[1]);
+}
+
+TEST_CASE("generator calls with bad arguments name the function and the argument", "[parser][generate][errors]") {
+  struct Bad {
+    const char* text;
+    Status status;
+    const char* words;
+  };
+  const Bad cases[] = {
+      {"zeros()", Status::BadArgument, "zeros at position 0 needs its argument 'shape'"},
+      {"zeros((2, -3))", Status::BadArgument, "zeros: negative dimensions are not allowed, got shape (2, -3)"},
+      {"zeros((2,), k=1)", Status::ParseError, "zeros has no keyword argument 'k' (it takes shape, dtype)"},
+      {"zeros((2,), dtype=float16)", Status::BadArgument, "dtype must be one of"},
+      {"zeros((2,), float64, 3)", Status::ParseError, "zeros takes at most 2 arguments"},
+      {"arange(0, 5, 0)", Status::BadArgument, "arange: step must not be zero"},
+      {"arange(0, x)", Status::BadArgument, "arange: stop must be a number"},
+      {"arange(5, dtype=bool)", Status::TypeError, "arange cannot make bool arrays"},
+      {"linspace(0, 1, -2)", Status::BadArgument, "linspace: num must be non-negative"},
+      {"linspace(0, 1, 3, endpoint=1)", Status::BadArgument, "endpoint takes True or False"},
+      {"uniform(size=3)", Status::BadArgument, "needs seed="},
+      {"uniform(1, 0, seed=1)", Status::BadArgument, "high must be greater than low"},
+      {"uniform(seed=-1)", Status::BadArgument, "seed must be non-negative"},
+      {"uniform(seed=1.5)", Status::BadArgument, "seed must be an integer"},
+      {"uniform(seed=1, dtype=int32)", Status::TypeError, "uniform cannot make int32 arrays"},
+      {"normal(0, -1, seed=1)", Status::BadArgument, "standard deviation must be finite and >= 0"},
+      {"integers(5, 5, seed=1)", Status::BadArgument, "high must be greater than low"},
+      {"bernoulli(2, seed=1)", Status::BadArgument, "p must be in [0, 1]"},
+      {"full((2,), 1, fill_value=2)", Status::ParseError, "got argument 'fill_value' twice"},
+      {"full(shape=(2,), 3)", Status::ParseError, "positional argument after keyword arguments"},
+  };
+  for (const Bad& c : cases) {
+    INFO(c.text);
+    Graph g;
+    try {
+      parse_expression(c.text, g);
+      FAIL("no error");
+    } catch (const Error& e) {
+      CHECK(e.status() == c.status);
+      CHECK_THAT(e.what(), Catch::Contains(c.words));
+    }
+  }
+}
