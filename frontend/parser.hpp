@@ -16,6 +16,16 @@
 //   reductions  sum prod mean std var min max any all argmin argmax, NumPy's way:
 //               sum(x), sum(x, 1), sum(x, axis=(0, -1), keepdims=True), var(x, ddof=1);
 //               axis is an integer, a tuple of them or None (argmin/argmax: one or None)
+//   creation    zeros(shape, dtype=float64), ones, full(shape, fill_value, dtype=None),
+//               zeros_like(a), ones_like, full_like(a, fill_value), arange([start,] stop
+//               [, step], dtype=None), linspace(start, stop, num=50, endpoint=True),
+//               eye(N, M=None, k=0), identity(n): NumPy's signatures and results. A
+//               shape is an integer or a tuple: 5, (3, 4), (7,), (); dtype a name
+//   random      numpy.random.Generator's methods plus seed= (required): random(size,
+//               seed), uniform(low=0.0, high=1.0, size=None), normal(loc, scale, size),
+//               standard_normal(size), integers(low, high=None, size), bernoulli(p,
+//               size); shape= is size=. Without a size they take the expression's shape:
+//               where(uniform(seed=1) < p, a, 0)
 //   programs    statements separated by ';': `t = a*b; s = sum(t); t - s`. A name
 //               assigned is that value in later statements; the last statement is the
 //               expression's value
