@@ -785,6 +785,9 @@ template <size_t... I> void fill_chains(KernelTable& t, std::index_sequence<I...
    ...);
 }
 
+// The random generators (backends/random): fill_random_kernels.
+#include "random_impl.hpp"
+
 inline KernelTable make_table(const char* isa) {
   KernelTable t{};
   t.isa = isa;
@@ -797,6 +800,7 @@ inline KernelTable make_table(const char* isa) {
 #define KILN_REDUCTION(id, name, kernel, ddof) fill_reduction_dtypes<Reduction::id>(t, AllDTypes{});
 #include "reductions.def"
 #undef KILN_REDUCTION
+  fill_random_kernels(t);
   return t;
 }
 
