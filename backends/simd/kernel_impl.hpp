@@ -785,7 +785,10 @@ template <size_t... I> void fill_chains(KernelTable& t, std::index_sequence<I...
    ...);
 }
 
+// The generators: creation (fill_creation_kernels) and random (backends/random,
+// fill_random_kernels).
 #include "creation_impl.hpp"
+#include "random_impl.hpp"
 
 inline KernelTable make_table(const char* isa) {
   KernelTable t{};
@@ -800,6 +803,7 @@ inline KernelTable make_table(const char* isa) {
 #define KILN_REDUCTION(id, name, kernel, ddof) fill_reduction_dtypes<Reduction::id>(t, AllDTypes{});
 #include "reductions.def"
 #undef KILN_REDUCTION
+  fill_random_kernels(t);
   return t;
 }
 
