@@ -126,7 +126,9 @@ TEST_CASE("generators in reductions fold the same values as their arrays", "[gen
     const GenSpec spec = c.spec(shape);
     DType d = x.dtype();
     Expr g = d == DType::Bool ? kiln::astype(node(spec), DType::Int64) : node(spec);
-    Expr xa = d == DType::Bool ? kiln::astype(Expr(x), DType::Int64) : Expr(x);
+    // x * 1 (exact) so that both folds take the computed path: an array read in place is
+    // folded in longer runs, which orders a float sum differently.
+    Expr xa = d == DType::Bool ? kiln::astype(Expr(x), DType::Int64) : Expr(x) * 1;
     for (int threads : {1, 2}) {
       kiln::set_num_threads(threads);
       CHECK(same_bytes(kiln::eval(kiln::sum(g)), kiln::eval(kiln::sum(xa))));
@@ -207,7 +209,7 @@ TEST_CASE("permutation, permuted and shuffle: a permutation, the same for any th
   std::vector<int64_t> sorted(p1.data_as<int64_t>(), p1.data_as<int64_t>() + n);
   int64_t fixed = 0;
   for (int64_t i = 0; i < n; ++i) fixed += sorted[i] == i;
-  CHECK(fixed < 20);  // a random permutation has about one fixed point
+  CHECK(fixed < 12);  // fixed points of a random permutation: Poisson(1), P(>= 12) < 1e-8
   std::sort(sorted.begin(), sorted.end());
   for (int64_t i = 0; i < n; ++i) REQUIRE(sorted[i] == i);
   Array other = kiln::random::permutation(43, n);
@@ -218,7 +220,8 @@ TEST_CASE("permutation, permuted and shuffle: a permutation, the same for any th
   // Rows move whole; shuffle in place equals permuted; a strided view is shuffled in place.
   Array m = kiln::eval(kiln::arange(3000)).reshape({1000, 3});
   Array moved = kiln::random::permuted(m, 5);
-  const int64_t* order = kiln::random::permutation(5, 1000).data_as<int64_t>();
+  const Array order_array = kiln::random::permutation(5, 1000);
+  const int64_t* order = order_array.data_as<int64_t>();
   for (int64_t r = 0; r < 1000; ++r)
     for (int64_t k = 0; k < 3; ++k) REQUIRE(moved.data_as<int64_t>()[r * 3 + k] == order[r] * 3 + k);
   Array copy = m.copy();

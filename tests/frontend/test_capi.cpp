@@ -882,25 +882,35 @@ TEST_CASE(".npy and .npz through the C ABI: loads, mapped loads, many at once, a
 
 TEST_CASE("creation and random numbers through the C ABI, and their misuse", "[capi][random]") {
   const int64_t shape[2] = {300, 7};
-  auto check_made = [&](kiln_status s, kiln_array* a, kiln_dtype d) {
-    REQUIRE(s == KILN_OK);
+  // Each call makes a 300 x 7 array of its dtype; `then` sees it before it is released.
+  auto check_made = [&](const std::function<kiln_status(kiln_array**)>& call, kiln_dtype d,
+                        const std::function<void(kiln_array*)>& then = {}) {
+    kiln_array* a = nullptr;
+    REQUIRE(call(&a) == KILN_OK);
     Handle h(a);
     CHECK(kiln_array_dtype(a) == d);
     CHECK(kiln_array_ndim(a) == 2);
     CHECK(kiln_array_shape(a)[0] == 300);
     CHECK(kiln_array_shape(a)[1] == 7);
+    if (then) then(a);
   };
-  kiln_array* a = nullptr;
-  check_made(kiln_random_uniform(1, KILN_FLOAT64, 2, shape, -1.0, 1.0, &a), a, KILN_FLOAT64);
-  check_made(kiln_random_uniform(1, KILN_FLOAT32, 2, shape, 0.0, 1.0, &a), a, KILN_FLOAT32);
-  check_made(kiln_random_normal(1, KILN_FLOAT64, 2, shape, 3.0, 0.0, &a), a, KILN_FLOAT64);  // std 0: all the mean
-  CHECK(static_cast<const double*>(kiln_array_data(a))[17] == 3.0);
-  check_made(kiln_random_integers(1, KILN_INT32, 2, shape, -3, 4, &a), a, KILN_INT32);
-  check_made(kiln_random_bernoulli(1, 2, shape, 0.5, &a), a, KILN_BOOL);
-  check_made(kiln_zeros(KILN_INT64, 2, shape, &a), a, KILN_INT64);
-  check_made(kiln_ones(KILN_BOOL, 2, shape, &a), a, KILN_BOOL);
-  check_made(kiln_full(KILN_FLOAT32, 2, shape, 0.5, &a), a, KILN_FLOAT32);
-  check_made(kiln_eye(300, 7, -2, KILN_INT32, &a), a, KILN_INT32);
+  check_made([&](kiln_array** o) { return kiln_random_uniform(1, KILN_FLOAT64, 2, shape, -1.0, 1.0, o); }, KILN_FLOAT64);
+  check_made([&](kiln_array** o) { return kiln_random_uniform(1, KILN_FLOAT32, 2, shape, 0.0, 1.0, o); }, KILN_FLOAT32);
+  check_made([&](kiln_array** o) { return kiln_random_normal(1, KILN_FLOAT64, 2, shape, 3.0, 0.0, o); }, KILN_FLOAT64,
+             [](kiln_array* a) { CHECK(static_cast<const double*>(kiln_array_data(a))[17] == 3.0); });  // std 0: the mean
+  check_made([&](kiln_array** o) { return kiln_random_integers(1, KILN_INT32, 2, shape, -3, 4, o); }, KILN_INT32,
+             [](kiln_array* a) {
+               const auto* v = static_cast<const int32_t*>(kiln_array_data(a));
+               CHECK(*std::min_element(v, v + 2100) == -3);
+               CHECK(*std::max_element(v, v + 2100) == 3);
+             });
+  check_made([&](kiln_array** o) { return kiln_random_bernoulli(1, 2, shape, 0.5, o); }, KILN_BOOL);
+  check_made([&](kiln_array** o) { return kiln_zeros(KILN_INT64, 2, shape, o); }, KILN_INT64);
+  check_made([&](kiln_array** o) { return kiln_ones(KILN_BOOL, 2, shape, o); }, KILN_BOOL);
+  check_made([&](kiln_array** o) { return kiln_full(KILN_FLOAT32, 2, shape, 0.5, o); }, KILN_FLOAT32,
+             [](kiln_array* a) { CHECK(static_cast<const float*>(kiln_array_data(a))[2099] == 0.5f); });
+  check_made([&](kiln_array** o) { return kiln_eye(300, 7, -2, KILN_INT32, o); }, KILN_INT32,
+             [](kiln_array* a) { CHECK(static_cast<const int32_t*>(kiln_array_data(a))[2 * 7] == 1); });
 
   // The same seed, the same numbers, whatever the thread count; another seed, others.
   auto uniform = [&](uint64_t seed) {
