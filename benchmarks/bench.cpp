@@ -137,6 +137,24 @@ std::vector<Stats> measure_interleaved(int reps, const std::vector<std::function
   return out;
 }
 
+std::map<std::string, double> run_numpy_script(const std::string& script, const std::vector<std::string>& args) {
+  std::map<std::string, double> out;
+  if (script.empty() || !std::filesystem::exists(script)) return out;
+  std::string cmd = "/usr/bin/python3 '" + script + "'";
+  for (const std::string& a : args) cmd += " '" + a + "'";
+  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
+  if (!p) return out;
+  char line[512];
+  while (std::fgets(line, sizeof line, p)) {
+    char name[128];
+    double v;
+    if (std::sscanf(line, "%127s %lf", name, &v) == 2) out[name] = v;
+    else std::fprintf(stderr, "%s: %s", script.c_str(), line);
+  }
+  ::pclose(p);
+  return out;
+}
+
 Array eval_unfused(const std::string& expr, const Bindings& inputs) {
   Graph g;
   parse_expression(expr, g);

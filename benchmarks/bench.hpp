@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,11 @@ bool has_flag(int argc, char** argv, const char* flag);
 // `kiln bench --io` (io.cpp) and `kiln bench --create` (create.cpp).
 int run_io_bench(int argc, char** argv);
 int run_create_bench(int argc, char** argv);
+
+// NumPy's side of a benchmark: runs `/usr/bin/python3 script args...` and reads its
+// "name seconds" lines (empty when the script or python3 is missing; other lines go to
+// stderr).
+std::map<std::string, double> run_numpy_script(const std::string& script, const std::vector<std::string>& args);
 
 // NumPy's way: every operator a separate pass with a freshly allocated full-size result.
 Array eval_unfused(const std::string& expr, const Bindings& inputs);

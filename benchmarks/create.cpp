@@ -19,26 +19,6 @@
 
 namespace kiln::cli {
 
-namespace {
-
-std::map<std::string, double> run_numpy(const std::string& script, int64_t n, int reps) {
-  std::map<std::string, double> out;
-  std::string cmd = "/usr/bin/python3 '" + script + "' " + std::to_string(n) + " " + std::to_string(reps) + " 2>&1";
-  FILE* p = ::popen(cmd.c_str(), "r");
-  if (!p) return out;
-  char line[512];
-  while (std::fgets(line, sizeof line, p)) {
-    char name[128];
-    double v;
-    if (std::sscanf(line, "%127s %lf", name, &v) == 2) out[name] = v;
-    else std::fprintf(stderr, "create_numpy.py: %s", line);
-  }
-  ::pclose(p);
-  return out;
-}
-
-}  // namespace
-
 int run_create_bench(int argc, char** argv) {
   const int64_t n = arg_int(argc, argv, "--n", 100000000);
   const int reps = static_cast<int>(std::max<int64_t>(arg_int(argc, argv, "--reps", 5), 1));
@@ -110,7 +90,7 @@ int run_create_bench(int argc, char** argv) {
   }
   set_num_threads(0);
 
-  std::map<std::string, double> np = run_numpy(script, n, reps);
+  std::map<std::string, double> np = run_numpy_script(script, {std::to_string(n), std::to_string(reps)});
   if (np.empty()) {
     std::printf("(NumPy rows skipped: %s not found or /usr/bin/python3 without numpy)\n", script.c_str());
     return 0;

@@ -3,21 +3,11 @@ same way (median of reps after one warm-up). Prints "name seconds" lines.
 
 usage: create_numpy.py N REPS
 """
-import statistics
 import sys
-import time
 
 import numpy as np
 
-
-def median_time(reps, f):
-    f()
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        f()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+from numpy_timing import median_time
 
 
 def main():

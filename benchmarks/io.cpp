@@ -40,26 +40,6 @@ uint64_t raw_read(const std::string& path, char* buf, size_t buf_size, bool adva
   return total;
 }
 
-// NumPy's figures from io_numpy.py: "name seconds" lines.
-std::map<std::string, double> run_numpy(const std::string& script, const std::string& big, const std::string& dir,
-                                        int files, int reps) {
-  std::map<std::string, double> out;
-  if (script.empty() || !std::filesystem::exists(script)) return out;
-  std::string cmd = "/usr/bin/python3 '" + script + "' '" + big + "' '" + dir + "' " + std::to_string(files) + " " +
-                    std::to_string(reps) + " 2>&1";
-  FILE* p = ::popen(cmd.c_str(), "r");
-  if (!p) return out;
-  char line[512];
-  while (std::fgets(line, sizeof line, p)) {
-    char name[128];
-    double v;
-    if (std::sscanf(line, "%127s %lf", name, &v) == 2) out[name] = v;
-    else std::fprintf(stderr, "io_numpy.py: %s", line);
-  }
-  ::pclose(p);
-  return out;
-}
-
 }  // namespace
 
 int run_io_bench(int argc, char** argv) {
@@ -125,7 +105,8 @@ int run_io_bench(int argc, char** argv) {
   });
   std::vector<Stats> st = measure_interleaved(reps, fs);
   set_num_threads(0);
-  std::map<std::string, double> np = run_numpy(script, big, small_dir, files, reps);
+  std::map<std::string, double> np =
+      run_numpy_script(script, {big, small_dir, std::to_string(files), std::to_string(reps)});
 
   std::printf("kiln bench --io: %lld MB file, %d files of %lld KB, medians of %d, %d hardware threads, warm page cache\n",
               static_cast<long long>(mb), files, static_cast<long long>(kb), reps, all);

@@ -4,22 +4,12 @@ after one warm-up). Prints "name seconds" lines that kiln bench reads.
 usage: io_numpy.py BIG.npy SMALL_DIR NFILES REPS
 """
 import os
-import statistics
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-
-def median_time(reps, f):
-    f()
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        f()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+from numpy_timing import median_time
 
 
 def main():

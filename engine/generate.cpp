@@ -1,6 +1,5 @@
 #include "generate.hpp"
 
-#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -21,17 +20,6 @@ namespace {
 
 [[noreturn]] void bad(const char* fn, const std::string& what) {
   throw Error(Status::BadArgument, std::string(fn) + ": " + what);
-}
-
-std::string number_text(const Scalar& v) {
-  if (v.kind == Kind::Bool) return v.i ? "True" : "False";
-  if (v.kind == Kind::Int) return std::to_string(v.i);
-  if (std::isnan(v.f)) return std::signbit(v.f) ? "-nan" : "nan";
-  if (std::isinf(v.f)) return v.f < 0 ? "-inf" : "inf";
-  char buf[40];
-  std::string s(buf, std::to_chars(buf, buf + sizeof buf, v.f).ptr);  // shortest exact form
-  if (s.find_first_of(".e") == std::string::npos) s += ".0";
-  return s;
 }
 
 std::string shape_text(const Shape& s) {
@@ -102,7 +90,7 @@ GenSpec arange_spec(Scalar start, Scalar stop, Scalar step, std::optional<DType>
   check_makes(Gen::arange, s.dtype, "arange");
   if (step.as_double() == 0) bad("arange", "step must not be zero");
   for (const Scalar* v : {&start, &stop, &step})
-    if (!finite(v->as_double())) bad("arange", "arguments must be finite, got " + number_text(*v));
+    if (!finite(v->as_double())) bad("arange", "arguments must be finite, got " + scalar_text(*v));
   // NumPy: ceil((stop - start) / step), exact for integers.
   int64_t length;
   if (ints) {
@@ -151,8 +139,8 @@ GenSpec uniform_spec(uint64_t seed, std::optional<Shape> shape, double low, doub
   GenSpec s = random_spec(Gen::uniform, seed, shape, dtype.value_or(DType::Float64));
   if (!finite(low) || !finite(high)) bad("uniform", "low and high must be finite");
   if (!(high > low))
-    bad("uniform", "high must be greater than low, got low=" + number_text(Scalar::of_float(low)) +
-                       ", high=" + number_text(Scalar::of_float(high)));
+    bad("uniform", "high must be greater than low, got low=" + scalar_text(Scalar::of_float(low)) +
+                       ", high=" + scalar_text(Scalar::of_float(high)));
   if (s.dtype == DType::Float32 && !(static_cast<float>(high) > static_cast<float>(low)))
     bad("uniform", "low and high are the same float32 value");
   if (!finite(high - low)) bad("uniform", "high - low overflows float64");
@@ -164,7 +152,7 @@ GenSpec uniform_spec(uint64_t seed, std::optional<Shape> shape, double low, doub
 GenSpec normal_spec(uint64_t seed, std::optional<Shape> shape, double mean, double std, std::optional<DType> dtype) {
   GenSpec s = random_spec(Gen::normal, seed, shape, dtype.value_or(DType::Float64));
   if (!finite(mean)) bad("normal", "the mean must be finite");
-  if (!(std >= 0) || !finite(std)) bad("normal", "the standard deviation must be finite and >= 0, got " + number_text(Scalar::of_float(std)));
+  if (!(std >= 0) || !finite(std)) bad("normal", "the standard deviation must be finite and >= 0, got " + scalar_text(Scalar::of_float(std)));
   s.a = Scalar::of_float(mean);
   s.b = Scalar::of_float(std);
   return s;
@@ -182,7 +170,7 @@ GenSpec integers_spec(uint64_t seed, std::optional<Shape> shape, int64_t low, in
 
 GenSpec bernoulli_spec(uint64_t seed, std::optional<Shape> shape, double p) {
   GenSpec s = random_spec(Gen::bernoulli, seed, shape, DType::Bool);
-  if (!(p >= 0 && p <= 1)) bad("bernoulli", "p must be in [0, 1], got " + number_text(Scalar::of_float(p)));
+  if (!(p >= 0 && p <= 1)) bad("bernoulli", "p must be in [0, 1], got " + scalar_text(Scalar::of_float(p)));
   s.a = Scalar::of_float(p);
   return s;
 }
@@ -278,22 +266,22 @@ std::string gen_text(const GenSpec& s, const std::string& like) {
   std::string seed = ", seed=" + std::to_string(s.seed);
   switch (s.gen) {
     case Gen::full:
-      if (s.shape_from == GenSpec::ShapeFrom::Like) return "full_like(" + like + ", " + number_text(s.a) + dtype + ")";
-      return "full(" + shape_text(s.shape) + ", " + number_text(s.a) + dtype + ")";
+      if (s.shape_from == GenSpec::ShapeFrom::Like) return "full_like(" + like + ", " + scalar_text(s.a) + dtype + ")";
+      return "full(" + shape_text(s.shape) + ", " + scalar_text(s.a) + dtype + ")";
     case Gen::arange:
-      return "arange(" + number_text(s.a) + ", " + number_text(s.b) + ", " + number_text(s.c) + dtype + ")";
+      return "arange(" + scalar_text(s.a) + ", " + scalar_text(s.b) + ", " + scalar_text(s.c) + dtype + ")";
     case Gen::linspace:
-      return "linspace(" + number_text(s.a) + ", " + number_text(s.b) + ", " + std::to_string(s.num) +
+      return "linspace(" + scalar_text(s.a) + ", " + scalar_text(s.b) + ", " + std::to_string(s.num) +
              (s.endpoint ? "" : ", endpoint=False") + dtype + ")";
     case Gen::eye:
       return "eye(" + std::to_string(s.shape[0]) + ", " + std::to_string(s.shape[1]) + ", k=" + std::to_string(s.num) + dtype + ")";
     case Gen::uniform:
-      return "uniform(" + number_text(s.a) + ", " + number_text(s.b) + size + seed + dtype + ")";
+      return "uniform(" + scalar_text(s.a) + ", " + scalar_text(s.b) + size + seed + dtype + ")";
     case Gen::normal:
-      return "normal(" + number_text(s.a) + ", " + number_text(s.b) + size + seed + dtype + ")";
+      return "normal(" + scalar_text(s.a) + ", " + scalar_text(s.b) + size + seed + dtype + ")";
     case Gen::integers:
-      return "integers(" + number_text(s.a) + ", " + number_text(s.b) + size + seed + dtype + ")";
-    case Gen::bernoulli: return "bernoulli(" + number_text(s.a) + size + seed + ")";
+      return "integers(" + scalar_text(s.a) + ", " + scalar_text(s.b) + size + seed + dtype + ")";
+    case Gen::bernoulli: return "bernoulli(" + scalar_text(s.a) + size + seed + ")";
   }
   return "";
 }

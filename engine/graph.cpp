@@ -1,5 +1,6 @@
 #include "graph.hpp"
 
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -23,6 +24,17 @@ std::string reduce_key(const ReduceSpec& r) {
   return k;
 }
 }  // namespace
+
+std::string scalar_text(const Scalar& v) {
+  if (v.kind == Kind::Bool) return v.i ? "True" : "False";
+  if (v.kind == Kind::Int) return std::to_string(v.i);
+  if (std::isnan(v.f)) return std::signbit(v.f) ? "-nan" : "nan";
+  if (std::isinf(v.f)) return v.f < 0 ? "-inf" : "inf";
+  char buf[40];
+  std::string s(buf, std::to_chars(buf, buf + sizeof buf, v.f).ptr);  // shortest exact form
+  if (s.find_first_of(".e") == std::string::npos) s += ".0";
+  return s;
+}
 
 int Graph::intern(const Node& n) {
   // The structural key of a node names its operands by id: ids are themselves interned,

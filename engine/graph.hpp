@@ -26,6 +26,11 @@ struct Scalar {
   double as_double() const { return kind == Kind::Float ? f : static_cast<double>(i); }
 };
 
+// A literal as the expression language writes it, read back to the same bits: True/False,
+// integers, floats in shortest round-trip form with a '.' or exponent, inf, nan (with its
+// sign).
+std::string scalar_text(const Scalar& v);
+
 enum class NodeKind : uint8_t { Input, Literal, Op, Cast, Reduce, Generate };
 
 // A generator node (engine/generators.def): what it makes, as the user gave it. Made and

@@ -741,17 +741,6 @@ bool needs_parens(const Graph& g, const Node& parent, int arg, const Node& child
   return arg == 0 ? inner < level : inner <= level;
 }
 
-std::string literal_text(const Scalar& v) {
-  if (v.kind == Kind::Bool) return v.i ? "True" : "False";
-  if (v.kind == Kind::Int) return std::to_string(v.i);
-  if (std::isnan(v.f)) return std::signbit(v.f) ? "-nan" : "nan";
-  if (std::isinf(v.f)) return v.f < 0 ? "-inf" : "inf";
-  char buf[40];
-  std::string s(buf, std::to_chars(buf, buf + sizeof buf, v.f).ptr);  // shortest exact form
-  if (s.find_first_of(".e") == std::string::npos) s += ".0";
-  return s;
-}
-
 std::string reduce_suffix(const ReduceSpec& r) {
   std::string s;
   if (!r.all_axes) {
@@ -776,7 +765,7 @@ std::string reduce_suffix(const ReduceSpec& r) {
 void append_piece(std::string& out, const Graph& g, const Node& n, int arg) {
   switch (n.kind) {
     case NodeKind::Input: out += g.input_names()[n.input]; return;
-    case NodeKind::Literal: out += literal_text(n.value); return;
+    case NodeKind::Literal: out += scalar_text(n.value); return;
     case NodeKind::Cast: out += arg == 0 ? std::string(dtype_name(n.dtype)) + "(" : ")"; return;
     case NodeKind::Reduce: out += arg == 0 ? std::string(reduction_info(n.reduce.reduction).name) + "(" : reduce_suffix(n.reduce); return;
     case NodeKind::Generate: {
