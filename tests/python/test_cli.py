@@ -206,3 +206,25 @@ def test_long_saves_show_a_progress_bar_on_a_terminal_only(tmp_path):
     np.testing.assert_array_equal(np.load(out), np.zeros(9_000_000))
     res = run("convert", src, out)  # not a terminal: nothing on stderr
     assert res.returncode == 0 and res.stderr == ""
+
+
+def test_eval_creates_arrays_with_no_inputs(tmp_path):
+    out = tmp_path / "s.npy"
+    r = run("eval", "sin(arange(100000) * 0.01) + linspace(0, 1, 100000)", "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    expected = np.sin(np.arange(100000) * 0.01) + np.linspace(0, 1, 100000)
+    np.testing.assert_allclose(np.load(out), expected, rtol=1e-15, atol=1e-15)
+
+
+def test_random_numbers_are_the_same_for_any_thread_count(tmp_path):
+    outs = []
+    for threads in ("1", "2", "5"):
+        out = tmp_path / f"u{threads}.npy"
+        r = run("eval", "normal(2, 3, size=(700, 301), seed=12) + uniform(seed=12) * 0 + integers(9, seed=4)",
+                "-o", str(out), "--threads", threads)
+        assert r.returncode == 0, r.stderr
+        outs.append(np.load(out))
+    assert all(np.array_equal(outs[0].view(np.uint64), o.view(np.uint64)) for o in outs[1:])
+    assert abs(outs[0].mean() - (2 + 4)) < 0.05 and abs(outs[0].std() - np.sqrt(9 + 80 / 12)) < 0.05
+    r = run("eval", "uniform(size=3)")
+    assert r.returncode != 0 and "needs seed=" in r.stderr
