@@ -11,7 +11,7 @@
 #include <optional>
 #include <string>
 
-#include "array.hpp"
+#include "array.hpp"  // Shape
 #include "graph.hpp"
 
 namespace kiln {
@@ -39,13 +39,5 @@ std::string gen_key(const GenSpec& spec);
 // The call that parses back into this node: "arange(0, 10, 2)", "uniform(size=(3, 4),
 // low=0.0, high=1.0, seed=7)". `like` is the operand's text for *_like.
 std::string gen_text(const GenSpec& spec, const std::string& like);
-
-// A random permutation of 0..n-1 (int64) and rows of `a` (axis 0) in such an order, the
-// same for any thread count: element i gets a 64-bit Philox key from (seed, i) and the
-// order sorts (key, i). A copy; `a` is not changed.
-Array permutation(uint64_t seed, int64_t n);
-Array permuted(const Array& a, uint64_t seed);
-// NumPy's Generator.shuffle: `a`'s rows (axis 0) permuted in place, as permuted().
-void shuffle(const Array& a, uint64_t seed);
 
 }  // namespace kiln

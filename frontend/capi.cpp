@@ -80,9 +80,17 @@ kiln_array* new_handle(kiln::Array a) {
 }  // namespace
 
 namespace {
-kiln::DType dtype_from(kiln_dtype d, const char* what) {
-  require(kiln::valid_dtype(static_cast<int>(d)), std::string(what) + ": unknown dtype " + std::to_string(static_cast<int>(d)));
-  return static_cast<kiln::DType>(d);
+// A kiln_dtype as the int a C caller passed: any int may arrive, and loading an enum
+// outside its values is undefined in C++, so its bytes are copied rather than read as one.
+int code_of(const kiln_dtype& d) {
+  int code;
+  std::memcpy(&code, &d, sizeof code);
+  return code;
+}
+
+kiln::DType dtype_from(int code, const char* what) {
+  require(kiln::valid_dtype(code), std::string(what) + ": unknown dtype " + std::to_string(code));
+  return static_cast<kiln::DType>(code);
 }
 
 // Evaluates a generator node into a new handle; *out is set only on success.
@@ -109,19 +117,21 @@ const char* kiln_status_string(kiln_status status) {
 }
 
 kiln_status kiln_array_new(kiln_dtype dtype, int ndim, const int64_t* shape, kiln_array** out) {
+  const int code = code_of(dtype);
   return guarded([&] {
     require(out, "kiln_array_new: out is NULL");
-    require(kiln::valid_dtype(dtype), "kiln_array_new: invalid dtype " + std::to_string(static_cast<int>(dtype)));
-    kiln::Array a = kiln::Array::empty(static_cast<kiln::DType>(dtype), shape_from(ndim, shape, "kiln_array_new"));
+    require(kiln::valid_dtype(code), "kiln_array_new: invalid dtype " + std::to_string(code));
+    kiln::Array a = kiln::Array::empty(static_cast<kiln::DType>(code), shape_from(ndim, shape, "kiln_array_new"));
     *out = new_handle(std::move(a));
   });
 }
 
 kiln_status kiln_array_wrap(void* data, kiln_dtype dtype, int ndim, const int64_t* shape, const int64_t* byte_strides,
                             void (*release)(void* user), void* user, kiln_array** out) {
+  const int code = code_of(dtype);
   return guarded([&] {
     require(out, "kiln_array_wrap: out is NULL");
-    require(kiln::valid_dtype(dtype), "kiln_array_wrap: invalid dtype " + std::to_string(static_cast<int>(dtype)));
+    require(kiln::valid_dtype(code), "kiln_array_wrap: invalid dtype " + std::to_string(code));
     kiln::Shape s = shape_from(ndim, shape, "kiln_array_wrap");
     kiln::Shape strides = byte_strides ? kiln::Shape(byte_strides, byte_strides + ndim) : kiln::Shape();
     std::function<void()> on_release;
@@ -130,7 +140,7 @@ kiln_status kiln_array_wrap(void* data, kiln_dtype dtype, int ndim, const int64_
     // release callback would run while the caller believes it still owns the memory.
     auto* h = new kiln_array;
     try {
-      h->array = kiln::Array::wrap(data, static_cast<kiln::DType>(dtype), s, strides, std::move(on_release));
+      h->array = kiln::Array::wrap(data, static_cast<kiln::DType>(code), s, strides, std::move(on_release));
     } catch (...) {
       delete h;
       throw;
@@ -211,67 +221,78 @@ kiln_status kiln_eval_many(const char* program, size_t n, const char* const* nam
 
 
 kiln_status kiln_zeros(kiln_dtype dtype, int ndim, const int64_t* shape, kiln_array** out) {
-  return make(out, "kiln_zeros", [&] { return kiln::zeros(shape_from(ndim, shape, "kiln_zeros"), dtype_from(dtype, "kiln_zeros")); });
+  const int code = code_of(dtype);
+  return make(out, "kiln_zeros", [&] { return kiln::zeros(shape_from(ndim, shape, "kiln_zeros"), dtype_from(code, "kiln_zeros")); });
 }
 
 kiln_status kiln_ones(kiln_dtype dtype, int ndim, const int64_t* shape, kiln_array** out) {
-  return make(out, "kiln_ones", [&] { return kiln::ones(shape_from(ndim, shape, "kiln_ones"), dtype_from(dtype, "kiln_ones")); });
+  const int code = code_of(dtype);
+  return make(out, "kiln_ones", [&] { return kiln::ones(shape_from(ndim, shape, "kiln_ones"), dtype_from(code, "kiln_ones")); });
 }
 
 kiln_status kiln_full(kiln_dtype dtype, int ndim, const int64_t* shape, double value, kiln_array** out) {
+  const int code = code_of(dtype);
   return make(out, "kiln_full", [&] {
-    return kiln::full(shape_from(ndim, shape, "kiln_full"), value, dtype_from(dtype, "kiln_full"));
+    return kiln::full(shape_from(ndim, shape, "kiln_full"), value, dtype_from(code, "kiln_full"));
   });
 }
 
 kiln_status kiln_full_int(kiln_dtype dtype, int ndim, const int64_t* shape, int64_t value, kiln_array** out) {
+  const int code = code_of(dtype);
   return make(out, "kiln_full_int", [&] {
-    return kiln::full(shape_from(ndim, shape, "kiln_full_int"), value, dtype_from(dtype, "kiln_full_int"));
+    return kiln::full(shape_from(ndim, shape, "kiln_full_int"), value, dtype_from(code, "kiln_full_int"));
   });
 }
 
 kiln_status kiln_full_like(const kiln_array* like, kiln_dtype dtype, double value, kiln_array** out) {
+  const int code = code_of(dtype);
   return make(out, "kiln_full_like", [&] {
     require(like != nullptr, "kiln_full_like: like is NULL");
-    return kiln::full(like->array.shape(), value, dtype_from(dtype, "kiln_full_like"));
+    return kiln::full(like->array.shape(), value, dtype_from(code, "kiln_full_like"));
   });
 }
 
 kiln_status kiln_arange(double start, double stop, double step, kiln_dtype dtype, kiln_array** out) {
-  return make(out, "kiln_arange", [&] { return kiln::arange(start, stop, step, dtype_from(dtype, "kiln_arange")); });
+  const int code = code_of(dtype);
+  return make(out, "kiln_arange", [&] { return kiln::arange(start, stop, step, dtype_from(code, "kiln_arange")); });
 }
 
 kiln_status kiln_linspace(double start, double stop, int64_t num, int endpoint, kiln_dtype dtype, kiln_array** out) {
+  const int code = code_of(dtype);
   return make(out, "kiln_linspace", [&] {
-    return kiln::linspace(start, stop, num, endpoint != 0, dtype_from(dtype, "kiln_linspace"));
+    return kiln::linspace(start, stop, num, endpoint != 0, dtype_from(code, "kiln_linspace"));
   });
 }
 
 kiln_status kiln_eye(int64_t rows, int64_t cols, int64_t k, kiln_dtype dtype, kiln_array** out) {
-  return make(out, "kiln_eye", [&] { return kiln::eye(rows, cols, k, dtype_from(dtype, "kiln_eye")); });
+  const int code = code_of(dtype);
+  return make(out, "kiln_eye", [&] { return kiln::eye(rows, cols, k, dtype_from(code, "kiln_eye")); });
 }
 
 kiln_status kiln_random_uniform(uint64_t seed, kiln_dtype dtype, int ndim, const int64_t* shape, double lo, double hi,
                                 kiln_array** out) {
+  const int code = code_of(dtype);
   return make(out, "kiln_random_uniform", [&] {
     return kiln::random::uniform(seed, shape_from(ndim, shape, "kiln_random_uniform"), lo, hi,
-                                 dtype_from(dtype, "kiln_random_uniform"));
+                                 dtype_from(code, "kiln_random_uniform"));
   });
 }
 
 kiln_status kiln_random_normal(uint64_t seed, kiln_dtype dtype, int ndim, const int64_t* shape, double mean,
                                double std, kiln_array** out) {
+  const int code = code_of(dtype);
   return make(out, "kiln_random_normal", [&] {
     return kiln::random::normal(seed, shape_from(ndim, shape, "kiln_random_normal"), mean, std,
-                                dtype_from(dtype, "kiln_random_normal"));
+                                dtype_from(code, "kiln_random_normal"));
   });
 }
 
 kiln_status kiln_random_integers(uint64_t seed, kiln_dtype dtype, int ndim, const int64_t* shape, int64_t lo,
                                  int64_t hi, kiln_array** out) {
+  const int code = code_of(dtype);
   return make(out, "kiln_random_integers", [&] {
     return kiln::random::integers(seed, shape_from(ndim, shape, "kiln_random_integers"), lo, hi,
-                                  dtype_from(dtype, "kiln_random_integers"));
+                                  dtype_from(code, "kiln_random_integers"));
   });
 }
 

@@ -5,6 +5,7 @@
 
 #include "execute.hpp"
 #include "generate.hpp"
+#include "permutation.hpp"
 #include "kiln/kiln.h"
 #include "kiln/kiln.hpp"
 #include "parser.hpp"

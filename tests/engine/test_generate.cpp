@@ -15,6 +15,7 @@
 #include "array.hpp"
 #include "execute.hpp"
 #include "generate.hpp"
+#include "permutation.hpp"
 #include "kiln/kiln.hpp"
 #include "plan.hpp"
 #include "runtime.hpp"
