@@ -549,3 +549,27 @@ TEST_CASE("wrapped memory misaligned for its dtype is read through strided gathe
     CHECK(c.data_as<double>()[14999] == (0.25 * 29998 - 7) * 3);
   }
 }
+
+TEST_CASE("outputs bigger than the caches are streamed to memory with the same values", "[execute][stream]") {
+  // Above 64 MiB of output the loop writes with non-temporal stores: the values, a ragged
+  // tail, an output that starts mid-line and an output that is also the input must come
+  // out as with plain stores.
+  const int64_t n = (int64_t{9} << 20) + 13;
+  Array a = iota(DType::Float64, {n + 1}, 0.25, 0.5);
+  Array b = iota(DType::Float64, {n + 1}, -3.0, 0.125);
+  Array x = a.slice(0, 1, n + 1), y = b.slice(0, 0, n);  // x starts 8 bytes into a line
+  Array r = kiln::eval(2.0 * kiln::Expr(x) + 3.0 * kiln::Expr(y) * kiln::Expr(y) - 1.5);
+  REQUIRE(r.size() == n);
+  for (int64_t i = 0; i < n; ++i) {
+    const double xi = x.data_as<double>()[i], yi = y.data_as<double>()[i];
+    REQUIRE(r.data_as<double>()[i] == 2.0 * xi + (3.0 * yi) * yi - 1.5);
+  }
+  Array out = Array::zeros(DType::Float64, {n + 1}).slice(0, 1, n + 1);
+  kiln::eval(kiln::Expr(x) * 2.0, out);
+  for (int64_t i = 0; i < n; i += 997) REQUIRE(out.data_as<double>()[i] == x.data_as<double>()[i] * 2.0);
+  REQUIRE(out.data_as<double>()[n - 1] == x.data_as<double>()[n - 1] * 2.0);
+  Array self = x.copy();
+  kiln::eval(kiln::Expr(self) + 1.0, self);  // out is the input
+  for (int64_t i = 0; i < n; i += 991) REQUIRE(self.data_as<double>()[i] == x.data_as<double>()[i] + 1.0);
+  REQUIRE(self.data_as<double>()[n - 1] == x.data_as<double>()[n - 1] + 1.0);
+}
