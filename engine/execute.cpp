@@ -15,6 +15,40 @@ namespace kiln {
 
 namespace {
 
+// Each node's shape, as far as the values so far tell (nullopt where they do not yet).
+// Operands that do not broadcast are an error naming the op and where it was written.
+std::vector<std::optional<Shape>> node_shapes(const Plan& plan, const std::vector<Array>& values) {
+  const Graph& g = plan.graph;
+  std::vector<std::optional<Shape>> shapes(g.nodes().size());
+  for (size_t id = 0; id < g.nodes().size(); ++id) {
+    const Node& n = g.node(id);
+    int v = plan.node_value[id];
+    if (n.kind == NodeKind::Generate && n.nargs) {  // *_like: its operand's shape
+      shapes[id] = shapes[n.args[0]];
+      continue;
+    }
+    if (v >= 0) {
+      if (values[v].valid()) shapes[id] = values[v].shape();
+      continue;
+    }
+    Shape shape;  // literals, ops and casts
+    bool known = true;
+    for (int i = 0; i < n.nargs && known; ++i) {
+      known = shapes[n.args[i]].has_value();
+      Shape next;
+      if (known && !try_broadcast(shape, *shapes[n.args[i]], next)) {
+        const char* what = n.kind == NodeKind::Op ? op_info(n.op).name : "cast";
+        std::string at = n.pos >= 0 ? " at position " + std::to_string(n.pos) : "";
+        throw Error(Status::ShapeMismatch, std::string(what) + at + ": shapes " + shape_str(shape) + " and " +
+                                               shape_str(*shapes[n.args[i]]) + " do not broadcast");
+      }
+      shape = std::move(next);
+    }
+    if (known) shapes[id] = std::move(shape);
+  }
+  return shapes;
+}
+
 // Broadcast shape of the values a block reads, with an error that names the op whose
 // operands do not broadcast.
 Shape block_shape(const Plan& plan, const Block& b, const std::vector<Array>& values) {
@@ -27,30 +61,7 @@ Shape block_shape(const Plan& plan, const Block& b, const std::vector<Array>& va
   }
   if (ok) return shape;
   // Slow path, only to name the culprit: shapes node by node, as far as values are known.
-  const Graph& g = plan.graph;
-  std::vector<Shape> shapes(g.nodes().size());
-  std::vector<char> known(g.nodes().size(), 0);
-  for (size_t id = 0; id < g.nodes().size(); ++id) {
-    const Node& n = g.node(id);
-    int v = plan.node_value[id];
-    if (v >= 0) {
-      known[id] = values[v].valid();
-      if (known[id]) shapes[id] = values[v].shape();
-      continue;
-    }
-    known[id] = 1;
-    for (int i = 0; i < n.nargs && known[id]; ++i) {
-      known[id] = known[n.args[i]];
-      Shape next;
-      if (known[id] && !try_broadcast(shapes[id], shapes[n.args[i]], next)) {
-        const char* what = n.kind == NodeKind::Op ? op_info(n.op).name : "cast";
-        std::string at = n.pos >= 0 ? " at position " + std::to_string(n.pos) : "";
-        throw Error(Status::ShapeMismatch, std::string(what) + at + ": shapes " + shape_str(shapes[id]) +
-                                               " and " + shape_str(shapes[n.args[i]]) + " do not broadcast");
-      }
-      shapes[id] = std::move(next);
-    }
-  }
+  node_shapes(plan, values);
   throw Error(Status::ShapeMismatch, "operand shapes do not broadcast");
 }
 
@@ -1037,32 +1048,6 @@ void run_loop(const Plan& plan, const Step& st, const std::vector<Array>& values
     for (size_t j = 0; j < st.separate.size(); ++j)
       run_fused(plan, st.separate[j], shapes[j], reads_of(st.separate[j], shapes[j]), {outs[j]});
   }
-}
-
-// Each node's shape, as far as the values so far tell (nullopt where they do not yet).
-std::vector<std::optional<Shape>> node_shapes(const Plan& plan, const std::vector<Array>& values) {
-  const Graph& g = plan.graph;
-  std::vector<std::optional<Shape>> shapes(g.nodes().size());
-  for (size_t id = 0; id < g.nodes().size(); ++id) {
-    const Node& n = g.node(id);
-    int v = plan.node_value[id];
-    if (n.kind == NodeKind::Generate && n.nargs) {
-      shapes[id] = shapes[n.args[0]];
-    } else if (v >= 0) {
-      if (values[v].valid()) shapes[id] = values[v].shape();
-    } else if (n.kind == NodeKind::Literal) {
-      shapes[id] = Shape{};
-    } else if (n.kind == NodeKind::Op || n.kind == NodeKind::Cast) {
-      Shape s;
-      bool known = true;
-      for (int i = 0; i < n.nargs && known; ++i) {
-        known = shapes[n.args[i]].has_value();
-        if (known) s = broadcast_shapes(s, *shapes[n.args[i]], n.kind == NodeKind::Op ? op_info(n.op).name : "cast");
-      }
-      if (known) shapes[id] = std::move(s);
-    }
-  }
-  return shapes;
 }
 
 // Placeholders for the generators: of their own shape, of none (Context: see
