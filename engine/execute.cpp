@@ -551,6 +551,16 @@ void run_row_chunks(const Block& b, const Loop& loop, uint64_t stamp, int64_t ch
 constexpr uint64_t kCacheResidentBytes = uint64_t{4} << 20;
 constexpr uint64_t kStreamBytes = uint64_t{64} << 20;
 
+// KILN_STREAM_STORES=1 or 0 forces non-temporal output stores on or off (both the
+// streamed generators and streamed loop outputs), for measuring; -1 when unset.
+int forced_stream_stores() {
+  static const int forced = [] {
+    const char* v = std::getenv("KILN_STREAM_STORES");
+    return v ? (v[0] == '1' ? 1 : 0) : -1;
+  }();
+  return forced;
+}
+
 // Whether a block calls a transcendental kernel (exp, log, sin, power, ...): such a loop
 // waits on arithmetic, not memory, and streaming its output only adds the copy out of
 // scratch (exp(-a) * log1p(b) at 10^7 float64, 1 thread: 12.8 ms plain, 14.3 streamed).
@@ -599,6 +609,7 @@ bool stream_generator(const Block& b, const Loop& loop) {
 // The generator behind each read of a block (null for arrays).
 std::vector<const Generator*> generators_of(const Plan& plan, const Block& b) {
   std::vector<const Generator*> gens;
+  if (plan.generators.empty()) return gens;  // most plans: no search, no allocation
   for (int v : b.reads) gens.push_back(plan.generator_of(v));
   return gens;
 }
@@ -620,7 +631,8 @@ void run_fused(const Plan& plan, const Block& b, const Shape& shape, const std::
   const int64_t plan_chunk = chunk;
   const bool cache_resident = bytes * static_cast<uint64_t>(loop.total) <= kCacheResidentBytes;
   if (cache_resident) chunk *= 8;
-  if (!cache_resident && stream_generator(b, loop)) return;
+  const int forced = forced_stream_stores();
+  if ((forced >= 0 ? forced == 1 : !cache_resident) && stream_generator(b, loop)) return;
   uint64_t stamp = new_stamp();
   // Tasks of at least 4096 elements: small chunks keep registers in L1, but each task
   // must be worth scheduling. Chunk boundaries, not tasks, decide results.
@@ -647,10 +659,6 @@ void run_fused(const Plan& plan, const Block& b, const Shape& shape, const std::
     out_bytes += op.item * static_cast<uint64_t>(loop.total);
     lines = lines && reinterpret_cast<uintptr_t>(op.base) % 64 == 0;
   }
-  static const int forced = [] {  // KILN_STREAM_STORES=0|1, a measuring knob
-    const char* v = std::getenv("KILN_STREAM_STORES");
-    return v ? (v[0] == '1' ? 1 : 0) : -1;
-  }();
   const bool stream = forced >= 0 ? forced == 1 : out_bytes >= kStreamBytes && lines && !computes_much(b);
   const simd::KernelTable* streamer = stream ? &Runtime::instance().kernels() : nullptr;
   int64_t chunks = (loop.total + chunk - 1) / chunk;
