@@ -513,18 +513,24 @@ struct Written {
   bool big() const { return size > kZip64Limit || packed > kZip64Limit; }
 };
 
+// The fields a local header and a central directory entry share, from "version needed"
+// to the name's length.
+void put_entry_fields(std::string& out, const Written& w, uint16_t version) {
+  put16(out, version);
+  put16(out, w.flags);
+  put16(out, w.method);
+  put16(out, kDosTime);
+  put16(out, kDosDate);
+  put32(out, w.crc);
+  put32(out, w.big() ? 0xFFFFFFFF : w.packed);
+  put32(out, w.big() ? 0xFFFFFFFF : w.size);
+  put16(out, w.name.size());
+}
+
 std::string local_header(const Written& w) {
   std::string h;
   put32(h, kLocalSig);
-  put16(h, w.big() ? kVersion64 : kVersion);
-  put16(h, w.flags);
-  put16(h, w.method);
-  put16(h, kDosTime);
-  put16(h, kDosDate);
-  put32(h, w.crc);
-  put32(h, w.big() ? 0xFFFFFFFF : w.packed);
-  put32(h, w.big() ? 0xFFFFFFFF : w.size);
-  put16(h, w.name.size());
+  put_entry_fields(h, w, w.big() ? kVersion64 : kVersion);
   put16(h, kLocalExtraSize);
   h += w.name;
   put16(h, kZip64ExtraId);
@@ -542,15 +548,7 @@ void central_entry(std::string& cd, const Written& w) {
   put32(cd, kCentralSig);
   cd += static_cast<char>(version);
   cd += static_cast<char>(kCreateSystemUnix);
-  put16(cd, version);
-  put16(cd, w.flags);
-  put16(cd, w.method);
-  put16(cd, kDosTime);
-  put16(cd, kDosDate);
-  put32(cd, w.crc);
-  put32(cd, w.big() ? 0xFFFFFFFF : w.packed);
-  put32(cd, w.big() ? 0xFFFFFFFF : w.size);
-  put16(cd, w.name.size());
+  put_entry_fields(cd, w, version);
   put16(cd, extra.empty() ? 0 : 4 + 8 * extra.size());
   put16(cd, 0);  // comment
   put16(cd, 0);  // start disk
