@@ -50,19 +50,7 @@ Stats measure(int reps, const std::function<void()>& f) {
 // STREAM triad a = b + s*c on `threads` threads, static partition as STREAM's OpenMP.
 double triad_seconds(int threads, int reps, Array& a, const Array& b, const Array& c) {
   tbb::task_arena arena(threads);
-  double* pa = a.data_as<double>();
-  const double* pb = b.data_as<double>();
-  const double* pc = c.data_as<double>();
-  int64_t n = a.size();
-  return measure(reps, [&] {
-    arena.execute([&] {
-      tbb::parallel_for(tbb::blocked_range<int64_t>(0, n, 1 << 15),
-                        [&](const tbb::blocked_range<int64_t>& r) {
-                          for (int64_t i = r.begin(); i < r.end(); ++i) pa[i] = pb[i] + 3.0 * pc[i];
-                        },
-                        tbb::static_partitioner());
-    });
-  }).median;
+  return measure(reps, [&] { triad(arena, a, b, c); }).median;
 }
 
 // Read bandwidth: a dot product of two arrays, as fast as plain C++ runs it (eight

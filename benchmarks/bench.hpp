@@ -9,6 +9,8 @@
 
 #include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>
+#include <tbb/partitioner.h>
+#include <tbb/task_arena.h>
 
 #include "kiln/kiln.hpp"
 
@@ -37,6 +39,27 @@ std::map<std::string, double> run_numpy_script(const std::string& script, const 
 
 // NumPy's way: every operator a separate pass with a freshly allocated full-size result.
 Array eval_unfused(const std::string& expr, const Bindings& inputs);
+
+// body(first, last) over [0, n) on `arena`, cut into pieces of 2^15 statically as
+// STREAM's OpenMP loops are: how the bandwidth references (triad, copy, memset) run.
+template <class Body>
+void stream_loop(tbb::task_arena& arena, int64_t n, const Body& body) {
+  arena.execute([&] {
+    tbb::parallel_for(tbb::blocked_range<int64_t>(0, n, 1 << 15),
+                      [&](const tbb::blocked_range<int64_t>& r) { body(r.begin(), r.end()); },
+                      tbb::static_partitioner());
+  });
+}
+
+// STREAM's triad a = b + 3c over whole arrays on `arena`.
+inline void triad(tbb::task_arena& arena, Array& a, const Array& b, const Array& c) {
+  double* pa = a.data_as<double>();
+  const double* pb = b.data_as<double>();
+  const double* pc = c.data_as<double>();
+  stream_loop(arena, a.size(), [=](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; ++i) pa[i] = pb[i] + 3.0 * pc[i];
+  });
+}
 
 // n deterministic pseudo-random values in [lo, hi), filled in parallel (a splitmix64 hash
 // of the index and seed).

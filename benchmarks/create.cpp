@@ -40,31 +40,15 @@ int run_create_bench(int argc, char** argv) {
     set_num_threads(t);
     tbb::task_arena arena(t);
     double* pa = out.data_as<double>();
-    const double* pb = b.data_as<double>();
-    const double* pc = c.data_as<double>();
-    const int64_t grain = std::max<int64_t>(1 << 16, n / (16 * t));
+    auto memset_of = [&](int byte) {
+      return [&, byte] {
+        stream_loop(arena, n, [=](int64_t lo, int64_t hi) { std::memset(pa + lo, byte, static_cast<size_t>(hi - lo) * 8); });
+      };
+    };
     std::vector<std::pair<std::string, std::function<void()>>> rows = {
-        {"stream triad a = b + 3c", [&] {
-           arena.execute([&] {
-             tbb::parallel_for(tbb::blocked_range<int64_t>(0, n, grain), [&](const tbb::blocked_range<int64_t>& r) {
-               for (int64_t i = r.begin(); i < r.end(); ++i) pa[i] = pb[i] + 3.0 * pc[i];
-             }, tbb::static_partitioner());
-           });
-         }},
-        {"memset (glibc), byte 0", [&] {
-           arena.execute([&] {
-             tbb::parallel_for(tbb::blocked_range<int64_t>(0, n, grain), [&](const tbb::blocked_range<int64_t>& r) {
-               std::memset(pa + r.begin(), 0, static_cast<size_t>(r.size()) * 8);
-             }, tbb::static_partitioner());
-           });
-         }},
-        {"memset (glibc), byte 0x41", [&] {
-           arena.execute([&] {
-             tbb::parallel_for(tbb::blocked_range<int64_t>(0, n, grain), [&](const tbb::blocked_range<int64_t>& r) {
-               std::memset(pa + r.begin(), 0x41, static_cast<size_t>(r.size()) * 8);
-             }, tbb::static_partitioner());
-           });
-         }},
+        {"stream triad a = b + 3c", [&] { triad(arena, out, b, c); }},
+        {"memset (glibc), byte 0", memset_of(0)},
+        {"memset (glibc), byte 0x41", memset_of(0x41)},
         {"zeros(n) into out", [&] { eval(zeros({n}), out); }},
         {"full(n, 7.0) into out", [&] { eval(full({n}, 7.0), out); }},
         {"full(n, 7.0) new array", [&] { eval(full({n}, 7.0)); }},

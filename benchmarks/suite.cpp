@@ -45,12 +45,8 @@ std::vector<double> stream_gbs(int threads, int reps, int64_t n) {
   tbb::task_arena arena(threads);
   auto run = [&](auto body) {
     return [&, body] {
-      arena.execute([&] {
-        tbb::parallel_for(tbb::blocked_range<int64_t>(0, n, 1 << 15),
-                          [&](const tbb::blocked_range<int64_t>& r) {
-                            for (int64_t i = r.begin(); i < r.end(); ++i) body(i);
-                          },
-                          tbb::static_partitioner());
+      stream_loop(arena, n, [&](int64_t lo, int64_t hi) {
+        for (int64_t i = lo; i < hi; ++i) body(i);
       });
     };
   };
