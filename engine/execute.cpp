@@ -277,7 +277,8 @@ class ChunkRunner {
     char* mem = ws.get(need);
     r_ = reinterpret_cast<void**>(mem);
     for (int i = 0; i < num_regs; ++i) r_[i] = mem + table + reg_bytes * i;
-    own_.assign(r_, r_ + b.reads.size());
+    own_ = mem + table;
+    reg_bytes_ = reg_bytes;
 
     if (ws.filled_for == stamp) return;
     ws.filled_for = stamp;
@@ -290,7 +291,7 @@ class ChunkRunner {
     if (result_at && b_.results[0] >= static_cast<int>(b_.reads.size() + b_.constants.size()))
       r_[b_.results[0]] = result_at;
     const int num_reads = static_cast<int>(b_.reads.size());
-    for (int i = 0; i < num_reads; ++i) bind_read(loop_, loop_.inputs[i], r_[i], own_[i], start, n);
+    for (int i = 0; i < num_reads; ++i) bind_read(loop_, loop_.inputs[i], r_[i], own_ + reg_bytes_ * i, start, n);
     const void* srcs[kMaxInstrSources];
     for (const Instr& in : b_.instrs) {
       for (int s = 0; s < in.nsrc; ++s) srcs[s] = r_[in.src[s]];
@@ -305,7 +306,8 @@ class ChunkRunner {
   const Block& b_;
   const Loop& loop_;
   void** r_;
-  std::vector<void*> own_;  // each read's own slot (a generated read is made there)
+  char* own_;  // register i's own memory is own_ + reg_bytes_ * i (a generated read is made there)
+  size_t reg_bytes_;
 };
 
 // Runs body(first, last) over [0, items), in parallel when the work (total elements) is
