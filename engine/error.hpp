@@ -17,6 +17,7 @@ enum class Status : int {
   IOError = 6,
   OutOfMemory = 7,
   Internal = 8,
+  LinAlgError = 9,  // a singular or not positive definite matrix, a LAPACK routine that did not converge
 };
 
 class Error : public std::runtime_error {

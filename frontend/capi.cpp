@@ -28,7 +28,8 @@ static_assert(KILN_OK == static_cast<int>(kiln::Status::Ok) &&
               KILN_ERROR_BAD_ARGUMENT == static_cast<int>(kiln::Status::BadArgument) &&
               KILN_ERROR_IO == static_cast<int>(kiln::Status::IOError) &&
               KILN_ERROR_OUT_OF_MEMORY == static_cast<int>(kiln::Status::OutOfMemory) &&
-              KILN_ERROR_INTERNAL == static_cast<int>(kiln::Status::Internal));
+              KILN_ERROR_INTERNAL == static_cast<int>(kiln::Status::Internal) &&
+              KILN_ERROR_LINALG == static_cast<int>(kiln::Status::LinAlgError));
 static_assert(KILN_OP_COUNT == kiln::kNumOps);
 static_assert(KILN_FLOAT64 == static_cast<int>(kiln::DType::Float64) && KILN_BOOL == static_cast<int>(kiln::DType::Bool));
 
@@ -112,8 +113,9 @@ long kiln_last_error_offset(void) { return last_error_offset; }
 
 const char* kiln_status_string(kiln_status status) {
   static const char* const names[] = {"ok", "parse error", "unknown name", "shape mismatch", "type error",
-                                      "bad argument", "I/O error", "out of memory", "internal error"};
-  return status >= 0 && status <= KILN_ERROR_INTERNAL ? names[status] : "unknown status";
+                                      "bad argument", "I/O error", "out of memory", "internal error",
+                                      "linear algebra error"};
+  return status >= 0 && status <= KILN_ERROR_LINALG ? names[status] : "unknown status";
 }
 
 kiln_status kiln_array_new(kiln_dtype dtype, int ndim, const int64_t* shape, kiln_array** out) {

@@ -1,0 +1,93 @@
+#include "threads.hpp"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <mutex>
+#include <shared_mutex>
+
+#include <tbb/blocked_range.h>
+#include <tbb/parallel_for.h>
+
+#include "runtime.hpp"
+
+namespace kiln::blas {
+
+namespace {
+
+// Shared: callers running OpenBLAS on one thread. Exclusive: a call that raised
+// OpenBLAS's (process-wide) thread count, which would otherwise apply to theirs too.
+std::shared_mutex& library_lock() {
+  static std::shared_mutex m;
+  return m;
+}
+
+thread_local int region_depth = 0;
+
+int threads_at_load = 0;
+
+// OpenBLAS starts at its own default (every core); kiln's calls run on one thread.
+void set_up_once() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    threads_at_load = openblas_get_num_threads();
+    openblas_set_num_threads(1);
+  });
+}
+
+// Below this many flops a call is not split: task start-up and per-tile packing would
+// cost more than a second thread saves (about 50 us of one core's GEMM).
+constexpr double kParallelFlops = 4e6;
+
+struct Region {
+  Region() { ++region_depth; }
+  ~Region() { --region_depth; }
+};
+
+}  // namespace
+
+bool in_parallel_region() { return region_depth > 0; }
+
+int blas_threads_at_load() {
+  set_up_once();
+  return threads_at_load;
+}
+
+void parallel_items(int64_t items, double work, const std::function<void(int64_t, int64_t)>& body) {
+  set_up_once();
+  if (items <= 0) return;
+  auto run_serial = [&] {
+    Region region;
+    body(0, items);
+  };
+  if (region_depth > 0) return run_serial();  // already holds the shared lease
+  std::shared_lock<std::shared_mutex> lease(library_lock());
+  auto arena = Runtime::instance().arena();
+  if (items == 1 || work < kParallelFlops || arena->max_concurrency() == 1) return run_serial();
+  arena->execute([&] {
+    tbb::parallel_for(tbb::blocked_range<int64_t>(0, items, 1), [&](const tbb::blocked_range<int64_t>& r) {
+      Region region;
+      body(r.begin(), r.end());
+    });
+  });
+}
+
+void whole_budget_call(double work, const std::function<void()>& body) {
+  set_up_once();
+  int budget = Runtime::instance().num_threads();
+  if (region_depth > 0 || budget == 1 || work < kParallelFlops) {
+    if (region_depth > 0) return body();
+    std::shared_lock<std::shared_mutex> lease(library_lock());
+    Region region;
+    return body();
+  }
+  std::unique_lock<std::shared_mutex> lease(library_lock());
+  struct Restore {
+    ~Restore() { openblas_set_num_threads(1); }
+  } restore;
+  openblas_set_num_threads(budget);
+  Region region;
+  body();
+}
+
+}  // namespace kiln::blas
