@@ -9,7 +9,11 @@
 #include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>
 
+#include "gemm.hpp"
+#include "lapack.hpp"
+#include "linalg.hpp"
 #include "runtime.hpp"
+#include "threads.hpp"
 
 namespace kiln {
 
@@ -314,7 +318,8 @@ class ChunkRunner {
 // worth it. Which thread runs an item never changes what it computes.
 template <class Body>
 void for_items(int64_t items, int64_t grain, int64_t total, const Body& body) {
-  if (items <= 1 || total <= serial_threshold()) return body(int64_t{0}, items);
+  // Inside a BLAS tile (a matmul's epilogue) the tile is this thread's work already.
+  if (items <= 1 || total <= serial_threshold() || blas::in_parallel_region()) return body(int64_t{0}, items);
   auto arena = Runtime::instance().arena();
   if (arena->max_concurrency() == 1) return body(int64_t{0}, items);
   arena->execute([&] {
@@ -1017,11 +1022,19 @@ int64_t serial_threshold() {
 namespace {
 
 
-// The loop step: every output that is not a reduction's result, in one pass when their
-// shapes agree.
-void run_loop(const Plan& plan, const Step& st, const std::vector<Array>& values, const Array* out_arg,
-              std::vector<Array>& results) {
-  auto reads_of = [&](const Block& b, const Shape& shape) { return broadcast_reads(plan, b, values, shape); };
+// The loop step's arrays, checked and allocated: its outputs (new, or `out`) and, for
+// each block it runs, that block's shape and reads broadcast to it. `together`: one pass
+// of the step's body over shapes[0].
+struct LoopArrays {
+  bool together = true;
+  std::vector<Shape> shapes;
+  std::vector<std::vector<Array>> reads;
+  std::vector<Array> outs;
+};
+
+LoopArrays prepare_loop(const Plan& plan, const Step& st, const std::vector<Array>& values, const Array* out_arg,
+                        std::vector<Array>& results) {
+  LoopArrays w;
   if (out_arg && out_arg->valid()) {
     KILN_ASSERT(st.outputs.size() == 1);
     Shape shape = block_shape(plan, st.body, values);
@@ -1036,27 +1049,135 @@ void run_loop(const Plan& plan, const Step& st, const std::vector<Array>& values
         throw Error(Status::BadArgument, "out: a broadcast view (stride 0) cannot be written: its elements overlap");
     // Inputs that overlap `out` with a different element mapping are copied first (what
     // NumPy does for a[1:] = a[:-1] + 1).
-    std::vector<Array> reads = reads_of(st.body, out.shape());
+    std::vector<Array> reads = broadcast_reads(plan, st.body, values, out.shape());
     for (size_t i = 0; i < reads.size(); ++i)
       if (!plan.generator_of(st.body.reads[i]) && overlaps(reads[i], out) && !same_mapping(reads[i], out))
         reads[i] = values[st.body.reads[i]].copy().broadcast_to(out.shape());
-    run_fused(plan, st.body, out.shape(), reads, {out});
+    w.shapes = {out.shape()};
+    w.reads = {std::move(reads)};
+    w.outs = {out};
     results[st.outputs[0]] = out;
-    return;
+    return w;
   }
-  std::vector<Shape> shapes;
-  if (st.separate.empty()) shapes.push_back(block_shape(plan, st.body, values));
-  for (const Block& b : st.separate) shapes.push_back(block_shape(plan, b, values));
-  std::vector<Array> outs;
+  if (st.separate.empty()) w.shapes.push_back(block_shape(plan, st.body, values));
+  for (const Block& b : st.separate) w.shapes.push_back(block_shape(plan, b, values));
   for (size_t j = 0; j < st.outputs.size(); ++j) {
-    outs.push_back(Array::empty(plan.outputs[st.outputs[j]].dtype, shapes[j]));
-    results[st.outputs[j]] = outs.back();
+    w.outs.push_back(Array::empty(plan.outputs[st.outputs[j]].dtype, w.shapes[j]));
+    results[st.outputs[j]] = w.outs.back();
   }
-  if (std::all_of(shapes.begin(), shapes.end(), [&](const Shape& s) { return s == shapes[0]; })) {
-    run_fused(plan, st.body, shapes[0], reads_of(st.body, shapes[0]), outs);
+  w.together = std::all_of(w.shapes.begin(), w.shapes.end(), [&](const Shape& s) { return s == w.shapes[0]; });
+  if (w.together) {
+    w.reads.push_back(broadcast_reads(plan, st.body, values, w.shapes[0]));
   } else {
-    for (size_t j = 0; j < st.separate.size(); ++j)
-      run_fused(plan, st.separate[j], shapes[j], reads_of(st.separate[j], shapes[j]), {outs[j]});
+    for (size_t j = 0; j < st.separate.size(); ++j) w.reads.push_back(broadcast_reads(plan, st.separate[j], values, w.shapes[j]));
+  }
+  return w;
+}
+
+void run_prepared_loop(const Plan& plan, const Step& st, const LoopArrays& w) {
+  if (w.together) return run_fused(plan, st.body, w.shapes[0], w.reads[0], w.outs);
+  for (size_t j = 0; j < st.separate.size(); ++j) run_fused(plan, st.separate[j], w.shapes[j], w.reads[j], {w.outs[j]});
+}
+
+// The loop step: every output that is not a reduction's result, in one pass when their
+// shapes agree.
+void run_loop(const Plan& plan, const Step& st, const std::vector<Array>& values, const Array* out_arg,
+              std::vector<Array>& results) {
+  run_prepared_loop(plan, st, prepare_loop(plan, st, values, out_arg, results));
+}
+
+void bind_generators(const Plan& plan, std::vector<Array>& values);
+
+// The part of `x` (of the matmul result's full shape, batch dimensions `batch`) a tile covers.
+Array tile_view(const Array& x, size_t batch_dims, const Shape& batch, const blas::Tile& t) {
+  Array v = x;
+  int64_t index = t.batch;
+  for (size_t d = batch_dims; d-- > 0;) {
+    int64_t i = index % batch[d];
+    index /= batch[d];
+    v = v.slice(static_cast<int>(d), i, i + 1);
+  }
+  int nd = v.ndim();
+  return v.slice(nd - 2, t.row0, t.row1).slice(nd - 1, t.col0, t.col1);
+}
+
+// A matmul step. With `loop` (the plan's loop step, which reads the product) it runs that
+// loop too, over each tile right after the tile is made when it can: the loop is one pass
+// of the product's shape, and `out` (if any) shares no memory with the operands, which
+// later tiles still read. Returns whether it ran the loop.
+bool run_matmul(const Plan& plan, const Step& st, std::vector<Array>& values, const Step* loop, const Array* out_arg,
+                std::vector<Array>& results) {
+  const Array& a = values[st.linalg.operands[0]];
+  const Array& b = values[st.linalg.operands[1]];
+  Shape shape = matmul_shape(a.shape(), b.shape());  // checked before anything is made
+  KILN_ASSERT(a.dtype() == b.dtype());  // the planner casts both to the product's dtype
+  Array product = Array::empty(a.dtype(), shape);
+  values[st.linalg.values[0]] = product;
+  if (!loop) {
+    blas::matmul(a, b, product);
+    return false;
+  }
+  KILN_ASSERT(loop->kind == Step::Kind::Loop && loop->value < 0);
+  bind_generators(plan, values);  // zeros_like(a @ b) takes the product's shape
+  LoopArrays w = prepare_loop(plan, *loop, values, out_arg, results);
+  bool generated = false;
+  for (int v : loop->body.reads) generated |= plan.generator_of(v) != nullptr;
+  bool tiled = w.together && w.shapes[0] == shape && a.ndim() >= 2 && b.ndim() >= 2 && !generated;
+  for (const Array& o : w.outs) tiled = tiled && !overlaps(o, a) && !overlaps(o, b);
+  if (!tiled) {
+    blas::matmul(a, b, product);
+    run_prepared_loop(plan, *loop, w);
+    return true;
+  }
+  const size_t batch_dims = shape.size() - 2;
+  const Shape batch(shape.begin(), shape.end() - 2);
+  blas::matmul(a, b, product, [&](const blas::Tile& t) {
+    Shape tile_shape(batch_dims, 1);
+    tile_shape.push_back(t.row1 - t.row0);
+    tile_shape.push_back(t.col1 - t.col0);
+    std::vector<Array> reads, outs;
+    for (const Array& r : w.reads[0]) reads.push_back(tile_view(r, batch_dims, batch, t));
+    for (const Array& o : w.outs) outs.push_back(tile_view(o, batch_dims, batch, t));
+    run_fused(plan, loop->body, tile_shape, reads, outs);
+  });
+  return true;
+}
+
+// A LAPACK step (every linalg row but matmul): its results, one value per part.
+void run_lapack(const Plan& plan, const Step& st, std::vector<Array>& values) {
+  const LinalgSpec& s = plan.graph.node(st.linalg.nodes[0]).linalg;
+  std::vector<Array> ops;
+  for (int v : st.linalg.operands) ops.push_back(values[v]);
+  std::vector<Array> made;
+  switch (s.fn) {
+    case Linalg::solve: made = {linalg::solve(ops[0], ops[1])}; break;
+    case Linalg::inv: made = {linalg::inv(ops[0])}; break;
+    case Linalg::det: made = {linalg::det(ops[0])}; break;
+    case Linalg::cholesky: made = {linalg::cholesky(ops[0])}; break;
+    case Linalg::qr: {
+      const char* mode = s.qr_mode == LinalgSpec::QrMode::Reduced ? "reduced"
+                         : s.qr_mode == LinalgSpec::QrMode::Complete ? "complete" : "r";
+      made = linalg::qr(ops[0], mode);
+      break;
+    }
+    case Linalg::eigh: made = linalg::eigh(ops[0], s.uplo); break;
+    case Linalg::eigvalsh: made = {linalg::eigvalsh(ops[0], s.uplo)}; break;
+    case Linalg::svd: made = linalg::svd(ops[0], s.full_matrices, s.compute_uv); break;
+    case Linalg::lstsq: made = linalg::lstsq(ops[0], ops[1], s.rcond); break;
+    case Linalg::norm: {
+      linalg::NormOrd ord;
+      ord.kind = s.ord_kind == 1 ? linalg::NormOrd::Kind::Fro : s.ord_kind == 2 ? linalg::NormOrd::Kind::Nuc
+                 : s.ord_kind == 3 ? linalg::NormOrd::Kind::Number : linalg::NormOrd::Kind::None;
+      ord.p = s.p;
+      made = {linalg::norm(ops[0], ord, s.axes, s.keepdims)};
+      break;
+    }
+    case Linalg::matmul: KILN_ASSERT(false);
+  }
+  KILN_ASSERT(static_cast<int>(made.size()) == linalg_results(s));
+  for (size_t i = 0; i < st.linalg.nodes.size(); ++i) {
+    const Node& n = plan.graph.node(st.linalg.nodes[i]);
+    values[st.linalg.values[i]] = made[n.linalg.part];
   }
 }
 
@@ -1088,9 +1209,17 @@ std::vector<Array> run_plan(const Plan& plan, const std::vector<Array>& given, c
   std::vector<Array> values(plan.num_values);
   std::copy(given.begin(), given.end(), values.begin());
   std::vector<Array> results(plan.outputs.size());
-  for (const Step& st : plan.steps) {
+  for (size_t i = 0; i < plan.steps.size(); ++i) {
+    const Step& st = plan.steps[i];
     bind_generators(plan, values);
-    if (st.kind == Step::Kind::Reduce) {
+    if (st.kind == Step::Kind::Linalg) {
+      if (plan.graph.node(st.linalg.nodes[0]).linalg.fn != Linalg::matmul) {
+        run_lapack(plan, st, values);
+        continue;
+      }
+      const Step* loop = st.linalg.epilogue ? &plan.steps[i + 1] : nullptr;
+      if (run_matmul(plan, st, values, loop, out_arg, results)) ++i;  // it ran the loop too
+    } else if (st.kind == Step::Kind::Reduce) {
       run_reduce(plan, st, values);
     } else if (st.value >= 0) {
       Shape shape = block_shape(plan, st.body, values);

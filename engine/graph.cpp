@@ -8,6 +8,7 @@
 
 #include "error.hpp"
 #include "generate.hpp"
+#include "linalg.hpp"
 
 namespace kiln {
 
@@ -56,6 +57,7 @@ int Graph::intern(const Node& n) {
     case NodeKind::Cast: k += std::to_string(static_cast<int>(n.dtype)); break;
     case NodeKind::Reduce: k += reduce_key(n.reduce); break;
     case NodeKind::Generate: k += gen_key(n.gen); break;
+    case NodeKind::Linalg: k += linalg_key(n.linalg); break;
   }
   for (int i = 0; i < n.nargs; ++i) k += "," + std::to_string(n.args[i]);
   auto [it, inserted] = index_.emplace(std::move(k), static_cast<int>(nodes_.size()));
@@ -140,6 +142,20 @@ int Graph::generate(const GenSpec& spec, int like, int pos) {
   return with_operand(n, like, pos);
 }
 
+int Graph::linalg(const LinalgSpec& spec, const int* args, int pos) {
+  Node n;
+  n.kind = NodeKind::Linalg;
+  n.linalg = spec;
+  n.nargs = static_cast<uint8_t>(linalg_info(spec.fn).operands);
+  KILN_ASSERT(spec.part >= 0 && spec.part < linalg_results(spec));
+  for (int i = 0; i < n.nargs; ++i) {
+    KILN_ASSERT(args[i] >= 0 && args[i] < static_cast<int>(nodes_.size()));
+    n.args[i] = args[i];
+  }
+  n.pos = pos;
+  return intern(n);
+}
+
 std::string Graph::key() const {
   // Nodes in post-order from the roots (operands first, in operand order): equal
   // structures give equal keys whatever order the nodes were created in, and nodes the
@@ -165,6 +181,7 @@ std::string Graph::key() const {
       case NodeKind::Cast: k += std::string("cast:") + dtype_name(n.dtype); break;
       case NodeKind::Reduce: k += reduce_key(n.reduce); break;
       case NodeKind::Generate: k += "gen:" + gen_key(n.gen); break;
+      case NodeKind::Linalg: k += "linalg:" + linalg_key(n.linalg); break;
     }
     for (int a = 0; a < n.nargs; ++a) k += (a ? "," : "(") + std::to_string(id[n.args[a]]);
     k += n.nargs ? ");" : ";";
@@ -273,6 +290,14 @@ std::vector<NodeType> infer_types(const Graph& g, const std::vector<DType>& inpu
                                              " arrays" + (n.pos >= 0 ? " (at position " + std::to_string(n.pos) + ")" : ""),
                       n.pos);
         types[id] = {d, false, d};
+        break;
+      }
+      case NodeKind::Linalg: {
+        // Arrays in, arrays out: never weak (a literal operand fails matmul's shape check).
+        DType operands[2];
+        for (int i = 0; i < n.nargs; ++i) operands[i] = types[n.args[i]].dtype;
+        LinalgTyping t = resolve_linalg_types(n.linalg, operands, n.nargs);
+        types[id] = {t.result, false, t.compute};
         break;
       }
       case NodeKind::Cast:

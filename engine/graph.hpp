@@ -31,7 +31,7 @@ struct Scalar {
 // sign).
 std::string scalar_text(const Scalar& v);
 
-enum class NodeKind : uint8_t { Input, Literal, Op, Cast, Reduce, Generate };
+enum class NodeKind : uint8_t { Input, Literal, Op, Cast, Reduce, Generate, Linalg };
 
 // A generator node (engine/generators.def): what it makes, as the user gave it. Made and
 // checked by the functions of generate.hpp.
@@ -50,6 +50,23 @@ struct GenSpec {
   int64_t num = 0;  // linspace: num; eye: k
   bool endpoint = true;
   uint64_t seed = 0;
+};
+
+// A linear-algebra node (engine/linalg.def) and numpy.linalg's keyword arguments. A
+// function of several results (qr, eigh, svd, lstsq) is one node per result, told apart
+// by `part`; the executor computes them all in one call. Made and checked by linalg.hpp.
+struct LinalgSpec {
+  Linalg fn = Linalg::matmul;
+  int8_t part = 0;
+  enum class QrMode : uint8_t { Reduced, Complete, R } qr_mode = QrMode::Reduced;
+  bool full_matrices = true, compute_uv = true;  // svd
+  char uplo = 'L';                               // eigh, eigvalsh
+  double rcond = -1.0;                           // lstsq; < 0: None (eps * max(M, N))
+  // norm: ord (kind: 0 None, 1 'fro', 2 'nuc', 3 a number p), axes (empty: None), keepdims.
+  uint8_t ord_kind = 0;
+  double p = 0.0;
+  std::vector<int> axes;
+  bool keepdims = false;
 };
 
 // What a Reduce node reduces over and how. Axes are kept as written (negative ones count
@@ -82,6 +99,7 @@ struct Node {
   Scalar value;              // Literal
   ReduceSpec reduce;         // Reduce
   GenSpec gen;               // Generate (args[0]: the operand of a Like shape)
+  LinalgSpec linalg;         // Linalg
   int32_t pos = -1;          // where it was written in the expression text, for errors
 };
 
@@ -102,6 +120,8 @@ class Graph {
   // A generator; `like` is the operand whose shape (and, with dtype_like, dtype) it takes
   // when spec.shape_from is Like, else -1.
   int generate(const GenSpec& spec, int like = -1, int pos = -1);
+  // A linear-algebra node over linalg_info(spec.fn).operands operands.
+  int linalg(const LinalgSpec& spec, const int* args, int pos = -1);
 
   const std::vector<Node>& nodes() const { return nodes_; }
   const Node& node(int id) const { return nodes_[id]; }

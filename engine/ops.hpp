@@ -148,4 +148,32 @@ constexpr bool gen_makes(Gen g, DType t) {
   }
 }
 
+// --- linear algebra (linalg.def) ----------------------------------------------------
+
+enum class Linalg : uint8_t {
+#define KILN_LINALG(id, name, operands, results) id,
+#include "linalg.def"
+#undef KILN_LINALG
+};
+
+inline constexpr int kNumLinalg = 0
+#define KILN_LINALG(id, name, operands, results) +1
+#include "linalg.def"
+#undef KILN_LINALG
+    ;
+
+struct LinalgInfo {
+  const char* name;
+  int operands;
+  int results;
+};
+
+inline constexpr LinalgInfo kLinalgInfo[] = {
+#define KILN_LINALG(id, name, operands, results) {name, operands, results},
+#include "linalg.def"
+#undef KILN_LINALG
+};
+
+constexpr const LinalgInfo& linalg_info(Linalg f) { return kLinalgInfo[static_cast<int>(f)]; }
+
 }  // namespace kiln

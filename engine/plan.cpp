@@ -7,6 +7,7 @@
 
 #include "error.hpp"
 #include "generate.hpp"
+#include "linalg.hpp"
 
 namespace kiln {
 
@@ -304,8 +305,17 @@ std::shared_ptr<const Plan> build_plan(const Graph& given, const std::vector<DTy
   std::vector<char> on_input(g.nodes().size(), 0), on_reduction(g.nodes().size(), 0), hoist(g.nodes().size(), 0);
   for (size_t id = 0; id < g.nodes().size(); ++id) {
     const Node& n = g.node(id);
-    on_input[id] = n.kind == NodeKind::Input || n.kind == NodeKind::Generate;  // a value per element
+    // a value per element
+    on_input[id] = n.kind == NodeKind::Input || n.kind == NodeKind::Generate || n.kind == NodeKind::Linalg;
     on_reduction[id] = n.kind == NodeKind::Reduce;
+    if (n.kind == NodeKind::Linalg) {
+      // BLAS and LAPACK take arrays: an operand that is not one already is made first.
+      for (int i = 0; i < n.nargs; ++i) {
+        NodeKind k = g.node(n.args[i]).kind;
+        hoist[n.args[i]] |= k != NodeKind::Input && k != NodeKind::Reduce && k != NodeKind::Linalg;
+      }
+      continue;
+    }
     if (n.kind != NodeKind::Op && n.kind != NodeKind::Cast) continue;
     for (int i = 0; i < n.nargs; ++i) {
       on_input[id] |= on_input[n.args[i]];
@@ -325,7 +335,7 @@ std::shared_ptr<const Plan> build_plan(const Graph& given, const std::vector<DTy
   // they run one by one.
   auto is_value = [&](int id) {
     NodeKind k = g.node(id).kind;
-    return k == NodeKind::Input || k == NodeKind::Generate || k == NodeKind::Reduce || hoist[id];
+    return k == NodeKind::Input || k == NodeKind::Generate || k == NodeKind::Reduce || k == NodeKind::Linalg || hoist[id];
   };
   std::vector<int> made_by(g.nodes().size(), -1);  // value node -> index of its step; inputs -1
   auto ready_after = [&](int root) {  // the last step a value under root comes from
@@ -350,8 +360,19 @@ std::shared_ptr<const Plan> build_plan(const Graph& given, const std::vector<DTy
     const Node& n = g.node(id);
     // zeros_like(x) can be made once x's shape is known: after the steps x is made of.
     if (n.kind == NodeKind::Generate && n.nargs) made_by[id] = ready_after(n.args[0]);
-    if (!reached[id] || (n.kind != NodeKind::Reduce && !hoist[id])) continue;
+    if (!reached[id] || (n.kind != NodeKind::Reduce && n.kind != NodeKind::Linalg && !hoist[id])) continue;
     int join = -1;
+    if (n.kind == NodeKind::Linalg) {
+      // The results of one call (q and r of qr(a)) share its step.
+      for (int i = 0; i < static_cast<int>(pending.size()) && join < 0; ++i) {
+        const Node& first = g.node(pending[i][0]);
+        if (first.kind != NodeKind::Linalg || first.nargs != n.nargs || !std::equal(n.args, n.args + n.nargs, first.args))
+          continue;
+        LinalgSpec a = first.linalg, b = n.linalg;
+        a.part = b.part = 0;
+        if (linalg_key(a) == linalg_key(b)) join = i;
+      }
+    }
     if (n.kind == NodeKind::Reduce) {
       for (int i = ready_after(n.args[0]) + 1; i < static_cast<int>(pending.size()) && join < 0; ++i) {
         const Node& first = g.node(pending[i][0]);
@@ -371,7 +392,19 @@ std::shared_ptr<const Plan> build_plan(const Graph& given, const std::vector<DTy
   for (const std::vector<int>& nodes : pending) {
     Step st;
     BlockBuilder b(g, types, plan->node_value, kernels);
-    if (g.node(nodes[0]).kind == NodeKind::Reduce) {
+    if (g.node(nodes[0]).kind == NodeKind::Linalg) {
+      st.kind = Step::Kind::Linalg;
+      const Node& n = g.node(nodes[0]);
+      for (int i = 0; i < n.nargs; ++i) {
+        st.linalg.operands.push_back(plan->node_value[n.args[i]]);
+        KILN_ASSERT(st.linalg.operands.back() >= 0);
+      }
+      for (int id : nodes) {
+        st.linalg.nodes.push_back(id);
+        st.linalg.values.push_back(plan->num_values);
+        plan->node_value[id] = plan->num_values++;
+      }
+    } else if (g.node(nodes[0]).kind == NodeKind::Reduce) {
       st.kind = Step::Kind::Reduce;
       std::vector<int> operands;
       for (int id : nodes) {
@@ -417,7 +450,8 @@ std::shared_ptr<const Plan> build_plan(const Graph& given, const std::vector<DTy
     if (!can_cast_same_kind(o.result, o.dtype))
       throw Error(Status::TypeError, std::string("cannot write the ") + dtype_name(o.result) + " result into a " +
                                          dtype_name(o.dtype) + " output (NumPy's same_kind casting rule)");
-    if (g.node(root).kind == NodeKind::Reduce && !out_dtype) {
+    NodeKind rk = g.node(root).kind;
+    if ((rk == NodeKind::Reduce || rk == NodeKind::Linalg) && !out_dtype) {
       o.value = plan->node_value[root];
     } else {
       loop_roots.push_back(root);
@@ -440,6 +474,14 @@ std::shared_ptr<const Plan> build_plan(const Graph& given, const std::vector<DTy
         BlockBuilder one(g, types, plan->node_value, kernels);
         st.separate.push_back(one.finish_loop({one.value(loop_roots[k], loop_from[k])}, {loop_from[k]}, {loop_to[k]}));
       }
+    }
+    // A matmul right before the loop that reads its result: the loop may run over the
+    // product's tiles as they are made.
+    if (!plan->steps.empty()) {
+      Step& last = plan->steps.back();
+      if (last.kind == Step::Kind::Linalg && g.node(last.linalg.nodes[0]).linalg.fn == Linalg::matmul &&
+          std::find(st.body.reads.begin(), st.body.reads.end(), last.linalg.values[0]) != st.body.reads.end())
+        last.linalg.epilogue = true;
     }
     plan->steps.push_back(std::move(st));
   }
@@ -475,6 +517,19 @@ std::string Plan::explain() const {
     std::string regs = std::to_string(b.num_registers()) + " registers (" + std::to_string(b.reads.size()) + " reads, " +
                        std::to_string(b.constants.size()) + " constants, " + std::to_string(b.num_scratch) +
                        " scratch)";
+    if (st.kind == Step::Kind::Linalg) {
+      const Node& n = graph.node(st.linalg.nodes[0]);
+      std::string call = std::string(linalg_info(n.linalg.fn).name) + "(";
+      for (size_t k = 0; k < st.linalg.operands.size(); ++k) call += (k ? ", " : "") + value_name(st.linalg.operands[k]);
+      LinalgSpec whole = n.linalg;
+      whole.part = 0;
+      call += linalg_keywords(whole) + ")";
+      std::string made;
+      for (size_t k = 0; k < st.linalg.values.size(); ++k)
+        made += (k ? ", " : "") + value_name(st.linalg.values[k]) + linalg_subscript(graph.node(st.linalg.nodes[k]).linalg);
+      s += made + " = " + call + (st.linalg.epilogue ? ", the loop below runs over its tiles" : "") + "\n";
+      continue;
+    }
     if (st.kind == Step::Kind::Reduce) {
       s += "reduce over " + axes_text(st.folds[0].spec) + ", fused loop, chunk " + std::to_string(chunk) + ", " + regs +
            ", isa " + isa + "\n";

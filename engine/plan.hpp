@@ -7,6 +7,9 @@
 //     share one step: one pass over memory for sum(x), max(x) and argmin(x);
 //   - a value step is a small fused loop over reductions' results only (the sqrt of a
 //     variance), computed once at their shape and then read like an input;
+//   - a linalg step hands materialised values to BLAS/LAPACK (matmul, solve, ...), making
+//     a value per result; an operand that is an element-wise expression is a value step
+//     first;
 //   - the loop step (at most one, last) computes every output that is not simply the
 //     result of a reduction, all in one pass.
 // A step's fused loop (Block) is a list of instructions over registers numbered
@@ -72,7 +75,7 @@ struct Fold {
 };
 
 struct Step {
-  enum class Kind : uint8_t { Reduce, Loop } kind = Kind::Loop;
+  enum class Kind : uint8_t { Reduce, Loop, Linalg } kind = Kind::Loop;
   Block body;
   std::vector<Fold> folds;  // Reduce: all over the same axes of the same shape
   // Value steps (a Loop with value >= 0): the value made and its dtype.
@@ -83,6 +86,13 @@ struct Step {
   // Steps of several folds or outputs: one body for each, for when their shapes differ at
   // execution (then they run one by one).
   std::vector<Block> separate;
+  // Linalg: one call (linalg.def) over the operand values, making a value per result
+  // (nodes[i] of the graph becomes values[i]). With `epilogue`, the loop step that follows
+  // reads a matmul's result and may run tile by tile inside it (execute.cpp).
+  struct Linalg {
+    std::vector<int> nodes, values, operands;
+    bool epilogue = false;
+  } linalg;
 };
 
 // A generator node of the plan, ready to run: its value is a placeholder array (shape,

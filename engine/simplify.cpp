@@ -45,6 +45,14 @@ Graph simplify(const Graph& g, const std::vector<NodeType>& types) {
       case NodeKind::Literal: m = out.literal(n.value, n.pos); break;
       case NodeKind::Cast: m = out.cast(n.dtype, args[0], n.pos); break;
       case NodeKind::Generate: m = out.generate(n.gen, n.nargs ? args[0] : -1, n.pos); break;
+      case NodeKind::Linalg:
+        // BLAS multiplies operands of one dtype: matmul's are cast to it (int32 @ float32
+        // computes in float64, as NumPy).
+        if (n.linalg.fn == Linalg::matmul)
+          for (int i = 0; i < n.nargs; ++i)
+            if (types[n.args[i]].dtype != t.compute) args[i] = out.cast(t.compute, args[i], n.pos);
+        m = out.linalg(n.linalg, args, n.pos);
+        break;
       case NodeKind::Op: {
         if (t.weak && t.known) {  // literals only: the value infer_types computed
           m = literal_of(out, t.dtype, t.value, n.pos);

@@ -16,6 +16,7 @@
 
 #include "error.hpp"
 #include "generate.hpp"
+#include "linalg.hpp"
 
 namespace kiln {
 namespace {
@@ -25,7 +26,7 @@ constexpr int kCompareLevel = 1, kUnaryLevel = 7, kPowerLevel = 8, kAtomLevel = 
 
 constexpr std::pair<std::string_view, int> kBinaryLevels[] = {
     {"<", 1}, {"<=", 1}, {">", 1}, {">=", 1}, {"==", 1}, {"!=", 1}, {"|", 2}, {"^", 3},
-    {"&", 4}, {"+", 5},  {"-", 5},  {"*", 6}, {"/", 6},  {"//", 6}, {"%", 6},  {"**", kPowerLevel}};
+    {"&", 4}, {"+", 5},  {"-", 5},  {"*", 6}, {"/", 6},  {"//", 6}, {"%", 6},  {"@", 6}, {"**", kPowerLevel}};
 constexpr std::string_view kPrefixOps = "-+~";
 
 int binary_level(std::string_view symbol) {
@@ -50,6 +51,12 @@ std::optional<Op> find_operator(std::string_view symbol, int arity) {
 std::optional<Reduction> find_reduction(std::string_view name) {
   for (int i = 0; i < kNumReductions; ++i)
     if (name == kReductionInfo[i].name) return static_cast<Reduction>(i);
+  return std::nullopt;
+}
+
+std::optional<Linalg> find_linalg(std::string_view name) {
+  for (int i = 0; i < kNumLinalg; ++i)
+    if (name == kLinalgInfo[i].name) return static_cast<Linalg>(i);
   return std::nullopt;
 }
 
@@ -120,7 +127,7 @@ std::string quoted(std::string_view text) {
               static_cast<long>(pos));
 }
 
-enum class Tok : uint8_t { End, Int, Float, Name, Punct };
+enum class Tok : uint8_t { End, Int, Float, Name, Punct, String };
 
 struct Token {
   Tok kind = Tok::End;
@@ -173,13 +180,20 @@ Token lex(std::string_view text, size_t at) {
     t.kind = (word == "inf" || word == "nan") ? Tok::Float : Tok::Name;
   } else if (is_digit(c) || (c == '.' && end < text.size() && is_digit(text[end]))) {
     end = scan_number(text, at, t.kind);
+  } else if (c == '\'' || c == '"') {  // 'fro', "reduced": keyword values of linalg functions
+    while (end < text.size() && text[end] != c && is_name_char(text[end])) ++end;
+    if (end == text.size() || text[end] != c) parse_error(at, "unterminated or unsupported string (letters, digits and _ only)");
+    t.kind = Tok::String;
+    t.end = end + 1;
+    t.text = text.substr(at + 1, end - at - 1);
+    return t;
   } else {
     static constexpr std::string_view kTwoChar[] = {"**", "//", "<=", ">=", "==", "!="};
     t.kind = Tok::Punct;
     bool two = false;
     for (std::string_view p : kTwoChar) two = two || text.substr(at, 2) == p;
     if (two) end = at + 2;
-    else if (!std::strchr("+-*/%&|^~<>(),=;", c) || c == '\0')
+    else if (!std::strchr("+-*/%&|^~<>(),=;@[]", c) || c == '\0')
       parse_error(at, "unexpected character " + quoted(text.substr(at, 1)));
   }
   t.end = end;
@@ -237,6 +251,10 @@ class Parser {
     while (tok_.kind != Tok::End) {
       Statement st;
       st.pos = static_cast<int>(tok_.pos);
+      if (tok_.kind == Tok::Name && lex(text_, tok_.end).text == ",") {
+        parse_unpacking(program);
+        continue;
+      }
       if (tok_.kind == Tok::Name && lex(text_, tok_.end).text == "=") {
         st.name = std::string(tok_.text);
         advance();
@@ -253,6 +271,199 @@ class Parser {
   }
 
  private:
+  // `q, r = qr(a)`: each name is one result of a several-result linalg call.
+  void parse_unpacking(std::vector<Statement>& program) {
+    std::vector<Token> names;
+    for (;;) {
+      if (tok_.kind != Tok::Name) unexpected(tok_, "; expected a name");
+      names.push_back(tok_);
+      advance();
+      if (at_punct("=")) break;
+      if (!at_punct(",")) unexpected(tok_, "; expected ',' or '='");
+      advance();
+    }
+    advance();  // '='
+    Token call = tok_;
+    std::optional<Linalg> fn;
+    if (call.kind == Tok::Name && lex(text_, call.end).text == "(") fn = find_linalg(call.text);
+    if (!fn) parse_error(call.pos, "only a call of qr, eigh, svd or lstsq can be unpacked into several names");
+    advance();
+    std::vector<int> parts = parse_linalg(call, *fn, true);
+    if (parts.size() != names.size())
+      parse_error(names[0].pos, std::string(call.text) + " returns " + std::to_string(parts.size()) + " arrays, not " +
+                                    std::to_string(names.size()));
+    for (size_t i = 0; i < names.size(); ++i) {
+      Statement st;
+      st.pos = static_cast<int>(names[i].pos);
+      st.name = std::string(names[i].text);
+      st.root = parts[i];
+      locals_[st.name] = st.root;
+      program.push_back(std::move(st));
+    }
+    if (at_punct(";")) advance();
+    else if (tok_.kind != Tok::End) unexpected(tok_, "; expected ';'");
+  }
+
+  // matmul(a, b), solve(a, b), qr(a, mode='r'), norm(x, ord=2, axis=(0, 1)), ... with
+  // numpy.linalg's names, positional order and keywords. A several-result function is
+  // unpacked (`q, r = qr(a)`, when `unpacking`) or subscripted (`qr(a)[1]`). Returns the
+  // node of each result asked for.
+  std::vector<int> parse_linalg(const Token& name, Linalg fn, bool unpacking) {
+    const int pos = static_cast<int>(name.pos);
+    const LinalgInfo& info = linalg_info(fn);
+    advance();  // '('
+    struct Value {
+      enum Kind { Number, String, Flag, None, Axes } kind = None;
+      double number = 0;
+      std::string_view text;
+      bool flag = false;
+      std::vector<int> axes;
+      size_t pos = 0;
+    };
+    auto parse_value = [&] {
+      Value v;
+      v.pos = tok_.pos;
+      if (tok_.kind == Tok::String) {
+        v.kind = Value::String, v.text = tok_.text;
+      } else if (tok_.kind == Tok::Name && (tok_.text == "True" || tok_.text == "False" || tok_.text == "None")) {
+        v.kind = tok_.text == "None" ? Value::None : Value::Flag;
+        v.flag = tok_.text == "True";
+      } else if (at_punct("(")) {
+        advance();
+        v.kind = Value::Axes;
+        while (!at_punct(")")) {
+          v.axes.push_back(static_cast<int>(parse_int("an axis")));
+          if (at_punct(",")) advance();
+          else if (!at_punct(")")) unexpected(tok_, "; expected ',' or ')'");
+        }
+      } else {
+        bool negative = at_punct("-");
+        if (negative) advance();
+        if (!at_number()) unexpected(tok_, "; expected a number, a string, True, False or None");
+        v.kind = Value::Number;
+        v.number = tok_.kind == Tok::Int ? static_cast<double>(int_value(tok_, negative)) : float_value(tok_);
+        if (negative && tok_.kind == Tok::Float) v.number = -v.number;
+      }
+      advance();
+      return v;
+    };
+    static constexpr std::string_view kKeywords[][3] = {
+        {}, {}, {}, {}, {}, {"mode"}, {"UPLO"}, {"UPLO"}, {"full_matrices", "compute_uv"}, {"rcond"}, {"ord", "axis", "keepdims"}};
+    static_assert(std::size(kKeywords) == kNumLinalg);
+    std::vector<int> operands;
+    Value given[3];
+    bool seen[3] = {false, false, false};
+    int positional = 0;
+    while (!at_punct(")")) {
+      if (positional > 0 || !operands.empty() || seen[0] || seen[1] || seen[2]) {
+        if (!at_punct(",")) unexpected(tok_, "; expected ',' or ')'");
+        advance();
+        if (at_punct(")")) break;
+      }
+      int slot = -1;
+      if (tok_.kind == Tok::Name && lex(text_, tok_.end).text == "=") {
+        for (int k = 0; k < 3; ++k)
+          if (!kKeywords[int(fn)][k].empty() && kKeywords[int(fn)][k] == tok_.text) slot = k;
+        if (slot < 0) parse_error(tok_.pos, std::string(info.name) + " takes no argument " + quoted(tok_.text));
+        advance();
+        advance();  // '='
+      } else if (static_cast<int>(operands.size()) < info.operands) {
+        operands.push_back(parse_binary(kCompareLevel));
+        continue;
+      } else {
+        slot = positional++;
+        if (slot >= 3 || kKeywords[int(fn)][slot].empty())
+          parse_error(tok_.pos, std::string(info.name) + " takes at most " +
+                                    std::to_string(info.operands + std::count_if(std::begin(kKeywords[int(fn)]), std::end(kKeywords[int(fn)]),
+                                                                             [](std::string_view k) { return !k.empty(); })) +
+                                    " arguments");
+      }
+      if (seen[slot]) parse_error(tok_.pos, std::string(info.name) + " got " + std::string(kKeywords[int(fn)][slot]) + " twice");
+      seen[slot] = true;
+      given[slot] = parse_value();
+    }
+    advance();  // ')'
+    if (static_cast<int>(operands.size()) != info.operands)
+      throw Error(Status::BadArgument, std::string(info.name) + " takes " + std::to_string(info.operands) + " array" +
+                                           (info.operands == 1 ? "" : "s") + ", got " + std::to_string(operands.size()) +
+                                           " at position " + std::to_string(pos), pos);
+    auto want = [&](int slot, Value::Kind kind, const char* what) -> const Value* {
+      if (!seen[slot] || given[slot].kind == Value::None) return nullptr;
+      if (given[slot].kind != kind)
+        parse_error(given[slot].pos, std::string(info.name) + ": " + std::string(kKeywords[int(fn)][slot]) + " must be " + what);
+      return &given[slot];
+    };
+    LinalgSpec spec;
+    spec.fn = fn;
+    try {
+      switch (fn) {
+        case Linalg::qr: {
+          const Value* m = want(0, Value::String, "a string");
+          spec = qr_spec(m ? m->text : "reduced");
+          break;
+        }
+        case Linalg::eigh: case Linalg::eigvalsh: {
+          const Value* u = want(0, Value::String, "'L' or 'U'");
+          spec = eigh_spec(fn, u ? u->text : "L");
+          break;
+        }
+        case Linalg::svd: {
+          const Value* f = want(0, Value::Flag, "True or False");
+          const Value* c = want(1, Value::Flag, "True or False");
+          spec = svd_spec(f ? f->flag : true, c ? c->flag : true);
+          break;
+        }
+        case Linalg::lstsq: {
+          const Value* r = want(0, Value::Number, "a number or None");
+          spec = lstsq_spec(r ? r->number : -1.0);
+          break;
+        }
+        case Linalg::norm: {
+          std::vector<int> axes;
+          if (seen[1] && given[1].kind == Value::Number) axes = {static_cast<int>(given[1].number)};
+          else if (const Value* a = want(1, Value::Axes, "an integer, a pair of integers or None")) axes = a->axes;
+          if (seen[1] && given[1].kind == Value::Number && given[1].number != std::floor(given[1].number))
+            parse_error(given[1].pos, "norm: axis must be an integer");
+          const Value* k = want(2, Value::Flag, "True or False");
+          bool number = seen[0] && given[0].kind == Value::Number;
+          std::string_view ord_name = !seen[0] || number || given[0].kind == Value::None ? "" : given[0].text;
+          if (seen[0] && !number && given[0].kind != Value::None && given[0].kind != Value::String)
+            parse_error(given[0].pos, "norm: ord must be a number, inf, 'fro', 'nuc' or None");
+          spec = norm_spec(ord_name, number, number ? given[0].number : 0.0, axes, k && k->flag);
+          break;
+        }
+        default: break;
+      }
+    } catch (const Error& e) {
+      if (e.offset() >= 0) throw;
+      throw Error(e.status(), std::string(e.what()) + " (at position " + std::to_string(pos) + ")", pos);
+    }
+    const int results = linalg_results(spec);
+    std::vector<int> parts;
+    if (at_punct("[")) {
+      advance();
+      size_t at = tok_.pos;
+      int64_t part = parse_int("a result index");
+      if (part < 0) part += results;
+      if (part < 0 || part >= results)
+        parse_error(at, std::string(info.name) + " returns " + std::to_string(results) + " array" + (results == 1 ? "" : "s") +
+                            "; index " + std::to_string(part) + " is out of range");
+      if (!at_punct("]")) unexpected(tok_, "; expected ']'");
+      advance();
+      spec.part = static_cast<int8_t>(part);
+      return {g_.linalg(spec, operands.data(), pos)};
+    }
+    if (results > 1 && !unpacking)
+      parse_error(name.pos, std::string(info.name) + " returns " + std::to_string(results) +
+                                " arrays: unpack them (`x, y = " + std::string(info.name) + "(...)`) or take one (" +
+                                std::string(info.name) + "(...)[0])");
+    for (int k = 0; k < results; ++k) {
+      spec.part = static_cast<int8_t>(k);
+      parts.push_back(g_.linalg(spec, operands.data(), pos));
+    }
+    return parts;
+  }
+
   void advance() { tok_ = lex(text_, tok_.end); }
   bool at_punct(std::string_view p) const { return tok_.kind == Tok::Punct && tok_.text == p; }
   bool at_number() const { return tok_.kind == Tok::Int || tok_.kind == Tok::Float; }
@@ -275,6 +486,7 @@ class Parser {
   };
 
   int make_op(const Token& op, std::initializer_list<int> args) {
+    if (op.text == "@") return g_.linalg(LinalgSpec{}, args.begin(), static_cast<int>(op.pos));
     std::optional<Op> found = find_operator(op.text, static_cast<int>(args.size()));
     if (!found) unexpected(op);
     return g_.op(*found, args, static_cast<int>(op.pos));
@@ -658,6 +870,7 @@ class Parser {
     int pos = static_cast<int>(name.pos);
     if (std::optional<Reduction> r = find_reduction(name.text)) return parse_reduction(name, *r);
     if (const GenSignature* sig = find_generator(name.text)) return parse_generator(name, *sig);
+    if (std::optional<Linalg> fn = find_linalg(name.text)) return parse_linalg(name, *fn, false)[0];
     std::optional<Op> op = find_function(name.text);
     DType cast_to{};
     bool is_cast = !op && dtype_from_name(name.text, cast_to);
@@ -722,16 +935,20 @@ int node_op_level(const Graph& g, const Node& n) {
   return power_reads_back_as_other_op(g, n) ? kAtomLevel : op_level(n.op);
 }
 
+bool is_matmul(const Node& n) { return n.kind == NodeKind::Linalg && n.linalg.fn == Linalg::matmul; }
+
 int node_level(const Graph& g, const Node& n) {
   if (n.kind == NodeKind::Op) return node_op_level(g, n);
+  if (is_matmul(n)) return binary_level("@");
+  if (n.kind == NodeKind::Linalg) return kAtomLevel;
   if (n.kind == NodeKind::Reduce || n.kind == NodeKind::Generate) return kAtomLevel;
   bool negative = is_numeric_literal(n) && (n.value.kind == Kind::Int ? n.value.i < 0 : std::signbit(n.value.f));
   return negative ? kUnaryLevel : kAtomLevel;  // "-1" binds like a unary minus
 }
 
 bool needs_parens(const Graph& g, const Node& parent, int arg, const Node& child) {
-  if (parent.kind != NodeKind::Op) return false;
-  int level = node_op_level(g, parent), inner = node_level(g, child);
+  if (parent.kind != NodeKind::Op && !is_matmul(parent)) return false;
+  int level = node_level(g, parent), inner = node_level(g, child);
   if (level == kAtomLevel) return false;
   // -(1) must not fold into the literal -1 when read back; --1 is already -(-1).
   if (level == kUnaryLevel)
@@ -776,6 +993,16 @@ void append_piece(std::string& out, const Graph& g, const Node& n, int arg) {
       else out += arg == 0 ? text.substr(0, cut) : text.substr(cut + 1);
       return;
     }
+    case NodeKind::Linalg:
+      if (is_matmul(n)) {
+        if (arg == 1) out += " @ ";
+      } else {
+        LinalgSpec whole = n.linalg;
+        whole.part = 0;
+        out += arg == 0 ? std::string(linalg_info(n.linalg.fn).name) + "("
+               : arg == n.nargs ? linalg_keywords(whole) + ")" + linalg_subscript(n.linalg) : ", ";
+      }
+      return;
     case NodeKind::Op: break;
   }
   const OpInfo& info = op_info(n.op);
