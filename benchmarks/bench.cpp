@@ -239,6 +239,7 @@ int run_bench(int argc, char** argv) {
   if (has_flag(argc, argv, "--suite")) return run_suite(argc, argv);
   if (has_flag(argc, argv, "--io")) return run_io_bench(argc, argv);
   if (has_flag(argc, argv, "--create")) return run_create_bench(argc, argv);
+  if (has_flag(argc, argv, "--linalg")) return run_linalg_bench(argc, argv);
   int64_t n = arg_int(argc, argv, "--n", 10000000);
   int reps = static_cast<int>(std::max<int64_t>(arg_int(argc, argv, "--reps", 5), 1));
   bool json = has_flag(argc, argv, "--json");

@@ -31,6 +31,7 @@ bool has_flag(int argc, char** argv, const char* flag);
 // `kiln bench --io` (io.cpp) and `kiln bench --create` (create.cpp).
 int run_io_bench(int argc, char** argv);
 int run_create_bench(int argc, char** argv);
+int run_linalg_bench(int argc, char** argv);  // linalg.cpp: `kiln bench --linalg`
 
 // NumPy's side of a benchmark: runs `/usr/bin/python3 script args...` and reads its
 // "name seconds" lines (empty when the script or python3 is missing; other lines go to

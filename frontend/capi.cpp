@@ -8,6 +8,7 @@
 
 #include "kiln/kiln.h"
 #include "kiln/kiln.hpp"
+#include "linalg.hpp"
 #include "npy.hpp"
 #include "npz.hpp"
 #include "runtime.hpp"
@@ -193,6 +194,32 @@ kiln_status kiln_eval(const char* expr, size_t n, const char* const* names, kiln
       kiln::Array r = kiln::eval_string(expr, n, names, bound, nullptr);
       *result = new_handle(std::move(r));
     }
+  });
+}
+
+kiln_status kiln_matmul(const kiln_array* a, const kiln_array* b, kiln_array* out, kiln_array** result) {
+  return guarded([&] {
+    require(a && b, "kiln_matmul: a or b is NULL");
+    require(out || result, "kiln_matmul: both out and result are NULL: there is nowhere to put the result");
+    kiln::Expr product = kiln::matmul(a->array, b->array);
+    if (out) {
+      kiln::Shape shape = kiln::matmul_shape(a->array.shape(), b->array.shape());
+      if (shape != out->array.shape())
+        throw kiln::Error(kiln::Status::ShapeMismatch, "kiln_matmul: out has shape " + kiln::shape_str(out->array.shape()) +
+                                                           ", the product " + kiln::shape_str(shape));
+      kiln::eval(product, out->array);
+      if (result) *result = nullptr;
+    } else {
+      *result = new_handle(kiln::eval(product));
+    }
+  });
+}
+
+kiln_status kiln_solve(const kiln_array* a, const kiln_array* b, kiln_array** result) {
+  return guarded([&] {
+    require(a && b, "kiln_solve: a or b is NULL");
+    require(result, "kiln_solve: result is NULL");
+    *result = new_handle(kiln::eval(kiln::linalg::solve(a->array, b->array)));
   });
 }
 

@@ -5,6 +5,7 @@
 
 #include "execute.hpp"
 #include "generate.hpp"
+#include "linalg.hpp"
 #include "permutation.hpp"
 #include "kiln/kiln.h"
 #include "kiln/kiln.hpp"
@@ -22,6 +23,7 @@ struct Expr::Node {
   Scalar value;
   ReduceSpec reduce;
   GenSpec gen;
+  LinalgSpec linalg;
   Array array;
   std::vector<std::shared_ptr<const Node>> args;
 };
@@ -90,6 +92,51 @@ Expr Expr::generate(const GenSpec& spec, const Expr* like) {
   if (like) n->args.push_back(like->node());
   return Expr(std::shared_ptr<const Node>(std::move(n)));
 }
+
+Expr Expr::linalg(const LinalgSpec& spec, std::initializer_list<Expr> args) {
+  auto n = std::make_shared<Node>();
+  n->kind = NodeKind::Linalg;
+  n->linalg = spec;
+  for (const Expr& a : args) n->args.push_back(a.node());
+  KILN_ASSERT(static_cast<int>(n->args.size()) == linalg_info(spec.fn).operands);
+  return Expr(std::shared_ptr<const Node>(std::move(n)));
+}
+
+Expr matmul(const Expr& a, const Expr& b) { return Expr::linalg(LinalgSpec{}, {a, b}); }
+
+namespace linalg {
+namespace {
+LinalgSpec spec_of(Linalg fn) {
+  LinalgSpec s;
+  s.fn = fn;
+  return s;
+}
+std::vector<Expr> parts(LinalgSpec s, std::initializer_list<Expr> args) {
+  std::vector<Expr> out;
+  for (int k = 0; k < linalg_results(s); ++k) {
+    s.part = static_cast<int8_t>(k);
+    out.push_back(Expr::linalg(s, args));
+  }
+  return out;
+}
+}  // namespace
+Expr solve(const Expr& a, const Expr& b) { return Expr::linalg(spec_of(Linalg::solve), {a, b}); }
+Expr inv(const Expr& a) { return Expr::linalg(spec_of(Linalg::inv), {a}); }
+Expr det(const Expr& a) { return Expr::linalg(spec_of(Linalg::det), {a}); }
+Expr cholesky(const Expr& a) { return Expr::linalg(spec_of(Linalg::cholesky), {a}); }
+std::vector<Expr> qr(const Expr& a, std::string_view mode) { return parts(qr_spec(mode), {a}); }
+std::vector<Expr> eigh(const Expr& a, std::string_view uplo) { return parts(eigh_spec(Linalg::eigh, uplo), {a}); }
+Expr eigvalsh(const Expr& a, std::string_view uplo) { return Expr::linalg(eigh_spec(Linalg::eigvalsh, uplo), {a}); }
+std::vector<Expr> svd(const Expr& a, bool full_matrices, bool compute_uv) {
+  return parts(svd_spec(full_matrices, compute_uv), {a});
+}
+std::vector<Expr> lstsq(const Expr& a, const Expr& b, std::optional<double> rcond) {
+  return parts(lstsq_spec(rcond.value_or(-1.0)), {a, b});
+}
+Expr norm(const Expr& x, Ord ord, const std::vector<int>& axes, bool keepdims) {
+  return Expr::linalg(norm_spec(ord.name, ord.number, ord.p, axes, keepdims), {x});
+}
+}  // namespace linalg
 
 namespace {
 Scalar scalar_of(const Number& v) {
@@ -165,6 +212,12 @@ class Lowering {
       case NodeKind::Cast: id = out.graph.cast(n->dtype, lower(n->args[0])); break;
       case NodeKind::Reduce: id = out.graph.reduce(n->reduce, lower(n->args[0])); break;
       case NodeKind::Generate: id = out.graph.generate(n->gen, n->args.empty() ? -1 : lower(n->args[0])); break;
+      case NodeKind::Linalg: {
+        int args[2];
+        for (size_t i = 0; i < n->args.size(); ++i) args[i] = lower(n->args[i]);
+        id = out.graph.linalg(n->linalg, args);
+        break;
+      }
       case NodeKind::Op: {
         int args[3];
         for (size_t i = 0; i < n->args.size(); ++i) args[i] = lower(n->args[i]);

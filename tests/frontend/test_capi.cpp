@@ -429,7 +429,8 @@ TEST_CASE("kiln_status_string names every code and refuses unknown ones", "[capi
   CHECK(std::string(kiln_status_string(KILN_ERROR_IO)) == "I/O error");
   CHECK(std::string(kiln_status_string(KILN_ERROR_OUT_OF_MEMORY)) == "out of memory");
   CHECK(std::string(kiln_status_string(KILN_ERROR_INTERNAL)) == "internal error");
-  for (kiln_status s : {9, 10, -1, 1000, std::numeric_limits<int>::min(), std::numeric_limits<int>::max()}) {
+  CHECK(std::string(kiln_status_string(KILN_ERROR_LINALG)) == "linear algebra error");
+  for (kiln_status s : {10, 11, -1, 1000, std::numeric_limits<int>::min(), std::numeric_limits<int>::max()}) {
     INFO("status " << s);
     CHECK(std::string(kiln_status_string(s)) == "unknown status");
   }

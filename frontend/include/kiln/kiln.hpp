@@ -26,7 +26,8 @@
 
 namespace kiln {
 
-struct GenSpec;  // engine/graph.hpp
+struct GenSpec;     // engine/graph.hpp
+struct LinalgSpec;  // engine/graph.hpp
 
 // Which axes a reduction folds: every axis (the default, NumPy's axis=None), one axis or
 // several; negative axes count from the end.
@@ -53,6 +54,8 @@ class Expr {
   // A generator node (made by the creation and random functions below); `like` is the
   // operand of *_like.
   static Expr generate(const GenSpec& spec, const Expr* like);
+  // A linear-algebra node (matmul and the functions of kiln::linalg below).
+  static Expr linalg(const LinalgSpec& spec, std::initializer_list<Expr> args);
 
  private:
   explicit Expr(std::shared_ptr<const Node> n) : node_(std::move(n)) {}
@@ -159,6 +162,40 @@ Array permutation(uint64_t seed, int64_t n);
 Array permuted(const Array& a, uint64_t seed);
 void shuffle(const Array& a, uint64_t seed);
 }  // namespace random
+
+// numpy.matmul (Python's `@`): 1-D operands are a row or a column, batch dimensions
+// broadcast; float32/float64 run on BLAS, integers and bool exactly. The element-wise
+// work after it (kiln::relu(kiln::matmul(a, b) + bias)) runs over the product's tiles in
+// the same parallel pass. Mismatched inner dimensions throw ShapeMismatch at eval().
+Expr matmul(const Expr& a, const Expr& b);
+
+// numpy.linalg on LAPACK: the same names, conventions and result dtypes (float32 stays
+// float32; ints and bool compute in float64); leading dimensions are a batch. A singular
+// or not positive definite matrix throws kiln::Error with Status::LinAlgError at eval().
+// Functions of several results return one Expr per result; evaluating them together
+// (kiln::eval({q, r})) makes one LAPACK call.
+namespace linalg {
+Expr solve(const Expr& a, const Expr& b);
+Expr inv(const Expr& a);
+Expr det(const Expr& a);
+Expr cholesky(const Expr& a);
+std::vector<Expr> qr(const Expr& a, std::string_view mode = "reduced");  // {Q, R}, or {R} for "r"
+std::vector<Expr> eigh(const Expr& a, std::string_view uplo = "L");     // {w, v}
+Expr eigvalsh(const Expr& a, std::string_view uplo = "L");
+std::vector<Expr> svd(const Expr& a, bool full_matrices = true, bool compute_uv = true);  // {U, S, Vh} or {S}
+// {x, residuals, rank, s}; rcond nullopt: NumPy's rcond=None.
+std::vector<Expr> lstsq(const Expr& a, const Expr& b, std::optional<double> rcond = std::nullopt);
+// ord: none, "fro", "nuc" or a number (inf included); axes: none, one or two.
+struct Ord {
+  Ord() = default;
+  Ord(double p) : number(true), p(p) {}
+  Ord(const char* name) : name(name) {}
+  std::string name;
+  bool number = false;
+  double p = 0.0;
+};
+Expr norm(const Expr& x, Ord ord = {}, const std::vector<int>& axes = {}, bool keepdims = false);
+}  // namespace linalg
 
 // NumPy astype: kiln::astype(x, DType::Float32), or the named forms below.
 inline Expr astype(const Expr& a, DType to) { return Expr::cast(to, a); }
