@@ -3,6 +3,8 @@
 // vector sin/cos/exp/log1p from `omp simd` loops and vectorise the dot product's sum.
 #include "reference.hpp"
 
+#include <immintrin.h>
+
 #include <cmath>
 #include <cstddef>
 
@@ -97,6 +99,27 @@ void xt_eval(Case c, const T* a, const T* b, const T* cc, T* o, int64_t n) {
 }
 
 }  // namespace
+
+double fma_flops(bool f32, int64_t iterations) {
+  __m256d d[12];
+  __m256 f[12];
+  const __m256d dm = _mm256_set1_pd(0.999999), da = _mm256_set1_pd(1e-7);
+  const __m256 fm = _mm256_set1_ps(0.9999f), fa = _mm256_set1_ps(1e-4f);
+  for (int i = 0; i < 12; ++i) d[i] = _mm256_set1_pd(i), f[i] = _mm256_set1_ps(static_cast<float>(i));
+  for (int64_t r = 0; r < iterations; ++r) {
+    if (f32) {
+      for (int i = 0; i < 12; ++i) f[i] = _mm256_fmadd_ps(f[i], fm, fa);
+    } else {
+      for (int i = 0; i < 12; ++i) d[i] = _mm256_fmadd_pd(d[i], dm, da);
+    }
+  }
+  // Keep the chains alive.
+  double sink = 0;
+  for (int i = 0; i < 12; ++i) sink += _mm256_cvtsd_f64(d[i]) + _mm256_cvtss_f32(f[i]);
+  volatile double keep = sink;
+  (void)keep;
+  return 12.0 * 2 * (f32 ? 8 : 4) * static_cast<double>(iterations);
+}
 
 void hand_loop(Case c, const double* a, const double* b, const double* cc, double* o, int64_t n) { hand(c, a, b, cc, o, n); }
 void hand_loop(Case c, const float* a, const float* b, const float* cc, float* o, int64_t n) { hand(c, a, b, cc, o, n); }

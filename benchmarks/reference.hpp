@@ -36,4 +36,10 @@ void hand_loop(Case c, const float* a, const float* b, const float* cc, float* o
 void xtensor_eval(Case c, const double* a, const double* b, const double* cc, double* o, int64_t n);
 void xtensor_eval(Case c, const float* a, const float* b, const float* cc, float* o, int64_t n);
 
+// The core's AVX2 FMA throughput: float64 (or float32) flops of `iterations` rounds of 12
+// independent 256-bit FMA chains, all in registers. Run on every core at once it is the
+// machine's measured peak, at the clock the cores really hold under FMA load (the one
+// /proc/cpuinfo reports is the base clock, not the boost a busy core runs at).
+double fma_flops(bool f32, int64_t iterations);
+
 }  // namespace kiln::bench
