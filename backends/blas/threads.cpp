@@ -3,11 +3,13 @@
 #include <cblas.h>
 
 #include <algorithm>
+#include <atomic>
 #include <mutex>
 #include <shared_mutex>
 
 #include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>
+#include <tbb/task_arena.h>
 
 #include "runtime.hpp"
 
@@ -23,6 +25,17 @@ std::shared_mutex& library_lock() {
 }
 
 thread_local int region_depth = 0;
+
+// kiln BLAS work in flight from any thread: a big call that finds some runs beside it on
+// one thread instead of taking the whole budget (it is one of several callers).
+std::atomic<int> calls_in_flight{0};
+struct InFlight {
+  InFlight() { ++calls_in_flight; }
+  ~InFlight() { --calls_in_flight; }
+};
+
+// Called from inside TBB tasks (a user's pool, or kiln's own arena).
+bool in_tbb_task() { return tbb::this_task_arena::current_thread_index() != tbb::task_arena::not_initialized; }
 
 int threads_at_load = 0;
 
@@ -61,6 +74,7 @@ void parallel_items(int64_t items, double work, const std::function<void(int64_t
     body(0, items);
   };
   if (region_depth > 0) return run_serial();  // already holds the shared lease
+  InFlight in_flight;
   std::shared_lock<std::shared_mutex> lease(library_lock());
   auto arena = Runtime::instance().arena();
   if (items == 1 || work < kParallelFlops || arena->max_concurrency() == 1) return run_serial();
@@ -74,9 +88,10 @@ void parallel_items(int64_t items, double work, const std::function<void(int64_t
 
 void whole_budget_call(double work, const std::function<void()>& body) {
   set_up_once();
+  if (region_depth > 0) return body();  // inside kiln's parallel work: one thread, lease held
   int budget = Runtime::instance().num_threads();
-  if (region_depth > 0 || budget == 1 || work < kParallelFlops) {
-    if (region_depth > 0) return body();
+  InFlight in_flight;
+  if (budget == 1 || work < kParallelFlops || in_tbb_task() || calls_in_flight.load() > 1) {
     std::shared_lock<std::shared_mutex> lease(library_lock());
     Region region;
     return body();

@@ -2,9 +2,10 @@
 // too, so a program never runs its cores' worth of BLAS threads inside each of its own.
 //   - Every BLAS/LAPACK call kiln makes from its tasks runs on one thread: kiln cuts the
 //     work (GEMM tiles, batch items) over its own arena, which every caller shares.
-//   - A single big LAPACK call made at top level (not inside a kiln parallel region) may
-//     let OpenBLAS use the whole budget; it holds the BLAS library exclusively meanwhile,
-//     because OpenBLAS 0.3.21's thread count is one process-wide setting.
+//   - A single big LAPACK call made at top level (not inside a kiln parallel region or
+//     any TBB task, and while no other kiln BLAS work is in flight) may let OpenBLAS use
+//     the whole budget; it holds the BLAS library exclusively meanwhile, because OpenBLAS
+//     0.3.21's thread count is one process-wide setting. Otherwise it runs on one thread.
 // OpenBLAS's pthread build starts its own (idle) pool when the library loads; kiln never
 // wakes it except under an exclusive lease. OPENBLAS_NUM_THREADS=1 avoids even that pool.
 #pragma once
