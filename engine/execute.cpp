@@ -1150,26 +1150,26 @@ void run_lapack(const Plan& plan, const Step& st, std::vector<Array>& values) {
   for (int v : st.linalg.operands) ops.push_back(values[v]);
   std::vector<Array> made;
   switch (s.fn) {
-    case Linalg::solve: made = {linalg::solve(ops[0], ops[1])}; break;
-    case Linalg::inv: made = {linalg::inv(ops[0])}; break;
-    case Linalg::det: made = {linalg::det(ops[0])}; break;
-    case Linalg::cholesky: made = {linalg::cholesky(ops[0])}; break;
+    case Linalg::solve: made = {lapack::solve(ops[0], ops[1])}; break;
+    case Linalg::inv: made = {lapack::inv(ops[0])}; break;
+    case Linalg::det: made = {lapack::det(ops[0])}; break;
+    case Linalg::cholesky: made = {lapack::cholesky(ops[0])}; break;
     case Linalg::qr: {
       const char* mode = s.qr_mode == LinalgSpec::QrMode::Reduced ? "reduced"
                          : s.qr_mode == LinalgSpec::QrMode::Complete ? "complete" : "r";
-      made = linalg::qr(ops[0], mode);
+      made = lapack::qr(ops[0], mode);
       break;
     }
-    case Linalg::eigh: made = linalg::eigh(ops[0], s.uplo); break;
-    case Linalg::eigvalsh: made = {linalg::eigvalsh(ops[0], s.uplo)}; break;
-    case Linalg::svd: made = linalg::svd(ops[0], s.full_matrices, s.compute_uv); break;
-    case Linalg::lstsq: made = linalg::lstsq(ops[0], ops[1], s.rcond); break;
+    case Linalg::eigh: made = lapack::eigh(ops[0], s.uplo); break;
+    case Linalg::eigvalsh: made = {lapack::eigvalsh(ops[0], s.uplo)}; break;
+    case Linalg::svd: made = lapack::svd(ops[0], s.full_matrices, s.compute_uv); break;
+    case Linalg::lstsq: made = lapack::lstsq(ops[0], ops[1], s.rcond); break;
     case Linalg::norm: {
-      linalg::NormOrd ord;
-      ord.kind = s.ord_kind == 1 ? linalg::NormOrd::Kind::Fro : s.ord_kind == 2 ? linalg::NormOrd::Kind::Nuc
-                 : s.ord_kind == 3 ? linalg::NormOrd::Kind::Number : linalg::NormOrd::Kind::None;
+      lapack::NormOrd ord;
+      ord.kind = s.ord_kind == 1 ? lapack::NormOrd::Kind::Fro : s.ord_kind == 2 ? lapack::NormOrd::Kind::Nuc
+                 : s.ord_kind == 3 ? lapack::NormOrd::Kind::Number : lapack::NormOrd::Kind::None;
       ord.p = s.p;
-      made = {linalg::norm(ops[0], ord, s.axes, s.keepdims)};
+      made = {lapack::norm(ops[0], ord, s.axes, s.keepdims)};
       break;
     }
     case Linalg::matmul: KILN_ASSERT(false);

@@ -23,7 +23,7 @@
 
 #include "threads.hpp"
 
-namespace kiln::linalg {
+namespace kiln::lapack {
 
 namespace {
 
@@ -979,4 +979,4 @@ Array norm(const Array& x, NormOrd ord, const std::vector<int>& axes, bool keepd
   return out;
 }
 
-}  // namespace kiln::linalg
+}  // namespace kiln::lapack

@@ -16,7 +16,7 @@
 
 #include "array.hpp"
 
-namespace kiln::linalg {
+namespace kiln::lapack {
 
 // x with a @ x == b. a: (..., M, M). b: (M,) or (..., M, K); as NumPy 1.24, b is a stack
 // of vectors when b.ndim == a.ndim - 1. Batch dimensions broadcast.
@@ -49,4 +49,4 @@ struct NormOrd {
 // norms. Negative axes count from the end.
 Array norm(const Array& x, NormOrd ord = {}, const std::vector<int>& axes = {}, bool keepdims = false);
 
-}  // namespace kiln::linalg
+}  // namespace kiln::lapack

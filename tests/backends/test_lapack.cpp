@@ -19,7 +19,7 @@ using kiln::Array;
 using kiln::DType;
 using kiln::Shape;
 using kiln::Status;
-namespace la = kiln::linalg;
+namespace la = kiln::lapack;
 using Ord = la::NormOrd;
 
 namespace {
