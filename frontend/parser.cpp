@@ -372,11 +372,12 @@ class Parser {
         continue;
       } else {
         slot = positional++;
-        if (slot >= 3 || kKeywords[int(fn)][slot].empty())
-          parse_error(tok_.pos, std::string(info.name) + " takes at most " +
-                                    std::to_string(info.operands + std::count_if(std::begin(kKeywords[int(fn)]), std::end(kKeywords[int(fn)]),
-                                                                             [](std::string_view k) { return !k.empty(); })) +
-                                    " arguments");
+        if (slot >= 3 || kKeywords[int(fn)][slot].empty()) {
+          auto most = info.operands + std::count_if(std::begin(kKeywords[int(fn)]), std::end(kKeywords[int(fn)]),
+                                                    [](std::string_view k) { return !k.empty(); });
+          parse_error(tok_.pos, std::string(info.name) + " takes at most " + std::to_string(most) + " argument" +
+                                    (most == 1 ? "" : "s"));
+        }
       }
       if (seen[slot]) parse_error(tok_.pos, std::string(info.name) + " got " + std::string(kKeywords[int(fn)][slot]) + " twice");
       seen[slot] = true;

@@ -582,3 +582,60 @@ TEST_CASE("generator calls with bad arguments name the function and the argument
     }
   }
 }
+
+TEST_CASE("matmul and numpy.linalg calls parse, print and read back", "[parser][roundtrip][linalg]") {
+  for (const char* text :
+       {"a @ b", "relu(a @ b + c)", "a @ b @ c", "a @ (b @ c)", "2 * a @ b", "a @ b * 2", "-a @ b", "(a + b) @ c",
+        "a @ b ** 2", "solve(a, b)", "inv(a) @ b", "det(a)", "cholesky(a)", "qr(a)[0]", "qr(a, mode='complete')[1]",
+        "qr(a, mode='r')", "eigh(a, UPLO='U')[1]", "eigvalsh(a)", "svd(a)[2]", "svd(a, full_matrices=False)[0]",
+        "svd(a, compute_uv=False)", "lstsq(a, b)[0]", "lstsq(a, b, rcond=1e-10)[2]", "norm(x)", "norm(x, ord='fro')",
+        "norm(x, ord=inf, axis=(0, 1))", "norm(x, ord=-inf, axis=1)", "norm(x, ord=3.0, axis=-1, keepdims=True)"})
+    check_round_trip(text);
+  // `@` binds like `*` and left to right, as in Python.
+  CHECK(key_of("a @ b @ c") == key_of("(a @ b) @ c"));
+  CHECK(key_of("a @ b @ c") != key_of("a @ (b @ c)"));
+  CHECK(key_of("a * b @ c") == key_of("(a * b) @ c"));
+  CHECK(key_of("a + b @ c") == key_of("a + (b @ c)"));
+  CHECK(key_of("matmul(a, b)") == key_of("a @ b"));
+  // Positional keywords in NumPy's order, and their defaults, name the same node.
+  CHECK(key_of("qr(a, 'r')") == key_of("qr(a, mode='r')"));
+  CHECK(key_of("qr(a, 'reduced')[1]") == key_of("qr(a)[1]"));
+  CHECK(key_of("norm(x, 2, 1)") == key_of("norm(x, ord=2, axis=1)"));
+  CHECK(key_of("svd(a, True, False)") == key_of("svd(a, compute_uv=False)"));
+  CHECK(key_of("qr(a)[-1]") == key_of("qr(a)[1]"));
+}
+
+TEST_CASE("linalg calls refuse bad arguments with what was wrong", "[parser][linalg]") {
+  auto fails_with = [](const char* text, const char* what) {
+    INFO(text);
+    Graph g;
+    try {
+      parse_program(text, g);
+      FAIL("no error");
+    } catch (const Error& e) {
+      CHECK_THAT(e.what(), Catch::Contains(what));
+    }
+  };
+  fails_with("qr(a) + 1", "unpack them");
+  fails_with("qr(a)[2]", "index 2 is out of range");
+  fails_with("qr(a, mode='full')", "mode must be 'reduced', 'complete' or 'r'");
+  fails_with("eigh(a, UPLO='X')[0]", "UPLO must be 'L' or 'U'");
+  fails_with("norm(x, ord='max')", "invalid ord 'max'");
+  fails_with("norm(x, 'fro', 0)", "needs two axes");
+  fails_with("norm(x, axis=(0, 1, 2))", "axis must be None");
+  fails_with("solve(a)", "takes 2 arrays, got 1");
+  fails_with("inv(a, b)", "inv takes at most 1 argument");
+  fails_with("svd(a, True, True, True)", "svd takes at most 3 arguments");
+  fails_with("det(a, mode='r')", "det takes no argument 'mode'");
+  fails_with("q, r = sum(a)", "only a call of qr, eigh, svd or lstsq");
+  fails_with("q, r, s = qr(a)", "qr returns 2 arrays, not 3");
+  fails_with("a @", "unexpected end");
+  fails_with("norm(x, ord='fro", "unterminated");
+  // Unpacking binds each name to its part.
+  Graph g;
+  std::vector<Statement> p = parse_program("q, r = qr(a); q @ r", g);
+  REQUIRE(p.size() == 3);
+  CHECK(p[0].name == "q");
+  CHECK(g.node(p[1].root).linalg.part == 1);
+  CHECK(g.node(g.node(p[2].root).args[0]).linalg.part == 0);
+}
