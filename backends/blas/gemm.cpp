@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <cstdlib>
 #include <cstring>
 #include <type_traits>
 
@@ -165,40 +166,55 @@ void matmul(const Array& a, const Array& b, const Array& out, const std::functio
     return Tile{i, m * r / grid.rows, m * (r + 1) / grid.rows, n * cc / grid.cols, n * (cc + 1) / grid.cols};
   };
   double flops = 2.0 * static_cast<double>(items) * m * n * k;
+  auto compute = [&](const Tile& tile) {
+    const char* pa = at_batch(A, batch, tile.batch);
+    const char* pb = at_batch(B, batch, tile.batch);
+    char* pc = c + tile.batch * m * n * item;
+    const int tm = static_cast<int>(tile.row1 - tile.row0), tn = static_cast<int>(tile.col1 - tile.col0);
+    if (use_blas) {
+      auto ta = A.trans ? CblasTrans : CblasNoTrans, tb = B.trans ? CblasTrans : CblasNoTrans;
+      int64_t ao = tile.row0 * A.row, bo = tile.col0 * B.col, co = tile.row0 * n + tile.col0;
+      if (dt == DType::Float64)
+        cblas_dgemm(CblasRowMajor, ta, tb, tm, tn, static_cast<int>(k), 1.0, reinterpret_cast<const double*>(pa) + ao,
+                    static_cast<int>(A.ld), reinterpret_cast<const double*>(pb) + bo, static_cast<int>(B.ld), 0.0,
+                    reinterpret_cast<double*>(pc) + co, static_cast<int>(n));
+      else
+        cblas_sgemm(CblasRowMajor, ta, tb, tm, tn, static_cast<int>(k), 1.0f, reinterpret_cast<const float*>(pa) + ao,
+                    static_cast<int>(A.ld), reinterpret_cast<const float*>(pb) + bo, static_cast<int>(B.ld), 0.0f,
+                    reinterpret_cast<float*>(pc) + co, static_cast<int>(n));
+      return;
+    }
+    auto run = [&](auto* typed) {
+      using T = std::remove_pointer_t<decltype(typed)>;
+      small_kernel<T>(pa, A.row, A.col, pb, B.row, B.col, reinterpret_cast<T*>(pc), n, tile.row0, tile.row1, tile.col0,
+                      tile.col1, k);
+    };
+    switch (dt) {
+      case DType::Bool: run(static_cast<bool*>(nullptr)); break;
+      case DType::Int32: run(static_cast<int32_t*>(nullptr)); break;
+      case DType::Int64: run(static_cast<int64_t*>(nullptr)); break;
+      default: KILN_ASSERT(false);
+    }
+  };
+  // KILN_GEMM_SUBTILE_ROWS=R (measuring only): with an epilogue, each tile is made R rows
+  // at a time, each block's epilogue right after it.
+  static const int64_t sub_rows = [] {
+    const char* v = std::getenv("KILN_GEMM_SUBTILE_ROWS");
+    return v ? std::max<int64_t>(0, std::atoll(v)) : int64_t{0};
+  }();
   parallel_items(items * per_item, flops, [&](int64_t first, int64_t last) {
     for (int64_t t = first; t < last; ++t) {
       Tile tile = tile_of(t);
-      const char* pa = at_batch(A, batch, tile.batch);
-      const char* pb = at_batch(B, batch, tile.batch);
-      char* pc = c + tile.batch * m * n * item;
-      const int tm = static_cast<int>(tile.row1 - tile.row0), tn = static_cast<int>(tile.col1 - tile.col0);
-      if (use_blas) {
-        auto ta = A.trans ? CblasTrans : CblasNoTrans, tb = B.trans ? CblasTrans : CblasNoTrans;
-        int64_t ao = tile.row0 * A.row, bo = tile.col0 * B.col, co = tile.row0 * n + tile.col0;
-        if (dt == DType::Float64)
-          cblas_dgemm(CblasRowMajor, ta, tb, tm, tn, static_cast<int>(k), 1.0,
-                      reinterpret_cast<const double*>(pa) + ao, static_cast<int>(A.ld),
-                      reinterpret_cast<const double*>(pb) + bo, static_cast<int>(B.ld), 0.0,
-                      reinterpret_cast<double*>(pc) + co, static_cast<int>(n));
-        else
-          cblas_sgemm(CblasRowMajor, ta, tb, tm, tn, static_cast<int>(k), 1.0f,
-                      reinterpret_cast<const float*>(pa) + ao, static_cast<int>(A.ld),
-                      reinterpret_cast<const float*>(pb) + bo, static_cast<int>(B.ld), 0.0f,
-                      reinterpret_cast<float*>(pc) + co, static_cast<int>(n));
-      } else {
-        auto run = [&](auto* typed) {
-          using T = std::remove_pointer_t<decltype(typed)>;
-          small_kernel<T>(pa, A.row, A.col, pb, B.row, B.col, reinterpret_cast<T*>(pc), n, tile.row0, tile.row1,
-                          tile.col0, tile.col1, k);
-        };
-        switch (dt) {
-          case DType::Bool: run(static_cast<bool*>(nullptr)); break;
-          case DType::Int32: run(static_cast<int32_t*>(nullptr)); break;
-          case DType::Int64: run(static_cast<int64_t*>(nullptr)); break;
-          default: KILN_ASSERT(false);
-        }
+      if (!after) {
+        compute(tile);
+        continue;
       }
-      if (after) after(tile);
+      const int64_t step = sub_rows > 0 ? sub_rows : tile.row1 - tile.row0;
+      for (int64_t r = tile.row0; r < tile.row1; r += step) {
+        Tile part{tile.batch, r, std::min(r + step, tile.row1), tile.col0, tile.col1};
+        compute(part);
+        after(part);
+      }
     }
   });
 }
