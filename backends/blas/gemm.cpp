@@ -6,6 +6,7 @@
 #include <climits>
 #include <cstdlib>
 #include <cstring>
+#include <numeric>
 #include <type_traits>
 
 #include "error.hpp"
@@ -116,10 +117,12 @@ void small_kernel(const char* a, int64_t ar, int64_t ac, const char* b, int64_t 
 
 TileGrid tile_grid(int64_t batch, int64_t m, int64_t n, int64_t k, int threads) {
   TileGrid g;
-  // Below ~4 MFLOP an item is one tile; with as many items as threads, so is each.
+  // Below ~4 MFLOP an item is one tile; with many items per thread, so is each.
   double flops = 2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
-  if (threads <= 1 || batch >= threads || flops < 4e6) return g;
-  int64_t want = (threads + batch - 1) / batch;
+  if (threads <= 1 || batch >= 4 * threads || flops < 4e6) return g;
+  // Enough tiles per item that every thread gets as many: 3 items on 2 threads are 6
+  // tiles, not 2 items on one thread and 1 on the other.
+  int64_t want = threads / std::gcd(batch, static_cast<int64_t>(threads));
   // Of the ways to cut into `want` tiles (tiles at least 64 wide), the one whose tiles
   // pack the least per flop: packing is (m_t + n_t) K, work 2 m_t n_t K.
   double best = 0;

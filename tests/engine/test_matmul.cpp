@@ -20,6 +20,7 @@
 
 #include "kiln/kiln.hpp"
 #include "linalg.hpp"
+#include "gemm.hpp"
 #include "threads.hpp"
 
 using kiln::Array;
@@ -298,4 +299,22 @@ TEST_CASE("many user threads calling matmul at once stay within the thread budge
   });
   CHECK(bad == 0);
   kiln::set_num_threads(0);
+}
+
+TEST_CASE("GEMM tiles: one per thread, balanced over batch items, none for small work", "[matmul]") {
+  using kiln::blas::tile_grid;
+  auto tiles = [](kiln::blas::TileGrid g) { return g.rows * g.cols; };
+  CHECK(tiles(tile_grid(1, 2000, 2000, 2000, 1)) == 1);
+  CHECK(tiles(tile_grid(1, 2000, 2000, 2000, 2)) == 2);
+  kiln::blas::TileGrid sixteen = tile_grid(1, 2000, 2000, 2000, 16);
+  CHECK(sixteen.rows == 4);  // the squarest cut packs least
+  CHECK(sixteen.cols == 4);
+  CHECK(tiles(tile_grid(1, 4000, 250, 4000, 2)) == 2);
+  CHECK(tiles(tile_grid(3, 500, 500, 500, 2)) == 2);   // 6 tiles over 2 threads
+  CHECK(tiles(tile_grid(4, 500, 500, 500, 2)) == 1);   // items enough already
+  CHECK(tiles(tile_grid(100, 500, 500, 500, 2)) == 1);
+  CHECK(tiles(tile_grid(1, 40, 40, 40, 16)) == 1);     // 128 kFLOP: not worth a second thread
+  kiln::blas::TileGrid thin = tile_grid(1, 100000, 8, 64, 8);
+  CHECK(thin.cols == 1);  // never tiles narrower than 64
+  CHECK(thin.rows == 8);
 }
