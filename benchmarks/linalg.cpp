@@ -84,6 +84,9 @@ int run_linalg_bench(int argc, char** argv) {
   std::printf("%-44s %7s %10s %8s %8s %9s %9s\n", "", "threads", "median ms", "min", "max", "GFLOP/s", "of peak");
   std::vector<int> thread_counts = {1};
   if (all > 1) thread_counts.push_back(all);
+  // Not reported: after a direct call OpenBLAS's pool threads spin for work for a while
+  // (0.1 s or so), taking cores from whatever runs next; kiln's own calls never wake them.
+  auto settle = [] { std::this_thread::sleep_for(std::chrono::milliseconds(300)); };
   for (DType dt : {DType::Float64, DType::Float32}) {
     const char* name = dt == DType::Float64 ? "DGEMM" : "SGEMM";
     Array a = matrix(dt, n, n, 1), b = matrix(dt, n, n, 2), c = Array::zeros(dt, {n, n});
@@ -99,6 +102,7 @@ int run_linalg_bench(int argc, char** argv) {
             direct_gemm(a, b, c);
             openblas_set_num_threads(1);
           },
+          settle,
       });
       const char* labels[] = {"kiln matmul", "direct cblas (OpenBLAS threads)"};
       for (int i = 0; i < 2; ++i)
@@ -160,6 +164,7 @@ int run_linalg_bench(int argc, char** argv) {
           in_threads([&](int u) { direct_gemm(as[u], bs[u], cs[u]); });
           openblas_set_num_threads(1);
         },
+        [] { std::this_thread::sleep_for(std::chrono::milliseconds(300)); },
     });
     const double flops = users * 2.0 * n * n * n;
     const char* labels[] = {"2 user threads x matmul, kiln budget", "2 user threads x cblas, all-core BLAS each"};

@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <climits>
-#include <cstdlib>
 #include <cstring>
 #include <numeric>
 #include <type_traits>
@@ -132,7 +131,10 @@ TileGrid tile_grid(int64_t batch, int64_t m, int64_t n, int64_t k, int threads) 
     if ((r > 1 && m / r < 64) || (c > 1 && n / c < 64)) continue;
     double mt = static_cast<double>(m) / r, nt = static_cast<double>(n) / c;
     double cost = (mt + nt) / (mt * nt);
-    if (best == 0 || cost < best) best = cost, g.rows = r, g.cols = c;
+    // Ties go to more rows: a tile of whole rows is one contiguous block of the result
+    // (SGEMM 2000^3 on 2 threads: 2 column halves 0.95x a direct cblas call, 2 row halves
+    // 0.99-1.00x).
+    if (best == 0 || cost <= best) best = cost, g.rows = r, g.cols = c;
   }
   return g;
 }
@@ -199,25 +201,16 @@ void matmul(const Array& a, const Array& b, const Array& out, const std::functio
       default: KILN_ASSERT(false);
     }
   };
-  // KILN_GEMM_SUBTILE_ROWS=R (measuring only): with an epilogue, each tile is made R rows
-  // at a time, each block's epilogue right after it.
-  static const int64_t sub_rows = [] {
-    const char* v = std::getenv("KILN_GEMM_SUBTILE_ROWS");
-    return v ? std::max<int64_t>(0, std::atoll(v)) : int64_t{0};
-  }();
   parallel_items(items * per_item, flops, [&](int64_t first, int64_t last) {
     for (int64_t t = first; t < last; ++t) {
+      // The epilogue runs over the tile right after it is made: a tile of whole rows is one
+      // contiguous block of the result, written moments ago. (Making a tile a few hundred
+      // rows at a time, each block's epilogue after it, measured no faster: 4000 x 250 x
+      // 4000 at 2 threads, 71.3 ms whole vs 71.9 in blocks of 512 rows, 77.7 of 128; each
+      // block packs its panel of B again.)
       Tile tile = tile_of(t);
-      if (!after) {
-        compute(tile);
-        continue;
-      }
-      const int64_t step = sub_rows > 0 ? sub_rows : tile.row1 - tile.row0;
-      for (int64_t r = tile.row0; r < tile.row1; r += step) {
-        Tile part{tile.batch, r, std::min(r + step, tile.row1), tile.col0, tile.col1};
-        compute(part);
-        after(part);
-      }
+      compute(tile);
+      if (after) after(tile);
     }
   });
 }

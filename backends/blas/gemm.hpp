@@ -6,7 +6,8 @@
 // The work is cut into tiles (a batch item, a block of rows and a block of columns of
 // the result) run on kiln's arena, each by a single-threaded BLAS call (threads.hpp):
 // one tile per thread for one big product (the fewest, squarest tiles: each tile packs
-// its own panels of the operands), whole batch items when there are enough of them.
+// its own panels of the operands; whole rows on a tie), whole batch items when there are
+// enough of them.
 // `after(tile)` runs on the thread that computed the tile, right after it, while the
 // tile's output is still in cache: the executor runs the element-wise work that follows
 // a matmul (relu(A @ B + bias)) there, in the same parallel pass.
