@@ -26,27 +26,35 @@ std::shared_mutex& library_lock() {
 
 thread_local int region_depth = 0;
 
-// kiln BLAS work in flight from any thread: a big call that finds some runs beside it on
-// one thread instead of taking the whole budget (it is one of several callers).
-std::atomic<int> calls_in_flight{0};
+// OpenBLAS's thread count is the host program's too (NumPy in the same process calls the
+// same library): kiln sets it to 1 only while its own BLAS work is in flight, and gives
+// back the host's setting when the last of that work ends.
+std::mutex in_flight_mutex;
+int in_flight = 0;
+int host_threads = 0;
+int threads_at_load = 0;
+
 struct InFlight {
-  InFlight() { ++calls_in_flight; }
-  ~InFlight() { --calls_in_flight; }
+  InFlight() {
+    std::lock_guard<std::mutex> lock(in_flight_mutex);
+    if (in_flight++ == 0) {
+      host_threads = openblas_get_num_threads();
+      if (threads_at_load == 0) threads_at_load = host_threads;
+      openblas_set_num_threads(1);
+    }
+  }
+  ~InFlight() {
+    std::lock_guard<std::mutex> lock(in_flight_mutex);
+    if (--in_flight == 0) openblas_set_num_threads(host_threads);
+  }
+  static int count() {
+    std::lock_guard<std::mutex> lock(in_flight_mutex);
+    return in_flight;
+  }
 };
 
 // Called from inside TBB tasks (a user's pool, or kiln's own arena).
 bool in_tbb_task() { return tbb::this_task_arena::current_thread_index() != tbb::task_arena::not_initialized; }
-
-int threads_at_load = 0;
-
-// OpenBLAS starts at its own default (every core); kiln's calls run on one thread.
-void set_up_once() {
-  static std::once_flag once;
-  std::call_once(once, [] {
-    threads_at_load = openblas_get_num_threads();
-    openblas_set_num_threads(1);
-  });
-}
 
 // Below this many flops a call is not split: task start-up and per-tile packing would
 // cost more than a second thread saves (about 50 us of one core's GEMM).
@@ -62,12 +70,12 @@ struct Region {
 bool in_parallel_region() { return region_depth > 0; }
 
 int blas_threads_at_load() {
-  set_up_once();
+  std::lock_guard<std::mutex> lock(in_flight_mutex);
+  if (threads_at_load == 0) threads_at_load = openblas_get_num_threads();
   return threads_at_load;
 }
 
 void parallel_items(int64_t items, double work, const std::function<void(int64_t, int64_t)>& body) {
-  set_up_once();
   if (items <= 0) return;
   auto run_serial = [&] {
     Region region;
@@ -87,11 +95,10 @@ void parallel_items(int64_t items, double work, const std::function<void(int64_t
 }
 
 void whole_budget_call(double work, const std::function<void()>& body) {
-  set_up_once();
   if (region_depth > 0) return body();  // inside kiln's parallel work: one thread, lease held
   int budget = Runtime::instance().num_threads();
   InFlight in_flight;
-  if (budget == 1 || work < kParallelFlops || in_tbb_task() || calls_in_flight.load() > 1) {
+  if (budget == 1 || work < kParallelFlops || in_tbb_task() || InFlight::count() > 1) {
     std::shared_lock<std::shared_mutex> lease(library_lock());
     Region region;
     return body();

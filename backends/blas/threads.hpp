@@ -6,8 +6,11 @@
 //     any TBB task, and while no other kiln BLAS work is in flight) may let OpenBLAS use
 //     the whole budget; it holds the BLAS library exclusively meanwhile, because OpenBLAS
 //     0.3.21's thread count is one process-wide setting. Otherwise it runs on one thread.
-// OpenBLAS's pthread build starts its own (idle) pool when the library loads; kiln never
-// wakes it except under an exclusive lease. OPENBLAS_NUM_THREADS=1 avoids even that pool.
+// OpenBLAS's thread count is also the host program's (NumPy in the same process calls the
+// same library): kiln sets it to 1 only while its own BLAS work is in flight and then gives
+// the host's setting back. OpenBLAS's pthread build starts its own (idle) pool when the
+// library loads; kiln never wakes it except under an exclusive lease.
+// OPENBLAS_NUM_THREADS=1 avoids even that pool.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -26,8 +29,8 @@ void whole_budget_call(double work, const std::function<void()>& body);
 // Whether the calling thread is inside a kiln BLAS parallel region.
 bool in_parallel_region();
 
-// How many threads OpenBLAS said it would use when kiln first touched it (its pool size
-// plus the caller, as the library started it): what /proc/self/task counts include.
+// How many threads OpenBLAS said it would use when kiln first asked (its pool size plus
+// the caller, as the library started it, unless the host changed it since).
 int blas_threads_at_load();
 
 }  // namespace kiln::blas

@@ -5,6 +5,7 @@
 // budget with many user threads calling at once.
 #include <catch2/catch.hpp>
 
+#include <cblas.h>
 #include <dirent.h>
 
 #include <algorithm>
@@ -299,6 +300,16 @@ TEST_CASE("many user threads calling matmul at once stay within the thread budge
   });
   CHECK(bad == 0);
   kiln::set_num_threads(0);
+}
+
+TEST_CASE("kiln gives the host's OpenBLAS thread setting back after its own calls", "[matmul]") {
+  const int before = openblas_get_num_threads();
+  openblas_set_num_threads(2);
+  Array a = values(DType::Float64, {300, 300}, 1);
+  kiln::eval(kiln::matmul(a, a));
+  kiln::eval(kiln::relu(kiln::matmul(a, a) - 1.0));
+  CHECK(openblas_get_num_threads() == 2);
+  openblas_set_num_threads(before);
 }
 
 TEST_CASE("GEMM tiles: one per thread, balanced over batch items, none for small work", "[matmul]") {
