@@ -329,3 +329,53 @@ TEST_CASE("GEMM tiles: one per thread, balanced over batch items, none for small
   CHECK(thin.cols == 1);  // never tiles narrower than 64
   CHECK(thin.rows == 8);
 }
+
+TEST_CASE("numpy.linalg through the C++ API: several results from one call, fused uses", "[matmul][linalg]") {
+  const int n = 6;
+  Array a = Array::empty(DType::Float64, {n, n});  // symmetric positive definite
+  for (int i = 0; i < n; ++i)
+    for (int j = 0; j < n; ++j) a.data_as<double>()[i * n + j] = (i == j ? n : 0.0) + 1.0 / (1 + i + j);
+  Array b = values(DType::Float64, {n}, 2);
+  // solve, then the residual computed in the same evaluation: a @ x - b ~ 0.
+  std::vector<Array> r = kiln::eval({kiln::linalg::solve(a, b), kiln::matmul(a, kiln::linalg::solve(a, b)) - b});
+  for (int i = 0; i < n; ++i) CHECK(std::fabs(r[1].data_as<double>()[i]) < 1e-12);
+  // qr's two results from one LAPACK call, multiplied back.
+  std::vector<Expr> qr = kiln::linalg::qr(a);
+  REQUIRE(qr.size() == 2);
+  Array back = kiln::eval(kiln::matmul(qr[0], qr[1]) - a);
+  for (int64_t i = 0; i < back.size(); ++i) CHECK(std::fabs(back.data_as<double>()[i]) < 1e-12);
+  CHECK(kiln::explain(kiln::matmul(qr[0], qr[1])).find("%0[0], %1[1] = qr($a0)") != std::string::npos);
+  // eigh: a v = v diag(w); the eigenvalues ascend.
+  std::vector<Expr> wv = kiln::linalg::eigh(a);
+  std::vector<Array> ev = kiln::eval({wv[0], kiln::matmul(a, wv[1]) - wv[1] * wv[0]});
+  for (int i = 1; i < n; ++i) CHECK(ev[0].data_as<double>()[i - 1] <= ev[0].data_as<double>()[i]);
+  for (int64_t i = 0; i < ev[1].size(); ++i) CHECK(std::fabs(ev[1].data_as<double>()[i]) < 1e-12);
+  // det(a) = prod(eigenvalues); inv(a) @ a = I; cholesky's L @ L^T = a via the string API.
+  double prod = 1;
+  for (int i = 0; i < n; ++i) prod *= ev[0].data_as<double>()[i];
+  CHECK(*kiln::eval(kiln::linalg::det(a)).data_as<double>() == Approx(prod).epsilon(1e-12));
+  Array eye = kiln::eval(kiln::matmul(kiln::linalg::inv(a), a) - kiln::eye(n));
+  for (int64_t i = 0; i < eye.size(); ++i) CHECK(std::fabs(eye.data_as<double>()[i]) < 1e-12);
+  Array l = kiln::eval(kiln::linalg::cholesky(a));
+  Array llt = kiln::eval("l @ lt - a", {{"l", l}, {"lt", l.transpose()}, {"a", a}});
+  for (int64_t i = 0; i < llt.size(); ++i) CHECK(std::fabs(llt.data_as<double>()[i]) < 1e-12);
+  // norm: Frobenius = sqrt(sum(a*a)); the 2-norm = the largest singular value (svd's S).
+  double fro = *kiln::eval(kiln::linalg::norm(a, "fro")).data_as<double>();
+  CHECK(fro == Approx(*kiln::eval(kiln::sqrt(kiln::sum(Expr(a) * a))).data_as<double>()).epsilon(1e-14));
+  Array s = kiln::eval(kiln::linalg::svd(a, true, false)[0]);
+  CHECK(*kiln::eval(kiln::linalg::norm(a, 2.0)).data_as<double>() == Approx(s.data_as<double>()[0]).epsilon(1e-14));
+  // lstsq on a consistent overdetermined system recovers x exactly.
+  Array tall = values(DType::Float64, {9, 3}, 5), x = values(DType::Float64, {3}, 6);
+  Array rhs = kiln::eval(kiln::matmul(tall, x));
+  Array fit = kiln::eval(kiln::linalg::lstsq(tall, rhs)[0]);
+  for (int i = 0; i < 3; ++i) CHECK(fit.data_as<double>()[i] == Approx(x.data_as<double>()[i]).margin(1e-12));
+  // A singular matrix: LinAlgError, naming LAPACK's info.
+  Array singular = Array::zeros(DType::Float64, {3, 3});
+  try {
+    kiln::eval(kiln::linalg::inv(singular));
+    FAIL("no error");
+  } catch (const kiln::Error& e) {
+    CHECK(e.status() == kiln::Status::LinAlgError);
+    CHECK_THAT(e.what(), Catch::Contains("info"));
+  }
+}
