@@ -175,6 +175,11 @@ Array Array::zeros(DType dtype, const Shape& shape) {
   return a;
 }
 
+void Array::require_writable(const char* what) const {
+  if (!writable())
+    throw Error(Status::BadArgument, std::string(what) + ": the array is read-only (a segment attached read-only)");
+}
+
 Array Array::wrap(void* data, DType dtype, const Shape& shape, const Shape& byte_strides,
                   std::function<void()> release) {
   // Validate before taking ownership so a failed wrap never calls release: the caller

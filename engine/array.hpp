@@ -34,11 +34,16 @@ class Buffer {
   Buffer& operator=(const Buffer&) = delete;
   char* data() const { return static_cast<char*>(data_); }
   size_t nbytes() const { return nbytes_; }
+  // Memory mapped without write permission (a read-only shared segment): kiln refuses to
+  // write into it rather than fault.
+  bool read_only() const { return read_only_; }
+  void set_read_only() { read_only_ = true; }
 
  private:
   void* data_;
   size_t nbytes_;
   std::function<void()> release_;
+  bool read_only_ = false;
 };
 
 class Array {
@@ -63,6 +68,9 @@ class Array {
   }
 
   bool valid() const { return buffer_ != nullptr; }
+  bool writable() const { return buffer_ && !buffer_->read_only(); }
+  // Throws BadArgument naming `what` when the array's memory is read-only.
+  void require_writable(const char* what) const;
   DType dtype() const { return dtype_; }
   int ndim() const { return static_cast<int>(shape_.size()); }
   const Shape& shape() const { return shape_; }

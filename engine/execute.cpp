@@ -1037,6 +1037,7 @@ LoopArrays prepare_loop(const Plan& plan, const Step& st, const std::vector<Arra
   LoopArrays w;
   if (out_arg && out_arg->valid()) {
     KILN_ASSERT(st.outputs.size() == 1);
+    out_arg->require_writable("out");
     Shape shape = block_shape(plan, st.body, values);
     Array out = *out_arg;
     Shape joined;

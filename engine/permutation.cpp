@@ -58,6 +58,7 @@ Array permuted(const Array& a, uint64_t seed) {
 }
 
 void shuffle(const Array& a, uint64_t seed) {
+  a.require_writable("shuffle");
   Array shuffled = permuted(a, seed);
   // Back through a's own strides (a view is shuffled where it lies).
   const int64_t n = a.size();

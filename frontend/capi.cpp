@@ -12,6 +12,7 @@
 #include "npy.hpp"
 #include "npz.hpp"
 #include "runtime.hpp"
+#include "shm.hpp"
 #include "string_eval.hpp"
 
 struct kiln_array {
@@ -194,6 +195,39 @@ kiln_status kiln_eval(const char* expr, size_t n, const char* const* names, kiln
       kiln::Array r = kiln::eval_string(expr, n, names, bound, nullptr);
       *result = new_handle(std::move(r));
     }
+  });
+}
+
+kiln_status kiln_shm_create_flags(const char* name, kiln_dtype dtype, int ndim, const int64_t* shape, int flags,
+                                  kiln_array** out) {
+  const int code = code_of(dtype);
+  return guarded([&] {
+    require(name, "kiln_shm_create: name is NULL");
+    require(out, "kiln_shm_create: out is NULL");
+    require((flags & ~KILN_SHM_REPLACE) == 0, "kiln_shm_create: unknown flags " + std::to_string(flags));
+    kiln::DType d = dtype_from(code, "kiln_shm_create");
+    kiln::Shape s = shape_from(ndim, shape, "kiln_shm_create");
+    *out = new_handle(kiln::shm::create(name, d, s, flags & KILN_SHM_REPLACE));
+  });
+}
+
+kiln_status kiln_shm_create(const char* name, kiln_dtype dtype, int ndim, const int64_t* shape, kiln_array** out) {
+  return kiln_shm_create_flags(name, dtype, ndim, shape, 0, out);
+}
+
+kiln_status kiln_shm_open(const char* name, int flags, kiln_array** out) {
+  return guarded([&] {
+    require(name, "kiln_shm_open: name is NULL");
+    require(out, "kiln_shm_open: out is NULL");
+    require((flags & ~KILN_SHM_READONLY) == 0, "kiln_shm_open: unknown flags " + std::to_string(flags));
+    *out = new_handle(kiln::shm::open(name, flags & KILN_SHM_READONLY));
+  });
+}
+
+kiln_status kiln_shm_unlink(const char* name) {
+  return guarded([&] {
+    require(name, "kiln_shm_unlink: name is NULL");
+    kiln::shm::unlink(name);
   });
 }
 

@@ -7,8 +7,10 @@
 //   kiln bench [--n N] [--reps R] [--json] [--suite ... [--plot FILE.svg]] [--io ...] | kiln demo [--n N]
 //
 // Exit codes: 0 success, 1 evaluation or I/O error, 2 usage error.
+#include <cblas.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -20,6 +22,7 @@
 #include "kiln/kiln.hpp"
 #include "npy.hpp"
 #include "npz.hpp"
+#include "shm.hpp"
 
 namespace kiln::cli {
 int run_bench(int argc, char** argv);
@@ -44,6 +47,10 @@ const char* const kUsage =
     "                                       fused vs unfused vs memory bandwidth\n"
     "  bench --io [--mb 800] [--files 1000] [--kb 8] [--dir D] [--numpy benchmarks/io_numpy.py]\n"
     "                                       .npy save/load/mmap vs NumPy and raw reads\n"
+    "  bench --create | --linalg [--n N] [--reps R]\n"
+    "                                       creation and random numbers; GEMM vs direct cblas\n"
+    "  shm list                             shared segments in /dev/shm: name, size, dtype and shape\n"
+    "  shm rm NAME...                       remove segments (left by a crashed process, say)\n"
     "  demo [--n N]                         example expressions over generated .npy files\n";
 
 int usage_error(const std::string& message) {
@@ -333,8 +340,40 @@ int cmd_info() {
   for (const std::string& s : kiln::available_simd_isas()) isas += (isas.empty() ? "" : ", ") + s;
   std::printf("simd: %s (available: %s; KILN_SIMD=<set> forces one)\n", kiln::simd_isa().c_str(), isas.c_str());
   std::printf("threads: %d (KILN_NUM_THREADS or --threads to change)\n", kiln::get_num_threads());
-  std::printf("blas: none yet (linear algebra is a later issue)\n");
+  std::printf("blas: %s; kiln runs it one thread per call inside its own budget\n", openblas_get_config());
   return 0;
+}
+
+int cmd_shm(int argc, char** argv) {
+  std::string sub = argc > 0 ? argv[0] : "";
+  if (sub == "list") {
+    std::vector<kiln::shm::SegmentInfo> segments = kiln::shm::list();
+    std::sort(segments.begin(), segments.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
+    for (const auto& s : segments)
+      std::printf("%-40s %14llu bytes  %s\n", s.name.c_str(), static_cast<unsigned long long>(s.bytes), s.what.c_str());
+    if (segments.empty()) std::printf("(no segments in /dev/shm)\n");
+    return 0;
+  }
+  if (sub == "rm") {
+    if (argc < 2) return usage_error("shm rm: no segment named");
+    int status = 0;
+    for (int i = 1; i < argc; ++i) {
+      std::string name = argv[i];
+      try {
+        // Temporaries a crashed create left start with '.', which names may not: remove by path.
+        if (name.rfind(".kiln-new-", 0) == 0 && name.find('/') == std::string::npos) {
+          if (::unlink(("/dev/shm/" + name).c_str()) != 0) throw kiln::Error(kiln::Status::IOError, "cannot remove /dev/shm/" + name);
+        } else {
+          kiln::shm::unlink(name);
+        }
+      } catch (const kiln::Error& e) {
+        std::fprintf(stderr, "kiln: %s\n", e.what());
+        status = 1;
+      }
+    }
+    return status;
+  }
+  return usage_error("shm: expected 'list' or 'rm NAME...'");
 }
 
 }  // namespace
@@ -351,6 +390,7 @@ int main(int argc, char** argv) {
     if (cmd == "ops") return cmd_ops();
     if (cmd == "bench") return kiln::cli::run_bench(argc - 2, argv + 2);
     if (cmd == "demo") return kiln::cli::run_demo(argc - 2, argv + 2);
+    if (cmd == "shm") return cmd_shm(argc - 2, argv + 2);
     if (cmd == "-h" || cmd == "--help" || cmd == "help") {
       std::printf("%s", kUsage);
       return 0;

@@ -229,6 +229,34 @@ std::vector<Array> eval(const std::vector<Expr>& exprs);
 std::string explain(const Expr& e);
 std::string explain(const std::vector<Expr>& exprs);
 
+// An array in a shared-memory segment, /dev/shm/NAME (mode 0600), that other processes
+// attach to by name with no copy (kiln's SharedArray::open or kiln_shm_open, or NumPy:
+// numpy.load("/dev/shm/NAME", mmap_mode="r+")). It is an Array: use it anywhere one is,
+// also as eval's out. Move-only; with unlink_on_destroy the name is removed when it goes
+// (processes still attached keep their mapping). Errors: BadArgument for a bad or taken
+// name, IOError for a missing or foreign segment.
+class SharedArray : public Array {
+ public:
+  static SharedArray create(const std::string& name, DType dtype, const Shape& shape, bool unlink_on_destroy = false,
+                            bool replace = false);
+  static SharedArray open(const std::string& name, bool read_only = false);
+  static void unlink(const std::string& name);
+
+  SharedArray(SharedArray&& other) noexcept;
+  SharedArray& operator=(SharedArray&& other) noexcept;
+  SharedArray(const SharedArray&) = delete;
+  SharedArray& operator=(const SharedArray&) = delete;
+  ~SharedArray();
+
+  const std::string& name() const { return name_; }
+  void unlink();  // removes the name now; this array stays mapped
+
+ private:
+  SharedArray(Array a, std::string name, bool unlink_on_destroy);
+  std::string name_;
+  bool unlink_on_destroy_ = false;
+};
+
 // Thread budget shared by all evaluations (0 = every core).
 void set_num_threads(int n);
 int get_num_threads();
