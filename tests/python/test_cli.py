@@ -228,3 +228,32 @@ def test_random_numbers_are_the_same_for_any_thread_count(tmp_path):
     assert abs(outs[0].mean() - (2 + 4)) < 0.05 and abs(outs[0].std() - np.sqrt(9 + 80 / 12)) < 0.05
     r = run("eval", "uniform(size=3)")
     assert r.returncode != 0 and "needs seed=" in r.stderr
+
+
+def test_shm_list_and_rm():
+    """`kiln shm list` shows segments (kiln's, NumPy's and foreign ones) and what they hold;
+    `kiln shm rm` removes them, including a create's temporary left by a crash."""
+    pid = os.getpid()
+    npy, foreign, temp = f"kiln-cli-{pid}-a.npy", f"kiln-cli-{pid}-junk", f".kiln-new-kiln-cli-{pid}-x-1-0"
+    np.save("/dev/shm/" + npy, np.zeros((3, 4), np.float32))
+    with open("/dev/shm/" + foreign, "w") as f:
+        f.write("hello")
+    with open("/dev/shm/" + temp, "w") as f:
+        f.write("")
+    try:
+        out = run("shm", "list").stdout
+        lines = {line.split()[0]: line for line in out.splitlines() if line.strip()}
+        assert "float32 (3, 4)" in lines[npy]
+        assert "not a .npy image" in lines[foreign]
+        assert "incomplete" in lines[temp]
+        r = run("shm", "rm", npy, foreign, temp)
+        assert r.returncode == 0, r.stderr
+        assert not any(os.path.exists("/dev/shm/" + n) for n in (npy, foreign, temp))
+        r = run("shm", "rm", npy)
+        assert r.returncode == 1 and "no such segment" in r.stderr
+        r = run("shm", "rm", "../etc/passwd")
+        assert r.returncode == 1 and "invalid shared segment name" in r.stderr
+    finally:
+        for n in (npy, foreign, temp):
+            if os.path.exists("/dev/shm/" + n):
+                os.unlink("/dev/shm/" + n)
