@@ -235,11 +235,30 @@ double small_c_call_seconds(int reps, const char* expr) {
 
 int run_suite(int argc, char** argv);  // suite.cpp
 
+// `kiln bench --shm`: benchmarks/shm_bench.py (Python's multiprocessing against kiln's
+// segments needs Python on both sides) over the libkiln.so built next to this program.
+int run_shm_bench(int argc, char** argv) {
+  std::string script = "benchmarks/shm_bench.py", mb = "800", reps = "5";
+  for (int i = 0; i + 1 < argc; ++i) {
+    if (std::string(argv[i]) == "--numpy") script = argv[i + 1];
+    if (std::string(argv[i]) == "--mb") mb = argv[i + 1];
+    if (std::string(argv[i]) == "--reps") reps = argv[i + 1];
+  }
+  std::filesystem::path library = std::filesystem::read_symlink("/proc/self/exe").parent_path() / "libkiln.so";
+  if (!std::filesystem::exists(script) || !std::filesystem::exists(library)) {
+    std::fprintf(stderr, "kiln bench --shm: needs %s and %s\n", script.c_str(), library.c_str());
+    return 1;
+  }
+  std::string cmd = "/usr/bin/python3 '" + script + "' --library '" + library.string() + "' --mb '" + mb + "' --reps '" + reps + "'";
+  return std::system(cmd.c_str()) == 0 ? 0 : 1;
+}
+
 int run_bench(int argc, char** argv) {
   if (has_flag(argc, argv, "--suite")) return run_suite(argc, argv);
   if (has_flag(argc, argv, "--io")) return run_io_bench(argc, argv);
   if (has_flag(argc, argv, "--create")) return run_create_bench(argc, argv);
   if (has_flag(argc, argv, "--linalg")) return run_linalg_bench(argc, argv);
+  if (has_flag(argc, argv, "--shm")) return run_shm_bench(argc, argv);
   int64_t n = arg_int(argc, argv, "--n", 10000000);
   int reps = static_cast<int>(std::max<int64_t>(arg_int(argc, argv, "--reps", 5), 1));
   bool json = has_flag(argc, argv, "--json");

@@ -49,6 +49,7 @@ const char* const kUsage =
     "                                       .npy save/load/mmap vs NumPy and raw reads\n"
     "  bench --create | --linalg [--n N] [--reps R]\n"
     "                                       creation and random numbers; GEMM vs direct cblas\n"
+    "  bench --shm [--mb 800] [--reps R]    arrays to worker processes: kiln segments vs pickling\n"
     "  shm list                             shared segments in /dev/shm: name, size, dtype and shape\n"
     "  shm rm NAME...                       remove segments (left by a crashed process, say)\n"
     "  demo [--n N]                         example expressions over generated .npy files\n";
