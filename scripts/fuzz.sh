@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-30}
 out=build-fuzz
 mkdir -p "$out"
-common=(engine/dtype.cpp engine/array.cpp engine/ops.cpp engine/graph.cpp engine/generate.cpp)
+common=(engine/dtype.cpp engine/array.cpp engine/ops.cpp engine/graph.cpp engine/generate.cpp engine/linalg.cpp)
 flags=(-std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Iengine -Ifrontend -Ibackends/io
        -Ibackends/simd)
 clang++ "${flags[@]}" "${common[@]}" frontend/parser.cpp fuzz/fuzz_parser.cpp -o "$out/fuzz_parser"
@@ -19,7 +19,9 @@ i=0
 for e in 'sqrt(a*a + b*b)' 'where(x > 0, x, 0.1*x)' '-x**2 // 3 % y' '(a < b) & ~(c >= 1e-3)' 'clip(float32(a), -1, .5)' \
          'sum(x, axis=(0, -1), keepdims=True) + argmax(y, 1)' 't = a*b; s = var(t, ddof=1); t - s' \
          'where(uniform(size=(3, 4), seed=1) < 0.5, arange(4), zeros_like(x))' \
-         'linspace(0, 1, 5, endpoint=False) + eye(5, k=-1, dtype=int32) * normal(1, 2, seed=3)'; do
+         'linspace(0, 1, 5, endpoint=False) + eye(5, k=-1, dtype=int32) * normal(1, 2, seed=3)' \
+         'relu(a @ b + c) - solve(inv(a), x) @ det(a)' "q, r = qr(a, mode='complete'); norm(q @ r, ord=inf, axis=(0, 1))" \
+         "u, s, vh = svd(a, full_matrices=False); eigh(a, UPLO='U')[1] @ lstsq(a, b, rcond=1e-9)[0]"; do
   printf '%s' "$e" >"$out/corpus_parser/seed$i"; i=$((i + 1))
 done
 printf '\x93NUMPY\x01\x00\x76\x00{'"'"'descr'"'"': '"'"'<f8'"'"', '"'"'fortran_order'"'"': False, '"'"'shape'"'"': (2,), }' \
