@@ -45,8 +45,6 @@ bool blas_layout(const Array& x, int64_t rows, int64_t cols, Matrix& m) {
   } else if (rs == 1 && cs >= std::max<int64_t>(rows, 1)) {
     m.trans = true;
     m.ld = cs;
-  } else if (rows == 1 && cols == 1) {
-    m.trans = false, m.ld = 1, rs = 1, cs = 1;
   } else {
     return false;
   }
