@@ -1,6 +1,5 @@
 #include "linalg.hpp"
 
-#include <charconv>
 #include <cmath>
 
 #include "error.hpp"
@@ -77,13 +76,8 @@ LinalgSpec norm_spec(std::string_view ord_name, bool ord_is_number, double p, co
 }
 
 namespace {
-std::string number_text(double v) {
-  if (std::isinf(v)) return v < 0 ? "-inf" : "inf";
-  char buf[40];
-  std::string t(buf, std::to_chars(buf, buf + sizeof buf, v).ptr);
-  if (t.find_first_of(".e") == std::string::npos) t += ".0";
-  return t;
-}
+// As the expression language writes a float literal (shortest round-trip form, inf).
+std::string number_text(double v) { return scalar_text(Scalar::of_float(v)); }
 }  // namespace
 
 std::string linalg_keywords(const LinalgSpec& s) {
