@@ -1155,24 +1155,12 @@ void run_lapack(const Plan& plan, const Step& st, std::vector<Array>& values) {
     case Linalg::inv: made = {lapack::inv(ops[0])}; break;
     case Linalg::det: made = {lapack::det(ops[0])}; break;
     case Linalg::cholesky: made = {lapack::cholesky(ops[0])}; break;
-    case Linalg::qr: {
-      const char* mode = s.qr_mode == LinalgSpec::QrMode::Reduced ? "reduced"
-                         : s.qr_mode == LinalgSpec::QrMode::Complete ? "complete" : "r";
-      made = lapack::qr(ops[0], mode);
-      break;
-    }
+    case Linalg::qr: made = lapack::qr(ops[0], s.qr_mode); break;
     case Linalg::eigh: made = lapack::eigh(ops[0], s.uplo); break;
     case Linalg::eigvalsh: made = {lapack::eigvalsh(ops[0], s.uplo)}; break;
     case Linalg::svd: made = lapack::svd(ops[0], s.full_matrices, s.compute_uv); break;
     case Linalg::lstsq: made = lapack::lstsq(ops[0], ops[1], s.rcond); break;
-    case Linalg::norm: {
-      lapack::NormOrd ord;
-      ord.kind = s.ord_kind == 1 ? lapack::NormOrd::Kind::Fro : s.ord_kind == 2 ? lapack::NormOrd::Kind::Nuc
-                 : s.ord_kind == 3 ? lapack::NormOrd::Kind::Number : lapack::NormOrd::Kind::None;
-      ord.p = s.p;
-      made = {lapack::norm(ops[0], ord, s.axes, s.keepdims)};
-      break;
-    }
+    case Linalg::norm: made = {lapack::norm(ops[0], s.ord, s.axes, s.keepdims)}; break;
     case Linalg::matmul: KILN_ASSERT(false);
   }
   KILN_ASSERT(static_cast<int>(made.size()) == linalg_results(s));

@@ -11,6 +11,7 @@
 
 #include "dtype.hpp"
 #include "kernels.hpp"
+#include "lapack.hpp"
 #include "ops.hpp"
 
 namespace kiln {
@@ -58,13 +59,12 @@ struct GenSpec {
 struct LinalgSpec {
   Linalg fn = Linalg::matmul;
   int8_t part = 0;
-  enum class QrMode : uint8_t { Reduced, Complete, R } qr_mode = QrMode::Reduced;
+  lapack::QrMode qr_mode = lapack::QrMode::Reduced;
   bool full_matrices = true, compute_uv = true;  // svd
   char uplo = 'L';                               // eigh, eigvalsh
   double rcond = -1.0;                           // lstsq; < 0: None (eps * max(M, N))
-  // norm: ord (kind: 0 None, 1 'fro', 2 'nuc', 3 a number p), axes (empty: None), keepdims.
-  uint8_t ord_kind = 0;
-  double p = 0.0;
+  // norm: ord, axes (empty: None), keepdims.
+  lapack::NormOrd ord;
   std::vector<int> axes;
   bool keepdims = false;
 };

@@ -7,7 +7,7 @@
 namespace kiln {
 
 int linalg_results(const LinalgSpec& s) {
-  if (s.fn == Linalg::qr && s.qr_mode == LinalgSpec::QrMode::R) return 1;
+  if (s.fn == Linalg::qr && s.qr_mode == lapack::QrMode::R) return 1;
   if (s.fn == Linalg::svd && !s.compute_uv) return 1;
   return linalg_info(s.fn).results;
 }
@@ -15,10 +15,7 @@ int linalg_results(const LinalgSpec& s) {
 LinalgSpec qr_spec(std::string_view mode) {
   LinalgSpec s;
   s.fn = Linalg::qr;
-  if (mode == "reduced") s.qr_mode = LinalgSpec::QrMode::Reduced;
-  else if (mode == "complete") s.qr_mode = LinalgSpec::QrMode::Complete;
-  else if (mode == "r") s.qr_mode = LinalgSpec::QrMode::R;
-  else throw Error(Status::BadArgument, "qr: mode must be 'reduced', 'complete' or 'r', got '" + std::string(mode) + "'");
+  s.qr_mode = lapack::qr_mode(mode);
   return s;
 }
 
@@ -54,20 +51,20 @@ LinalgSpec norm_spec(std::string_view ord_name, bool ord_is_number, double p, co
   s.fn = Linalg::norm;
   if (ord_is_number) {
     if (std::isnan(p)) throw Error(Status::BadArgument, "norm: ord must be a number, inf, 'fro' or 'nuc', got nan");
-    s.ord_kind = 3;
-    s.p = p;
+    s.ord.kind = lapack::NormOrd::Kind::Number;
+    s.ord.p = p;
   } else if (ord_name == "fro") {
-    s.ord_kind = 1;
+    s.ord.kind = lapack::NormOrd::Kind::Fro;
   } else if (ord_name == "nuc") {
-    s.ord_kind = 2;
+    s.ord.kind = lapack::NormOrd::Kind::Nuc;
   } else if (!ord_name.empty()) {
     throw Error(Status::BadArgument, "norm: invalid ord '" + std::string(ord_name) + "' (a number, inf, 'fro' or 'nuc')");
   }
   if (axes.size() > 2) throw Error(Status::BadArgument, "norm: axis must be None, an integer or a pair of integers");
   if (axes.size() == 2 && axes[0] == axes[1]) throw Error(Status::BadArgument, "norm: the two axes are the same");
-  if (s.ord_kind == 1 || s.ord_kind == 2) {
+  if (s.ord.kind == lapack::NormOrd::Kind::Fro || s.ord.kind == lapack::NormOrd::Kind::Nuc) {
     if (axes.size() == 1)
-      throw Error(Status::BadArgument, std::string("norm: ord '") + (s.ord_kind == 1 ? "fro" : "nuc") +
+      throw Error(Status::BadArgument, std::string("norm: ord '") + (s.ord.kind == lapack::NormOrd::Kind::Fro ? "fro" : "nuc") +
                                            "' is a matrix norm; it needs two axes, not one");
   }
   s.axes = axes;
@@ -84,8 +81,8 @@ std::string linalg_keywords(const LinalgSpec& s) {
   std::string k;
   switch (s.fn) {
     case Linalg::qr:
-      if (s.qr_mode == LinalgSpec::QrMode::Complete) k = ", mode='complete'";
-      if (s.qr_mode == LinalgSpec::QrMode::R) k = ", mode='r'";
+      if (s.qr_mode == lapack::QrMode::Complete) k = ", mode='complete'";
+      if (s.qr_mode == lapack::QrMode::R) k = ", mode='r'";
       break;
     case Linalg::eigh: case Linalg::eigvalsh:
       if (s.uplo == 'U') k = ", UPLO='U'";
@@ -98,9 +95,9 @@ std::string linalg_keywords(const LinalgSpec& s) {
       if (s.rcond >= 0) k = ", rcond=" + number_text(s.rcond);
       break;
     case Linalg::norm:
-      if (s.ord_kind == 1) k = ", ord='fro'";
-      if (s.ord_kind == 2) k = ", ord='nuc'";
-      if (s.ord_kind == 3) k = ", ord=" + number_text(s.p);
+      if (s.ord.kind == lapack::NormOrd::Kind::Fro) k = ", ord='fro'";
+      if (s.ord.kind == lapack::NormOrd::Kind::Nuc) k = ", ord='nuc'";
+      if (s.ord.kind == lapack::NormOrd::Kind::Number) k = ", ord=" + number_text(s.ord.p);
       if (s.axes.size() == 1) k += ", axis=" + std::to_string(s.axes[0]);
       if (s.axes.size() == 2) k += ", axis=(" + std::to_string(s.axes[0]) + ", " + std::to_string(s.axes[1]) + ")";
       if (s.keepdims) k += ", keepdims=True";

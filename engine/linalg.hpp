@@ -16,7 +16,7 @@ LinalgSpec qr_spec(std::string_view mode);
 LinalgSpec eigh_spec(Linalg fn, std::string_view uplo);
 LinalgSpec svd_spec(bool full_matrices, bool compute_uv);
 LinalgSpec lstsq_spec(double rcond);
-// ord: "" (None), "fro", "nuc" or a number in `p` (ord_kind 3).
+// ord: "" (None), "fro", "nuc", or the number `p` when ord_is_number.
 LinalgSpec norm_spec(std::string_view ord_name, bool ord_is_number, double p, const std::vector<int>& axes,
                      bool keepdims);
 

@@ -8,7 +8,7 @@ out=build-fuzz
 mkdir -p "$out"
 common=(engine/dtype.cpp engine/array.cpp engine/ops.cpp engine/graph.cpp engine/generate.cpp engine/linalg.cpp)
 flags=(-std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Iengine -Ifrontend -Ibackends/io
-       -Ibackends/simd)
+       -Ibackends/simd -Ibackends/blas)
 clang++ "${flags[@]}" "${common[@]}" frontend/parser.cpp fuzz/fuzz_parser.cpp -o "$out/fuzz_parser"
 clang++ "${flags[@]}" "${common[@]}" backends/io/npy.cpp fuzz/fuzz_npy.cpp -o "$out/fuzz_npy"
 # CRC-32 checks are skipped in this build only: a fuzzer cannot forge them.

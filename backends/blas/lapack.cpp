@@ -377,8 +377,6 @@ void cholesky_impl(const Array& a, int64_t items, int64_t m, Array& out) {
   throw_if_failed<T>(fail, "cholesky", "Matrix is not positive definite", "potrf", items, a);
 }
 
-enum class QrMode { Reduced, Complete, R };
-
 template <class T>
 void qr_impl(const Array& a, int64_t items, int64_t m, int64_t n, QrMode mode, Array* q, Array& r) {
   int64_t k = std::min(m, n);
@@ -608,16 +606,9 @@ Array cholesky(const Array& a) {
   return out;
 }
 
-std::vector<Array> qr(const Array& a, std::string_view mode) {
-  QrMode md;
-  if (mode == "reduced")
-    md = QrMode::Reduced;
-  else if (mode == "complete")
-    md = QrMode::Complete;
-  else if (mode == "r")
-    md = QrMode::R;
-  else
-    throw Error(Status::BadArgument, "qr: mode must be 'reduced', 'complete' or 'r', got '" + std::string(mode) + "'");
+std::vector<Array> qr(const Array& a, std::string_view mode) { return qr(a, qr_mode(mode)); }
+
+std::vector<Array> qr(const Array& a, QrMode md) {
   require_matrix("qr", a, "a");
   int nd = a.ndim();
   int64_t m = lapack_dim("qr", a.shape()[nd - 2], a.shape()), n = lapack_dim("qr", a.shape()[nd - 1], a.shape());

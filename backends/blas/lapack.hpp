@@ -11,6 +11,8 @@
 //     LinAlgError for a singular or not positive definite matrix or a routine that did
 //     not converge (with LAPACK's info, and which batch item).
 #pragma once
+#include <cstdint>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -28,6 +30,16 @@ Array det(const Array& a);
 Array cholesky(const Array& a);
 // mode "reduced" (default): {Q (..., M, K), R (..., K, N)}, K = min(M, N); "complete":
 // {Q (..., M, M), R (..., M, N)}; "r": {R (..., K, N)}.
+enum class QrMode : uint8_t { Reduced, Complete, R };
+// The mode's name as NumPy spells it; BadArgument for anything else. (Inline: the parser
+// checks modes where no LAPACK is linked, as in the fuzzing build.)
+inline QrMode qr_mode(std::string_view mode) {
+  if (mode == "reduced") return QrMode::Reduced;
+  if (mode == "complete") return QrMode::Complete;
+  if (mode == "r") return QrMode::R;
+  throw Error(Status::BadArgument, "qr: mode must be 'reduced', 'complete' or 'r', got '" + std::string(mode) + "'");
+}
+std::vector<Array> qr(const Array& a, QrMode mode);
 std::vector<Array> qr(const Array& a, std::string_view mode = "reduced");
 // Eigenvalues in ascending order and eigenvectors (columns) of a symmetric matrix, from
 // its lower ('L') or upper ('U') triangle: {w (..., M), v (..., M, M)}.
