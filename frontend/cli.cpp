@@ -361,12 +361,7 @@ int cmd_shm(int argc, char** argv) {
     for (int i = 1; i < argc; ++i) {
       std::string name = argv[i];
       try {
-        // Temporaries a crashed create left start with '.', which names may not: remove by path.
-        if (name.rfind(".kiln-new-", 0) == 0 && name.find('/') == std::string::npos) {
-          if (::unlink(("/dev/shm/" + name).c_str()) != 0) throw kiln::Error(kiln::Status::IOError, "cannot remove /dev/shm/" + name);
-        } else {
-          kiln::shm::unlink(name);
-        }
+        kiln::shm::remove_listed(name);
       } catch (const kiln::Error& e) {
         std::fprintf(stderr, "kiln: %s\n", e.what());
         status = 1;

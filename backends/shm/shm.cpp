@@ -176,6 +176,12 @@ void unlink(const std::string& name) {
   }
 }
 
+void remove_listed(const std::string& name) {
+  if (name.rfind(kTempPrefix, 0) != 0 || name.find('/') != std::string::npos) return unlink(name);
+  const std::string path = kDir + name;
+  if (::unlink(path.c_str()) != 0) io_fail(name, "cannot remove " + path + ": " + errno_text());
+}
+
 void unlink_quietly(const std::string& name) noexcept {
   try {
     ::unlink(path_of(name).c_str());

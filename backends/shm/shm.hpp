@@ -38,7 +38,10 @@ Array open(const std::string& name, bool read_only = false);
 
 // Removes the name; mappings stay valid until released. IOError if there is none.
 void unlink(const std::string& name);
-// The same, for destructors: never throws, ignores a name already gone.
+// Removes an entry as list() names it: a segment, or a temporary a crashed create left
+// (whose name starts with '.', which segment names may not). Errors as unlink.
+void remove_listed(const std::string& name);
+// unlink, for destructors: never throws, ignores a name already gone.
 void unlink_quietly(const std::string& name) noexcept;
 
 // The segments in /dev/shm, kiln's and others', with what their bytes are.
