@@ -164,7 +164,7 @@ int run_linalg_bench(int argc, char** argv) {
           in_threads([&](int u) { direct_gemm(as[u], bs[u], cs[u]); });
           openblas_set_num_threads(1);
         },
-        [] { std::this_thread::sleep_for(std::chrono::milliseconds(300)); },
+        settle,
     });
     const double flops = users * 2.0 * n * n * n;
     const char* labels[] = {"2 user threads x matmul, kiln budget", "2 user threads x cblas, all-core BLAS each"};
