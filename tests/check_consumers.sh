@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Builds examples/subproject as a newcomer's project would, both ways it can find kiln:
+#  1. kiln's source as subprojects/kiln, pulled in by dependency()'s fallback; the build
+#     is then installed (`meson install`) into a temporary prefix, kiln included;
+#  2. the same project with no subproject, finding that installed kiln through pkg-config.
+# Each build's own tests run the consumer programs. Usage: check_consumers.sh KILN_SOURCE
+set -euo pipefail
+src=$(realpath "$1")
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+# A clean environment: nothing from the calling build's meson leaks into these.
+unset MESON_BUILD_ROOT MESON_SOURCE_ROOT MESON_SUBDIR MESONINTROSPECT
+
+cp -r "$src/examples/subproject" "$tmp/consumer"
+mkdir "$tmp/consumer/subprojects"
+# kiln's source, as a git submodule or a copy would give it (no build folders).
+mkdir "$tmp/consumer/subprojects/kiln"
+tar -C "$src" --exclude='./build*' --exclude=./.git -cf - . | tar -C "$tmp/consumer/subprojects/kiln" -xf -
+
+echo "== 1. kiln as a subproject"
+meson setup "$tmp/build-sub" "$tmp/consumer" --force-fallback-for=kiln --prefix="$tmp/prefix" >"$tmp/setup1.log" ||
+  { cat "$tmp/setup1.log"; exit 1; }
+grep -q "kiln found as: internal" "$tmp/setup1.log" || { cat "$tmp/setup1.log"; echo "kiln was not the subproject"; exit 1; }
+ninja -C "$tmp/build-sub" >"$tmp/ninja1.log" || { tail -40 "$tmp/ninja1.log"; exit 1; }
+meson test -C "$tmp/build-sub" --print-errorlogs consumer-c consumer-cpp
+meson install -C "$tmp/build-sub" --quiet
+
+echo "== 2. installed kiln through pkg-config"
+rm -rf "$tmp/consumer/subprojects"
+pc=$(dirname "$(find "$tmp/prefix" -name kiln.pc | head -1)")
+[ -n "$pc" ] && [ -f "$pc/kiln.pc" ] || { echo "meson install put no kiln.pc under $tmp/prefix"; exit 1; }
+PKG_CONFIG_PATH="$pc" meson setup "$tmp/build-pc" "$tmp/consumer" --wrap-mode=nofallback >"$tmp/setup2.log" ||
+  { cat "$tmp/setup2.log"; exit 1; }
+grep -q "kiln found as: pkgconfig" "$tmp/setup2.log" || { cat "$tmp/setup2.log"; echo "kiln was not found by pkg-config"; exit 1; }
+ninja -C "$tmp/build-pc" >"$tmp/ninja2.log" || { tail -40 "$tmp/ninja2.log"; exit 1; }
+LD_LIBRARY_PATH="$(dirname "$(find "$tmp/prefix" -name 'libkiln.so' | head -1)")" \
+  meson test -C "$tmp/build-pc" --print-errorlogs consumer-c consumer-cpp
+# The programs must have compiled against the installed headers, not kiln's source tree.
+! grep -rq "$src" "$tmp/build-pc/build.ninja" || { echo "the pkg-config build saw kiln's source tree"; exit 1; }
+echo "both consumers built and passed"
