@@ -17,11 +17,14 @@
 #include <cstring>
 #include <map>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "kiln/kiln.hpp"
 #include "npy.hpp"
 #include "npz.hpp"
+#include "parser.hpp"
 #include "shm.hpp"
 
 namespace kiln::cli {
@@ -327,11 +330,47 @@ int cmd_explain(int argc, char** argv) {
 }
 
 // The op table as a Markdown table: the guide's op list is this output.
+// NumPy's spelling of an op, reduction or generator (markdown), where it is not
+// numpy.<name> (or numpy.linalg.<name>).
+std::string numpy_column(std::string_view name, const char* module) {
+  static const std::pair<std::string_view, const char*> kSpellings[] = {
+      {"relu", "`numpy.maximum(x, 0)`"},
+      {"sigmoid", "`1 / (1 + numpy.exp(-x))`"},
+      {"random", "`numpy.random.Generator.random`"},
+      {"uniform", "`numpy.random.Generator.uniform`"},
+      {"standard_normal", "`numpy.random.Generator.standard_normal`"},
+      {"normal", "`numpy.random.Generator.normal`"},
+      {"integers", "`numpy.random.Generator.integers`"},
+      {"bernoulli", "`numpy.random.Generator.random(size) < p`"},
+      {"matmul", "`numpy.matmul`, `a @ b`"},
+  };
+  for (const auto& [n, spelling] : kSpellings)
+    if (n == name) return spelling;
+  return "`" + std::string(module) + std::string(name) + "`";
+}
+
+// The language's reference tables, from the op, reduction and linalg tables and the
+// parser's generator list: docs/guide.md embeds this output (a test compares them).
 int cmd_ops() {
-  std::printf("| op | operator | operands | dtypes |\n|---|---|---|---|\n");
-  for (const kiln::OpInfo& op : kiln::kOpInfo)
-    std::printf("| `%s` | %s | %d | %s |\n", op.name, *op.symbol ? op.symbol : "", op.arity,
-                kiln::rule_description(op.rule));
+  std::printf("### Element-wise ops\n\n| op | operator | operands | dtypes | NumPy |\n|---|---|---|---|---|\n");
+  for (const kiln::OpInfo& op : kiln::kOpInfo) {
+    std::string symbol = *op.symbol ? "`" + std::string(op.symbol) + "`" : "";
+    if (std::string_view(op.symbol) == "|") symbol = "`\\|`";  // not a table cell separator
+    std::printf("| `%s` | %s | %d | %s | %s |\n", op.name, symbol.c_str(), op.arity, kiln::rule_description(op.rule),
+                numpy_column(op.name, "numpy.").c_str());
+  }
+  std::printf("\n### Reductions\n\n| function | keywords | NumPy |\n|---|---|---|\n");
+  for (const kiln::ReductionInfo& r : kiln::kReductionInfo)
+    std::printf("| `%s(x)` | `axis=`, `keepdims=`%s | %s |\n", r.name, r.ddof ? ", `ddof=`" : "",
+                numpy_column(r.name, "numpy.").c_str());
+  std::printf("\n### Linear algebra\n\n| function | operands | results | NumPy |\n|---|---|---|---|\n");
+  for (const kiln::LinalgInfo& f : kiln::kLinalgInfo)
+    std::printf("| `%s` | %d | %d | %s |\n", f.name, f.operands, f.results, numpy_column(f.name, "numpy.linalg.").c_str());
+  std::printf("\n### Creation and random numbers\n\n| function | NumPy |\n|---|---|\n");
+  for (const std::string& sig : kiln::generator_signatures()) {
+    std::string name = sig.substr(0, sig.find('('));
+    std::printf("| `%s` | %s |\n", sig.c_str(), numpy_column(name, "numpy.").c_str());
+  }
   return 0;
 }
 

@@ -1060,4 +1060,15 @@ std::string format_expression(const Graph& g, int root) {
   return out;
 }
 
+std::vector<std::string> generator_signatures() {
+  std::vector<std::string> out;
+  for (const GenSignature& g : kGenSignatures) {
+    std::string text = std::string(g.name) + "(";
+    for (int i = 0; i < 5 && !g.params[i].empty(); ++i)
+      text += (i ? ", " : "") + std::string(g.params[i]) + (i < g.required ? "" : "=");
+    out.push_back(text + ")");
+  }
+  return out;
+}
+
 }  // namespace kiln

@@ -77,4 +77,9 @@ std::vector<Statement> parse_program(std::string_view text, Graph& g);
 // nesting limit one level past it; parse_expression then refuses the text as too deep.
 std::string format_expression(const Graph& g, int root);
 
+// The creation and random functions the language has, each as its call with NumPy's
+// parameter names, optional ones with '=' ("full(shape, fill_value, dtype=)"): for
+// `kiln ops` and the generated part of docs/guide.md.
+std::vector<std::string> generator_signatures();
+
 }  // namespace kiln

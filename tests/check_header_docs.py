@@ -1,0 +1,37 @@
+"""Every function kiln.h declares has its own doc comment: the header is the reference.
+
+A declaration passes when the line before it closes a comment (`*/`) that is not just the
+trailing comment of the previous declaration, or when the declaration carries a comment
+of its own on its line. Also checks that every function the shared library exports is
+declared in the header. Usage: check_header_docs.py kiln.h.in c_symbols.txt
+"""
+import re
+import sys
+
+header, symbols = sys.argv[1], sys.argv[2]
+lines = open(header).read().split("\n")
+decl = re.compile(r"^(?:const\s+)?[a-z0-9_]+\s*\**\s*(kiln_[a-z0-9_]+)\(")
+declared, undocumented = set(), []
+for i, line in enumerate(lines):
+    m = decl.match(line)
+    if not m:
+        continue
+    name = m.group(1)
+    declared.add(name)
+    j = i
+    while not lines[j].rstrip().endswith(";"):  # the declaration may span lines
+        j += 1
+    own_trailing = any("/*" in lines[k] for k in range(i, j + 1))
+    prev = lines[i - 1].rstrip() if i > 0 else ""
+    # the line before is a comment of its own (not a previous declaration's trailer)
+    prev_is_doc = prev.endswith("*/") and prev.lstrip().startswith(("/*", "*"))
+    if not (own_trailing or prev_is_doc):
+        undocumented.append(f"{header}:{i + 1}: {name} has no doc comment")
+exported = {s.strip() for s in open(symbols) if s.strip()}
+missing = sorted(exported - declared)
+for m in missing:
+    undocumented.append(f"{m} is exported but not declared in {header}")
+for u in undocumented:
+    print(u)
+print(f"{len(declared)} functions declared, {len(undocumented)} problems")
+sys.exit(1 if undocumented else 0)
