@@ -35,6 +35,7 @@ grep -q "kiln found as: pkgconfig" "$tmp/setup2.log" || { cat "$tmp/setup2.log";
 ninja -C "$tmp/build-pc" >"$tmp/ninja2.log" || { tail -40 "$tmp/ninja2.log"; exit 1; }
 LD_LIBRARY_PATH="$(dirname "$(find "$tmp/prefix" -name 'libkiln.so' | head -1)")" \
   meson test -C "$tmp/build-pc" --print-errorlogs consumer-c consumer-cpp
-# The programs must have compiled against the installed headers, not kiln's source tree.
-! grep -rq "$src" "$tmp/build-pc/build.ninja" || { echo "the pkg-config build saw kiln's source tree"; exit 1; }
+# The programs must have compiled against the installed headers and library only.
+grep -q -- "-I$tmp/prefix/include" "$tmp/build-pc/build.ninja" || { echo "the pkg-config build does not use the installed headers"; exit 1; }
+! grep -q -e "subprojects/kiln" -e "$src" "$tmp/build-pc/build.ninja" || { echo "the pkg-config build saw kiln's source"; exit 1; }
 echo "both consumers built and passed"

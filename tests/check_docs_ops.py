@@ -24,7 +24,7 @@ want = "\n" + tables + "\n"
 
 problems = []
 # The NumPy column: a plain numpy.* name must resolve (a spelling with arguments is prose).
-for name in re.findall(r"`(numpy(?:\.[A-Za-z_]+)+)`", tables):
+for name in re.findall(r"`(numpy(?:\.[A-Za-z0-9_]+)+)`", tables):
     obj = numpy
     try:
         for part in name.split(".")[1:]:

@@ -1,8 +1,8 @@
 """Every function kiln.h declares has its own doc comment: the header is the reference.
 
-A declaration passes when the line before it closes a comment (`*/`) that is not just the
-trailing comment of the previous declaration, or when the declaration carries a comment
-of its own on its line. Also checks that every function the shared library exports is
+A declaration passes when the line before it closes a comment block that starts on a line
+of its own (not a previous declaration's trailing comment) and is not a section heading
+(`/* ---- ...`), or when the declaration carries a comment of its own on its lines. Also checks that every function the shared library exports is
 declared in the header. Usage: check_header_docs.py kiln.h.in c_symbols.txt
 """
 import re
@@ -22,9 +22,13 @@ for i, line in enumerate(lines):
     while not lines[j].rstrip().endswith(";"):  # the declaration may span lines
         j += 1
     own_trailing = any("/*" in lines[k] for k in range(i, j + 1))
-    prev = lines[i - 1].rstrip() if i > 0 else ""
-    # the line before is a comment of its own (not a previous declaration's trailer)
-    prev_is_doc = prev.endswith("*/") and prev.lstrip().startswith(("/*", "*"))
+    prev_is_doc = False
+    if i > 0 and lines[i - 1].rstrip().endswith("*/"):
+        start = i - 1  # where the comment block ending on the line before begins
+        while start > 0 and "/*" not in lines[start]:
+            start -= 1
+        opening = lines[start].lstrip()
+        prev_is_doc = opening.startswith("/*") and not opening.startswith("/* ----")
     if not (own_trailing or prev_is_doc):
         undocumented.append(f"{header}:{i + 1}: {name} has no doc comment")
 exported = {s.strip() for s in open(symbols) if s.strip()}
