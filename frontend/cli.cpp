@@ -329,7 +329,6 @@ int cmd_explain(int argc, char** argv) {
   return 0;
 }
 
-// The op table as a Markdown table: the guide's op list is this output.
 // NumPy's spelling of an op, reduction or generator (markdown), where it is not
 // numpy.<name> (or numpy.linalg.<name>).
 std::string numpy_column(std::string_view name, const char* module) {

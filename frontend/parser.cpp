@@ -1064,7 +1064,7 @@ std::vector<std::string> generator_signatures() {
   std::vector<std::string> out;
   for (const GenSignature& g : kGenSignatures) {
     std::string text = std::string(g.name) + "(";
-    for (int i = 0; i < 5 && !g.params[i].empty(); ++i)
+    for (int i = 0; i < static_cast<int>(std::size(g.params)) && !g.params[i].empty(); ++i)
       text += (i ? ", " : "") + std::string(g.params[i]) + (i < g.required ? "" : "=");
     out.push_back(text + ")");
   }

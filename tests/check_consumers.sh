@@ -27,13 +27,14 @@ meson install -C "$tmp/build-sub" --quiet
 
 echo "== 2. installed kiln through pkg-config"
 rm -rf "$tmp/consumer/subprojects"
-pc=$(dirname "$(find "$tmp/prefix" -name kiln.pc | head -1)")
-[ -n "$pc" ] && [ -f "$pc/kiln.pc" ] || { echo "meson install put no kiln.pc under $tmp/prefix"; exit 1; }
-PKG_CONFIG_PATH="$pc" meson setup "$tmp/build-pc" "$tmp/consumer" --wrap-mode=nofallback >"$tmp/setup2.log" ||
+pc_file=$(find "$tmp/prefix" -name kiln.pc | head -1)
+[ -n "$pc_file" ] || { echo "meson install put no kiln.pc under $tmp/prefix"; exit 1; }
+pc_dir=$(dirname "$pc_file")  # LIBDIR/pkgconfig
+PKG_CONFIG_PATH="$pc_dir" meson setup "$tmp/build-pc" "$tmp/consumer" --wrap-mode=nofallback >"$tmp/setup2.log" ||
   { cat "$tmp/setup2.log"; exit 1; }
 grep -q "kiln found as: pkgconfig" "$tmp/setup2.log" || { cat "$tmp/setup2.log"; echo "kiln was not found by pkg-config"; exit 1; }
 ninja -C "$tmp/build-pc" >"$tmp/ninja2.log" || { tail -40 "$tmp/ninja2.log"; exit 1; }
-LD_LIBRARY_PATH="$(dirname "$(find "$tmp/prefix" -name 'libkiln.so' | head -1)")" \
+LD_LIBRARY_PATH="$(dirname "$pc_dir")" \
   meson test -C "$tmp/build-pc" --print-errorlogs consumer-c consumer-cpp
 # The programs must have compiled against the installed headers and library only.
 grep -q -- "-I$tmp/prefix/include" "$tmp/build-pc/build.ninja" || { echo "the pkg-config build does not use the installed headers"; exit 1; }
