@@ -127,6 +127,26 @@ class BufferCache {
 }  // namespace
 
 std::atomic<uint64_t> g_array_bytes_allocated{0};
+static std::atomic<int64_t> g_live_buffers{0};
+static std::atomic<int64_t> g_live_buffer_bytes{0};
+
+Buffer::Buffer(void* data, size_t nbytes, std::function<void()> release)
+    : data_(data), nbytes_(nbytes), release_(std::move(release)) {
+  if (!data_) return;  // a placeholder holds no memory
+  g_live_buffers.fetch_add(1, std::memory_order_relaxed);
+  g_live_buffer_bytes.fetch_add(static_cast<int64_t>(nbytes_), std::memory_order_relaxed);
+}
+
+Buffer::~Buffer() {
+  if (release_) release_();
+  if (!data_) return;
+  g_live_buffers.fetch_sub(1, std::memory_order_relaxed);
+  g_live_buffer_bytes.fetch_sub(static_cast<int64_t>(nbytes_), std::memory_order_relaxed);
+}
+
+LiveBuffers live_buffers() {
+  return {g_live_buffers.load(std::memory_order_relaxed), g_live_buffer_bytes.load(std::memory_order_relaxed)};
+}
 
 uint64_t array_bytes_allocated() { return g_array_bytes_allocated.load(std::memory_order_relaxed); }
 

@@ -25,11 +25,8 @@ Shape c_strides(const Shape& shape, size_t itemsize);
 // Array referring to the buffer goes away.
 class Buffer {
  public:
-  Buffer(void* data, size_t nbytes, std::function<void()> release)
-      : data_(data), nbytes_(nbytes), release_(std::move(release)) {}
-  ~Buffer() {
-    if (release_) release_();
-  }
+  Buffer(void* data, size_t nbytes, std::function<void()> release);
+  ~Buffer();
   Buffer(const Buffer&) = delete;
   Buffer& operator=(const Buffer&) = delete;
   char* data() const { return static_cast<char*>(data_); }
@@ -113,5 +110,13 @@ bool try_broadcast(const Shape& a, const Shape& b, Shape& out);
 // Bytes of array memory allocated by Array::empty since the process started (for
 // `kiln bench`, which shows that evaluation makes no full-size temporaries).
 uint64_t array_bytes_allocated();
+
+// Buffers with memory alive now (kiln's own, wrapped, mapped) and their bytes: what a
+// caller's leak test counts (a result freed, a DLPack deleter run).
+struct LiveBuffers {
+  int64_t count;
+  int64_t bytes;
+};
+LiveBuffers live_buffers();
 
 }  // namespace kiln

@@ -14,14 +14,25 @@
 #include "runtime.hpp"
 #include "shm.hpp"
 #include "string_eval.hpp"
+#include "capi_internal.hpp"
 
-struct kiln_array {
-  std::atomic<int64_t> refs{1};
-  kiln::Array array;
-};
+namespace kiln::capi {
+thread_local std::string last_error;
+thread_local long last_error_offset = -1;
+
+kiln_status fail(Status status, const std::string& message, long offset) {
+  try {
+    last_error = message;
+  } catch (...) {
+  }
+  last_error_offset = offset;
+  return static_cast<kiln_status>(status);
+}
+}  // namespace kiln::capi
+
+using namespace kiln::capi;
 
 namespace {
-
 static_assert(KILN_OK == static_cast<int>(kiln::Status::Ok) &&
               KILN_ERROR_PARSE == static_cast<int>(kiln::Status::ParseError) &&
               KILN_ERROR_UNKNOWN_NAME == static_cast<int>(kiln::Status::UnknownName) &&
@@ -34,51 +45,6 @@ static_assert(KILN_OK == static_cast<int>(kiln::Status::Ok) &&
               KILN_ERROR_LINALG == static_cast<int>(kiln::Status::LinAlgError));
 static_assert(KILN_OP_COUNT == kiln::kNumOps);
 static_assert(KILN_FLOAT64 == static_cast<int>(kiln::DType::Float64) && KILN_BOOL == static_cast<int>(kiln::DType::Bool));
-
-thread_local std::string last_error;
-thread_local long last_error_offset = -1;
-
-kiln_status fail(kiln::Status status, const std::string& message, long offset = -1) {
-  try {
-    last_error = message;
-  } catch (...) {
-  }
-  last_error_offset = offset;
-  return static_cast<kiln_status>(status);
-}
-
-// Runs f, turning every exception into a status.
-template <class F>
-kiln_status guarded(F&& f) {
-  try {
-    f();
-    return KILN_OK;
-  } catch (const kiln::Error& e) {
-    return fail(e.status(), e.what(), e.offset());
-  } catch (const std::bad_alloc&) {
-    return fail(kiln::Status::OutOfMemory, "out of memory");
-  } catch (const std::exception& e) {
-    return fail(kiln::Status::Internal, std::string("internal error: ") + e.what());
-  } catch (...) {
-    return fail(kiln::Status::Internal, "internal error: unknown exception");
-  }
-}
-
-void require(bool ok, const std::string& message) {
-  if (!ok) throw kiln::Error(kiln::Status::BadArgument, message);
-}
-
-kiln::Shape shape_from(int ndim, const int64_t* shape, const char* what) {
-  require(ndim >= 0 && ndim <= kiln::kMaxDims, std::string(what) + ": ndim must be between 0 and 32, got " + std::to_string(ndim));
-  require(ndim == 0 || shape, std::string(what) + ": shape is NULL");
-  return kiln::Shape(shape, shape + ndim);
-}
-
-kiln_array* new_handle(kiln::Array a) {
-  auto* h = new kiln_array;
-  h->array = std::move(a);
-  return h;
-}
 
 }  // namespace
 
@@ -256,6 +222,39 @@ kiln_status kiln_solve(const kiln_array* a, const kiln_array* b, kiln_array** re
     *result = new_handle(kiln::eval(kiln::linalg::solve(a->array, b->array)));
   });
 }
+
+kiln_status kiln_input_names(const char* expr, const char** names) {
+  return guarded([&] {
+    require(expr, "kiln_input_names: expr is NULL");
+    require(names, "kiln_input_names: names is NULL");
+    static thread_local std::string joined;
+    std::string text;
+    for (const std::string& name : kiln::input_names(expr)) text += (text.empty() ? "" : " ") + name;
+    joined = std::move(text);
+    *names = joined.c_str();
+  });
+}
+
+kiln_status kiln_explain(const char* expr, size_t n, const char* const* names, kiln_array* const* arrays,
+                         const char** text) {
+  return guarded([&] {
+    require(expr, "kiln_explain: expr is NULL");
+    require(text, "kiln_explain: text is NULL");
+    require(n == 0 || (names && arrays), "kiln_explain: names or arrays is NULL");
+    std::vector<const kiln::Array*> bound(n);
+    for (size_t i = 0; i < n; ++i) {
+      require(names[i], "kiln_explain: names[" + std::to_string(i) + "] is NULL");
+      require(arrays[i], "kiln_explain: arrays[" + std::to_string(i) + "] (name '" + names[i] + "') is NULL");
+      bound[i] = &arrays[i]->array;
+    }
+    static thread_local std::string explained;
+    explained = kiln::string_plan(expr, n, names, bound.data(), nullptr, nullptr)->explain();
+    *text = explained.c_str();
+  });
+}
+
+int64_t kiln_live_buffers(void) { return kiln::live_buffers().count; }
+int64_t kiln_live_bytes(void) { return kiln::live_buffers().bytes; }
 
 kiln_status kiln_eval_many(const char* program, size_t n, const char* const* names, kiln_array* const* arrays,
                            size_t nresults, const char* const* result_names, kiln_array** results) {

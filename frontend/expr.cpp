@@ -362,6 +362,12 @@ std::shared_ptr<const Plan> string_plan(std::string_view expr, size_t n, const c
   });
 }
 
+std::vector<std::string> input_names(std::string_view program) {
+  Graph g;
+  parse_program(program, g);
+  return g.input_names();
+}
+
 Array eval_string(std::string_view expr, size_t n, const char* const* names, const Array* const* arrays,
                   const Array* out) {
   for (size_t i = 0; i < n; ++i)

@@ -3,6 +3,7 @@
 // so a repeated call skips parsing and planning.
 #pragma once
 #include <memory>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -28,5 +29,9 @@ Array eval_string(std::string_view expr, size_t n, const char* const* names, con
                   const Array* out);
 std::vector<Array> eval_program(std::string_view program, size_t n, const char* const* names,
                                 const Array* const* arrays, const ResultNames& results);
+
+// The names a program reads as inputs (not those it assigns), in order of first use.
+// Throws what parsing throws.
+std::vector<std::string> input_names(std::string_view program);
 
 }  // namespace kiln

@@ -39,4 +39,19 @@ LD_LIBRARY_PATH="$(dirname "$pc_dir")" \
 # The programs must have compiled against the installed headers and library only.
 grep -q -- "-I$tmp/prefix/include" "$tmp/build-pc/build.ninja" || { echo "the pkg-config build does not use the installed headers"; exit 1; }
 ! grep -q -e "subprojects/kiln" -e "$src" "$tmp/build-pc/build.ninja" || { echo "the pkg-config build saw kiln's source"; exit 1; }
-echo "both consumers built and passed"
+
+echo "== 3. the installed Python package loads the library it was installed with"
+config=$(find "$tmp/prefix" -path '*/kiln/_config.py' | head -1)
+[ -n "$config" ] || { echo "meson install put no kiln/_config.py under $tmp/prefix"; exit 1; }
+env -u KILN_LIBRARY PYTHONPATH="$(dirname "$(dirname "$config")")" /usr/bin/python3 - "$tmp/prefix" <<'PY'
+import sys
+import numpy as np
+import kiln
+prefix = sys.argv[1]
+assert kiln.__file__.startswith(prefix), f"imported {kiln.__file__}, not the installed package"
+assert kiln.LIBRARY.startswith(prefix), f"loaded {kiln.LIBRARY}, not the installed library"
+a = np.arange(5.0)
+assert np.array_equal(kiln.evaluate("2*a + 1"), 2 * a + 1)
+print("import kiln:", kiln.LIBRARY)
+PY
+echo "both consumers built and passed; the Python package imports"

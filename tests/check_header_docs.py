@@ -3,16 +3,17 @@
 A declaration passes when the line before it closes a comment block that starts on a line
 of its own (not a previous declaration's trailing comment) and is not a section heading
 (`/* ---- ...`), or when the declaration carries a comment of its own on its lines. Also checks that every function the shared library exports is
-declared in the header. Usage: check_header_docs.py kiln.h.in c_symbols.txt
+declared in one of the headers. Usage: check_header_docs.py kiln.h.in [kiln_dlpack.h ...] c_symbols.txt
 """
 import re
 import sys
 
-header, symbols = sys.argv[1], sys.argv[2]
-lines = open(header).read().split("\n")
+headers, symbols = sys.argv[1:-1], sys.argv[-1]
 decl = re.compile(r"^(?:const\s+)?[a-z0-9_]+\s*\**\s*(kiln_[a-z0-9_]+)\(")
 declared, undocumented = set(), []
-for i, line in enumerate(lines):
+for header, i, line, lines in ((h, i, line, lines) for h in headers
+                                for lines in [open(h).read().split("\n")]
+                                for i, line in enumerate(lines)):
     m = decl.match(line)
     if not m:
         continue
@@ -34,7 +35,7 @@ for i, line in enumerate(lines):
 exported = {s.strip() for s in open(symbols) if s.strip()}
 missing = sorted(exported - declared)
 for m in missing:
-    undocumented.append(f"{m} is exported but not declared in {header}")
+    undocumented.append(f"{m} is exported but not declared in {', '.join(headers)}")
 for u in undocumented:
     print(u)
 print(f"{len(declared)} functions declared, {len(undocumented)} problems")

@@ -1,0 +1,279 @@
+"""kiln.evaluate and the functions over kiln's C ABI that take and give NumPy arrays."""
+
+import os
+import sys
+from ctypes import byref, c_char_p, c_int64, c_void_p
+
+import numpy as np
+
+from . import _lib
+from ._lib import Array, as_ndarray, check, dtype_code, lib, new_array, shape_arg, wrap
+
+# Expression text -> (encoded text, its input names): kiln parses each text once for its
+# names (and once more, cached by kiln, for its plan).
+_names_cache = {}
+
+
+def _input_names(expr):
+    """(encoded text, input names, names as a C array) of an expression, parsed once per text."""
+    entry = _names_cache.get(expr)
+    if entry is None:
+        if not isinstance(expr, str):
+            raise TypeError(f"kiln: the expression must be a str, not a {type(expr).__name__}")
+        text = expr.encode()
+        names = c_char_p()
+        check(lib.kiln_input_names(text, byref(names)))
+        names = tuple(names.value.decode().split())
+        entry = (text, names, (c_char_p * max(len(names), 1))(*(n.encode() for n in names)))
+        if len(_names_cache) > 4096:  # a program generating texts must not grow this forever
+            _names_cache.clear()
+        _names_cache[expr] = entry
+    return entry
+
+
+def _lookup(names, local_dict, global_dict, frame):
+    """The values of `names` as numexpr finds them: local_dict, else the caller's locals, then
+    global_dict, else the caller's globals."""
+    if local_dict is None:
+        local_dict = frame.f_locals
+    if global_dict is None:
+        global_dict = frame.f_globals
+    values = []
+    for name in names:
+        if name in local_dict:
+            value = local_dict[name]
+        elif name in global_dict:
+            value = global_dict[name]
+        else:
+            raise _lib.KilnError(_lib.ERROR_UNKNOWN_NAME, f"unknown name {name!r}: the expression uses it but neither "
+                                 "local_dict nor the caller's variables have it")
+        values.append(value if type(value) is np.ndarray else as_ndarray(value, name))
+    return values
+
+
+def _call_with_inputs(names, values, run, out=None, c_names=None):
+    """Wraps `values` (NumPy arrays the caller keeps alive for the call) without copies, runs
+    run(n, c_names, handles, out_handle) and releases the wraps whatever happens."""
+    n = len(names)
+    handles = (c_void_p * max(n, 1))()
+    if c_names is None:
+        c_names = (c_char_p * max(n, 1))(*(name.encode() for name in names))
+    out_handle = None
+    try:
+        for i, value in enumerate(values):
+            handles[i] = _fast_wrap(value, names[i])
+        if out is not None:
+            if not isinstance(out, np.ndarray):
+                raise TypeError(f"kiln: out is a {type(out).__name__}, not a NumPy array")
+            out_handle = wrap(out, "out", writable=True)
+        return run(n, c_names, handles, out_handle)
+    finally:
+        for i in range(n):
+            if handles[i]:
+                lib.kiln_array_release(handles[i])
+        if out_handle:
+            lib.kiln_array_release(out_handle)
+
+
+_CODE_OF_TYPESTR = {d.str: code for d, code in _lib._CODE_OF.items()}
+_array_wrap = lib.kiln_array_wrap
+
+
+def _fast_wrap(value, name):
+    """wrap() for the common case, from one __array_interface__ (the per-call cost of
+    evaluate is mostly this); anything unusual goes through wrap() and its messages."""
+    interface = value.__array_interface__
+    code = _CODE_OF_TYPESTR.get(interface["typestr"])
+    if code is None or not value.flags.aligned:
+        return wrap(value, name)
+    shape = interface["shape"]
+    ndim = len(shape)
+    strides = interface["strides"]  # None: C-contiguous
+    handle = c_void_p()
+    status = _array_wrap(interface["data"][0], code, ndim, (c_int64 * ndim)(*shape) if ndim else None,
+                         None if strides is None else (c_int64 * ndim)(*strides), None, None, byref(handle))
+    if status != _lib.OK:
+        check(status)
+    return handle.value
+
+
+def evaluate(expr, local_dict=None, global_dict=None, out=None):
+    """Evaluates `expr` in one fused, parallel pass, like numexpr.evaluate.
+
+    Names in the expression are taken from local_dict (default: the caller's local
+    variables), then global_dict (default: the caller's globals). Values are NumPy arrays
+    of bool, int32, int64, float32 or float64, of any strides (wrapped without a copy), or
+    Python/NumPy numbers (0-d). The result is a new NumPy array over memory kiln allocated
+    (no copy; freed when NumPy drops it); with out= it is written into `out` (broadcast and
+    cast as NumPy's same_kind rules) and `out` is returned. On any error `out` is untouched.
+    Raises TypeError for a value kiln cannot take (naming the variable) and KilnError for
+    what kiln refuses (parse errors, shapes, dtypes).
+    """
+    text, names, c_names = _input_names(expr)
+    values = _lookup(names, local_dict, global_dict, sys._getframe(1))
+
+    def run(n, c_names, handles, out_handle):
+        if out_handle is not None:
+            check(lib.kiln_eval(text, n, c_names, handles, out_handle, None))
+            return out
+        result = c_void_p()
+        status = lib.kiln_eval(text, n, c_names, handles, None, byref(result))
+        if status != _lib.OK:
+            check(status)
+        return np.asarray(Array(result.value))
+
+    return _call_with_inputs(names, values, run, out, c_names)
+
+
+def explain(expr, local_dict=None, global_dict=None):
+    """The fused plan kiln would run for `expr` over these arrays, as text (evaluates nothing)."""
+    text, names, c_names = _input_names(expr)
+    values = _lookup(names, local_dict, global_dict, sys._getframe(1))
+
+    def run(n, c_names, handles, _):
+        plan = c_char_p()
+        check(lib.kiln_explain(text, n, c_names, handles, byref(plan)))
+        return plan.value.decode()
+
+    return _call_with_inputs(names, values, run, None, c_names)
+
+
+def set_num_threads(n):
+    """Sets kiln's one thread budget (0 = every core) and returns the previous one, as
+    numexpr.set_num_threads does. Evaluation, fills, I/O and BLAS share it."""
+    previous = lib.kiln_get_num_threads()
+    check(lib.kiln_set_num_threads(int(n)))
+    return previous
+
+
+def get_num_threads():
+    """The number of worker threads kiln's work shares."""
+    return lib.kiln_get_num_threads()
+
+
+def simd_isa():
+    """The SIMD instruction set kiln's kernels run on ("avx512", "avx2", "sse2")."""
+    return lib.kiln_simd_isa().decode()
+
+
+def from_dlpack(x):
+    """A kiln Array over `x`'s memory (any object with __dlpack__), with no copy."""
+    from ._dlpack import from_dlpack as take
+    return take(x)
+
+
+# ---- creating arrays (filled in parallel) ------------------------------------------
+
+def zeros(shape, dtype=np.float64):
+    """numpy.zeros, filled in parallel."""
+    return new_array(lib.kiln_zeros, dtype_code(dtype), *shape_arg(shape))
+
+
+def ones(shape, dtype=np.float64):
+    """numpy.ones, filled in parallel."""
+    return new_array(lib.kiln_ones, dtype_code(dtype), *shape_arg(shape))
+
+
+def full(shape, fill_value, dtype=None):
+    """numpy.full, filled in parallel; dtype defaults to the fill value's, as NumPy's."""
+    if dtype is None:
+        dtype = np.asarray(fill_value).dtype
+    code = dtype_code(dtype)
+    if isinstance(fill_value, (int, np.integer)) and not isinstance(fill_value, (bool, np.bool_)):
+        return new_array(lib.kiln_full_int, code, *shape_arg(shape), int(fill_value))
+    return new_array(lib.kiln_full, code, *shape_arg(shape), float(fill_value))
+
+
+def arange(start, stop=None, step=1, dtype=None):
+    """numpy.arange; dtype defaults to int64 for integer arguments, else float64."""
+    if stop is None:
+        start, stop = 0, start
+    if dtype is None:
+        dtype = np.int64 if all(isinstance(v, (int, np.integer)) for v in (start, stop, step)) else np.float64
+    return new_array(lib.kiln_arange, float(start), float(stop), float(step), dtype_code(dtype))
+
+
+def linspace(start, stop, num=50, endpoint=True, dtype=np.float64):
+    """numpy.linspace."""
+    return new_array(lib.kiln_linspace, float(start), float(stop), int(num), int(bool(endpoint)), dtype_code(dtype))
+
+
+def eye(N, M=None, k=0, dtype=np.float64):
+    """numpy.eye."""
+    return new_array(lib.kiln_eye, int(N), int(N if M is None else M), int(k), dtype_code(dtype))
+
+
+# ---- linear algebra ----------------------------------------------------------------
+
+def matmul(a, b, out=None):
+    """numpy.matmul on OpenBLAS under kiln's thread budget; with out= written in place."""
+    a, b = as_ndarray(a, "a"), as_ndarray(b, "b")
+
+    def run(n, c_names, handles, out_handle):
+        if out_handle is not None:
+            check(lib.kiln_matmul(handles[0], handles[1], out_handle, None))
+            return out
+        result = c_void_p()
+        check(lib.kiln_matmul(handles[0], handles[1], None, byref(result)))
+        return np.asarray(Array(result.value))
+
+    return _call_with_inputs(("a", "b"), (a, b), run, out)
+
+
+# ---- .npy files ------------------------------------------------------------------------
+
+_NPY_MMAP, _NPY_DURABLE = 1, 2
+
+
+def _path(p):
+    return os.fsencode(p)
+
+
+def load(path, mmap=False):
+    """A .npy file as a NumPy array, read in parallel; with mmap=True mapped (copy-on-write:
+    writing the array never changes the file) where the file allows it."""
+    return new_array(lib.kiln_load_npy, _path(path), _NPY_MMAP if mmap else 0)
+
+
+def load_many(paths, mmap=False):
+    """Several .npy files at once (their reads overlap), as a list in `paths`' order. On
+    failure nothing is returned and the error is the first failing path's."""
+    paths = [_path(p) for p in paths]
+    if mmap:
+        return [load(p, mmap=True) for p in paths]
+    n = len(paths)
+    outs = (c_void_p * max(n, 1))()
+    check(lib.kiln_load_npy_many(n, (c_char_p * max(n, 1))(*paths), outs))
+    return [np.asarray(Array(outs[i])) for i in range(n)]
+
+
+def save(path, array, durable=False):
+    """Writes `array` (any strides) as a .npy file, atomically: a failed save leaves any
+    existing file as it was. durable=True also fsyncs the file and its folder."""
+    array = as_ndarray(array, "array")
+    handle = wrap(array, "array")
+    try:
+        check(lib.kiln_save_npy_flags(_path(path), handle, _NPY_DURABLE if durable else 0))
+    finally:
+        lib.kiln_array_release(handle)
+
+
+def save_many(paths, arrays):
+    """Writes arrays[i] to paths[i], the files at once; each file atomically."""
+    paths = [_path(p) for p in paths]
+    arrays = [as_ndarray(a, f"arrays[{i}]") for i, a in enumerate(arrays)]
+    if len(paths) != len(arrays):
+        raise ValueError(f"kiln.save_many: {len(paths)} paths but {len(arrays)} arrays")
+    n = len(paths)
+
+    def run(count, c_names, handles, _):
+        check(lib.kiln_save_npy_many(count, (c_char_p * max(count, 1))(*paths), handles))
+
+    _call_with_inputs([f"arrays[{i}]" for i in range(n)], arrays, run)
+
+
+def live_buffers():
+    """(count, bytes): kiln's array buffers alive now (a leak check)."""
+    return _lib.live_buffers()
+
+

@@ -1,0 +1,193 @@
+// kiln_dlpack.h: export and import without copies, strides in elements, and the deleter
+// run exactly once by whoever owns the tensor.
+#include <catch2/catch.hpp>
+
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "kiln/kiln_dlpack.h"
+
+namespace {
+
+// A producer's tensor over a caller-owned vector, counting its deleter's calls.
+struct Produced {
+  DLManagedTensor managed{};
+  std::vector<int64_t> shape, strides;
+  int deleted = 0;
+};
+
+void count_delete(DLManagedTensor* self) { ++static_cast<Produced*>(self->manager_ctx)->deleted; }
+
+void make_tensor(Produced& p, void* data, DLDataType dtype, std::vector<int64_t> shape, std::vector<int64_t> strides) {
+  p.shape = std::move(shape);
+  p.strides = std::move(strides);
+  DLTensor& t = p.managed.dl_tensor;
+  t.data = data;
+  t.device = {kDLCPU, 0};
+  t.ndim = static_cast<int>(p.shape.size());
+  t.dtype = dtype;
+  t.shape = p.shape.data();
+  t.strides = p.strides.empty() ? nullptr : p.strides.data();
+  t.byte_offset = 0;
+  p.managed.manager_ctx = &p;
+  p.managed.deleter = count_delete;
+}
+
+}  // namespace
+
+TEST_CASE("kiln_array_to_dlpack shares memory, counts strides in elements and holds a reference", "[dlpack]") {
+  std::vector<double> values(12);
+  for (size_t i = 0; i < values.size(); ++i) values[i] = static_cast<double>(i);
+  // The transpose of a C-ordered (3, 4): strides (8, 32) bytes are (1, 4) elements.
+  int64_t shape[2] = {4, 3}, byte_strides[2] = {8, 32};
+  kiln_array* t = nullptr;
+  REQUIRE(kiln_array_wrap(values.data(), KILN_FLOAT64, 2, shape, byte_strides, nullptr, nullptr, &t) == KILN_OK);
+
+  int64_t before = kiln_live_buffers();
+  DLManagedTensor* m = nullptr;
+  REQUIRE(kiln_array_to_dlpack(t, &m) == KILN_OK);
+  kiln_array_release(t);  // the tensor's reference keeps the memory
+  REQUIRE(kiln_live_buffers() == before);
+  const DLTensor& d = m->dl_tensor;
+  CHECK(d.device.device_type == kDLCPU);
+  CHECK(d.dtype.code == kDLFloat);
+  CHECK(d.dtype.bits == 64);
+  CHECK(d.dtype.lanes == 1);
+  REQUIRE(d.ndim == 2);
+  CHECK(d.shape[0] == 4);
+  CHECK(d.shape[1] == 3);
+  CHECK(d.byte_offset == 0);
+  REQUIRE(d.strides != nullptr);
+  CHECK(d.data == values.data());
+  CHECK(d.strides[0] == 1);
+  CHECK(d.strides[1] == 4);
+  // Element (i, j) of the transpose is values[j*4 + i].
+  const double* p = static_cast<const double*>(d.data);
+  CHECK(p[2 * d.strides[0] + 1 * d.strides[1]] == 6.0);
+  m->deleter(m);
+  CHECK(kiln_live_buffers() == before - 1);
+}
+
+TEST_CASE("kiln_array_to_dlpack gives each dtype its DLPack code", "[dlpack]") {
+  struct Case {
+    kiln_dtype dtype;
+    uint8_t code, bits;
+  } cases[] = {{KILN_BOOL, KILN_DLPACK_BOOL, 8}, {KILN_INT32, kDLInt, 32}, {KILN_INT64, kDLInt, 64},
+               {KILN_FLOAT32, kDLFloat, 32}, {KILN_FLOAT64, kDLFloat, 64}};
+  for (const Case& c : cases) {
+    int64_t shape[1] = {5};
+    kiln_array* a = nullptr;
+    REQUIRE(kiln_zeros(c.dtype, 1, shape, &a) == KILN_OK);
+    DLManagedTensor* m = nullptr;
+    REQUIRE(kiln_array_to_dlpack(a, &m) == KILN_OK);
+    CHECK(m->dl_tensor.dtype.code == c.code);
+    CHECK(m->dl_tensor.dtype.bits == c.bits);
+    CHECK(m->dl_tensor.strides[0] == 1);
+    CHECK(m->dl_tensor.data == kiln_array_data(a));
+    m->deleter(m);
+    kiln_array_release(a);
+  }
+}
+
+TEST_CASE("kiln_array_from_dlpack wraps without a copy and runs the deleter once, at the last release", "[dlpack]") {
+  std::vector<float> values = {0, 1, 2, 3, 4, 5};
+  Produced p;
+  // A reversed view with a byte offset: elements 5, 3, 1 (stride -2 elements).
+  make_tensor(p, values.data(), {kDLFloat, 32, 1}, {3}, {-2});
+  p.managed.dl_tensor.byte_offset = 5 * sizeof(float);
+  kiln_array* a = nullptr;
+  REQUIRE(kiln_array_from_dlpack(&p.managed, &a) == KILN_OK);
+  CHECK(kiln_array_data(a) == values.data() + 5);
+  CHECK(kiln_array_strides(a)[0] == -8);
+  const char* names[] = {"a"};
+  kiln_array* r = nullptr;
+  REQUIRE(kiln_eval("a * 10", 1, names, &a, nullptr, &r) == KILN_OK);
+  const float* rv = static_cast<const float*>(kiln_array_data(r));
+  CHECK(rv[0] == 50.0f);
+  CHECK(rv[1] == 30.0f);
+  CHECK(rv[2] == 10.0f);
+  kiln_array_retain(a);
+  kiln_array_release(a);
+  CHECK(p.deleted == 0);  // one reference left
+  kiln_array_release(a);
+  CHECK(p.deleted == 1);
+  CHECK(rv[2] == 10.0f);  // the result is memory of its own
+  kiln_array_release(r);
+}
+
+TEST_CASE("kiln_array_from_dlpack reads NULL strides as C-contiguous and takes bool and int dtypes", "[dlpack]") {
+  std::vector<int64_t> values = {1, 2, 3, 4, 5, 6};
+  Produced p;
+  make_tensor(p, values.data(), {kDLInt, 64, 1}, {2, 3}, {});
+  kiln_array* a = nullptr;
+  REQUIRE(kiln_array_from_dlpack(&p.managed, &a) == KILN_OK);
+  CHECK(kiln_array_strides(a)[0] == 24);
+  CHECK(kiln_array_strides(a)[1] == 8);
+  const char* names[] = {"a"};
+  kiln_array* s = nullptr;
+  REQUIRE(kiln_eval("sum(a * (a > 4))", 1, names, &a, nullptr, &s) == KILN_OK);
+  CHECK(*static_cast<const int64_t*>(kiln_array_data(s)) == 11);
+  kiln_array_release(s);
+  kiln_array_release(a);
+  CHECK(p.deleted == 1);
+
+  std::vector<unsigned char> flags = {1, 0, 1};
+  Produced q;
+  make_tensor(q, flags.data(), {KILN_DLPACK_BOOL, 8, 1}, {3}, {1});
+  REQUIRE(kiln_array_from_dlpack(&q.managed, &a) == KILN_OK);
+  CHECK(kiln_array_dtype(a) == KILN_BOOL);
+  kiln_array_release(a);
+  CHECK(q.deleted == 1);
+}
+
+TEST_CASE("kiln_array_from_dlpack refuses what kiln cannot read and leaves the tensor the caller's", "[dlpack]") {
+  std::vector<double> values(4);
+  struct Bad {
+    const char* what;
+    DLDataType dtype;
+    DLDeviceType device;
+    std::vector<int64_t> shape;
+    kiln_status status;
+    const char* message;
+  } bad[] = {
+      {"a GPU tensor", {kDLFloat, 64, 1}, kDLCUDA, {4}, KILN_ERROR_BAD_ARGUMENT, "not the CPU"},
+      {"uint8", {kDLUInt, 8, 1}, kDLCPU, {4}, KILN_ERROR_TYPE, "none of kiln's dtypes"},
+      {"float16", {kDLFloat, 16, 1}, kDLCPU, {4}, KILN_ERROR_TYPE, "none of kiln's dtypes"},
+      {"complex128", {kDLComplex, 128, 1}, kDLCPU, {2}, KILN_ERROR_TYPE, "none of kiln's dtypes"},
+      {"two lanes", {kDLFloat, 32, 2}, kDLCPU, {2}, KILN_ERROR_TYPE, "2-lane"},
+      {"a negative extent", {kDLFloat, 64, 1}, kDLCPU, {-1}, KILN_ERROR_BAD_ARGUMENT, "negative"},
+  };
+  for (const Bad& b : bad) {
+    INFO(b.what);
+    Produced p;
+    make_tensor(p, values.data(), b.dtype, b.shape, {});
+    p.managed.dl_tensor.device.device_type = b.device;
+    kiln_array* a = reinterpret_cast<kiln_array*>(&p);  // must stay untouched
+    kiln_array* before = a;
+    CHECK(kiln_array_from_dlpack(&p.managed, &a) == b.status);
+    CHECK(std::string(kiln_last_error()).find(b.message) != std::string::npos);
+    CHECK(a == before);
+    CHECK(p.deleted == 0);
+  }
+  kiln_array* a = nullptr;
+  CHECK(kiln_array_from_dlpack(nullptr, &a) == KILN_ERROR_BAD_ARGUMENT);
+  CHECK(kiln_array_to_dlpack(nullptr, nullptr) == KILN_ERROR_BAD_ARGUMENT);
+}
+
+TEST_CASE("a kiln array survives a DLPack round trip through itself", "[dlpack]") {
+  int64_t shape[2] = {2, 3};
+  kiln_array* a = nullptr;
+  REQUIRE(kiln_random_uniform(7, KILN_FLOAT64, 2, shape, 0.0, 1.0, &a) == KILN_OK);
+  DLManagedTensor* m = nullptr;
+  REQUIRE(kiln_array_to_dlpack(a, &m) == KILN_OK);
+  kiln_array* b = nullptr;
+  REQUIRE(kiln_array_from_dlpack(m, &b) == KILN_OK);
+  CHECK(kiln_array_data(b) == kiln_array_data(a));
+  CHECK(std::memcmp(kiln_array_shape(b), shape, sizeof shape) == 0);
+  int64_t live = kiln_live_buffers();
+  kiln_array_release(a);
+  CHECK(kiln_live_buffers() == live);  // b's tensor still holds a
+  kiln_array_release(b);
+  CHECK(kiln_live_buffers() == live - 2);  // b's wrap and a's memory
+}
