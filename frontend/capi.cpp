@@ -223,6 +223,75 @@ kiln_status kiln_solve(const kiln_array* a, const kiln_array* b, kiln_array** re
   });
 }
 
+namespace {
+// One int64 of a caller's buffer, which a binding may have packed only byte-aligned.
+int64_t load(const int64_t* p) {
+  int64_t v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+// The records of kiln_eval_views as arrays over the caller's memory (no release: borrowed).
+std::vector<kiln::Array> views_from(size_t n, const int64_t* views, size_t views_len) {
+  require(n == 0 || views, "kiln_eval_views: views is NULL");
+  std::vector<kiln::Array> arrays;
+  arrays.reserve(n);
+  size_t at = 0;
+  for (size_t i = 0; i < n; ++i) {
+    std::string what = "kiln_eval_views: view " + std::to_string(i);
+    require(at + 3 <= views_len, what + " runs past views_len");
+    const int64_t code = load(views + at + 1), ndim = load(views + at + 2);
+    require(ndim >= 0 && ndim <= kiln::kMaxDims, what + ": ndim must be between 0 and 32, got " + std::to_string(ndim));
+    require(at + 3 + 2 * static_cast<size_t>(ndim) <= views_len, what + " runs past views_len");
+    require(kiln::valid_dtype(static_cast<int>(code)) && code == static_cast<int>(code),
+            what + ": unknown dtype " + std::to_string(code));
+    kiln::Shape shape(static_cast<size_t>(ndim)), strides(static_cast<size_t>(ndim));
+    for (int64_t d = 0; d < ndim; ++d) {
+      shape[d] = load(views + at + 3 + d);
+      strides[d] = load(views + at + 3 + ndim + d);
+    }
+    arrays.push_back(kiln::Array::wrap(reinterpret_cast<void*>(static_cast<intptr_t>(load(views + at))),
+                                       static_cast<kiln::DType>(code), shape, strides, nullptr));
+    at += 3 + 2 * static_cast<size_t>(ndim);
+  }
+  require(at == views_len, "kiln_eval_views: views_len is " + std::to_string(views_len) + " but the " +
+                               std::to_string(n) + " views take " + std::to_string(at));
+  return arrays;
+}
+}  // namespace
+
+kiln_status kiln_eval_views(const char* expr, size_t n, const char* const* names, const int64_t* views,
+                            size_t views_len, kiln_array* out, kiln_array** result, int64_t* info) {
+  return guarded([&] {
+    require(expr, "kiln_eval_views: expr is NULL");
+    require(n == 0 || names, "kiln_eval_views: names is NULL");
+    require(out || result, "kiln_eval_views: both out and result are NULL: there is nowhere to put the result");
+    for (size_t i = 0; i < n; ++i) require(names[i], "kiln_eval_views: names[" + std::to_string(i) + "] is NULL");
+    std::vector<kiln::Array> arrays = views_from(n, views, views_len);
+    std::vector<const kiln::Array*> bound(n);
+    for (size_t i = 0; i < n; ++i) bound[i] = &arrays[i];
+    if (out) {
+      kiln::eval_string(expr, n, names, bound.data(), &out->array);
+      if (result) *result = nullptr;
+      return;
+    }
+    kiln::Array r = kiln::eval_string(expr, n, names, bound.data(), nullptr);
+    // The inputs are borrowed: a result that is one of them must not outlive the call.
+    for (const kiln::Array& a : arrays)
+      if (r.buffer() == a.buffer()) r = r.copy();
+    if (info) {
+      info[0] = reinterpret_cast<intptr_t>(r.data());
+      info[1] = static_cast<int64_t>(r.dtype());
+      info[2] = r.ndim();
+      for (int d = 0; d < r.ndim(); ++d) {
+        info[3 + d] = r.shape()[d];
+        info[3 + r.ndim() + d] = r.strides()[d];
+      }
+    }
+    *result = new_handle(std::move(r));
+  });
+}
+
 kiln_status kiln_input_names(const char* expr, const char** names) {
   return guarded([&] {
     require(expr, "kiln_input_names: expr is NULL");

@@ -1,6 +1,7 @@
 """kiln.evaluate and the functions over kiln's C ABI that take and give NumPy arrays."""
 
 import os
+import struct
 import sys
 from ctypes import byref, c_char_p, c_int64, c_void_p
 
@@ -97,12 +98,36 @@ def _fast_wrap(value, name):
     return handle.value
 
 
+def _views(names, values):
+    """kiln_eval_views's records of `values` (NumPy arrays the caller keeps alive for the
+    call), packed as int64s: one __array_interface__ each, the per-call cost of evaluate."""
+    views = []
+    for name, value in zip(names, values):
+        interface = value.__array_interface__
+        code = _CODE_OF_TYPESTR.get(interface["typestr"])
+        if code is None or not value.flags.aligned:
+            wrap(value, name)  # raises the TypeError that names what is wrong
+        shape = interface["shape"]
+        views += (interface["data"][0], code, len(shape))
+        views += shape
+        views += interface["strides"] or value.strides
+    packer = _packers.get(len(views))
+    if packer is None:
+        packer = _packers[len(views)] = struct.Struct(f"={len(views)}q").pack
+    return packer(*views), len(views)
+
+
+_packers = {}
+_TYPESTR_OF_CODE = {code: d.str for d, code in _lib._CODE_OF.items()}
+_eval_views = lib.kiln_eval_views
+
+
 def evaluate(expr, local_dict=None, global_dict=None, out=None):
     """Evaluates `expr` in one fused, parallel pass, like numexpr.evaluate.
 
     Names in the expression are taken from local_dict (default: the caller's local
     variables), then global_dict (default: the caller's globals). Values are NumPy arrays
-    of bool, int32, int64, float32 or float64, of any strides (wrapped without a copy), or
+    of bool, int32, int64, float32 or float64, of any strides (read in place, no copy), or
     Python/NumPy numbers (0-d). The result is a new NumPy array over memory kiln allocated
     (no copy; freed when NumPy drops it); with out= it is written into `out` (broadcast and
     cast as NumPy's same_kind rules) and `out` is returned. On any error `out` is untouched.
@@ -111,18 +136,26 @@ def evaluate(expr, local_dict=None, global_dict=None, out=None):
     """
     text, names, c_names = _input_names(expr)
     values = _lookup(names, local_dict, global_dict, sys._getframe(1))
-
-    def run(n, c_names, handles, out_handle):
-        if out_handle is not None:
-            check(lib.kiln_eval(text, n, c_names, handles, out_handle, None))
-            return out
-        result = c_void_p()
-        status = lib.kiln_eval(text, n, c_names, handles, None, byref(result))
-        if status != _lib.OK:
-            check(status)
-        return np.asarray(Array(result.value))
-
-    return _call_with_inputs(names, values, run, out, c_names)
+    views, views_len = _views(names, values)
+    if out is not None:
+        if not isinstance(out, np.ndarray):
+            raise TypeError(f"kiln: out is a {type(out).__name__}, not a NumPy array")
+        out_handle = wrap(out, "out", writable=True)
+        try:
+            check(_eval_views(text, len(names), c_names, views, views_len, out_handle, None, None))
+        finally:
+            lib.kiln_array_release(out_handle)
+        return out
+    result = c_void_p()
+    info = (c_int64 * 67)()
+    status = _eval_views(text, len(names), c_names, views, views_len, None, byref(result), info)
+    if status != _lib.OK:
+        check(status)
+    ndim = info[2]
+    described = info[3:3 + 2 * ndim]
+    interface = {"version": 3, "typestr": _TYPESTR_OF_CODE[info[1]], "shape": tuple(described[:ndim]),
+                 "strides": tuple(described[ndim:]), "data": (info[0], False)}
+    return np.asarray(Array(result.value, False, interface))
 
 
 def explain(expr, local_dict=None, global_dict=None):

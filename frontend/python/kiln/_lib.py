@@ -56,6 +56,9 @@ _declare("kiln_array_shape", _shape_p, c_void_p)
 _declare("kiln_array_strides", _shape_p, c_void_p)
 _declare("kiln_array_data", c_void_p, c_void_p)
 _declare("kiln_eval", c_int, c_char_p, c_size_t, POINTER(c_char_p), POINTER(c_void_p), c_void_p, _handle_p)
+# views as bytes (struct-packed int64s: far cheaper to build than a ctypes array).
+_declare("kiln_eval_views", c_int, c_char_p, c_size_t, POINTER(c_char_p), c_char_p, c_size_t, c_void_p,
+         _handle_p, POINTER(c_int64))
 _declare("kiln_input_names", c_int, c_char_p, POINTER(c_char_p))
 _declare("kiln_explain", c_int, c_char_p, c_size_t, POINTER(c_char_p), POINTER(c_void_p), POINTER(c_char_p))
 _declare("kiln_live_buffers", c_int64)
@@ -144,12 +147,12 @@ class Array:
     so does numpy.from_dlpack(a), through __dlpack__. Results of kiln's functions are
     NumPy arrays over an Array (their .base)."""
 
-    __slots__ = ("_handle", "_readonly", "_keep", "__weakref__")
+    __slots__ = ("_handle", "_readonly", "_interface", "__weakref__")
 
-    def __init__(self, handle, readonly=False, keep=None):
+    def __init__(self, handle, readonly=False, interface=None):
         self._handle = handle  # a reference this object owns
         self._readonly = readonly
-        self._keep = keep  # Python objects whose memory the handle uses
+        self._interface = interface  # __array_interface__, when the caller already knows it
 
     def __del__(self):
         release = getattr(lib, "kiln_array_release", None)  # None late in interpreter shutdown
@@ -177,6 +180,8 @@ class Array:
 
     @property
     def __array_interface__(self):
+        if self._interface is not None:
+            return self._interface
         handle = self._handle
         n = lib.kiln_array_ndim(handle)
         return {"version": 3, "typestr": _DTYPE_OF[lib.kiln_array_dtype(handle)].str,

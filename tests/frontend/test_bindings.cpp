@@ -1,5 +1,6 @@
-// kiln_dlpack.h: export and import without copies, strides in elements, and the deleter
-// run exactly once by whoever owns the tensor.
+// The C ABI for bindings. kiln_dlpack.h: export and import without copies, strides in
+// elements, and the deleter run exactly once by whoever owns the tensor. kiln.h's
+// kiln_eval_views, kiln_input_names and kiln_explain.
 #include <catch2/catch.hpp>
 
 #include <cstring>
@@ -190,4 +191,91 @@ TEST_CASE("a kiln array survives a DLPack round trip through itself", "[dlpack]"
   CHECK(kiln_live_buffers() == live);  // b's tensor still holds a
   kiln_array_release(b);
   CHECK(kiln_live_buffers() == live - 2);  // b's wrap and a's memory
+}
+
+// ---- the binding helpers of kiln.h: kiln_eval_views, kiln_input_names, kiln_explain ----
+
+TEST_CASE("kiln_eval_views evaluates over described memory and describes its result", "[capi][views]") {
+  std::vector<double> a = {1, 2, 3, 4, 5, 6};  // (2, 3)
+  std::vector<float> b = {10, 20, 30};         // read reversed: stride -4 from its last element
+  const int64_t views[] = {reinterpret_cast<intptr_t>(a.data()), KILN_FLOAT64, 2, 2, 3, 24, 8,
+                           reinterpret_cast<intptr_t>(b.data() + 2), KILN_FLOAT32, 1, 3, -4};
+  const char* names[] = {"a", "b"};
+  kiln_array* r = nullptr;
+  int64_t info[67] = {};
+  int64_t live = kiln_live_buffers();
+  REQUIRE(kiln_eval_views("a * b", 2, names, views, std::size(views), nullptr, &r, info) == KILN_OK);
+  CHECK(kiln_live_buffers() == live + 1);  // the borrowed inputs are gone, the result stays
+  const double* rv = static_cast<const double*>(kiln_array_data(r));
+  const double expected[] = {30, 40, 30, 120, 100, 60};
+  for (int i = 0; i < 6; ++i) CHECK(rv[i] == expected[i]);
+  CHECK(info[0] == reinterpret_cast<intptr_t>(kiln_array_data(r)));
+  CHECK(info[1] == KILN_FLOAT64);
+  CHECK(info[2] == 2);
+  CHECK(info[3] == 2);
+  CHECK(info[4] == 3);
+  CHECK(info[5] == 24);
+  CHECK(info[6] == 8);
+  kiln_array_release(r);
+  CHECK(kiln_live_buffers() == live);
+
+  // A result that is an input is copied: the input was only borrowed.
+  REQUIRE(kiln_eval_views("a", 1, names, views, 7, nullptr, &r, nullptr) == KILN_OK);
+  CHECK(kiln_array_data(r) != a.data());
+  CHECK(static_cast<const double*>(kiln_array_data(r))[5] == 6.0);
+  kiln_array_release(r);
+
+  // Into out: info untouched.
+  std::vector<double> out(6, -1);
+  int64_t shape[2] = {2, 3};
+  kiln_array* o = nullptr;
+  REQUIRE(kiln_array_wrap(out.data(), KILN_FLOAT64, 2, shape, nullptr, nullptr, nullptr, &o) == KILN_OK);
+  info[0] = 99;
+  REQUIRE(kiln_eval_views("a + b", 2, names, views, std::size(views), o, nullptr, info) == KILN_OK);
+  CHECK(out[0] == 31.0);
+  CHECK(info[0] == 99);
+  kiln_array_release(o);
+}
+
+TEST_CASE("kiln_eval_views refuses malformed records without reading past them", "[capi][views]") {
+  double x = 1;
+  const char* names[] = {"a"};
+  kiln_array* r = nullptr;
+  const int64_t bad_dtype[] = {reinterpret_cast<intptr_t>(&x), 9, 0};
+  CHECK(kiln_eval_views("a", 1, names, bad_dtype, 3, nullptr, &r, nullptr) == KILN_ERROR_BAD_ARGUMENT);
+  CHECK(std::string(kiln_last_error()).find("unknown dtype 9") != std::string::npos);
+  const int64_t short_record[] = {reinterpret_cast<intptr_t>(&x), KILN_FLOAT64, 2, 1};
+  CHECK(kiln_eval_views("a", 1, names, short_record, 4, nullptr, &r, nullptr) == KILN_ERROR_BAD_ARGUMENT);
+  CHECK(std::string(kiln_last_error()).find("runs past views_len") != std::string::npos);
+  const int64_t one[] = {reinterpret_cast<intptr_t>(&x), KILN_FLOAT64, 0, 0};
+  CHECK(kiln_eval_views("a", 1, names, one, 4, nullptr, &r, nullptr) == KILN_ERROR_BAD_ARGUMENT);
+  CHECK(std::string(kiln_last_error()).find("views_len is 4") != std::string::npos);
+  const int64_t odd_stride[] = {reinterpret_cast<intptr_t>(&x), KILN_FLOAT64, 1, 1, 3};
+  CHECK(kiln_eval_views("a", 1, names, odd_stride, 5, nullptr, &r, nullptr) == KILN_ERROR_BAD_ARGUMENT);
+  CHECK(r == nullptr);
+  CHECK(kiln_eval_views("a +", 1, names, one, 3, nullptr, &r, nullptr) == KILN_ERROR_PARSE);
+  CHECK(kiln_eval_views("a", 1, names, one, 3, nullptr, nullptr, nullptr) == KILN_ERROR_BAD_ARGUMENT);
+}
+
+TEST_CASE("kiln_input_names lists what a program reads, not what it assigns", "[capi][views]") {
+  const char* names = nullptr;
+  REQUIRE(kiln_input_names("t = a*b; s = sum(t); where(t > s, c, a) + zeros(3) + pi_", &names) == KILN_OK);
+  CHECK(std::string(names) == "a b c pi_");
+  REQUIRE(kiln_input_names("1 + 2", &names) == KILN_OK);
+  CHECK(std::string(names).empty());
+  CHECK(kiln_input_names("a +", &names) == KILN_ERROR_PARSE);
+  CHECK(kiln_last_error_offset() == 3);
+  CHECK(kiln_input_names(nullptr, &names) == KILN_ERROR_BAD_ARGUMENT);
+}
+
+TEST_CASE("kiln_explain describes the plan for the given inputs", "[capi][views]") {
+  int64_t shape[1] = {100};
+  kiln_array* a = nullptr;
+  REQUIRE(kiln_zeros(KILN_FLOAT32, 1, shape, &a) == KILN_OK);
+  const char* names[] = {"a"};
+  const char* text = nullptr;
+  REQUIRE(kiln_explain("sqrt(a) * 2", 1, names, &a, &text) == KILN_OK);
+  CHECK(std::string(text).find("sqrt<float32>") != std::string::npos);
+  CHECK(kiln_explain("sqrt(b)", 1, names, &a, &text) == KILN_ERROR_UNKNOWN_NAME);
+  kiln_array_release(a);
 }
