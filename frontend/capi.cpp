@@ -234,17 +234,21 @@ int64_t load(const int64_t* p) {
 // The records of kiln_eval_views as arrays over the caller's memory (no release: borrowed).
 std::vector<kiln::Array> views_from(size_t n, const int64_t* views, size_t views_len) {
   require(n == 0 || views, "kiln_eval_views: views is NULL");
+  // Messages are built only on failure: this runs on every call of a binding.
+  auto check = [](bool ok, size_t i, const auto& message) {
+    if (!ok) throw kiln::Error(kiln::Status::BadArgument, "kiln_eval_views: view " + std::to_string(i) + message());
+  };
   std::vector<kiln::Array> arrays;
   arrays.reserve(n);
   size_t at = 0;
   for (size_t i = 0; i < n; ++i) {
-    std::string what = "kiln_eval_views: view " + std::to_string(i);
-    require(at + 3 <= views_len, what + " runs past views_len");
+    check(at + 3 <= views_len, i, [] { return std::string(" runs past views_len"); });
     const int64_t code = load(views + at + 1), ndim = load(views + at + 2);
-    require(ndim >= 0 && ndim <= kiln::kMaxDims, what + ": ndim must be between 0 and 32, got " + std::to_string(ndim));
-    require(at + 3 + 2 * static_cast<size_t>(ndim) <= views_len, what + " runs past views_len");
-    require(kiln::valid_dtype(static_cast<int>(code)) && code == static_cast<int>(code),
-            what + ": unknown dtype " + std::to_string(code));
+    check(ndim >= 0 && ndim <= kiln::kMaxDims, i,
+          [&] { return ": ndim must be between 0 and 32, got " + std::to_string(ndim); });
+    check(at + 3 + 2 * static_cast<size_t>(ndim) <= views_len, i, [] { return std::string(" runs past views_len"); });
+    check(kiln::valid_dtype(static_cast<int>(code)) && code == static_cast<int>(code), i,
+          [&] { return ": unknown dtype " + std::to_string(code); });
     kiln::Shape shape(static_cast<size_t>(ndim)), strides(static_cast<size_t>(ndim));
     for (int64_t d = 0; d < ndim; ++d) {
       shape[d] = load(views + at + 3 + d);

@@ -76,7 +76,7 @@ def _call_with_inputs(names, values, run, out=None, c_names=None):
             lib.kiln_array_release(out_handle)
 
 
-_CODE_OF_TYPESTR = {d.str: code for d, code in _lib._CODE_OF.items()}
+_CODE_OF_TYPESTR = {d.str: (code, d.itemsize) for d, code in _lib._CODE_OF.items()}
 _array_wrap = lib.kiln_array_wrap
 
 
@@ -84,7 +84,7 @@ def _fast_wrap(value, name):
     """wrap() for the common case, from one __array_interface__ (the per-call cost of
     evaluate is mostly this); anything unusual goes through wrap() and its messages."""
     interface = value.__array_interface__
-    code = _CODE_OF_TYPESTR.get(interface["typestr"])
+    code = _CODE_OF_TYPESTR.get(interface["typestr"], (None,))[0]
     if code is None or not value.flags.aligned:
         return wrap(value, name)
     shape = interface["shape"]
@@ -104,11 +104,12 @@ def _views(names, values):
     views = []
     for name, value in zip(names, values):
         interface = value.__array_interface__
-        code = _CODE_OF_TYPESTR.get(interface["typestr"])
-        if code is None or not value.flags.aligned:
+        code, itemsize = _CODE_OF_TYPESTR.get(interface["typestr"], (None, 1))
+        data = interface["data"][0]
+        if code is None or data % itemsize:
             wrap(value, name)  # raises the TypeError that names what is wrong
         shape = interface["shape"]
-        views += (interface["data"][0], code, len(shape))
+        views += (data, code, len(shape))
         views += shape
         views += interface["strides"] or value.strides
     packer = _packers.get(len(views))
