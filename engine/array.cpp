@@ -200,8 +200,7 @@ void Array::require_writable(const char* what) const {
     throw Error(Status::BadArgument, std::string(what) + ": the array is read-only (a segment attached read-only)");
 }
 
-Array Array::wrap(void* data, DType dtype, const Shape& shape, const Shape& byte_strides,
-                  std::function<void()> release) {
+Array Array::wrap(void* data, DType dtype, Shape shape, Shape byte_strides, std::function<void()> release) {
   // Validate before taking ownership so a failed wrap never calls release: the caller
   // still owns the memory when we throw.
   check_ndim(shape.size());
@@ -212,8 +211,8 @@ Array Array::wrap(void* data, DType dtype, const Shape& shape, const Shape& byte
   if (!data && n > 0) throw Error(Status::BadArgument, "wrap: data pointer is NULL");
   Array a;
   a.dtype_ = dtype;
-  a.shape_ = shape;
-  a.strides_ = byte_strides.empty() ? c_strides(shape, kiln::itemsize(dtype)) : byte_strides;
+  a.strides_ = byte_strides.empty() ? c_strides(shape, kiln::itemsize(dtype)) : std::move(byte_strides);
+  a.shape_ = std::move(shape);
   for (int64_t s : a.strides_)
     if (s % static_cast<int64_t>(kiln::itemsize(dtype)) != 0)
       throw Error(Status::BadArgument, std::string("wrap: byte strides must be multiples of the ") +

@@ -52,8 +52,7 @@ class Array {
   static Array zeros(DType dtype, const Shape& shape);
   // Zero-copy view of user memory. byte_strides empty means C-contiguous. `release` (may
   // be empty) is called when kiln drops its last reference.
-  static Array wrap(void* data, DType dtype, const Shape& shape, const Shape& byte_strides,
-                    std::function<void()> release);
+  static Array wrap(void* data, DType dtype, Shape shape, Shape byte_strides, std::function<void()> release);
   // Shape, dtype and C strides but no memory (data() is null): what stands for a
   // generator while a plan runs, so broadcasting and views work on it as on any array.
   static Array placeholder(DType dtype, const Shape& shape);

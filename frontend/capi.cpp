@@ -255,7 +255,7 @@ std::vector<kiln::Array> views_from(size_t n, const int64_t* views, size_t views
       strides[d] = load(views + at + 3 + ndim + d);
     }
     arrays.push_back(kiln::Array::wrap(reinterpret_cast<void*>(static_cast<intptr_t>(load(views + at))),
-                                       static_cast<kiln::DType>(code), shape, strides, nullptr));
+                                       static_cast<kiln::DType>(code), std::move(shape), std::move(strides), nullptr));
     at += 3 + 2 * static_cast<size_t>(ndim);
   }
   require(at == views_len, "kiln_eval_views: views_len is " + std::to_string(views_len) + " but the " +

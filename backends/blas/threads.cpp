@@ -9,6 +9,7 @@
 
 #include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>
+#include <tbb/task.h>
 #include <tbb/task_arena.h>
 
 #include "runtime.hpp"
@@ -53,8 +54,10 @@ struct InFlight {
   }
 };
 
-// Called from inside TBB tasks (a user's pool, or kiln's own arena).
-bool in_tbb_task() { return tbb::this_task_arena::current_thread_index() != tbb::task_arena::not_initialized; }
+// Called from inside TBB tasks (a user's pool, or kiln's own arena). Not the arena's thread
+// index: a thread keeps its slot in the implicit arena after its first parallel call
+// returns, so that would make every later LAPACK call of the thread serial.
+bool in_tbb_task() { return tbb::task::current_context() != nullptr; }
 
 // Below this many flops a call is not split: task start-up and per-tile packing would
 // cost more than a second thread saves (about 50 us of one core's GEMM).

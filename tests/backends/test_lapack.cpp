@@ -12,7 +12,12 @@
 #include <string>
 #include <vector>
 
+#include <cblas.h>
+#include <tbb/parallel_for.h>
+
 #include "array.hpp"
+#include "kiln/kiln.hpp"
+#include "threads.hpp"
 #include "lapack.hpp"
 
 using kiln::Array;
@@ -810,4 +815,22 @@ TEST_CASE("batched work equals per-item results however the batch is cut", "[lap
     for (int64_t j = 0; j < 24; ++j) s.data_as<double>()[item * 576 + 3 * 24 + j] = 0;  // row 3
   CHECK(contains(message_of([&] { la::inv(s); }), "in batch item 20;"));
   CHECK(at(la::det(s), 50) == 0.0);
+}
+
+TEST_CASE("LAPACK calls get the whole budget after the calling thread has run parallel work, not inside a task",
+          "[lapack][threads]") {
+  kiln::set_num_threads(2);
+  // Parallel work on this thread first: TBB keeps the thread in its implicit arena after.
+  kiln::Array big = kiln::eval(kiln::Expr(kiln::Array::zeros(kiln::DType::Float64, {4000000})) + 1.0);
+  REQUIRE(big.size() == 4000000);
+  auto threads_given = [] {
+    int seen = 0;
+    kiln::blas::whole_budget_call(1e9, [&] { seen = openblas_get_num_threads(); });
+    return seen;
+  };
+  CHECK(threads_given() == 2);
+  int inside = 0;
+  tbb::parallel_for(0, 1, [&](int) { inside = threads_given(); });  // a user's task: no nesting
+  CHECK(inside == 1);
+  kiln::set_num_threads(0);
 }

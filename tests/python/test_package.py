@@ -115,6 +115,15 @@ def test_out_is_written_in_place_cast_and_broadcast():
     np.testing.assert_array_equal(strided, [[1, 2, 3], [1, 2, 3]])
 
 
+def test_empty_arrays_in_and_out():
+    for shape in [(0,), (0, 3), (3, 0), (2, 0, 2)]:
+        e = np.empty(shape)  # NumPy gives empty arrays zero strides
+        out = np.empty(shape)
+        assert kiln.evaluate("e * 2 + 1", out=out) is out
+        assert kiln.evaluate("e * 2 + 1").shape == shape
+        assert kiln.evaluate("sum(e)") == 0
+
+
 def test_a_failure_leaves_out_untouched():
     a = np.arange(5.0)
     out = np.full(4, 7.0)
@@ -151,6 +160,7 @@ def test_kiln_errors_are_value_errors_with_status_message_and_offset():
     (np.ones(3, dtype=np.complex128), "'x' has dtype complex128"),
     (np.ones(3, dtype=np.float16), "'x' has dtype float16"),
     (np.ones(3, dtype=">f8"), "'x' has byte-swapped dtype >f8"),
+    (np.frombuffer(bytes(17), dtype=np.float64, offset=1), "'x' is not aligned"),
     ([1.0, 2.0], "'x' is a list"),
     ("text", "'x' is a str"),
     (None, "'x' is a NoneType"),
