@@ -16,7 +16,6 @@ or kiln runs more threads than its budget allows.
 """
 
 import os
-import statistics
 import sys
 import threading
 import time
@@ -24,20 +23,7 @@ import time
 import numpy as np
 
 import kiln
-
-
-def median_time(fn, repeat=5):
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def report(what, t_numpy, t_kiln):
-    print(f"{what:<30} NumPy {t_numpy * 1e3:9.2f} ms   kiln {t_kiln * 1e3:9.2f} ms   "
-          f"NumPy/kiln {t_numpy / t_kiln:5.2f}x")
+from timing import median_time, report
 
 
 def count_threads():

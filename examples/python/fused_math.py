@@ -16,13 +16,12 @@ N_ELEMENTS defaults to 10000000 (float64). kiln is the package in frontend/pytho
 PYTHONPATH) over $KILN_LIBRARY. Exits 1 if a result differs from NumPy's.
 """
 
-import statistics
 import sys
-import time
 
 import numpy as np
 
 import kiln
+from timing import median_time, report
 
 # kiln's text and the same computation in NumPy.
 EXPRESSIONS = {
@@ -30,20 +29,6 @@ EXPRESSIONS = {
     "sqrt(a*a + b*b)": lambda a, b, c: np.sqrt(a * a + b * b),
     "where(a > 0, a, 0.1*a)": lambda a, b, c: np.where(a > 0, a, 0.1 * a),
 }
-
-
-def median_time(fn, repeat=5):
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def report(what, t_numpy, t_kiln):
-    print(f"{what:<34} NumPy {t_numpy * 1e3:8.2f} ms   kiln {t_kiln * 1e3:8.2f} ms   "
-          f"NumPy/kiln {t_numpy / t_kiln:5.2f}x")
 
 
 def check_close(what, got, want):

@@ -16,28 +16,13 @@ any array differs.
 """
 
 import os
-import statistics
 import sys
 import tempfile
-import time
 
 import numpy as np
 
 import kiln
-
-
-def median_time(fn, repeat=5):
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def report(what, t_numpy, t_kiln):
-    print(f"{what:<26} NumPy {t_numpy * 1e3:9.2f} ms   kiln {t_kiln * 1e3:9.2f} ms   "
-          f"NumPy/kiln {t_numpy / t_kiln:5.2f}x")
+from timing import median_time, report
 
 
 def check_same(what, got, want):

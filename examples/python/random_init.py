@@ -16,30 +16,15 @@ frontend/python (on PYTHONPATH) over $KILN_LIBRARY. Exits 1 if a check fails.
 """
 
 import math
-import statistics
 import sys
-import time
 
 import numpy as np
 
 import kiln
+from timing import median_time, report
 
 SEED = 20240601
 LOW, HIGH = -50, 150  # integers in [LOW, HIGH)
-
-
-def median_time(fn, repeat=5):
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def report(what, t_numpy, t_kiln):
-    print(f"{what:<26} NumPy {t_numpy * 1e3:9.2f} ms   kiln {t_kiln * 1e3:9.2f} ms   "
-          f"NumPy/kiln {t_numpy / t_kiln:5.2f}x")
 
 
 # Each distribution: kiln's call, NumPy's, the exact mean and standard deviation, the range.

@@ -22,22 +22,12 @@ workers inherit both. Exits 1 if a worker's slice is wrong.
 
 import multiprocessing as mp
 import os
-import statistics
 import sys
-import time
 
 import numpy as np
 
 import kiln
-
-
-def median_time(fn, repeat=5):
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+from timing import median_time
 
 
 def start_worker():
