@@ -234,6 +234,8 @@ int64_t load(const int64_t* p) {
 // The records of kiln_eval_views as arrays over the caller's memory (no release: borrowed).
 std::vector<kiln::Array> views_from(size_t n, const int64_t* views, size_t views_len) {
   require(n == 0 || views, "kiln_eval_views: views is NULL");
+  require(n <= views_len / 3, "kiln_eval_views: " + std::to_string(n) + " views cannot fit in views_len " +
+                                  std::to_string(views_len) + " (each takes at least 3 values)");
   // Messages are built only on failure: this runs on every call of a binding.
   auto check = [](bool ok, size_t i, const auto& message) {
     if (!ok) throw kiln::Error(kiln::Status::BadArgument, "kiln_eval_views: view " + std::to_string(i) + message());

@@ -59,6 +59,9 @@ kiln_status kiln_array_to_dlpack(const kiln_array* array, DLManagedTensor** tens
     require(tensor, "kiln_array_to_dlpack: tensor is NULL");
     const kiln::Array& a = array->array;
     require(a.valid(), "kiln_array_to_dlpack: the array has no memory");
+    // DLPack 0.6 cannot say "read-only", and consumers write into what they import.
+    require(a.writable(), "kiln_array_to_dlpack: the array is read-only (a segment opened KILN_SHM_READONLY); "
+                          "DLPack tensors are writable");
     auto* e = new Exported{};
     const int64_t item = static_cast<int64_t>(a.itemsize());
     for (int i = 0; i < a.ndim(); ++i) {

@@ -54,10 +54,14 @@ struct InFlight {
   }
 };
 
-// Called from inside TBB tasks (a user's pool, or kiln's own arena). Not the arena's thread
-// index: a thread keeps its slot in the implicit arena after its first parallel call
-// returns, so that would make every later LAPACK call of the thread serial.
-bool in_tbb_task() { return tbb::task::current_context() != nullptr; }
+// Called from inside TBB tasks (a user's pool, or kiln's own arena). The arena slot alone
+// is not enough: a thread keeps its slot in the implicit arena after its first parallel
+// call returns, which would make every later LAPACK call of the thread serial. The slot
+// is asked first because current_context() sets TBB up on a thread that never used it.
+bool in_tbb_task() {
+  return tbb::this_task_arena::current_thread_index() != tbb::task_arena::not_initialized &&
+         tbb::task::current_context() != nullptr;
+}
 
 // Below this many flops a call is not split: task start-up and per-tile packing would
 // cost more than a second thread saves (about 50 us of one core's GEMM).

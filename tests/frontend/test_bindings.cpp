@@ -3,6 +3,9 @@
 // kiln_eval_views, kiln_input_names and kiln_explain.
 #include <catch2/catch.hpp>
 
+#include <unistd.h>
+
+#include <cstdint>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -278,4 +281,43 @@ TEST_CASE("kiln_explain describes the plan for the given inputs", "[capi][views]
   CHECK(std::string(text).find("sqrt<float32>") != std::string::npos);
   CHECK(kiln_explain("sqrt(b)", 1, names, &a, &text) == KILN_ERROR_UNKNOWN_NAME);
   kiln_array_release(a);
+}
+
+TEST_CASE("binding helpers refuse what would be unsafe: read-only exports, huge strides, bad records",
+          "[capi][views][dlpack]") {
+  std::string name = "kiln-test-ro-" + std::to_string(getpid());
+  int64_t shape[1] = {4};
+  kiln_array* seg = nullptr;
+  REQUIRE(kiln_shm_create(name.c_str(), KILN_FLOAT64, 1, shape, &seg) == KILN_OK);
+  kiln_array* ro = nullptr;
+  REQUIRE(kiln_shm_open(name.c_str(), KILN_SHM_READONLY, &ro) == KILN_OK);
+  DLManagedTensor* m = reinterpret_cast<DLManagedTensor*>(&name);
+  CHECK(kiln_array_to_dlpack(ro, &m) == KILN_ERROR_BAD_ARGUMENT);
+  CHECK(std::string(kiln_last_error()).find("read-only") != std::string::npos);
+  CHECK(m == reinterpret_cast<DLManagedTensor*>(&name));
+  REQUIRE(kiln_array_to_dlpack(seg, &m) == KILN_OK);  // the writable mapping exports
+  m->deleter(m);
+  kiln_array_release(ro);
+  kiln_array_release(seg);
+  kiln_shm_unlink(name.c_str());
+
+  std::vector<double> values(4);
+  Produced p;
+  make_tensor(p, values.data(), {kDLFloat, 64, 1}, {4}, {int64_t{1} << 61});
+  kiln_array* a = nullptr;
+  CHECK(kiln_array_from_dlpack(&p.managed, &a) == KILN_ERROR_BAD_ARGUMENT);
+  CHECK(std::string(kiln_last_error()).find("overflows") != std::string::npos);
+  CHECK(p.deleted == 0);
+
+  const char* names[] = {"a"};
+  kiln_array* r = nullptr;
+  const int64_t deep[] = {reinterpret_cast<intptr_t>(values.data()), KILN_FLOAT64, 33};
+  CHECK(kiln_eval_views("a", 1, names, deep, 3, nullptr, &r, nullptr) == KILN_ERROR_BAD_ARGUMENT);
+  const int64_t negative[] = {reinterpret_cast<intptr_t>(values.data()), KILN_FLOAT64, -1};
+  CHECK(kiln_eval_views("a", 1, names, negative, 3, nullptr, &r, nullptr) == KILN_ERROR_BAD_ARGUMENT);
+  const int64_t null_data[] = {0, KILN_FLOAT64, 1, 4, 8};
+  CHECK(kiln_eval_views("a", 1, names, null_data, 5, nullptr, &r, nullptr) == KILN_ERROR_BAD_ARGUMENT);
+  CHECK(std::string(kiln_last_error()).find("NULL") != std::string::npos);
+  CHECK(kiln_eval_views("a", SIZE_MAX / 2, names, null_data, 5, nullptr, &r, nullptr) == KILN_ERROR_BAD_ARGUMENT);
+  CHECK(r == nullptr);
 }

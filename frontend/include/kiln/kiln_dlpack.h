@@ -9,6 +9,8 @@
  *  - DLPack strides count elements, not bytes; kiln converts. NULL strides from a producer
  *    mean C-contiguous. Zero and negative strides (broadcast and reversed views) pass.
  *  - A deleter may run on any thread: whichever drops the last reference.
+ *  - DLPack 0.6 has no read-only flag and consumers may write: read-only arrays (segments
+ *    opened with KILN_SHM_READONLY) are not exported.
  */
 #ifndef KILN_DLPACK_H
 #define KILN_DLPACK_H

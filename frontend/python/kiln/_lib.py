@@ -5,6 +5,7 @@ every call into the library, so kiln runs while other Python threads do.
 """
 
 import ctypes
+import itertools
 import os
 from ctypes import POINTER, byref, c_char_p, c_double, c_int, c_int64, c_size_t, c_uint64, c_void_p
 
@@ -107,6 +108,9 @@ class KilnError(ValueError):
         self.status_name = lib.kiln_status_string(status).decode()
         self.offset = offset
 
+    def __reduce__(self):  # pickled whole: multiprocessing sends workers' errors back
+        return (KilnError, (self.status, str(self), self.offset))
+
 
 def check(status):
     if status != OK:
@@ -198,6 +202,8 @@ class Array:
     def __dlpack__(self, stream=None):
         if stream is not None:
             raise BufferError("kiln arrays live in CPU memory: stream must be None")
+        if self._readonly:
+            raise BufferError("kiln: the array is read-only, and DLPack 0.6 tensors are writable")
         from ._dlpack import export_capsule
         return export_capsule(self._handle)
 
@@ -222,6 +228,7 @@ def new_handle(call, *args):
 # their NumPy owner here until kiln's release callback runs, on whatever thread drops the
 # last reference (ctypes takes the GIL for it).
 _kept = {}
+_tokens = itertools.count(1)  # next() is atomic under the GIL: no two handles share one
 _RELEASE = ctypes.CFUNCTYPE(None, c_void_p)
 
 
@@ -234,6 +241,8 @@ def as_ndarray(value, name):
     """`value` if it is a NumPy array; a number as a 0-d array; TypeError naming `name` otherwise."""
     if isinstance(value, np.ndarray):
         return value
+    if isinstance(value, Array):
+        return np.asarray(value)  # a view of the same memory
     if isinstance(value, (bool, int, float, np.bool_, np.number)):
         return np.asarray(value)
     raise TypeError(f"kiln: {name!r} is a {type(value).__name__}, not a NumPy array or a number")
@@ -261,9 +270,7 @@ def wrap(value, name, writable=False, keep_alive=False):
     strides = (c_int64 * ndim)(*value.strides) if ndim else None
     release, token = None, None
     if keep_alive:
-        token = id(value)
-        while token in _kept:
-            token += 1
+        token = next(_tokens)
         _kept[token] = value
         release = _release_kept
     handle = c_void_p()
