@@ -49,6 +49,22 @@ static_assert(KILN_FLOAT64 == static_cast<int>(kiln::DType::Float64) && KILN_BOO
 }  // namespace
 
 namespace {
+// Every names[i] and arrays[i] given (the lists themselves checked by the caller).
+void require_bindings(const char* what, size_t n, const char* const* names, kiln_array* const* arrays) {
+  for (size_t i = 0; i < n; ++i) {
+    require(names[i], std::string(what) + ": names[" + std::to_string(i) + "] is NULL");
+    require(arrays[i], std::string(what) + ": arrays[" + std::to_string(i) + "] (name '" + names[i] + "') is NULL");
+  }
+}
+
+// The handles' arrays by pointer, for the calls that may allocate anyway.
+std::vector<const kiln::Array*> bind(const char* what, size_t n, const char* const* names, kiln_array* const* arrays) {
+  require_bindings(what, n, names, arrays);
+  std::vector<const kiln::Array*> bound(n);
+  for (size_t i = 0; i < n; ++i) bound[i] = &arrays[i]->array;
+  return bound;
+}
+
 // A kiln_dtype as the int a C caller passed: any int may arrive, and loading an enum
 // outside its values is undefined in C++, so its bytes are copied rather than read as one.
 int code_of(const kiln_dtype& d) {
@@ -140,10 +156,7 @@ kiln_status kiln_eval(const char* expr, size_t n, const char* const* names, kiln
     require(expr, "kiln_eval: expr is NULL");
     require(n == 0 || (names && arrays), "kiln_eval: names or arrays is NULL");
     require(out || result, "kiln_eval: both out and result are NULL: there is nowhere to put the result");
-    for (size_t i = 0; i < n; ++i) {
-      require(names[i], "kiln_eval: names[" + std::to_string(i) + "] is NULL");
-      require(arrays[i], "kiln_eval: arrays[" + std::to_string(i) + "] (name '" + names[i] + "') is NULL");
-    }
+    require_bindings("kiln_eval", n, names, arrays);
     // The handles' arrays by pointer: no copies, no allocation on the cached path for
     // the common small n.
     const kiln::Array* small[16];
@@ -316,12 +329,7 @@ kiln_status kiln_explain(const char* expr, size_t n, const char* const* names, k
     require(expr, "kiln_explain: expr is NULL");
     require(text, "kiln_explain: text is NULL");
     require(n == 0 || (names && arrays), "kiln_explain: names or arrays is NULL");
-    std::vector<const kiln::Array*> bound(n);
-    for (size_t i = 0; i < n; ++i) {
-      require(names[i], "kiln_explain: names[" + std::to_string(i) + "] is NULL");
-      require(arrays[i], "kiln_explain: arrays[" + std::to_string(i) + "] (name '" + names[i] + "') is NULL");
-      bound[i] = &arrays[i]->array;
-    }
+    std::vector<const kiln::Array*> bound = bind("kiln_explain", n, names, arrays);
     static thread_local std::string explained;
     explained = kiln::string_plan(expr, n, names, bound.data(), nullptr, nullptr)->explain();
     *text = explained.c_str();
@@ -337,12 +345,7 @@ kiln_status kiln_eval_many(const char* program, size_t n, const char* const* nam
     require(program, "kiln_eval_many: program is NULL");
     require(n == 0 || (names && arrays), "kiln_eval_many: names or arrays is NULL");
     require(nresults > 0 && results, "kiln_eval_many: results is NULL or nresults is 0");
-    std::vector<const kiln::Array*> bound(n);
-    for (size_t i = 0; i < n; ++i) {
-      require(names[i], "kiln_eval_many: names[" + std::to_string(i) + "] is NULL");
-      require(arrays[i], "kiln_eval_many: arrays[" + std::to_string(i) + "] (name '" + names[i] + "') is NULL");
-      bound[i] = &arrays[i]->array;
-    }
+    std::vector<const kiln::Array*> bound = bind("kiln_eval_many", n, names, arrays);
     std::vector<kiln::Array> values =
         kiln::eval_program(program, n, names, bound.data(), kiln::ResultNames{result_names, nresults});
     std::vector<kiln_array*> handles;
@@ -355,7 +358,6 @@ kiln_status kiln_eval_many(const char* program, size_t n, const char* const* nam
     std::copy(handles.begin(), handles.end(), results);
   });
 }
-
 
 kiln_status kiln_zeros(kiln_dtype dtype, int ndim, const int64_t* shape, kiln_array** out) {
   const int code = code_of(dtype);
