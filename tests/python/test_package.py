@@ -40,7 +40,6 @@ GLOBAL_G = np.array([1.0, 2.0, 3.0])
 
 
 def test_names_come_from_local_dict_then_global_dict_then_the_callers_variables():
-    GLOBAL_G_local = None  # noqa: F841 (a local that is not the name used)
     np.testing.assert_array_equal(kiln.evaluate("GLOBAL_G * 2"), GLOBAL_G * 2)
     x = np.ones(3)
     np.testing.assert_array_equal(kiln.evaluate("x + y", local_dict={"x": x, "y": x}), 2 * x)

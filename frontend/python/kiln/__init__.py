@@ -18,9 +18,9 @@ $KILN_LIBRARY, else the libkiln.so it was installed with.
 """
 
 from . import linalg, random, shared
-from ._core import (arange, evaluate, explain, eye, from_dlpack, full, get_num_threads, linspace, live_buffers, load,
-                    load_many, matmul, ones, save, save_many, set_num_threads, simd_isa, zeros)
-from ._lib import LIBRARY, Array, KilnError, asarray, lib
+from ._core import (arange, evaluate, explain, eye, from_dlpack, full, get_num_threads, linspace, load, load_many,
+                    matmul, ones, save, save_many, set_num_threads, simd_isa, zeros)
+from ._lib import LIBRARY, Array, KilnError, asarray, lib, live_buffers
 
 __version__ = lib.kiln_version().decode()
 

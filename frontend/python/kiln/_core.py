@@ -8,7 +8,7 @@ from ctypes import byref, c_char_p, c_int64, c_void_p
 import numpy as np
 
 from . import _lib
-from ._lib import Array, as_ndarray, check, dtype_code, lib, new_array, shape_arg, wrap
+from ._lib import Array, as_ndarray, check, dtype_code, input_code, lib, new_array, shape_arg, wrap
 
 # Expression text -> (encoded text, its input names): kiln parses each text once for its
 # names (and once more, cached by kiln, for its plan).
@@ -62,10 +62,8 @@ def _call_with_inputs(names, values, run, out=None, c_names=None):
     out_handle = None
     try:
         for i, value in enumerate(values):
-            handles[i] = _fast_wrap(value, names[i])
+            handles[i] = wrap(value, names[i])
         if out is not None:
-            if not isinstance(out, np.ndarray):
-                raise TypeError(f"kiln: out is a {type(out).__name__}, not a NumPy array")
             out_handle = wrap(out, "out", writable=True)
         return run(n, c_names, handles, out_handle)
     finally:
@@ -76,26 +74,8 @@ def _call_with_inputs(names, values, run, out=None, c_names=None):
             lib.kiln_array_release(out_handle)
 
 
+# The common case of _views without a dict lookup by dtype object: typestr -> (code, itemsize).
 _CODE_OF_TYPESTR = {d.str: (code, d.itemsize) for d, code in _lib._CODE_OF.items()}
-_array_wrap = lib.kiln_array_wrap
-
-
-def _fast_wrap(value, name):
-    """wrap() for the common case, from one __array_interface__ (the per-call cost of
-    evaluate is mostly this); anything unusual goes through wrap() and its messages."""
-    interface = value.__array_interface__
-    code = _CODE_OF_TYPESTR.get(interface["typestr"], (None,))[0]
-    if code is None or not value.flags.aligned:
-        return wrap(value, name)
-    shape = interface["shape"]
-    ndim = len(shape)
-    strides = interface["strides"]  # None: C-contiguous
-    handle = c_void_p()
-    status = _array_wrap(interface["data"][0], code, ndim, (c_int64 * ndim)(*shape) if ndim else None,
-                         None if strides is None else (c_int64 * ndim)(*strides), None, None, byref(handle))
-    if status != _lib.OK:
-        check(status)
-    return handle.value
 
 
 def _views(names, values):
@@ -107,7 +87,7 @@ def _views(names, values):
         code, itemsize = _CODE_OF_TYPESTR.get(interface["typestr"], (None, 1))
         data = interface["data"][0]
         if code is None or data % itemsize:
-            wrap(value, name)  # raises the TypeError that names what is wrong
+            input_code(value, name)  # raises the TypeError that names what is wrong
         shape = interface["shape"]
         views += (data, code, len(shape))
         views += shape
@@ -139,8 +119,6 @@ def evaluate(expr, local_dict=None, global_dict=None, out=None):
     values = _lookup(names, local_dict, global_dict, sys._getframe(1))
     views, views_len = _views(names, values)
     if out is not None:
-        if not isinstance(out, np.ndarray):
-            raise TypeError(f"kiln: out is a {type(out).__name__}, not a NumPy array")
         out_handle = wrap(out, "out", writable=True)
         try:
             check(_eval_views(text, len(names), c_names, views, views_len, out_handle, None, None))
@@ -304,10 +282,5 @@ def save_many(paths, arrays):
         check(lib.kiln_save_npy_many(count, (c_char_p * max(count, 1))(*paths), handles))
 
     _call_with_inputs([f"arrays[{i}]" for i in range(n)], arrays, run)
-
-
-def live_buffers():
-    """(count, bytes): kiln's array buffers alive now (a leak check)."""
-    return _lib.live_buffers()
 
 

@@ -218,12 +218,6 @@ def new_array(call, *args, readonly=False):
     return np.asarray(Array(handle.value, readonly))
 
 
-def new_handle(call, *args):
-    handle = c_void_p()
-    check(call(*args, byref(handle)))
-    return Array(handle.value)
-
-
 # Arrays kiln holds beyond a call (kiln.asarray, DLPack exports of NumPy memory) keep
 # their NumPy owner here until kiln's release callback runs, on whatever thread drops the
 # last reference (ctypes takes the GIL for it).
@@ -248,11 +242,9 @@ def as_ndarray(value, name):
     raise TypeError(f"kiln: {name!r} is a {type(value).__name__}, not a NumPy array or a number")
 
 
-def wrap(value, name, writable=False, keep_alive=False):
-    """A kiln handle over a NumPy array's memory (no copy), as an int; the caller releases it.
-
-    With keep_alive the handle keeps `value` alive itself; otherwise the caller must keep
-    `value` alive while kiln may use the handle (the length of one call)."""
+def input_code(value, name, writable=False):
+    """kiln's dtype code for a NumPy array it can read in place (and write, with writable);
+    TypeError or ValueError naming `name` for anything else."""
     if not isinstance(value, np.ndarray):
         raise TypeError(f"kiln: {name!r} is a {type(value).__name__}, not a NumPy array")
     code = _CODE_OF.get(value.dtype)
@@ -265,6 +257,15 @@ def wrap(value, name, writable=False, keep_alive=False):
         raise TypeError(f"kiln: {name!r} is not aligned to its {value.dtype} item size; copy it first")
     if writable and not value.flags.writeable:
         raise ValueError(f"kiln: {name!r} is read-only")
+    return code
+
+
+def wrap(value, name, writable=False, keep_alive=False):
+    """A kiln handle over a NumPy array's memory (no copy), as an int; the caller releases it.
+
+    With keep_alive the handle keeps `value` alive itself; otherwise the caller must keep
+    `value` alive while kiln may use the handle (the length of one call)."""
+    code = input_code(value, name, writable)
     ndim = value.ndim
     shape = (c_int64 * ndim)(*value.shape) if ndim else None
     strides = (c_int64 * ndim)(*value.strides) if ndim else None

@@ -8,7 +8,7 @@ unlink(name), even after every process has closed it.
 
 import numpy as np
 
-from ._lib import dtype_code, lib, new_array, shape_arg
+from ._lib import check, dtype_code, lib, new_array, shape_arg
 
 _READONLY, _REPLACE = 1, 2
 
@@ -33,5 +33,4 @@ def open(name, readonly=False):
 
 def unlink(name):
     """Removes the segment's name; mappings stay valid until their arrays are gone."""
-    from ._lib import check
     check(lib.kiln_shm_unlink(_name(name)))
