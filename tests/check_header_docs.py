@@ -11,27 +11,34 @@ import sys
 headers, symbols = sys.argv[1:-1], sys.argv[-1]
 decl = re.compile(r"^(?:const\s+)?[a-z0-9_]+\s*\**\s*(kiln_[a-z0-9_]+)\(")
 declared, undocumented = set(), []
-for header, i, line, lines in ((h, i, line, lines) for h in headers
-                                for lines in [open(h).read().split("\n")]
-                                for i, line in enumerate(lines)):
-    m = decl.match(line)
-    if not m:
-        continue
-    name = m.group(1)
-    declared.add(name)
-    j = i
-    while not lines[j].rstrip().endswith(";"):  # the declaration may span lines
-        j += 1
-    own_trailing = any("/*" in lines[k] for k in range(i, j + 1))
-    prev_is_doc = False
-    if i > 0 and lines[i - 1].rstrip().endswith("*/"):
-        start = i - 1  # where the comment block ending on the line before begins
-        while start > 0 and "/*" not in lines[start]:
-            start -= 1
-        opening = lines[start].lstrip()
-        prev_is_doc = opening.startswith("/*") and not opening.startswith("/* ----")
-    if not (own_trailing or prev_is_doc):
-        undocumented.append(f"{header}:{i + 1}: {name} has no doc comment")
+
+
+def check_header(header):
+    """Adds the header's declarations to `declared` and its undocumented ones to `undocumented`."""
+    lines = open(header).read().split("\n")
+    for i, line in enumerate(lines):
+        m = decl.match(line)
+        if not m:
+            continue
+        name = m.group(1)
+        declared.add(name)
+        j = i
+        while not lines[j].rstrip().endswith(";"):  # the declaration may span lines
+            j += 1
+        own_trailing = any("/*" in lines[k] for k in range(i, j + 1))
+        prev_is_doc = False
+        if i > 0 and lines[i - 1].rstrip().endswith("*/"):
+            start = i - 1  # where the comment block ending on the line before begins
+            while start > 0 and "/*" not in lines[start]:
+                start -= 1
+            opening = lines[start].lstrip()
+            prev_is_doc = opening.startswith("/*") and not opening.startswith("/* ----")
+        if not (own_trailing or prev_is_doc):
+            undocumented.append(f"{header}:{i + 1}: {name} has no doc comment")
+
+
+for header in headers:
+    check_header(header)
 exported = {s.strip() for s in open(symbols) if s.strip()}
 missing = sorted(exported - declared)
 for m in missing:

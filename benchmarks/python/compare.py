@@ -259,26 +259,28 @@ def run_case(label, text, numpy_f, names, transcendental, v, dtype, reps, all_th
 
     ref = np_f()
     mismatch = []
-    numexpr_dtype = None
-    try:
-        ne_res = ne_f()
-        numexpr_dtype = str(np.asarray(ne_res).dtype)
-        problem = check(label, ref, ne_res, dtype, transcendental, v)
+
+    def first_call(who, f, ref):
+        """f's result dtype, checked against NumPy's; None if it raised (its columns are n/a)."""
+        try:
+            res = f()
+        except Exception as e:
+            if who == "kiln":
+                mismatch.append(f"kiln raised {type(e).__name__}: {e}")
+            else:
+                print(f"note: numexpr cannot evaluate {label}: {type(e).__name__}: {e}", file=sys.stderr)
+            return None
+        problem = check(label, ref, res, dtype, transcendental, v)
         if problem:
-            mismatch.append("numexpr: " + problem)
-    except Exception as e:  # numexpr cannot do this one: its columns are n/a
+            mismatch.append(f"{who}: {problem}")
+        return str(np.asarray(res).dtype)
+
+    numexpr_dtype = first_call("numexpr", ne_f, ref)
+    if numexpr_dtype is None:
         ne_f = None
-        print(f"note: numexpr cannot evaluate {label}: {type(e).__name__}: {e}", file=sys.stderr)
-    kiln_dtype = None
-    try:
-        k_res = k_f()
-        kiln_dtype = str(np.asarray(k_res).dtype)
-        problem = check(label, ref, k_res, dtype, transcendental, v)
-        if problem:
-            mismatch.append("kiln: " + problem)
-    except Exception as e:
+    kiln_dtype = first_call("kiln", k_f, ref)
+    if kiln_dtype is None:
         k_f = None
-        mismatch.append(f"kiln raised {type(e).__name__}: {e}")
     del ref
     funcs = {"numpy": np_f, "numexpr_1T": ne_f, "numexpr_allT": ne_f, "kiln_1T": k_f, "kiln_allT": k_f}
     seconds, loops, samples = measure(funcs, reps, all_threads, target_s)
