@@ -33,6 +33,14 @@ GenSpec bernoulli_spec(uint64_t seed, std::optional<Shape> shape, double p);
 // The kernel parameters of a spec made in `dtype` (simd::GenParams documents them).
 simd::GenParams gen_params(const GenSpec& spec, DType dtype, const simd::KernelTable& kernels);
 
+// The window [start, start + shape) of a generator with a given shape (not *_like, not a
+// random node that takes its loop's shape), as a new C-contiguous array: element i of the
+// window is the generator's element at the C-order index of start + i in its own shape,
+// so a block of a big array is made on its own (by a Dask task, say) and is bit-identical
+// to that part of the whole. Filled in parallel. BadArgument for a window that does not
+// fit the generator's shape or a generator without a shape of its own.
+Array generate_window(const GenSpec& spec, const Shape& start, const Shape& shape);
+
 // Structural identity (the graph's hash-consing and plan-cache key): every field that
 // changes a value.
 std::string gen_key(const GenSpec& spec);

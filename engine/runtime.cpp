@@ -14,6 +14,30 @@ int hardware_threads() {
   return n > 0 ? static_cast<int>(n) : 1;
 }
 
+namespace {
+
+// The calling thread's own budget (0: none) and its arena, made on first use and again
+// after a fork (the parent's workers do not exist in the child).
+struct ThreadBudget {
+  int threads = 0;
+  long owner_pid = 0;
+  std::shared_ptr<tbb::task_arena> arena;
+};
+thread_local ThreadBudget thread_budget;
+
+}  // namespace
+
+void Runtime::set_thread_num_threads(int n) {
+  if (n < 0)
+    throw Error(Status::BadArgument, "set_thread_num_threads: thread count must be >= 0, got " + std::to_string(n));
+  if (n == thread_budget.threads) return;
+  if (thread_budget.arena && thread_budget.owner_pid != static_cast<long>(getpid()))
+    new std::shared_ptr<tbb::task_arena>(std::move(thread_budget.arena));  // a fork's: leaked, as in arena()
+  thread_budget = ThreadBudget{n, 0, nullptr};
+}
+
+int Runtime::thread_num_threads() { return thread_budget.threads; }
+
 Runtime& Runtime::instance() {
   static Runtime* runtime = new Runtime();  // never destroyed: usable from atexit handlers
   return *runtime;
@@ -30,13 +54,23 @@ void Runtime::set_num_threads(int n) {
 }
 
 int Runtime::num_threads() {
+  if (thread_budget.threads > 0) return thread_budget.threads;
   std::lock_guard<std::mutex> lock(mutex_);
   return requested_threads_ > 0 ? requested_threads_ : hardware_threads();
 }
 
 std::shared_ptr<tbb::task_arena> Runtime::arena() {
-  std::lock_guard<std::mutex> lock(mutex_);
   long pid = static_cast<long>(getpid());
+  if (thread_budget.threads > 0) {
+    ThreadBudget& t = thread_budget;
+    if (!t.arena || t.owner_pid != pid) {
+      if (t.arena) new std::shared_ptr<tbb::task_arena>(std::move(t.arena));  // a fork's: leaked, as below
+      t.arena = std::make_shared<tbb::task_arena>(t.threads);
+      t.owner_pid = pid;
+    }
+    return t.arena;
+  }
+  std::lock_guard<std::mutex> lock(mutex_);
   if (!arena_ || owner_pid_ != pid) {
     // After fork() the parent's arena belongs to threads that do not exist here; it is
     // deliberately leaked rather than destroyed (destroying it would wait on them).

@@ -20,9 +20,21 @@ class Runtime {
   // 0 means every core the process may run on. Takes effect for evaluations that start
   // afterwards; running ones keep the arena they started with.
   void set_num_threads(int n);
+  // The budget of the calling thread's kiln work: its own (set_thread_num_threads) if it
+  // has one, else the process's.
   int num_threads();
 
-  // The arena to run parallel work in (created on first use, rebuilt after a fork).
+  // A budget for the kiln work the calling thread starts, apart from the process's: n > 0
+  // gives it an arena of its own of n threads (1: it runs alone, on itself); 0 returns it
+  // to the process's arena. A host that runs several tasks at once on threads of its own
+  // (a Dask worker) gives each a share of the cores this way, and nothing else changes.
+  // oneTBB draws every arena's workers from one pool of at most the core count, so
+  // concurrent arenas never oversubscribe the machine.
+  static void set_thread_num_threads(int n);
+  static int thread_num_threads();
+
+  // The arena to run the calling thread's parallel work in: its own when it has a budget
+  // of its own, else the process's (created on first use, rebuilt after a fork).
   std::shared_ptr<tbb::task_arena> arena();
 
   const simd::KernelTable& kernels();

@@ -65,19 +65,6 @@ std::vector<const kiln::Array*> bind(const char* what, size_t n, const char* con
   return bound;
 }
 
-// A kiln_dtype as the int a C caller passed: any int may arrive, and loading an enum
-// outside its values is undefined in C++, so its bytes are copied rather than read as one.
-int code_of(const kiln_dtype& d) {
-  int code;
-  std::memcpy(&code, &d, sizeof code);
-  return code;
-}
-
-kiln::DType dtype_from(int code, const char* what) {
-  require(kiln::valid_dtype(code), std::string(what) + ": unknown dtype " + std::to_string(code));
-  return static_cast<kiln::DType>(code);
-}
-
 // Evaluates a generator node into a new handle; *out is set only on success.
 kiln_status make(kiln_array** out, const char* what, const std::function<kiln::Expr()>& node) {
   return guarded([&] {

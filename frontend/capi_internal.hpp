@@ -3,6 +3,7 @@
 #pragma once
 #include <atomic>
 #include <cstdint>
+#include <cstring>
 #include <new>
 #include <string>
 
@@ -45,6 +46,19 @@ inline Shape shape_from(int ndim, const int64_t* shape, const char* what) {
   require(ndim >= 0 && ndim <= kMaxDims, std::string(what) + ": ndim must be between 0 and 32, got " + std::to_string(ndim));
   require(ndim == 0 || shape, std::string(what) + ": shape is NULL");
   return Shape(shape, shape + ndim);
+}
+
+// A kiln_dtype as the int a C caller passed: any int may arrive, and loading an enum
+// outside its values is undefined in C++, so its bytes are copied rather than read as one.
+inline int code_of(const kiln_dtype& d) {
+  int code;
+  std::memcpy(&code, &d, sizeof code);
+  return code;
+}
+
+inline DType dtype_from(int code, const char* what) {
+  require(valid_dtype(code), std::string(what) + ": unknown dtype " + std::to_string(code));
+  return static_cast<DType>(code);
 }
 
 inline kiln_array* new_handle(Array a) {

@@ -3,7 +3,7 @@
 # Everything comes from Debian: nothing is vendored or downloaded from elsewhere.
 set -euo pipefail
 packages=(g++ meson ninja-build pkg-config libxsimd-dev libtbb-dev xtensor-dev libopenblas-dev liblapacke-dev zlib1g-dev librandom123-dev libdlpack-dev
-          catch2 valgrind python3 python3-numpy python3-numexpr python3-pytest)
+          catch2 valgrind python3 python3-numpy python3-numexpr python3-pytest python3-dask python3-distributed)
 if [ "${1:-}" = "--with-fuzzers" ]; then packages+=(clang libclang-rt-14-dev); fi
 missing=()
 for p in "${packages[@]}"; do

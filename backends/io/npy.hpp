@@ -46,6 +46,19 @@ using IoProgress = std::function<void(uint64_t done, uint64_t total)>;
 // other than 0 or 1, data not aligned to its item size) is read instead, as with Read.
 Array load_npy(const std::string& path, NpyLoad mode = NpyLoad::Read, const IoProgress& progress = {});
 
+// A .npy file filled in place, window by window, by writers that may be other processes
+// (Dask tasks writing a big array's blocks): create_npy makes the file, of the header
+// save_npy writes and data that reads as zeros until written (the file is sized, not
+// filled: sparse where the file system allows); write_npy_window writes one window. Not
+// atomic by themselves: a host writes a temporary path and renames it when every window
+// is in. Errors are Status::IOError naming the file (BadArgument for a bad shape).
+void create_npy(const std::string& path, DType dtype, const Shape& shape);
+// Writes `a` (any strides) at [start, start + a.shape) of the file's array. The file must
+// be C order, in this machine's byte order and of a's dtype, and the window must fit: all
+// checked before a byte is written. Each contiguous run of the window in the file (rows,
+// or whole blocks of rows when the window spans the trailing axes) is one pwrite.
+void write_npy_window(const std::string& path, const Shape& start, const Array& a);
+
 // Loads many files concurrently. On any failure nothing is returned (every array already
 // loaded is released) and the error is that of the first failing path in `paths` order.
 std::vector<Array> load_npy_many(const std::vector<std::string>& paths, NpyLoad mode = NpyLoad::Read);

@@ -28,6 +28,8 @@ constexpr uint64_t kPiece = uint64_t{8} << 20;
 // Files below this are read whole with one pread and parsed from memory (4 system calls
 // for a small file).
 constexpr uint64_t kSmallFile = uint64_t{1} << 20;
+// Mapped files up to this size are read ahead as a whole (see map_data).
+constexpr uint64_t kReadAheadAtMost = uint64_t{1} << 30;
 
 struct Fd {
   int fd;
@@ -145,7 +147,10 @@ Array map_data(const OpenFile& o, const NpyHeader& h, const std::string& path) {
     const unsigned char* b = reinterpret_cast<const unsigned char*>(data);
     if (std::any_of(b, b + h.data_bytes, [](unsigned char c) { return c > 1; })) return {};
   }
-  ::madvise(m, length, MADV_WILLNEED);
+  // Read ahead only what is sure to be read soon: kiln.dask maps a file of any size in
+  // every worker and reads only that worker's blocks of it, and reading a file far bigger
+  // than memory ahead would evict what is in use for pages read late or never.
+  if (length <= kReadAheadAtMost) ::madvise(m, length, MADV_WILLNEED);
   Array a = Array::wrap(data, h.dtype, npy::storage_shape(h), {}, [mapping] {});
   return npy::view(a, h);
 }
@@ -214,6 +219,85 @@ void save_npy(const std::string& path, const Array& a, bool durable, const IoPro
     });
   }
   file.commit();
+}
+
+void create_npy(const std::string& path, DType dtype, const Shape& shape) {
+  const std::string header = npy::header_bytes(dtype, shape);  // checks nothing: do it here
+  if (shape.size() > static_cast<size_t>(kMaxDims))
+    throw Error(Status::BadArgument, path + ": a shape of " + std::to_string(shape.size()) + " dimensions");
+  for (int64_t d : shape)
+    if (d < 0) throw Error(Status::BadArgument, path + ": negative dimension in shape " + shape_str(shape));
+  const uint64_t nbytes = static_cast<uint64_t>(shape_size(shape)) * itemsize(dtype);
+  Fd f{::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666)};
+  if (f.fd < 0) npy::fail(path, std::strerror(errno));
+  auto failed = [&](int err) {
+    ::unlink(path.c_str());  // no half-made file stays behind
+    npy::fail(path, std::strerror(err));
+  };
+  for (size_t done = 0; done < header.size();) {
+    ssize_t w = ::pwrite(f.fd, header.data() + done, header.size() - done, static_cast<off_t>(done));
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) failed(w == 0 ? EIO : errno);
+    done += static_cast<size_t>(w);
+  }
+  if (::ftruncate(f.fd, static_cast<off_t>(header.size() + nbytes)) != 0) failed(errno);
+}
+
+void write_npy_window(const std::string& path, const Shape& start, const Array& a) {
+  if (!a.valid()) throw Error(Status::BadArgument, path + ": cannot write an empty array handle");
+  NpyHeader h;
+  {
+    OpenFile o = open_file(path);
+    h = header_of(o, path);
+  }
+  if (h.fortran || h.swapped)
+    npy::fail(path, std::string("cannot write a window into a ") + (h.fortran ? "Fortran-order" : "byte-swapped") +
+                        " file");
+  if (h.dtype != a.dtype())
+    npy::fail(path, std::string("the file holds ") + dtype_name(h.dtype) + ", the window is " + dtype_name(a.dtype()));
+  const Shape& whole = h.shape;
+  const size_t nd = whole.size();
+  bool fits = start.size() == nd && a.shape().size() == nd;
+  for (size_t d = 0; fits && d < nd; ++d)
+    fits = start[d] >= 0 && start[d] <= whole[d] && a.shape()[d] <= whole[d] - start[d];
+  if (!fits)
+    npy::fail(path, "a window at " + shape_str(start) + " of shape " + shape_str(a.shape()) +
+                        " does not fit in the file's shape " + shape_str(whole));
+  if (a.size() == 0) return;
+  // The window's trailing axes that span the file's are one run with the next axis in.
+  size_t first_run_axis = nd;  // the runs are axes [first_run_axis, nd)
+  while (first_run_axis > 0 && (first_run_axis == nd || a.shape()[first_run_axis] == whole[first_run_axis]))
+    --first_run_axis;
+  const uint64_t item = itemsize(h.dtype);
+  int64_t run = 1;
+  for (size_t d = first_run_axis; d < nd; ++d) run *= a.shape()[d];
+  Shape stride(nd, 1);  // of the file's array, in elements
+  for (size_t d = nd; d-- > 1;) stride[d - 1] = stride[d] * whole[d];
+  const Array c = a.is_c_contiguous() ? a : a.copy();
+  Fd f{::open(path.c_str(), O_WRONLY | O_CLOEXEC)};
+  if (f.fd < 0) npy::fail(path, std::strerror(errno));
+  const int64_t rows = c.size() / run;
+  for (int64_t r = 0; r < rows; ++r) {
+    int64_t index = 0, rest = r;
+    for (size_t d = nd; d-- > 0;) {
+      if (d >= first_run_axis) {
+        index += start[d] * stride[d];  // the run's first element
+      } else {
+        index += (start[d] + rest % a.shape()[d]) * stride[d];
+        rest /= a.shape()[d];
+      }
+    }
+    const char* p = c.data() + static_cast<uint64_t>(r * run) * item;
+    uint64_t n = static_cast<uint64_t>(run) * item, at = h.data_offset + static_cast<uint64_t>(index) * item;
+    while (n > 0) {
+      ssize_t w = ::pwrite(f.fd, p, n, static_cast<off_t>(at));
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) npy::fail(path, std::strerror(w == 0 ? EIO : errno));
+      p += w;
+      n -= static_cast<uint64_t>(w);
+      at += static_cast<uint64_t>(w);
+    }
+  }
 }
 
 void for_each_io(size_t n, const std::function<void(size_t)>& task) {

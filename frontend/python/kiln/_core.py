@@ -1,9 +1,11 @@
 """kiln.evaluate and the functions over kiln's C ABI that take and give NumPy arrays."""
 
+import contextlib
 import os
 import struct
 import sys
-from ctypes import byref, c_char_p, c_int64, c_void_p
+import threading
+from ctypes import POINTER, byref, c_char_p, c_int, c_int64, c_void_p
 
 import numpy as np
 
@@ -38,7 +40,7 @@ def _lookup(names, local_dict, global_dict, frame):
     if local_dict is None:
         local_dict = frame.f_locals
     if global_dict is None:
-        global_dict = frame.f_globals
+        global_dict = frame.f_globals if frame is not None else {}
     values = []
     for name in names:
         if name in local_dict:
@@ -150,6 +152,22 @@ def explain(expr, local_dict=None, global_dict=None):
     return _call_with_inputs(names, values, run, None, c_names)
 
 
+def evaluate_program(program, results, local_dict):
+    """Several results of one program (kiln_eval_many) over the NumPy arrays of local_dict,
+    as a tuple in `results` order: "t = a*b; s = sum(t); m = max(t)" with ("s", "m")."""
+    text = program.encode()
+    _, names, c_names = _input_names(program)
+    values = _lookup(names, local_dict, {}, None)
+    wanted = (c_char_p * len(results))(*(r.encode() for r in results))
+
+    def run(n, c_names, handles, _):
+        outs = (c_void_p * len(results))()
+        check(lib.kiln_eval_many(text, n, c_names, handles, len(results), wanted, outs))
+        return tuple(np.asarray(Array(outs[i])) for i in range(len(results)))
+
+    return _call_with_inputs(names, values, run, None, c_names)
+
+
 def set_num_threads(n):
     """Sets kiln's one thread budget (0 = every core) and returns the previous one, as
     numexpr.set_num_threads does. Evaluation, fills, I/O and BLAS share it."""
@@ -159,8 +177,34 @@ def set_num_threads(n):
 
 
 def get_num_threads():
-    """The number of worker threads kiln's work shares."""
+    """The number of worker threads kiln's work shares (the calling thread's own budget
+    while it has one)."""
     return lib.kiln_get_num_threads()
+
+
+_thread_budget = threading.local()
+
+
+def set_thread_num_threads(n):
+    """A budget for the kiln work the calling thread starts, apart from the process's:
+    n > 0 threads (1: on this thread alone), 0 for the process's again. Returns the
+    previous one (0: none). For hosts running several tasks at once on their own threads
+    (kiln.dask gives each Dask task its share of the cores): the calls of every thread draw
+    on one pool of at most as many threads as cores, so they never oversubscribe it."""
+    previous = getattr(_thread_budget, "n", 0)
+    check(lib.kiln_set_thread_num_threads(int(n)))
+    _thread_budget.n = int(n)
+    return previous
+
+
+@contextlib.contextmanager
+def thread_budget(n):
+    """set_thread_num_threads(n) for the body of a with statement, restored after."""
+    previous = set_thread_num_threads(n)
+    try:
+        yield
+    finally:
+        set_thread_num_threads(previous)
 
 
 def simd_isa():
@@ -284,3 +328,54 @@ def save_many(paths, arrays):
     _call_with_inputs([f"arrays[{i}]" for i in range(n)], arrays, run)
 
 
+
+
+# ---- blocks of arrays (kiln.dask) --------------------------------------------------------
+
+def split_reductions(expr):
+    """kiln_split_reductions: [("reduce", name, reduction, axes (tuple or None), keepdims,
+    ddof, operand), ...] then ("result", expression)."""
+    text = c_char_p()
+    check(lib.kiln_split_reductions(expr.encode(), byref(text)))
+    stages = []
+    for line in text.value.decode().splitlines():
+        fields = line.split("\t")
+        if fields[0] == "reduce":
+            _, name, reduction, axes, keepdims, ddof, operand = fields
+            axes = None if axes == "None" else tuple(int(a) for a in axes.split(",") if a)
+            stages.append(("reduce", name, reduction, axes, keepdims == "1", int(ddof), operand))
+        else:
+            stages.append(("result", fields[1]))
+    return stages
+
+
+def generate_window(expr, start, shape):
+    """The window [start, start + shape) of a generator call ("uniform(size=(9, 9), seed=1)")."""
+    ndim, first = shape_arg(start)
+    _, extent = shape_arg(shape)
+    return new_array(lib.kiln_generate_window, expr.encode(), ndim, first, extent)
+
+
+NPY_FORTRAN, NPY_MAPPABLE = 1, 2
+
+
+def npy_info(path):
+    """(dtype, shape, flags) of a .npy file, from its header alone."""
+    code, ndim, shape, flags = c_int(), c_int(), POINTER(c_int64)(), c_int()
+    check(lib.kiln_npy_info(_path(path), byref(code), byref(ndim), byref(shape), byref(flags)))
+    return _lib._DTYPE_OF[code.value], tuple(shape[:ndim.value]), flags.value
+
+
+def npy_create(path, dtype, shape):
+    """A C-order .npy file of dtype and shape, sized but not filled, for npy_write_window."""
+    check(lib.kiln_npy_create(_path(path), dtype_code(dtype), *shape_arg(shape)))
+
+
+def npy_write_window(path, start, array):
+    """Writes a NumPy array into the .npy file at path at [start, start + array.shape)."""
+    array = as_ndarray(array, "array")
+    handle = wrap(array, "array")
+    try:
+        check(lib.kiln_npy_write_window(_path(path), *shape_arg(start), handle))
+    finally:
+        lib.kiln_array_release(handle)
