@@ -17,6 +17,7 @@
 #include <functional>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "io_helpers.hpp"
@@ -746,4 +747,79 @@ TEST_CASE("a save that runs out of room (a file size limit, as a full disk) keep
   CHECK(WEXITSTATUS(status) == 0);
   CHECK(read_bytes(dir / "a.npy") == before);
   CHECK(dir.entries() == std::vector<std::string>{"a.npy"});
+}
+
+TEST_CASE("windows written into a created file in any order, from several threads, make the whole array", "[npy][window]") {
+  TempDir dir;
+  for (DType t : {DType::Bool, DType::Int32, DType::Int64, DType::Float32, DType::Float64}) {
+    INFO(dtype_name(t));
+    const Shape shape = {13, 7, 29};
+    const Array whole = filled(t, shape);
+    const std::string path = dir / "windows.npy";
+    create_npy(path, t, shape);
+    // Untouched, it reads as zeros and has the bytes save_npy's header promises.
+    CHECK(same(load_npy(path), Array::zeros(t, shape)));
+    // Blocks of an uneven grid (4 + 9, 7, 10 + 19) and a transposed view for one of them.
+    std::vector<std::pair<Shape, Shape>> blocks;
+    for (int64_t r : {0, 4})
+      for (int64_t c : {0, 10})
+        blocks.push_back({{r, 0, c}, {r ? 9 : 4, 7, c ? 19 : 10}});
+    std::vector<std::thread> writers;
+    for (const auto& [start, extent] : blocks)
+      writers.emplace_back([&, start = start, extent = extent] {
+        Array part = whole;
+        for (int d = 0; d < 3; ++d) part = part.slice(d, start[d], start[d] + extent[d]);
+        write_npy_window(path, start, start[0] ? part : part.transpose().copy().transpose());
+      });
+    for (auto& w : writers) w.join();
+    CHECK(same(load_npy(path), whole));
+    CHECK(read_bytes(path) == encode_npy(whole));  // byte-identical to a whole save
+  }
+  // Windows spanning the trailing axes are written as one run: a 0-d file, a 1-d one.
+  const std::string scalar = dir / "scalar.npy", line = dir / "line.npy";
+  create_npy(scalar, DType::Float64, {});
+  write_npy_window(scalar, {}, filled(DType::Float64, {}));
+  CHECK(same(load_npy(scalar), filled(DType::Float64, {})));
+  create_npy(line, DType::Int64, {100});
+  const Array values = filled(DType::Int64, {100});
+  write_npy_window(line, {60}, values.slice(0, 60, 100));
+  write_npy_window(line, {0}, values.slice(0, 0, 60));
+  CHECK(same(load_npy(line), values));
+}
+
+TEST_CASE("a window that does not fit the file, or of another dtype, is refused before a byte is written", "[npy][window]") {
+  TempDir dir;
+  const std::string path = dir / "w.npy";
+  create_npy(path, DType::Float32, {4, 6});
+  const std::string before = read_bytes(path);
+  auto refused = [&](const std::string& file, const Shape& start, const Array& a, const std::string& says) {
+    try {
+      write_npy_window(file, start, a);
+      FAIL("accepted a window at " << shape_str(start));
+    } catch (const Error& e) {
+      CHECK(e.status() == Status::IOError);
+      CHECK_THAT(e.what(), Catch::Contains(file) && Catch::Contains(says));
+    }
+  };
+  refused(path, {2, 0}, filled(DType::Float32, {3, 6}), "does not fit in the file's shape (4, 6)");
+  refused(path, {0, 0, 0}, filled(DType::Float32, {1, 1, 1}), "does not fit");
+  refused(path, {0, 0}, filled(DType::Float64, {1, 1}), "the file holds float32, the window is float64");
+  CHECK(read_bytes(path) == before);
+  // A Fortran-order file (NumPy's layout, not the one create_npy makes).
+  const std::string fortran = dir / "f.npy";
+  std::string header = "{'descr': '<f4', 'fortran_order': True, 'shape': (4, 6), }";
+  header.append(128 - 10 - header.size() - 1, ' ');
+  header += '\n';
+  std::string bytes = std::string("\x93NUMPY\x01\x00", 8) + char(header.size() & 0xFF) + char(header.size() >> 8) + header;
+  bytes.append(4 * 24, '\0');
+  write_bytes(fortran, bytes);
+  refused(fortran, {0, 0}, filled(DType::Float32, {1, 1}), "Fortran-order");
+  refused(dir / "missing.npy", {0, 0}, filled(DType::Float32, {1, 1}), "No such file");
+  // create_npy into a missing folder fails naming it and leaves nothing.
+  try {
+    create_npy(dir / "no/such.npy", DType::Int32, {3});
+    FAIL("created a file in a missing folder");
+  } catch (const Error& e) {
+    CHECK(e.status() == Status::IOError);
+  }
 }

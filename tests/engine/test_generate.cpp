@@ -242,3 +242,55 @@ TEST_CASE("explain shows a generator as a read of the loop, not a step of its ow
   CHECK(text.find("arange(0, 10, 1, dtype=int64)") != std::string::npos);
   CHECK(std::count(text.begin(), text.end(), '\n') == 4);  // one loop header, three instructions
 }
+
+TEST_CASE("a generator's windows are bit-identical to the same part of the whole array", "[generate][window]") {
+  // Windows at the corners, in the middle, thin, empty and whole: a Dask block of any chunking.
+  const Shape shape = {23, 5, 317};
+  const std::vector<std::pair<Shape, Shape>> windows = {
+      {{0, 0, 0}, {23, 5, 317}}, {{0, 0, 0}, {1, 1, 1}}, {{22, 4, 316}, {1, 1, 1}}, {{3, 1, 100}, {7, 3, 200}},
+      {{0, 2, 0}, {23, 1, 317}}, {{5, 0, 0}, {4, 5, 317}}, {{11, 3, 7}, {0, 2, 9}}};
+  for (const Case& c : cases()) {
+    INFO(c.name);
+    const int64_t n = kiln::shape_size(shape);
+    const GenSpec spec = c.spec(c.flat ? Shape{n} : shape);
+    const Array whole = kiln::eval(node(spec));
+    for (const auto& [start, extent] : windows) {
+      INFO("window at " << kiln::shape_str(start) << " of " << kiln::shape_str(extent));
+      if (c.flat) {  // 1-D: the window of the flat index range the 3-D window starts at
+        const Shape s1 = {start[0] * 5 * 317 + start[1] * 317 + start[2]}, e1 = {kiln::shape_size(extent)};
+        CHECK(same_bytes(kiln::generate_window(spec, s1, e1), whole.slice(0, s1[0], s1[0] + e1[0])));
+        continue;
+      }
+      // eye makes (rows, cols) from the first two: its windows are the first two axes'.
+      const size_t nd = spec.shape.size();
+      const Shape s(start.begin(), start.begin() + nd), e(extent.begin(), extent.begin() + nd);
+      Array want = whole;
+      for (size_t d = 0; d < nd; ++d) want = want.slice(static_cast<int>(d), s[d], s[d] + e[d]);
+      CHECK(same_bytes(kiln::generate_window(spec, s, e), want));
+    }
+  }
+  // In parallel (a window big enough for several threads) the same as serially.
+  const GenSpec spec = kiln::normal_spec(3, Shape{4096, 1000}, 0.0, 1.0, std::nullopt);
+  kiln::set_num_threads(1);
+  const Array serial = kiln::generate_window(spec, {1000, 3}, {3000, 997});
+  kiln::set_num_threads(0);
+  CHECK(same_bytes(kiln::generate_window(spec, {1000, 3}, {3000, 997}), serial));
+  CHECK(same_bytes(kiln::eval(node(spec)).slice(0, 1000, 4000).slice(1, 3, 1000), serial));
+}
+
+TEST_CASE("a window that does not fit, or a generator without a shape, is refused", "[generate][window]") {
+  const GenSpec spec = kiln::uniform_spec(1, Shape{10, 20}, 0.0, 1.0, std::nullopt);
+  auto refused = [&](const GenSpec& s, const Shape& start, const Shape& extent, const std::string& says) {
+    try {
+      kiln::generate_window(s, start, extent);
+      FAIL("accepted a window at " << kiln::shape_str(start) << " of " << kiln::shape_str(extent));
+    } catch (const kiln::Error& e) {
+      CHECK(e.status() == kiln::Status::BadArgument);
+      CHECK_THAT(e.what(), Catch::Contains(says));
+    }
+  };
+  refused(spec, {0, 15}, {10, 6}, "does not fit in shape (10, 20)");
+  refused(spec, {-1, 0}, {1, 1}, "does not fit");
+  refused(spec, {0}, {10}, "a window of 1 and 1 dimensions for a generator of shape (10, 20)");
+  refused(kiln::uniform_spec(1, std::nullopt, 0.0, 1.0, std::nullopt), {}, {}, "has no shape of its own");
+}
