@@ -314,7 +314,7 @@ Array generate_window(const GenSpec& spec, const Shape& start, const Shape& shap
     for (int64_t k = first; k < last; ++k) {
       const int64_t r = k / pieces, offset = k % pieces * piece, n = std::min(piece, run - offset);
       int64_t index = (nd ? start[nd - 1] : 0) + offset, rest = r;
-      for (size_t d = nd - 1; d-- > 0;) {  // skipped when nd <= 1
+      for (size_t d = nd > 0 ? nd - 1 : 0; d-- > 0;) {  // the axes before the last
         index += (start[d] + rest % shape[d]) * whole_stride[d];
         rest /= shape[d];
       }

@@ -269,6 +269,9 @@ TEST_CASE("a generator's windows are bit-identical to the same part of the whole
       CHECK(same_bytes(kiln::generate_window(spec, s, e), want));
     }
   }
+  // A 0-d generator's one window.
+  const GenSpec scalar = kiln::uniform_spec(5, Shape{}, 0.0, 1.0, std::nullopt);
+  CHECK(same_bytes(kiln::generate_window(scalar, {}, {}), kiln::eval(node(scalar))));
   // In parallel (a window big enough for several threads) the same as serially.
   const GenSpec spec = kiln::normal_spec(3, Shape{4096, 1000}, 0.0, 1.0, std::nullopt);
   kiln::set_num_threads(1);

@@ -72,7 +72,7 @@ def _worker_threads():
         get_worker()
     except ValueError:
         return 0
-    return max(1, sum(w.nthreads for w in list(Worker._instances)))
+    return max(1, sum(w.state.nthreads if hasattr(w, "state") else w.nthreads for w in list(Worker._instances)))
 
 
 def _budget():
@@ -83,9 +83,16 @@ def _budget():
 # ---- what runs per block -----------------------------------------------------------------
 
 
+def _aligned(blocks):
+    """The blocks kiln can read in place: a block a distributed worker received from another
+    is unpickled from the message's bytes, where it may sit at any offset (an odd one
+    refused by kiln's kernels, as by NumPy's flags), and is then copied once."""
+    return [b if not isinstance(b, np.ndarray) or b.flags.aligned else b.copy() for b in blocks]
+
+
 def _evaluate_block(*blocks, text, names, threads):
     with _core.thread_budget(_task_threads(threads)):
-        return _core.evaluate(text, dict(zip(names, blocks)))
+        return _core.evaluate(text, dict(zip(names, _aligned(blocks))))
 
 
 _PLAIN = {"sum": np.sum, "prod": np.prod, "min": np.min, "max": np.max, "any": np.any, "all": np.all}
@@ -96,7 +103,7 @@ def _partial_block(*blocks, kind, text, names, axes, whole, threads):
     """A block's partial result of a reduction over `axes` (kept, of size 1): plain
     reductions their own; mean its float64 sum; var and std (count, sum, squared deviations
     from the block's mean); argmin and argmax (value, index in the whole array)."""
-    values, index_blocks = blocks[:len(names)], blocks[len(names):]
+    values, index_blocks = _aligned(blocks[:len(names)]), blocks[len(names):]
     env = dict(zip(names, values))
     block_shape = np.broadcast_shapes(*(np.shape(v) for v in values))
     axis = "" if axes is None else f", axis={axes[0]}" if len(axes) == 1 else f", axis={axes}"
@@ -210,6 +217,16 @@ def _as_dask(value, name):
     return da.from_array(value, chunks="auto" if value.size > 1 << 20 else -1)
 
 
+def _broadcast_ndim(names, leaves):
+    """The dimensions the leaves broadcast to; KilnError (shape) naming them when they do not."""
+    try:
+        return len(np.broadcast_shapes(*(leaf.shape for leaf in leaves)))
+    except ValueError:
+        shapes = ", ".join(f"{'a reduction' if n.startswith('_kiln_r') else n} {leaf.shape}"
+                           for n, leaf in zip(names, leaves))
+        raise KilnError(_lib.ERROR_SHAPE, f"kiln.dask: shapes do not broadcast together: {shapes}") from None
+
+
 def _indexed(leaves, ndim):
     """blockwise's arguments: each leaf with its axes aligned to the right, as NumPy broadcasts."""
     args = []
@@ -237,7 +254,7 @@ def _reduce(kind, axes, keepdims, ddof, operand, env, tiny, threads):
     small = _core.evaluate(call, {n: tiny[n] for n in names})
     if not leaves:
         return da.from_array(small), small
-    ndim = max(leaf.ndim for leaf in leaves)
+    ndim = _broadcast_ndim(names, leaves)
     reduced = tuple(range(ndim)) if axes is None else tuple(sorted({a % ndim for a in axes}))
     args = _indexed(leaves, ndim)
     chunks, _ = da.core.unify_chunks(*args)
@@ -312,9 +329,10 @@ def evaluate(expr, local_dict=None, global_dict=None, **arrays):
         raise KilnError(e.status, "kiln.dask: " + str(e), e.offset) from None
     names = _core._input_names(expr)[1]
     env = _lookup(names, arrays, local_dict, global_dict, sys._getframe(1))
-    # kiln's own checks of shapes and dtypes, over stand-ins of the full shapes that hold no data.
-    _core.explain(expr, {n: np.broadcast_to(np.ones((), v.dtype), v.shape) for n, v in env.items()})
+    # kiln's own checks of dtypes and axes (its messages, positions in expr): the expression
+    # over stand-ins of one element and the inputs' dimensions. Shapes are checked per stage.
     tiny = {n: np.ones((1,) * v.ndim, v.dtype) for n, v in env.items()}
+    _core.evaluate(expr, tiny)
     threads = _budget()
     for stage in stages[:-1]:
         _, name, kind, axes, keepdims, ddof, operand = stage
@@ -327,7 +345,7 @@ def evaluate(expr, local_dict=None, global_dict=None, **arrays):
     if not names:
         return da.from_array(small)
     leaves = [env[n] for n in names]
-    ndim = max(leaf.ndim for leaf in leaves)
+    ndim = _broadcast_ndim(names, leaves)
     return da.blockwise(_evaluate_block, tuple(range(ndim)), *_indexed(leaves, ndim), text=text, names=names,
                         threads=threads, dtype=small.dtype, meta=np.empty((0,) * ndim, small.dtype),
                         token="kiln-evaluate")
@@ -376,7 +394,9 @@ class _Random:
 
     @staticmethod
     def _make(call, shape, size, seed, dtype, chunks):
-        seed = int(seed) & (2**64 - 1)
+        seed = int(seed)
+        if not 0 <= seed < 2**63:  # what the expression language's seed= reads
+            raise ValueError(f"kiln.dask.random: the seed must be in [0, 2**63), got {seed}")
         text = f"{call}size={size}, seed={seed}, dtype={np.dtype(dtype).name})"
         return generated(text, shape, dtype, chunks)
 
@@ -462,7 +482,7 @@ class _NpyWindows:
         self.path = path
 
     def __setitem__(self, key, block):
-        _core.npy_write_window(self.path, tuple(k.start or 0 for k in key), np.asarray(block))
+        _core.npy_write_window(self.path, tuple(k.start or 0 for k in key), _aligned([np.asarray(block)])[0])
 
 
 def _finish_npy(_stored, partial_path, path, durable):
