@@ -447,6 +447,8 @@ class _NpyBlocks:
         with _mapped_lock:
             whole = _mapped.get((self.path, self.stamp))
             if whole is None:
+                if len(_mapped) >= 64:  # a long-lived worker reading many files: let old mappings go
+                    _mapped.clear()
                 whole = _mapped[(self.path, self.stamp)] = _core.load(self.path, mmap=True)
         block = whole[key]
         block.flags.writeable = False  # the mapping is shared by every block of this process
