@@ -505,8 +505,11 @@ extern "C" {
 kiln_status kiln_load_npy(const char* path, int flags, kiln_array** out) {
   return guarded([&] {
     require(path && out, "kiln_load_npy: path or out is NULL");
-    require_flags(flags, KILN_NPY_MMAP, "kiln_load_npy");
-    auto mode = flags & KILN_NPY_MMAP ? kiln::NpyLoad::Mmap : kiln::NpyLoad::Read;
+    require_flags(flags, KILN_NPY_MMAP | KILN_NPY_READONLY, "kiln_load_npy");
+    require(!(flags & KILN_NPY_READONLY) || flags & KILN_NPY_MMAP, "kiln_load_npy: KILN_NPY_READONLY needs KILN_NPY_MMAP");
+    auto mode = !(flags & KILN_NPY_MMAP)    ? kiln::NpyLoad::Read
+                : flags & KILN_NPY_READONLY ? kiln::NpyLoad::MmapReadOnly
+                                            : kiln::NpyLoad::Mmap;
     *out = new_handle(kiln::load_npy(path, mode));
   });
 }

@@ -141,7 +141,7 @@ class InputFiles {
   kiln::Array get(const std::string& spec, const std::string& default_key, bool map) {
     auto [path, key] = split_member(spec);
     if (ends_with(path, ".npz")) return member(path, key.empty() ? default_key : key);
-    if (map) return kiln::load_npy(path, kiln::NpyLoad::Mmap);
+    if (map) return kiln::load_npy(path, kiln::NpyLoad::MmapReadOnly);  // inputs are only read
     ProgressBar bar("load " + path);
     return kiln::load_npy(path, kiln::NpyLoad::Read, bar.callback());
   }
@@ -248,7 +248,7 @@ int cmd_info_files(int argc, char** argv) {
                 h.descr[0] == '>' ? "big-endian" : h.descr[0] == '|' ? "no byte order" : "little-endian",
                 h.fortran ? "Fortran" : "C", static_cast<unsigned long long>(h.data_offset),
                 static_cast<unsigned long long>(h.file_size));
-    print_array_info(kiln::load_npy(path, kiln::NpyLoad::Mmap));
+    print_array_info(kiln::load_npy(path, kiln::NpyLoad::MmapReadOnly));
   }
   return 0;
 }

@@ -31,6 +31,10 @@ NpyHeader read_npy_header(const std::string& path);
 enum class NpyLoad {
   Read,  // into kiln memory (several threads for big files)
   Mmap,  // a view whose buffer is a private read-only-in-effect mapping of the file
+  // A read-only view of a read-only mapping: writing it is refused, and it costs no commit
+  // charge, so a file far bigger than memory maps (a writable private mapping of one is
+  // refused by the kernel's overcommit check: "Cannot allocate memory").
+  MmapReadOnly,
 };
 
 // Called now and then during a long load or save with bytes done and bytes in all.

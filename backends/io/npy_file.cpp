@@ -132,12 +132,14 @@ Array read_data(const OpenFile& o, const NpyHeader& h, const std::string& path, 
 }
 
 // A view of the mapped file, or an invalid Array when the mapping cannot serve as it is.
-Array map_data(const OpenFile& o, const NpyHeader& h, const std::string& path) {
+Array map_data(const OpenFile& o, const NpyHeader& h, const std::string& path, bool read_only) {
   size_t item = itemsize(h.dtype);
   if (h.swapped || h.data_offset % item != 0 || h.data_bytes == 0) return {};
   // MAP_PRIVATE: writes through the array (an `out`, say) change this process's copy of
-  // a page, never the file, and cannot fault on a read-only mapping.
-  void* m = ::mmap(nullptr, static_cast<size_t>(o.size), PROT_READ | PROT_WRITE, MAP_PRIVATE, o.f.fd, 0);
+  // a page, never the file, and cannot fault on a read-only mapping. Read-only: no write
+  // can happen, so the mapping reserves nothing against memory.
+  void* m = ::mmap(nullptr, static_cast<size_t>(o.size), read_only ? PROT_READ : PROT_READ | PROT_WRITE, MAP_PRIVATE,
+                   o.f.fd, 0);
   if (m == MAP_FAILED) npy::fail(path, std::string("cannot map the file: ") + std::strerror(errno));
   size_t length = static_cast<size_t>(o.size);
   std::shared_ptr<void> mapping(m, [length](void* p) { ::munmap(p, length); });
@@ -152,6 +154,7 @@ Array map_data(const OpenFile& o, const NpyHeader& h, const std::string& path) {
   // than memory ahead would evict what is in use for pages read late or never.
   if (length <= kReadAheadAtMost) ::madvise(m, length, MADV_WILLNEED);
   Array a = Array::wrap(data, h.dtype, npy::storage_shape(h), {}, [mapping] {});
+  if (read_only) a.buffer()->set_read_only();
   return npy::view(a, h);
 }
 
@@ -171,9 +174,13 @@ Array load_npy(const std::string& path, NpyLoad mode, const IoProgress& progress
     return parse_npy(bytes.data(), bytes.size(), path);
   }
   NpyHeader h = header_of(o, path);
-  if (mode == NpyLoad::Mmap) {
-    Array a = map_data(o, h, path);
+  if (mode != NpyLoad::Read) {
+    const bool read_only = mode == NpyLoad::MmapReadOnly;
+    Array a = map_data(o, h, path, read_only);
     if (a.valid()) return a;
+    Array read = read_data(o, h, path, progress);
+    if (read_only) read.buffer()->set_read_only();
+    return read;
   }
   return read_data(o, h, path, progress);
 }

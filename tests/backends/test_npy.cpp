@@ -718,6 +718,27 @@ TEST_CASE("a 3.2 GB file (sparse) is mapped without reading it; a header beyond 
   }
 }
 
+TEST_CASE("a file bigger than memory maps read-only, and its array refuses writes", "[npy][files]") {
+  // Twice the machine's memory, sparse (create_npy sizes it, writes none of it): a
+  // copy-on-write mapping of it may be refused by the kernel's overcommit check; a
+  // read-only one reserves nothing.
+  TempDir dir;
+  const int64_t n = static_cast<int64_t>(::sysconf(_SC_PHYS_PAGES)) * ::sysconf(_SC_PAGESIZE) / 4;
+  create_npy(dir / "huge.npy", DType::Float64, {n});
+  write_npy_window(dir / "huge.npy", {n - 2}, filled(DType::Float64, {2}));
+  Array m = load_npy(dir / "huge.npy", NpyLoad::MmapReadOnly);
+  CHECK(m.shape() == Shape{n});
+  CHECK(at<double>(m, {0}) == 0.0);
+  CHECK(same(m.slice(0, n - 2, n), filled(DType::Float64, {2})));
+  CHECK_FALSE(m.writable());
+  // A file a mapping cannot show as it is (byte-swapped) is read, and read-only too.
+  write_bytes(dir / "be.npy", npy_image(1, "{'descr': '>i4', 'fortran_order': False, 'shape': (2,), }",
+                                        raw<int32_t>({7, -9}, true)));
+  Array be = load_npy(dir / "be.npy", NpyLoad::MmapReadOnly);
+  CHECK(at<int32_t>(be, {1}) == -9);
+  CHECK_FALSE(be.writable());
+}
+
 TEST_CASE("a save that runs out of room (a file size limit, as a full disk) keeps the old file and leaves nothing", "[npy][files]") {
   TempDir dir;
   Array old_contents = filled(DType::Int64, {100});

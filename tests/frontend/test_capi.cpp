@@ -863,8 +863,16 @@ TEST_CASE(".npy and .npz through the C ABI: loads, mapped loads, many at once, a
   // Misuse: NULLs, unknown flags, a file that is not .npy; out-parameters untouched.
   kiln_array* none = nullptr;
   CHECK(kiln_load_npy(nullptr, 0, &none) == KILN_ERROR_BAD_ARGUMENT);
-  CHECK(kiln_load_npy(px.c_str(), 8, &none) == KILN_ERROR_BAD_ARGUMENT);
-  CHECK_THAT(kiln_last_error(), Contains("unknown flags 8"));
+  CHECK(kiln_load_npy(px.c_str(), 16, &none) == KILN_ERROR_BAD_ARGUMENT);
+  CHECK_THAT(kiln_last_error(), Contains("unknown flags 16"));
+  CHECK(kiln_load_npy(px.c_str(), KILN_NPY_READONLY, &none) == KILN_ERROR_BAD_ARGUMENT);
+  CHECK_THAT(kiln_last_error(), Contains("KILN_NPY_READONLY needs KILN_NPY_MMAP"));
+  kiln_array* mapped = nullptr;
+  REQUIRE(kiln_load_npy(px.c_str(), KILN_NPY_MMAP | KILN_NPY_READONLY, &mapped) == KILN_OK);
+  const char* name_x[] = {"x"};
+  CHECK(kiln_eval("x + 1", 1, name_x, &mapped, mapped, nullptr) != KILN_OK);  // a read-only out
+  CHECK_THAT(kiln_last_error(), Contains("read-only"));
+  kiln_array_release(mapped);
   CHECK(kiln_save_npy(px.c_str(), nullptr) == KILN_ERROR_BAD_ARGUMENT);
   CHECK(kiln_save_npy_flags(px.c_str(), x.get(), KILN_NPY_MMAP) == KILN_ERROR_BAD_ARGUMENT);
   CHECK(kiln_load_npy(pz.c_str(), 0, &none) == KILN_ERROR_IO);

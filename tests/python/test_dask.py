@@ -118,6 +118,12 @@ def test_reductions_inside_elementwise_work(compute, expr):
     np.testing.assert_allclose(got, kiln.evaluate(expr, local_dict=WHOLE), rtol=1e-12, atol=1e-13)
 
 
+def test_inputs_named_like_the_partials_names_are_fine():
+    s, v, i = (da.from_array(x, chunks=(100, 100)) for x in (A, A * 2, A + 1))
+    got = kd.evaluate("std(s + v) + argmax(i) + var(s)", s=s, v=v, i=i).compute()
+    np.testing.assert_allclose(got, (A + 2 * A).std() + (A + 1).argmax() + A.var(), rtol=1e-12)
+
+
 def test_reductions_over_single_block_axes_run_in_the_block(compute):
     a = da.from_array(A, chunks=(50, -1))  # whole rows: a row-wise reduction needs no tree
     r = kd.evaluate("sum(a, axis=1) + argmax(a, axis=-1)", a=a)
@@ -244,6 +250,18 @@ def test_from_npy_reads_fortran_files_and_refuses_byte_swapped_ones(tmp_path):
         kd.from_npy(tmp_path / "big.npy")
     with pytest.raises(kiln.KilnError, match="No such file"):
         kd.from_npy(tmp_path / "missing.npy")
+
+
+def test_kiln_load_maps_read_only_and_refuses_writes(tmp_path):
+    kiln.save(tmp_path / "a.npy", A)
+    m = kiln.load(tmp_path / "a.npy", mmap="r")
+    np.testing.assert_array_equal(m, A)
+    assert not m.flags.writeable
+    with pytest.raises(ValueError, match="read-only"):
+        kiln.evaluate("a + 1", local_dict={"a": A}, out=m)
+    assert kiln.load(tmp_path / "a.npy", mmap=True).flags.writeable  # copy-on-write, as before
+    with pytest.raises(ValueError, match="mmap must be"):
+        kiln.load(tmp_path / "a.npy", mmap="w")
 
 
 def test_from_npy_notices_a_file_changed_under_it(tmp_path):

@@ -278,7 +278,7 @@ def matmul(a, b, out=None):
 
 # ---- .npy files ------------------------------------------------------------------------
 
-_NPY_MMAP, _NPY_DURABLE = 1, 2
+_NPY_MMAP, _NPY_DURABLE, _NPY_READONLY = 1, 2, 8
 
 
 def _path(p):
@@ -287,7 +287,12 @@ def _path(p):
 
 def load(path, mmap=False):
     """A .npy file as a NumPy array, read in parallel; with mmap=True mapped (copy-on-write:
-    writing the array never changes the file) where the file allows it."""
+    writing the array never changes the file) where the file allows it; with mmap="r" mapped
+    read-only (the array is not writeable), which also maps files far bigger than memory."""
+    if mmap not in (False, True, "r"):
+        raise ValueError(f"kiln.load: mmap must be False, True or 'r', not {mmap!r}")
+    if mmap == "r":
+        return new_array(lib.kiln_load_npy, _path(path), _NPY_MMAP | _NPY_READONLY, readonly=True)
     return new_array(lib.kiln_load_npy, _path(path), _NPY_MMAP if mmap else 0)
 
 

@@ -114,15 +114,15 @@ def _partial_block(*blocks, kind, text, names, axes, whole, threads):
         if kind == "mean":
             return _core.evaluate(f"sum(float64({text}){axis}, keepdims=True)", env)
         if kind in ("var", "std"):
-            s, v = _core.evaluate_program(f"{t} = float64({text}); s = sum({t}{axis}, keepdims=True); "
-                                          f"v = var({t}{axis}, keepdims=True)", ("s", "v"), env)
+            s, v = _core.evaluate_program(f"{t} = float64({text}); {t}s = sum({t}{axis}, keepdims=True); "
+                                          f"{t}v = var({t}{axis}, keepdims=True)", (t + "s", t + "v"), env)
             out = np.empty(s.shape, _MOMENTS)
             n = np.prod([block_shape[a] for a in (axes if axes is not None else range(len(block_shape)))])
             out["n"], out["s"], out["m2"] = n, s, v * n
             return out
         best = "min" if kind == "argmin" else "max"
-        v, i = _core.evaluate_program(f"{t} = {text}; v = {best}({t}{axis}, keepdims=True); "
-                                      f"i = {kind}({t}{axis}, keepdims=True)", ("v", "i"), env)
+        v, i = _core.evaluate_program(f"{t} = {text}; {t}v = {best}({t}{axis}, keepdims=True); "
+                                      f"{t}i = {kind}({t}{axis}, keepdims=True)", (t + "v", t + "i"), env)
     out = np.empty(v.shape, [("v", v.dtype), ("i", np.int64)])
     out["v"] = v
     # The block's index to the whole array's: index_blocks are the global indices of the
@@ -136,6 +136,7 @@ def _partial_block(*blocks, kind, text, names, axes, whole, threads):
 
 
 def _fresh_name(names):
+    """A name no input starts with, so that it and its suffixed forms name none."""
     name = "_kiln_t"
     while any(n.startswith(name) for n in names):
         name = "_" + name
@@ -432,7 +433,8 @@ _mapped_lock = threading.Lock()
 
 class _NpyBlocks:
     """A .npy file as dask.array.from_array's source: a block is a slice of the file mapped
-    (once per process) by kiln, so no block is copied to be read. Pickles as its path."""
+    read-only (once per process) by kiln, so no block is copied to be read and a file of any
+    size maps (a read-only mapping reserves no memory). Pickles as its path."""
 
     def __init__(self, path, dtype, shape, stamp):
         self.path, self.dtype, self.shape, self.stamp = path, np.dtype(dtype), tuple(shape), stamp
@@ -449,10 +451,8 @@ class _NpyBlocks:
             if whole is None:
                 if len(_mapped) >= 64:  # a long-lived worker reading many files: let old mappings go
                     _mapped.clear()
-                whole = _mapped[(self.path, self.stamp)] = _core.load(self.path, mmap=True)
-        block = whole[key]
-        block.flags.writeable = False  # the mapping is shared by every block of this process
-        return block
+                whole = _mapped[(self.path, self.stamp)] = _core.load(self.path, mmap="r")
+        return whole[key]  # read-only, as the mapping is
 
 
 def _stamp(path):
