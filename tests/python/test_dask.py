@@ -124,6 +124,16 @@ def test_inputs_named_like_the_partials_names_are_fine():
     np.testing.assert_allclose(got, (A + 2 * A).std() + (A + 1).argmax() + A.var(), rtol=1e-12)
 
 
+def test_mean_beside_std_of_the_same_operand_shares_its_pass():
+    a = da.from_array(A, chunks=(100, 100))
+    z = kd.evaluate("(a - mean(a)) / std(a)", a=a)
+    assert sum("kiln-partial" in str(k) for k in z.dask.layers) == 1  # one pass for both statistics
+    np.testing.assert_allclose(z.compute(), (A - A.mean()) / A.std(), rtol=1e-12, atol=1e-13)
+    alone = kd.evaluate("mean(a) + std(a, axis=0)", a=a)  # other axes: a pass each
+    assert sum("kiln-partial" in str(k) for k in alone.dask.layers) == 2
+    np.testing.assert_allclose(alone.compute(), A.mean() + A.std(axis=0), rtol=1e-12)
+
+
 def test_reductions_over_single_block_axes_run_in_the_block(compute):
     a = da.from_array(A, chunks=(50, -1))  # whole rows: a row-wise reduction needs no tree
     r = kd.evaluate("sum(a, axis=1) + argmax(a, axis=-1)", a=a)

@@ -100,9 +100,10 @@ _MOMENTS = np.dtype([("n", np.float64), ("s", np.float64), ("m2", np.float64)])
 
 
 def _partial_block(*blocks, kind, text, names, axes, whole, threads):
-    """A block's partial result of a reduction over `axes` (kept, of size 1): plain
-    reductions their own; mean its float64 sum; var and std (count, sum, squared deviations
-    from the block's mean); argmin and argmax (value, index in the whole array)."""
+    """A block's partial result of a reduction over `axes` (kept, of size 1), by the kind of
+    partial: plain reductions their own; "sum64" (mean's) a float64 sum; "moments" (var's,
+    std's, and mean's beside them) count, sum and squared deviations from the block's mean;
+    argmin and argmax (value, index in the whole array)."""
     values, index_blocks = _aligned(blocks[:len(names)]), blocks[len(names):]
     env = dict(zip(names, values))
     block_shape = np.broadcast_shapes(*(np.shape(v) for v in values))
@@ -111,9 +112,9 @@ def _partial_block(*blocks, kind, text, names, axes, whole, threads):
         if kind in _PLAIN:
             return _core.evaluate(f"{kind}({text}{axis}, keepdims=True)", env)
         t = _fresh_name(names)
-        if kind == "mean":
+        if kind == "sum64":
             return _core.evaluate(f"sum(float64({text}){axis}, keepdims=True)", env)
-        if kind in ("var", "std"):
+        if kind == "moments":
             s, v = _core.evaluate_program(f"{t} = float64({text}); {t}s = sum({t}{axis}, keepdims=True); "
                                           f"{t}v = var({t}{axis}, keepdims=True)", (t + "s", t + "v"), env)
             out = np.empty(s.shape, _MOMENTS)
@@ -148,12 +149,12 @@ def _keep(x, **_):  # dask.array.reduction's chunk step: the partials already ar
 
 
 def _combine(x, axis, keepdims, kind):
-    """Partials (concatenated along `axis`) to one partial, keeping the axes."""
+    """Partials of a kind (concatenated along `axis`) to one partial, keeping the axes."""
     if kind in _PLAIN:
         return _PLAIN[kind](x, axis=axis, keepdims=True)
-    if kind == "mean":
+    if kind == "sum64":
         return np.sum(x, axis=axis, keepdims=True)
-    if kind in ("var", "std"):
+    if kind == "moments":
         # Chan, Golub and LeVeque's pairwise update, over every partial at once.
         n = x["n"].sum(axis=axis, keepdims=True)
         s = x["s"].sum(axis=axis, keepdims=True)
@@ -173,20 +174,22 @@ def _combine(x, axis, keepdims, kind):
     return out
 
 
-def _aggregate(x, axis, keepdims, kind, result_dtype, count, ddof):
+def _aggregate(x, axis, keepdims, kind, partial_kind, result_dtype, count, ddof):
     """Partials to the reduction's value."""
+    c = _combine(x, axis, True, partial_kind)
     if kind in _PLAIN:
-        r = _PLAIN[kind](x, axis=axis, keepdims=True)
+        r = c
+    elif partial_kind == "sum64":
+        r = c / count
     elif kind == "mean":
-        r = np.sum(x, axis=axis, keepdims=True) / count
+        r = c["s"] / c["n"]
     elif kind in ("var", "std"):
-        c = _combine(x, axis, True, kind)
         with np.errstate(divide="ignore", invalid="ignore"):
             r = c["m2"] / np.maximum(c["n"] - ddof, 0)
         if kind == "std":
             r = np.sqrt(r)
     else:
-        r = _combine(x, axis, True, kind)["i"]
+        r = c["i"]
     if not keepdims:
         r = r.reshape(tuple(d for a, d in enumerate(r.shape) if a not in axis))
     return np.asarray(r, dtype=result_dtype)
@@ -247,8 +250,10 @@ def _reduction_call(kind, operand, axes, keepdims, ddof):
     return text + ")"
 
 
-def _reduce(kind, axes, keepdims, ddof, operand, env, tiny, threads):
-    """A reduction stage: (its Dask array, its value over the tiny stand-ins)."""
+def _reduce(kind, axes, keepdims, ddof, operand, env, tiny, threads, with_moments):
+    """A reduction stage: (its Dask array, its value over the tiny stand-ins). with_moments:
+    a var or std of the same operand and axes is a stage too, so a mean takes its moments
+    from the same partials (one pass over the operand for both, not two)."""
     names = _core._input_names(operand)[1]
     leaves = [env[n] for n in names]
     call = _reduction_call(kind, operand, axes, keepdims, ddof)
@@ -274,24 +279,25 @@ def _reduce(kind, axes, keepdims, ddof, operand, env, tiny, threads):
             index_args += [da.arange(whole[a], chunks=(chunks[a],)), (a,)]
         partial_dtype = np.dtype([("v", _core.evaluate(operand, {n: tiny[n] for n in names}).dtype),
                                   ("i", np.int64)])
-    elif kind in ("var", "std"):
-        partial_dtype = _MOMENTS
+    partial_kind = kind
+    if kind in ("var", "std") or (kind == "mean" and with_moments):
+        partial_kind, partial_dtype = "moments", _MOMENTS  # equal arguments: one layer, shared
     elif kind == "mean":
-        partial_dtype = np.dtype(np.float64)
-    else:
+        partial_kind, partial_dtype = "sum64", np.dtype(np.float64)
+    elif kind not in ("argmin", "argmax"):
         partial_dtype = small.dtype
     # Structured partials are declared float64: Dask builds metadata by summing and casting
     # empty arrays of the declared dtype, which structured dtypes refuse, and the partials'
     # declared dtype matters nowhere else (the blocks themselves are passed as they are).
     declared = np.dtype(np.float64) if partial_dtype.names else partial_dtype
-    partials = da.blockwise(_partial_block, tuple(range(ndim)), *args, *index_args, kind=kind, text=operand,
+    partials = da.blockwise(_partial_block, tuple(range(ndim)), *args, *index_args, kind=partial_kind, text=operand,
                             names=names, axes=axes if axes is None else reduced, whole=whole, threads=threads,
                             adjust_chunks={a: 1 for a in reduced}, dtype=declared,
                             meta=np.empty((0,) * ndim, declared), token="kiln-partial")
     count = int(np.prod([whole[a] for a in reduced]))
-    result = da.reduction(partials, _keep, partial(_aggregate, kind=kind, result_dtype=small.dtype, count=count,
-                                                    ddof=ddof),
-                          combine=partial(_combine, kind=kind), axis=reduced, keepdims=keepdims,
+    result = da.reduction(partials, _keep, partial(_aggregate, kind=kind, partial_kind=partial_kind,
+                                                    result_dtype=small.dtype, count=count, ddof=ddof),
+                          combine=partial(_combine, kind=partial_kind), axis=reduced, keepdims=keepdims,
                           dtype=declared, concatenate=True, meta=meta, name="kiln-" + kind)
     return result, small
 
@@ -335,9 +341,11 @@ def evaluate(expr, local_dict=None, global_dict=None, **arrays):
     tiny = {n: np.ones((1,) * v.ndim, v.dtype) for n, v in env.items()}
     _core.evaluate(expr, tiny)
     threads = _budget()
+    spread = {(s[6], s[3]) for s in stages[:-1] if s[2] in ("var", "std")}  # (operand, axes)
     for stage in stages[:-1]:
         _, name, kind, axes, keepdims, ddof, operand = stage
-        env[name], tiny[name] = _reduce(kind, axes, keepdims, ddof, operand, env, tiny, threads)
+        env[name], tiny[name] = _reduce(kind, axes, keepdims, ddof, operand, env, tiny, threads,
+                                        (operand, axes) in spread)
     text = stages[-1][1]
     if text in env:
         return env[text]
@@ -427,14 +435,14 @@ random = _Random()
 
 # ---- .npy files ---------------------------------------------------------------------------------
 
-_mapped = {}
-_mapped_lock = threading.Lock()
-
-
 class _NpyBlocks:
     """A .npy file as dask.array.from_array's source: a block is a slice of the file mapped
-    read-only (once per process) by kiln, so no block is copied to be read and a file of any
-    size maps (a read-only mapping reserves no memory). Pickles as its path."""
+    read-only by kiln, so no block is copied to be read and a file of any size maps (a
+    read-only mapping reserves no memory). Each block maps the file anew and the mapping goes
+    with the block: the pages a worker touched count in its memory (its RSS) only while it
+    holds the block, as Dask's memory accounting expects. (One mapping kept per process
+    grew every worker's RSS to the size of the file it had read, and distributed paused the
+    workers at 80% of their memory limit.) Pickles as its path."""
 
     def __init__(self, path, dtype, shape, stamp):
         self.path, self.dtype, self.shape, self.stamp = path, np.dtype(dtype), tuple(shape), stamp
@@ -446,13 +454,7 @@ class _NpyBlocks:
     def __getitem__(self, key):
         if _stamp(self.path) != self.stamp:
             raise OSError(f"kiln.dask.from_npy: {self.path} changed after from_npy read its header")
-        with _mapped_lock:
-            whole = _mapped.get((self.path, self.stamp))
-            if whole is None:
-                if len(_mapped) >= 64:  # a long-lived worker reading many files: let old mappings go
-                    _mapped.clear()
-                whole = _mapped[(self.path, self.stamp)] = _core.load(self.path, mmap="r")
-        return whole[key]  # read-only, as the mapping is
+        return _core.load(self.path, mmap="r")[key]  # read-only, as the mapping is
 
 
 def _stamp(path):
