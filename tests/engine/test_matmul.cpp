@@ -6,7 +6,6 @@
 #include <catch2/catch.hpp>
 
 #include <cblas.h>
-#include <dirent.h>
 
 #include <algorithm>
 #include <atomic>
@@ -20,6 +19,7 @@
 #include <tbb/parallel_for.h>
 
 #include "kiln/kiln.hpp"
+#include "../task_count.hpp"
 #include "linalg.hpp"
 #include "gemm.hpp"
 #include "threads.hpp"
@@ -28,6 +28,8 @@ using kiln::Array;
 using kiln::DType;
 using kiln::Expr;
 using kiln::Shape;
+
+using kiln::test::task_count;
 
 namespace {
 
@@ -104,15 +106,6 @@ void check_matmul(const Array& a, const Array& b, double tol = 0) {
     INFO("element " << i);
     REQUIRE(std::fabs(at(got, i) - ref[i]) <= tol * std::max(1.0, std::fabs(ref[i])));
   }
-}
-
-int task_count() {
-  int n = 0;
-  if (DIR* d = opendir("/proc/self/task")) {
-    while (dirent* e = readdir(d)) n += e->d_name[0] != '.';
-    closedir(d);
-  }
-  return n;
 }
 
 }  // namespace
@@ -267,14 +260,8 @@ TEST_CASE("many user threads calling matmul at once stay within the thread budge
   Array a = values(DType::Float64, {256, 256}, 1), b = values(DType::Float64, {256, 256}, 2);
   Array want = kiln::eval(kiln::matmul(a, b));
   const int before = task_count();  // this thread, OpenBLAS's idle pool, kiln's workers so far
-  std::atomic<bool> done{false};
-  std::atomic<int> most{0}, bad{0};
-  std::thread watcher([&] {
-    while (!done) {
-      most = std::max(most.load(), task_count());
-      std::this_thread::sleep_for(std::chrono::microseconds(200));
-    }
-  });
+  std::atomic<int> bad{0};
+  kiln::test::ThreadWatch watch;
   std::vector<std::thread> ts;
   for (int u = 0; u < users; ++u)
     ts.emplace_back([&] {
@@ -285,8 +272,7 @@ TEST_CASE("many user threads calling matmul at once stay within the thread budge
       }
     });
   for (auto& t : ts) t.join();
-  done = true;
-  watcher.join();
+  const int most = watch.stop();
   CHECK(bad == 0);
   // Beyond the callers and the watcher: at most the budget's workers (budget - 1, the
   // caller being one), however many threads call; OpenBLAS never starts more.

@@ -4,11 +4,9 @@
 // keeps the threads of concurrent tasks within the cores.
 #include <catch2/catch.hpp>
 
-#include <dirent.h>
 #include <stdlib.h>
 
 #include <atomic>
-#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -19,12 +17,15 @@
 #include "error.hpp"
 #include "kiln/kiln.h"
 #include "kiln/kiln.hpp"
+#include "../task_count.hpp"
 #include "runtime.hpp"
 #include "stages.hpp"
 
 using kiln::Array;
 using kiln::DType;
 using kiln::Shape;
+
+using kiln::test::task_count;
 
 namespace {
 
@@ -68,15 +69,6 @@ bool close(const Array& a, const Array& b) {
   for (int64_t i = 0; i < ca.size(); ++i)
     if (std::abs(p[i] - q[i]) > 1e-12 * (1 + std::abs(q[i]))) return false;
   return true;
-}
-
-int task_count() {
-  int n = 0;
-  if (DIR* d = opendir("/proc/self/task")) {
-    while (dirent* e = readdir(d)) n += e->d_name[0] != '.';
-    closedir(d);
-  }
-  return n;
 }
 
 }  // namespace
@@ -230,14 +222,8 @@ TEST_CASE("tasks on threads of budget 1 start no kiln worker threads, however ma
   const Array want = kiln::eval("exp(a) * 2 + sum(a)", {{"a", a}});
   kiln_set_thread_num_threads(0);
   const int tasks = 6, before = task_count();
-  std::atomic<bool> done{false};
-  std::atomic<int> most{0}, bad{0};
-  std::thread watcher([&] {
-    while (!done) {
-      most = std::max(most.load(), task_count());
-      std::this_thread::sleep_for(std::chrono::microseconds(200));
-    }
-  });
+  std::atomic<int> bad{0};
+  kiln::test::ThreadWatch watch;
   std::vector<std::thread> ts;
   for (int t = 0; t < tasks; ++t)
     ts.emplace_back([&] {
@@ -245,8 +231,7 @@ TEST_CASE("tasks on threads of budget 1 start no kiln worker threads, however ma
       for (int rep = 0; rep < 5; ++rep) bad += !close(kiln::eval("exp(a) * 2 + sum(a)", {{"a", a}}), want);
     });
   for (auto& t : ts) t.join();
-  done = true;
-  watcher.join();
+  const int most = watch.stop();
   CHECK(bad == 0);
   INFO("threads before " << before << ", most during " << most);
   CHECK(most <= before + tasks + 1);  // the tasks and the watcher: no workers
