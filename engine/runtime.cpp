@@ -3,6 +3,8 @@
 #include <sched.h>
 #include <unistd.h>
 
+#include <algorithm>
+
 #include "error.hpp"
 
 namespace kiln {
@@ -30,10 +32,12 @@ thread_local ThreadBudget thread_budget;
 void Runtime::set_thread_num_threads(int n) {
   if (n < 0)
     throw Error(Status::BadArgument, "set_thread_num_threads: thread count must be >= 0, got " + std::to_string(n));
-  if (n == thread_budget.threads) return;
+  if (std::min(n, hardware_threads()) == thread_budget.threads) return;
   if (thread_budget.arena && thread_budget.owner_pid != static_cast<long>(getpid()))
     new std::shared_ptr<tbb::task_arena>(std::move(thread_budget.arena));  // a fork's: leaked, as in arena()
-  thread_budget = ThreadBudget{n, 0, nullptr};
+  // At most the cores: a share of the machine, never more of it (oneTBB would not start
+  // the extra workers anyway, and says so on stderr).
+  thread_budget = ThreadBudget{std::min(n, hardware_threads()), 0, nullptr};
 }
 
 int Runtime::thread_num_threads() { return thread_budget.threads; }

@@ -43,15 +43,17 @@ kiln_status kiln_generate_window(const char* expr, int ndim, const int64_t* star
   });
 }
 
-kiln_status kiln_npy_info(const char* path, kiln_dtype* dtype, int* ndim, const int64_t** shape, int* flags) {
+kiln_status kiln_npy_info(const char* path, kiln_dtype* dtype, int* ndim, const int64_t** shape,
+                          int64_t* data_offset, int* flags) {
   return guarded([&] {
-    require(path && dtype && ndim && shape && flags, "kiln_npy_info: an argument is NULL");
+    require(path && dtype && ndim && shape && data_offset && flags, "kiln_npy_info: an argument is NULL");
     kiln::NpyHeader h = kiln::read_npy_header(path);
     static thread_local kiln::Shape extents;
     extents = h.shape;
     *dtype = static_cast<kiln_dtype>(h.dtype);
     *ndim = static_cast<int>(h.shape.size());
     *shape = extents.data();
+    *data_offset = static_cast<int64_t>(h.data_offset);
     const bool mappable = !h.swapped && h.data_offset % kiln::itemsize(h.dtype) == 0;
     *flags = (h.fortran ? KILN_NPY_FORTRAN : 0) | (mappable ? KILN_NPY_MAPPABLE : 0);
   });

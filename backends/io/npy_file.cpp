@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstring>
 #include <exception>
+#include <limits>
 #include <mutex>
 #include <thread>
 
@@ -234,7 +235,11 @@ void create_npy(const std::string& path, DType dtype, const Shape& shape) {
     throw Error(Status::BadArgument, path + ": a shape of " + std::to_string(shape.size()) + " dimensions");
   for (int64_t d : shape)
     if (d < 0) throw Error(Status::BadArgument, path + ": negative dimension in shape " + shape_str(shape));
-  const uint64_t nbytes = static_cast<uint64_t>(shape_size(shape)) * itemsize(dtype);
+  const int64_t n = shape_size(shape);  // throws when the count overflows; the bytes may still
+  if (n > (std::numeric_limits<int64_t>::max() - static_cast<int64_t>(header.size())) / int64_t(itemsize(dtype)))
+    throw Error(Status::BadArgument, path + ": shape " + shape_str(shape) + " of " + dtype_name(dtype) +
+                                         " is more bytes than a file can hold");
+  const uint64_t nbytes = static_cast<uint64_t>(n) * itemsize(dtype);
   Fd f{::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666)};
   if (f.fd < 0) npy::fail(path, std::strerror(errno));
   auto failed = [&](int err) {

@@ -836,6 +836,17 @@ TEST_CASE("a window that does not fit the file, or of another dtype, is refused 
   write_bytes(fortran, bytes);
   refused(fortran, {0, 0}, filled(DType::Float32, {1, 1}), "Fortran-order");
   refused(dir / "missing.npy", {0, 0}, filled(DType::Float32, {1, 1}), "No such file");
+  // More bytes than a file can hold (the element count alone fits int64).
+  for (auto [t, n] : {std::pair{DType::Float64, int64_t{1} << 61}, std::pair{DType::Float32, int64_t{1} << 62}}) {
+    try {
+      create_npy(dir / "huge.npy", t, {n});
+      FAIL("created a file of " << n << " " << dtype_name(t));
+    } catch (const Error& e) {
+      CHECK(e.status() == Status::BadArgument);
+      CHECK_THAT(e.what(), Catch::Contains("more bytes than a file can hold"));
+    }
+    CHECK_FALSE(std::filesystem::exists(dir / "huge.npy"));
+  }
   // create_npy into a missing folder fails naming it and leaves nothing.
   try {
     create_npy(dir / "no/such.npy", DType::Int32, {3});

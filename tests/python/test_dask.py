@@ -141,6 +141,21 @@ def test_reductions_over_single_block_axes_run_in_the_block(compute):
     np.testing.assert_allclose(compute(r), A.sum(axis=1) + A.argmax(axis=1), rtol=1e-12)
 
 
+@pytest.mark.parametrize("expr", ["var(m)", "std(m, ddof=1)", "max(m)", "argmax(m)", "argmin(m)", "sum(m)",
+                                  "mean(m)", "min(m2, axis=0)", "argmax(m2, axis=0)", "var(m2, axis=0)"])
+def test_reductions_over_empty_blocks(expr):
+    # Empty blocks along the reduced axis: what a mask and compute_chunk_sizes() leave.
+    v = np.arange(20.0) - 10.5
+    d = da.from_array(v, chunks=5)
+    m = d[d > 0]
+    m.compute_chunk_sizes()
+    assert 0 in m.chunks[0]
+    w = np.arange(60.0).reshape(12, 5) % 7
+    m2 = da.from_array(w, chunks=((3, 0, 4, 0, 5), 5))
+    got = kd.evaluate(expr, m=m, m2=m2).compute(scheduler="sync")
+    np.testing.assert_allclose(got, kiln.evaluate(expr, local_dict={"m": v[v > 0], "m2": w}), rtol=1e-12)
+
+
 def test_arg_reductions_and_max_follow_numpy_with_nans_and_ties():
     x = np.zeros((40, 30))
     x[5, 7] = x[33, 2] = 3.0  # a tie: the first in C order wins
@@ -272,6 +287,31 @@ def test_kiln_load_maps_read_only_and_refuses_writes(tmp_path):
     assert kiln.load(tmp_path / "a.npy", mmap=True).flags.writeable  # copy-on-write, as before
     with pytest.raises(ValueError, match="mmap must be"):
         kiln.load(tmp_path / "a.npy", mmap="w")
+
+
+def test_to_npy_delayed_makes_its_file_only_when_computed(tmp_path):
+    x = da.from_array(A, chunks=64)
+    later = kd.to_npy(tmp_path / "later.npy", x, compute=False)
+    assert list(tmp_path.iterdir()) == []  # nothing made before it is computed
+    later.compute()
+    np.testing.assert_array_equal(np.load(tmp_path / "later.npy"), A)
+    later.compute()  # computing it again writes it again
+    np.testing.assert_array_equal(np.load(tmp_path / "later.npy"), A)
+    assert [p.name for p in tmp_path.iterdir()] == ["later.npy"]
+
+
+def test_from_npy_reads_bool_files_with_stray_bytes_as_numpy_does(tmp_path):
+    mask = A > 0
+    np.save(tmp_path / "m.npy", mask)
+    raw = bytearray((tmp_path / "m.npy").read_bytes())
+    offset = len(raw) - mask.size
+    raw[offset + 5] = 7  # not 0 or 1: True, as NumPy reads it
+    (tmp_path / "m.npy").write_bytes(bytes(raw))
+    mask[0, 5] = True
+    got = kd.from_npy(tmp_path / "m.npy", chunks=(100, 50))
+    assert got.dtype == np.bool_
+    np.testing.assert_array_equal(got.compute(), mask)
+    np.testing.assert_array_equal(kd.evaluate("sum(m)", m=got).compute(), mask.sum())
 
 
 def test_from_npy_notices_a_file_changed_under_it(tmp_path):

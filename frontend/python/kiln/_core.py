@@ -365,10 +365,10 @@ NPY_FORTRAN, NPY_MAPPABLE = 1, 2
 
 
 def npy_info(path):
-    """(dtype, shape, flags) of a .npy file, from its header alone."""
-    code, ndim, shape, flags = c_int(), c_int(), POINTER(c_int64)(), c_int()
-    check(lib.kiln_npy_info(_path(path), byref(code), byref(ndim), byref(shape), byref(flags)))
-    return _lib._DTYPE_OF[code.value], tuple(shape[:ndim.value]), flags.value
+    """(dtype, shape, data offset, flags) of a .npy file, from its header alone."""
+    code, ndim, shape, offset, flags = c_int(), c_int(), POINTER(c_int64)(), c_int64(), c_int()
+    check(lib.kiln_npy_info(_path(path), byref(code), byref(ndim), byref(shape), byref(offset), byref(flags)))
+    return _lib._DTYPE_OF[code.value], tuple(shape[:ndim.value]), offset.value, flags.value
 
 
 def npy_create(path, dtype, shape):

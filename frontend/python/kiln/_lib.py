@@ -94,7 +94,8 @@ _declare("kiln_eval_many", c_int, c_char_p, c_size_t, POINTER(c_char_p), POINTER
          POINTER(c_char_p), POINTER(c_void_p))
 _declare("kiln_split_reductions", c_int, c_char_p, POINTER(c_char_p))
 _declare("kiln_generate_window", c_int, c_char_p, c_int, _shape_p, _shape_p, _handle_p)
-_declare("kiln_npy_info", c_int, c_char_p, POINTER(c_int), POINTER(c_int), POINTER(_shape_p), POINTER(c_int))
+_declare("kiln_npy_info", c_int, c_char_p, POINTER(c_int), POINTER(c_int), POINTER(_shape_p), POINTER(c_int64),
+         POINTER(c_int))
 _declare("kiln_npy_create", c_int, c_char_p, c_int, c_int, _shape_p)
 _declare("kiln_npy_write_window", c_int, c_char_p, c_int, _shape_p, c_void_p)
 _declare("kiln_array_to_dlpack", c_int, c_void_p, _handle_p)

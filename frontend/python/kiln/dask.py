@@ -264,6 +264,12 @@ def _reduce(kind, axes, keepdims, ddof, operand, env, tiny, threads, with_moment
     reduced = tuple(range(ndim)) if axes is None else tuple(sorted({a % ndim for a in axes}))
     args = _indexed(leaves, ndim)
     chunks, _ = da.core.unify_chunks(*args)
+    if any(0 in chunks[a] and len(chunks[a]) > 1 for a in reduced):
+        # Empty blocks along a reduced axis (what compute_chunk_sizes() leaves after a mask)
+        # have no partial (a min of nothing is no value): merged away before the tree.
+        leaves = [_without_empty_blocks(leaf, ndim, chunks, reduced) for leaf in leaves]
+        args = _indexed(leaves, ndim)
+        chunks, _ = da.core.unify_chunks(*args)
     meta = np.empty((0,) * small.ndim, small.dtype)
     if all(len(chunks[a]) == 1 for a in reduced):
         # Every reduced axis is one block: the reduction is local to each block.
@@ -300,6 +306,15 @@ def _reduce(kind, axes, keepdims, ddof, operand, env, tiny, threads, with_moment
                           combine=partial(_combine, kind=partial_kind), axis=reduced, keepdims=keepdims,
                           dtype=declared, concatenate=True, meta=meta, name="kiln-" + kind)
     return result, small
+
+
+def _without_empty_blocks(leaf, ndim, chunks, reduced):
+    """leaf rechunked so that none of its blocks along the reduced axes is empty (unless the
+    axis is: then one empty block, which kiln reduces as it would the whole array)."""
+    offset = ndim - leaf.ndim
+    wanted = {a - offset: tuple(c for c in chunks[a] if c) or (0,) for a in reduced
+              if a >= offset and leaf.shape[a - offset] != 1}
+    return leaf.rechunk(wanted) if wanted else leaf
 
 
 def _lookup(names, arrays, local_dict, global_dict, frame):
@@ -444,16 +459,23 @@ class _NpyBlocks:
     grew every worker's RSS to the size of the file it had read, and distributed paused the
     workers at 80% of their memory limit.) Pickles as its path."""
 
-    def __init__(self, path, dtype, shape, stamp):
+    def __init__(self, path, dtype, shape, stamp, data_offset, fortran):
         self.path, self.dtype, self.shape, self.stamp = path, np.dtype(dtype), tuple(shape), stamp
+        self.data_offset, self.fortran = data_offset, fortran
         self.ndim = len(self.shape)
 
     def __reduce__(self):
-        return (_NpyBlocks, (self.path, self.dtype.str, self.shape, self.stamp))
+        return (_NpyBlocks, (self.path, self.dtype.str, self.shape, self.stamp, self.data_offset, self.fortran))
 
     def __getitem__(self, key):
         if _stamp(self.path) != self.stamp:
             raise OSError(f"kiln.dask.from_npy: {self.path} changed after from_npy read its header")
+        if self.dtype == np.bool_:
+            # kiln checks every byte of a bool file before it maps one (its kernels take 0 or
+            # 1 only), which per block would read the whole file each time: the block's bytes
+            # are mapped by NumPy and made 0/1 instead (one copy of the block).
+            raw = np.memmap(self.path, np.uint8, "r", self.data_offset, self.shape, "F" if self.fortran else "C")
+            return raw[key] != 0
         return _core.load(self.path, mmap="r")[key]  # read-only, as the mapping is
 
 
@@ -469,12 +491,12 @@ def from_npy(path, chunks="auto"):
     order); it must not change while the array is in use (a block read after a change is
     an error)."""
     path = os.path.abspath(os.fsdecode(path))
-    dtype, shape, flags = _core.npy_info(path)
+    dtype, shape, data_offset, flags = _core.npy_info(path)
     if not flags & _core.NPY_MAPPABLE:
         raise KilnError(_lib.ERROR_IO, f"kiln.dask.from_npy: {path} cannot be mapped as it is (byte-swapped or "
                         "misaligned data); rewrite it once with kiln.save(path, kiln.load(path))")
     stamp = _stamp(path)
-    source = _NpyBlocks(path, dtype, shape, stamp)
+    source = _NpyBlocks(path, dtype, shape, stamp, data_offset, bool(flags & _core.NPY_FORTRAN))
     return da.from_array(source, chunks=chunks, name="kiln-from-npy-" + tokenize(path, stamp, chunks),
                          asarray=False, fancy=False, meta=np.empty((0,) * len(shape), dtype))
 
@@ -505,23 +527,36 @@ def _finish_npy(_stored, partial_path, path, durable):
             os.close(fd)
 
 
+def _create_npy(partial_path, dtype, shape):
+    _core.npy_create(partial_path, dtype, shape)
+    return partial_path
+
+
+def _after(block, _created):  # a block, once the file it goes into exists
+    return block
+
+
 def to_npy(path, x, durable=False, compute=True):
     """Writes a Dask array as a .npy file, each block by the task that has it, in place
     into one file (no process holds more than its blocks). The file is written under a
     temporary name next to `path` and renamed to it when every block is in, so `path` is
     never half-written: on failure the temporary is removed and `path` is as it was.
     durable=True also fsyncs the file and its folder. Every process must see the same file
-    system. With compute=False returns a dask.delayed that does it all when computed."""
+    system. With compute=False returns a dask.delayed that does it all when computed (the
+    temporary is made by its first task; if the computation fails, `path` is still as it
+    was, but the temporary, `<path>.kiln-partial-*`, is left for the caller to remove)."""
     path = os.path.abspath(os.fsdecode(path))
     x = _as_dask(x, "x")
     partial_path = f"{path}.kiln-partial-{tokenize(x.name, os.getpid(), threading.get_ident())[:16]}"
+    if not compute:
+        created = dask.delayed(_create_npy)(partial_path, x.dtype.str, x.shape)
+        gated = x.map_blocks(_after, created, dtype=x.dtype, meta=np.empty((0,) * x.ndim, x.dtype))
+        stored = da.store(gated, _NpyWindows(partial_path), lock=False, compute=False)
+        return dask.delayed(_finish_npy)(stored, partial_path, path, durable)
     _core.npy_create(partial_path, x.dtype, x.shape)
     try:
-        stored = da.store(x, _NpyWindows(partial_path), lock=False, compute=False)
-        finish = dask.delayed(_finish_npy)(stored, partial_path, path, durable)
-        if not compute:
-            return finish
-        finish.compute()
+        da.store(x, _NpyWindows(partial_path), lock=False)
+        _finish_npy(None, partial_path, path, durable)
     except BaseException:
         if os.path.exists(partial_path):
             os.unlink(partial_path)
