@@ -39,7 +39,7 @@ from dask.highlevelgraph import HighLevelGraph
 from . import _core, _lib
 from ._lib import KilnError
 
-__all__ = ["evaluate", "from_npy", "to_npy", "random"]
+__all__ = ["evaluate", "from_npy", "generated", "random", "to_npy"]
 
 # ---- the thread budget of a task ---------------------------------------------------------
 
