@@ -31,6 +31,13 @@ std::string shape_str(const Shape& shape) {
   return s + ")";
 }
 
+bool window_fits(const Shape& whole, const Shape& start, const Shape& extent) {
+  if (start.size() != whole.size() || extent.size() != whole.size()) return false;
+  for (size_t d = 0; d < whole.size(); ++d)
+    if (start[d] < 0 || extent[d] < 0 || start[d] > whole[d] || extent[d] > whole[d] - start[d]) return false;
+  return true;
+}
+
 int64_t shape_size(const Shape& shape) {
   int64_t n = 1;
   for (int64_t d : shape) {

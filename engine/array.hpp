@@ -18,6 +18,9 @@ using Shape = std::vector<int64_t>;
 inline constexpr int kMaxDims = 32;  // NumPy's limit
 
 std::string shape_str(const Shape& shape);  // "(3, 4)", "()", "(5,)"
+// Whether [start, start + extent) is a window of an array of shape `whole`: as many axes,
+// and inside it along each.
+bool window_fits(const Shape& whole, const Shape& start, const Shape& extent);
 int64_t shape_size(const Shape& shape);     // throws BadArgument on negative or overflowing
 Shape c_strides(const Shape& shape, size_t itemsize);
 

@@ -24,11 +24,10 @@ Array generate_window(const GenSpec& spec, const Shape& start, const Shape& shap
   const size_t nd = whole.size();
   if (start.size() != nd || shape.size() != nd)
     bad("a window of " + std::to_string(start.size()) + " and " + std::to_string(shape.size()) +
-                               " dimensions for a generator of shape " + shape_str(whole));
-  for (size_t d = 0; d < nd; ++d)
-    if (start[d] < 0 || shape[d] < 0 || start[d] > whole[d] || shape[d] > whole[d] - start[d])
-      bad("the window at " + shape_str(start) + " of shape " + shape_str(shape) +
-                                 " does not fit in shape " + shape_str(whole));
+        " dimensions for a generator of shape " + shape_str(whole));
+  if (!window_fits(whole, start, shape))
+    bad("the window at " + shape_str(start) + " of shape " + shape_str(shape) + " does not fit in shape " +
+        shape_str(whole));
   const simd::KernelTable& kernels = Runtime::instance().kernels();
   const DType dtype = spec.dtype;
   simd::GenFn fn = kernels.generate[int(spec.gen)][int(dtype)];

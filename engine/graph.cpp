@@ -156,6 +156,16 @@ int Graph::linalg(const LinalgSpec& spec, const int* args, int pos) {
   return intern(n);
 }
 
+std::vector<char> Graph::reached(const std::vector<int>& from) const {
+  // Ids are topological: one pass from the highest id down reaches every operand.
+  std::vector<char> out(nodes_.size(), 0);
+  for (int r : from) out[r] = 1;
+  for (size_t id = nodes_.size(); id-- > 0;)
+    if (out[id])
+      for (int a = 0; a < nodes_[id].nargs; ++a) out[nodes_[id].args[a]] = 1;
+  return out;
+}
+
 std::string Graph::key() const {
   // Nodes in post-order from the roots (operands first, in operand order): equal
   // structures give equal keys whatever order the nodes were created in, and nodes the

@@ -84,6 +84,14 @@ struct ReduceSpec {
     return reduction_info(written_as >= 0 ? static_cast<Reduction>(written_as) : reduction).name;
   }
 
+  // The axes as written (all_axes false), non-negative ones first, ascending, then -1, -2, ...
+  std::vector<int> axis_list() const {
+    std::vector<int> out;
+    for (int bit = 0; bit < 64; ++bit)
+      if (axes >> bit & 1) out.push_back(axis_of(bit));
+    return out;
+  }
+
   static constexpr int kMinAxis = -32, kMaxAxis = 31;
   static int bit_of(int axis) { return axis >= 0 ? axis : 32 + (-axis - 1); }
   static int axis_of(int bit) { return bit < 32 ? bit : -(bit - 32) - 1; }
@@ -127,6 +135,9 @@ class Graph {
   const Node& node(int id) const { return nodes_[id]; }
   const std::vector<std::string>& input_names() const { return input_names_; }
   std::vector<int> roots;  // what evaluation returns, in order
+
+  // Which nodes `roots` reach (1) and which they do not (0), by node id.
+  std::vector<char> reached(const std::vector<int>& roots) const;
 
   // A canonical text of the nodes the roots reach (plan-cache key; printable).
   std::string key() const;

@@ -274,11 +274,7 @@ std::shared_ptr<const Plan> build_plan(const Graph& given, const std::vector<DTy
   plan->isa = kernels.isa;
 
   // Nodes the roots reach; the reductions among them, in topological (id) order.
-  std::vector<char> reached(g.nodes().size(), 0);
-  for (int r : g.roots) reached[r] = 1;
-  for (size_t id = g.nodes().size(); id-- > 0;)
-    if (reached[id])
-      for (int i = 0; i < g.node(id).nargs; ++i) reached[g.node(id).args[i]] = 1;
+  const std::vector<char> reached = g.reached(g.roots);
 
   plan->node_value.assign(g.nodes().size(), -1);
   for (size_t id = 0; id < g.nodes().size(); ++id)

@@ -27,17 +27,25 @@ struct ThreadBudget {
 };
 thread_local ThreadBudget thread_budget;
 
+// Lets go of an arena: after fork() one made by the parent belongs to threads that do not
+// exist here, and is deliberately leaked rather than destroyed (destroying it would wait
+// on them).
+void drop_arena(std::shared_ptr<tbb::task_arena>& arena, long owner_pid) {
+  if (arena && owner_pid != static_cast<long>(getpid())) new std::shared_ptr<tbb::task_arena>(std::move(arena));
+  arena.reset();
+}
+
 }  // namespace
 
 void Runtime::set_thread_num_threads(int n) {
   if (n < 0)
     throw Error(Status::BadArgument, "set_thread_num_threads: thread count must be >= 0, got " + std::to_string(n));
-  if (std::min(n, hardware_threads()) == thread_budget.threads) return;
-  if (thread_budget.arena && thread_budget.owner_pid != static_cast<long>(getpid()))
-    new std::shared_ptr<tbb::task_arena>(std::move(thread_budget.arena));  // a fork's: leaked, as in arena()
   // At most the cores: a share of the machine, never more of it (oneTBB would not start
   // the extra workers anyway, and says so on stderr).
-  thread_budget = ThreadBudget{std::min(n, hardware_threads()), 0, nullptr};
+  const int threads = std::min(n, hardware_threads());
+  if (threads == thread_budget.threads) return;
+  drop_arena(thread_budget.arena, thread_budget.owner_pid);
+  thread_budget.threads = threads;
 }
 
 int Runtime::thread_num_threads() { return thread_budget.threads; }
@@ -68,7 +76,7 @@ std::shared_ptr<tbb::task_arena> Runtime::arena() {
   if (thread_budget.threads > 0) {
     ThreadBudget& t = thread_budget;
     if (!t.arena || t.owner_pid != pid) {
-      if (t.arena) new std::shared_ptr<tbb::task_arena>(std::move(t.arena));  // a fork's: leaked, as below
+      drop_arena(t.arena, t.owner_pid);
       t.arena = std::make_shared<tbb::task_arena>(t.threads);
       t.owner_pid = pid;
     }
@@ -76,9 +84,7 @@ std::shared_ptr<tbb::task_arena> Runtime::arena() {
   }
   std::lock_guard<std::mutex> lock(mutex_);
   if (!arena_ || owner_pid_ != pid) {
-    // After fork() the parent's arena belongs to threads that do not exist here; it is
-    // deliberately leaked rather than destroyed (destroying it would wait on them).
-    if (arena_ && owner_pid_ != pid) new std::shared_ptr<tbb::task_arena>(std::move(arena_));
+    drop_arena(arena_, owner_pid_);
     int threads = requested_threads_ > 0 ? requested_threads_ : hardware_threads();
     arena_ = std::make_shared<tbb::task_arena>(threads);
     owner_pid_ = pid;

@@ -26,9 +26,9 @@ class Runtime {
 
   // A budget for the kiln work the calling thread starts, apart from the process's: n > 0
   // gives it an arena of its own of n threads, at most the cores (1: it runs alone, on
-  // itself); 0 returns it
-  // to the process's arena. A host that runs several tasks at once on threads of its own
-  // (a Dask worker) gives each a share of the cores this way, and nothing else changes.
+  // itself); 0 returns it to the process's arena. A host that runs several tasks at once
+  // on threads of its own (a Dask worker) gives each a share of the cores this way, and
+  // nothing else changes.
   // oneTBB draws every arena's workers from one pool of at most the core count, so
   // concurrent arenas never oversubscribe the machine.
   static void set_thread_num_threads(int n);

@@ -962,9 +962,7 @@ bool needs_parens(const Graph& g, const Node& parent, int arg, const Node& child
 std::string reduce_suffix(const ReduceSpec& r) {
   std::string s;
   if (!r.all_axes) {
-    std::vector<int> axes;
-    for (int bit = 0; bit < 64; ++bit)
-      if (r.axes >> bit & 1) axes.push_back(ReduceSpec::axis_of(bit));
+    const std::vector<int> axes = r.axis_list();
     s += ", axis=";
     if (axes.size() == 1) {
       s += std::to_string(axes[0]);

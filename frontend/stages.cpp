@@ -29,11 +29,7 @@ Stages split_at_reductions(std::string_view program) {
   Graph g;
   const int root = parse_expression(program, g);
   // Only what the root reaches (a program's earlier statements may compute more).
-  std::vector<char> reached(g.nodes().size(), 0);
-  reached[root] = 1;
-  for (int id = root; id >= 0; --id)
-    if (reached[id])
-      for (int a = 0; a < g.node(id).nargs; ++a) reached[g.node(id).args[a]] = 1;
+  const std::vector<char> reached = g.reached({root});
   // The graph again, each reduction replaced by an input named after its stage. Node ids
   // are topological, so a reduction's operand is rewritten before the reduction is.
   const std::string prefix = stage_prefix(g.input_names());
@@ -68,10 +64,9 @@ Stages split_at_reductions(std::string_view program) {
 std::string stages_text(const Stages& stages) {
   std::string text;
   for (const ReductionStage& s : stages.reductions) {
-    std::string axes;
-    if (s.spec.all_axes) axes = "None";
-    for (int bit = 0; bit < 64 && !s.spec.all_axes; ++bit)
-      if (s.spec.axes >> bit & 1) axes += (axes.empty() ? "" : ",") + std::to_string(ReduceSpec::axis_of(bit));
+    std::string axes = s.spec.all_axes ? "None" : "";
+    for (int axis : s.spec.all_axes ? std::vector<int>{} : s.spec.axis_list())
+      axes += (axes.empty() ? "" : ",") + std::to_string(axis);
     text += "reduce\t" + s.name + "\t" + reduction_info(s.spec.reduction).name + "\t" + axes + "\t" +
             (s.spec.keepdims ? "1" : "0") + "\t" + std::to_string(s.spec.ddof) + "\t" + s.operand + "\n";
   }

@@ -56,6 +56,20 @@ size_t read_full(int fd, char* buf, size_t n, uint64_t offset, const std::string
   return done;
 }
 
+// pwrite all n bytes at offset (retrying short writes and EINTR); errno-style code on
+// failure, 0 on success.
+int write_full(int fd, const char* buf, size_t n, uint64_t offset) {
+  while (n > 0) {
+    ssize_t w = ::pwrite(fd, buf, n, static_cast<off_t>(offset));
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return w == 0 ? EIO : errno;
+    buf += w;
+    n -= static_cast<size_t>(w);
+    offset += static_cast<uint64_t>(w);
+  }
+  return 0;
+}
+
 // Reports progress from whichever thread finished a piece, one report at a time.
 class Progress {
  public:
@@ -90,8 +104,8 @@ struct OpenFile {
   uint64_t size = 0;
 };
 
-OpenFile open_file(const std::string& path) {
-  OpenFile o{Fd{::open(path.c_str(), O_RDONLY | O_CLOEXEC)}};
+OpenFile open_file(const std::string& path, int mode = O_RDONLY) {
+  OpenFile o{Fd{::open(path.c_str(), mode | O_CLOEXEC)}};
   if (o.f.fd < 0) npy::fail(path, std::strerror(errno));
   struct stat st;
   if (::fstat(o.f.fd, &st) != 0) npy::fail(path, std::strerror(errno));
@@ -246,22 +260,14 @@ void create_npy(const std::string& path, DType dtype, const Shape& shape) {
     ::unlink(path.c_str());  // no half-made file stays behind
     npy::fail(path, std::strerror(err));
   };
-  for (size_t done = 0; done < header.size();) {
-    ssize_t w = ::pwrite(f.fd, header.data() + done, header.size() - done, static_cast<off_t>(done));
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) failed(w == 0 ? EIO : errno);
-    done += static_cast<size_t>(w);
-  }
+  if (int err = write_full(f.fd, header.data(), header.size(), 0)) failed(err);
   if (::ftruncate(f.fd, static_cast<off_t>(header.size() + nbytes)) != 0) failed(errno);
 }
 
 void write_npy_window(const std::string& path, const Shape& start, const Array& a) {
   if (!a.valid()) throw Error(Status::BadArgument, path + ": cannot write an empty array handle");
-  NpyHeader h;
-  {
-    OpenFile o = open_file(path);
-    h = header_of(o, path);
-  }
+  OpenFile o = open_file(path, O_RDWR);  // the header read, then the window written
+  const NpyHeader h = header_of(o, path);
   if (h.fortran || h.swapped)
     npy::fail(path, std::string("cannot write a window into a ") + (h.fortran ? "Fortran-order" : "byte-swapped") +
                         " file");
@@ -269,10 +275,7 @@ void write_npy_window(const std::string& path, const Shape& start, const Array& 
     npy::fail(path, std::string("the file holds ") + dtype_name(h.dtype) + ", the window is " + dtype_name(a.dtype()));
   const Shape& whole = h.shape;
   const size_t nd = whole.size();
-  bool fits = start.size() == nd && a.shape().size() == nd;
-  for (size_t d = 0; fits && d < nd; ++d)
-    fits = start[d] >= 0 && start[d] <= whole[d] && a.shape()[d] <= whole[d] - start[d];
-  if (!fits)
+  if (!window_fits(whole, start, a.shape()))
     npy::fail(path, "a window at " + shape_str(start) + " of shape " + shape_str(a.shape()) +
                         " does not fit in the file's shape " + shape_str(whole));
   if (a.size() == 0) return;
@@ -286,8 +289,6 @@ void write_npy_window(const std::string& path, const Shape& start, const Array& 
   Shape stride(nd, 1);  // of the file's array, in elements
   for (size_t d = nd; d-- > 1;) stride[d - 1] = stride[d] * whole[d];
   const Array c = a.is_c_contiguous() ? a : a.copy();
-  Fd f{::open(path.c_str(), O_WRONLY | O_CLOEXEC)};
-  if (f.fd < 0) npy::fail(path, std::strerror(errno));
   const int64_t rows = c.size() / run;
   for (int64_t r = 0; r < rows; ++r) {
     int64_t index = 0, rest = r;
@@ -300,15 +301,8 @@ void write_npy_window(const std::string& path, const Shape& start, const Array& 
       }
     }
     const char* p = c.data() + static_cast<uint64_t>(r * run) * item;
-    uint64_t n = static_cast<uint64_t>(run) * item, at = h.data_offset + static_cast<uint64_t>(index) * item;
-    while (n > 0) {
-      ssize_t w = ::pwrite(f.fd, p, n, static_cast<off_t>(at));
-      if (w < 0 && errno == EINTR) continue;
-      if (w <= 0) npy::fail(path, std::strerror(w == 0 ? EIO : errno));
-      p += w;
-      n -= static_cast<uint64_t>(w);
-      at += static_cast<uint64_t>(w);
-    }
+    const uint64_t at = h.data_offset + static_cast<uint64_t>(index) * item;
+    if (int err = write_full(o.f.fd, p, static_cast<size_t>(run) * item, at)) npy::fail(path, std::strerror(err));
   }
 }
 

@@ -49,8 +49,7 @@ Array by_stages(const std::string& expr, std::vector<std::string> names, std::ve
   };
   for (const kiln::ReductionStage& r : st.reductions) {
     std::string axes;
-    for (int bit = 0; bit < 64 && !r.spec.all_axes; ++bit)
-      if (r.spec.axes >> bit & 1) axes += std::to_string(kiln::ReduceSpec::axis_of(bit)) + ", ";
+    for (int axis : r.spec.axis_list()) axes += std::to_string(axis) + ", ";
     std::string call = std::string(kiln::reduction_info(r.spec.reduction).name) + "(" + r.operand +
                        (r.spec.all_axes ? "" : ", axis=(" + axes + ")") + (r.spec.keepdims ? ", keepdims=True" : "") +
                        ", ddof=" + std::to_string(r.spec.ddof) + ")";

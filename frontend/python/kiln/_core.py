@@ -333,8 +333,6 @@ def save_many(paths, arrays):
     _call_with_inputs([f"arrays[{i}]" for i in range(n)], arrays, run)
 
 
-
-
 # ---- blocks of arrays (kiln.dask) --------------------------------------------------------
 
 def split_reductions(expr):
