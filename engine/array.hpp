@@ -3,7 +3,12 @@
 // copies the handle, never the bytes. A buffer is either kiln's own 64-byte-aligned
 // allocation or user memory wrapped with a release callback; nothing else can tell which.
 #pragma once
+#include <algorithm>
+#include <compare>
 #include <cstdint>
+#include <initializer_list>
+#include <iterator>
+#include <type_traits>
 #include <functional>
 #include <memory>
 #include <string>
@@ -14,8 +19,121 @@
 
 namespace kiln {
 
-using Shape = std::vector<int64_t>;
 inline constexpr int kMaxDims = 32;  // NumPy's limit
+
+// Dimensions (or byte strides) of an array: a vector of at most kMaxDims values kept in
+// place. Shapes are copied with every Array handle, and as std::vectors those copies
+// were most of the 65 heap allocations of a cached evaluation (string API, 16 elements),
+// half its time. More than kMaxDims values is a BadArgument error, as NumPy's.
+class Shape {
+ public:
+  using value_type = int64_t;
+  using iterator = int64_t*;
+  using const_iterator = const int64_t*;
+  using reverse_iterator = std::reverse_iterator<int64_t*>;
+  using const_reverse_iterator = std::reverse_iterator<const int64_t*>;
+
+  Shape() = default;
+  explicit Shape(size_t n, int64_t value = 0) { assign(n, value); }
+  Shape(std::initializer_list<int64_t> values) { assign(values.begin(), values.end()); }
+  template <class It>
+    requires(!std::is_integral_v<It>)
+  Shape(It first, It last) {
+    assign(first, last);
+  }
+  Shape(const std::vector<int64_t>& values) { assign(values.begin(), values.end()); }  // NOLINT: implicit
+  Shape(const Shape& other) : n_(other.n_) { std::copy(other.begin(), other.end(), d_); }
+  Shape& operator=(const Shape& other) {
+    n_ = other.n_;
+    std::copy(other.begin(), other.end(), d_);
+    return *this;
+  }
+  operator std::vector<int64_t>() const { return {begin(), end()}; }  // NOLINT: implicit
+
+  size_t size() const { return n_; }
+  bool empty() const { return n_ == 0; }
+  int64_t* data() { return d_; }
+  const int64_t* data() const { return d_; }
+  int64_t& operator[](size_t i) { return d_[i]; }
+  int64_t operator[](size_t i) const { return d_[i]; }
+  int64_t* begin() { return d_; }
+  int64_t* end() { return d_ + n_; }
+  const int64_t* begin() const { return d_; }
+  const int64_t* end() const { return d_ + n_; }
+  reverse_iterator rbegin() { return reverse_iterator(end()); }
+  reverse_iterator rend() { return reverse_iterator(begin()); }
+  const_reverse_iterator rbegin() const { return const_reverse_iterator(end()); }
+  const_reverse_iterator rend() const { return const_reverse_iterator(begin()); }
+  int64_t& front() { return d_[0]; }
+  int64_t front() const { return d_[0]; }
+  int64_t& back() { return d_[n_ - 1]; }
+  int64_t back() const { return d_[n_ - 1]; }
+
+  void clear() { n_ = 0; }
+  void reserve(size_t n) { check(n); }
+  void push_back(int64_t v) {
+    check(n_ + 1);
+    d_[n_++] = v;
+  }
+  void pop_back() { --n_; }
+  void resize(size_t n, int64_t value = 0) {
+    check(n);
+    if (n > n_) std::fill(d_ + n_, d_ + n, value);
+    n_ = static_cast<uint32_t>(n);
+  }
+  void assign(size_t n, int64_t value) {
+    check(n);
+    std::fill(d_, d_ + n, value);
+    n_ = static_cast<uint32_t>(n);
+  }
+  template <class It>
+    requires(!std::is_integral_v<It>)
+  void assign(It first, It last) {
+    n_ = 0;
+    for (; first != last; ++first) push_back(static_cast<int64_t>(*first));
+  }
+  int64_t* insert(const int64_t* pos, int64_t v) {
+    const size_t at = static_cast<size_t>(pos - d_);
+    check(n_ + 1);
+    std::copy_backward(d_ + at, d_ + n_, d_ + n_ + 1);
+    d_[at] = v;
+    ++n_;
+    return d_ + at;
+  }
+  template <class It>
+    requires(!std::is_integral_v<It>)
+  int64_t* insert(const int64_t* pos, It first, It last) {
+    Shape tail(pos, static_cast<const int64_t*>(end()));
+    const size_t at = static_cast<size_t>(pos - d_);
+    n_ = static_cast<uint32_t>(at);
+    for (; first != last; ++first) push_back(static_cast<int64_t>(*first));
+    for (int64_t v : tail) push_back(v);
+    return d_ + at;
+  }
+  int64_t* insert(const int64_t* pos, std::initializer_list<int64_t> values) {
+    return insert(pos, values.begin(), values.end());
+  }
+  int64_t* erase(const int64_t* pos) { return erase(pos, pos + 1); }
+  int64_t* erase(const int64_t* first, const int64_t* last) {
+    const size_t at = static_cast<size_t>(first - d_), count = static_cast<size_t>(last - first);
+    std::copy(d_ + at + count, d_ + n_, d_ + at);
+    n_ -= static_cast<uint32_t>(count);
+    return d_ + at;
+  }
+
+  friend bool operator==(const Shape& a, const Shape& b) { return std::equal(a.begin(), a.end(), b.begin(), b.end()); }
+  friend auto operator<=>(const Shape& a, const Shape& b) {
+    return std::lexicographical_compare_three_way(a.begin(), a.end(), b.begin(), b.end());
+  }
+
+ private:
+  static void check(size_t n) {
+    if (n > static_cast<size_t>(kMaxDims))
+      throw Error(Status::BadArgument, "arrays may have at most 32 dimensions, got " + std::to_string(n));
+  }
+  uint32_t n_ = 0;
+  int64_t d_[kMaxDims];  // [0, n_) hold values; the rest is never read
+};
 
 std::string shape_str(const Shape& shape);  // "(3, 4)", "()", "(5,)"
 // Whether [start, start + extent) is a window of an array of shape `whole`: as many axes,

@@ -311,7 +311,9 @@ std::shared_ptr<const Plan> string_plan(std::string_view expr, size_t n, const c
                                         const Array* const* arrays, const DType* out_dtype, const ResultNames* results) {
   std::vector<DType> given_dtypes(n);
   // Every part length-prefixed: no text, name or result name can pass for another.
-  std::string key = "s";
+  std::string key;
+  key.reserve(64 + expr.size() + 16 * n);  // grown in steps, it was three allocations a call
+  key += 's';
   auto part = [&](std::string_view text) {
     key += std::to_string(text.size());
     key += ':';
@@ -397,6 +399,8 @@ struct BindingView {
   std::vector<const char*> names;
   std::vector<const Array*> arrays;
   explicit BindingView(const Bindings& b) {
+    names.reserve(b.size());
+    arrays.reserve(b.size());
     for (const auto& [name, array] : b) {
       names.push_back(name.c_str());
       arrays.push_back(&array);
