@@ -124,3 +124,57 @@ TEST_CASE("freed large buffers are reused by the next array of their size class,
   CHECK(static_cast<const void*>(e.data()) != second);
 #endif
 }
+
+// Shape is a vector kept in place: every edit is checked against std::vector doing the same.
+TEST_CASE("Shape edits as std::vector does, and refuses more than 32 values", "[array]") {
+  std::vector<int64_t> ref;
+  Shape s;
+  uint64_t state = 12345;
+  auto next = [&] { return state = state * 6364136223846793005ull + 1442695040888963407ull, state >> 33; };
+  for (int step = 0; step < 20000; ++step) {
+    const int64_t v = static_cast<int64_t>(next() % 1000) - 500;
+    const size_t at = ref.empty() ? 0 : next() % (ref.size() + 1);
+    switch (next() % 8) {
+      case 0:
+        if (ref.size() < 32) ref.push_back(v), s.push_back(v);
+        break;
+      case 1:
+        if (ref.size() < 32) ref.insert(ref.begin() + at, v), s.insert(s.begin() + at, v);
+        break;
+      case 2:
+        if (at < ref.size()) ref.erase(ref.begin() + at), s.erase(s.begin() + at);
+        break;
+      case 3: {
+        const size_t n = next() % 33;
+        ref.resize(n, v), s.resize(n, v);
+        break;
+      }
+      case 4: {
+        const std::vector<int64_t> more{v, v + 1, v + 2};
+        if (ref.size() + 3 <= 32) ref.insert(ref.begin() + at, more.begin(), more.end()), s.insert(s.begin() + at, more.begin(), more.end());
+        break;
+      }
+      case 5:
+        if (!ref.empty()) ref.erase(ref.begin(), ref.begin() + at), s.erase(s.begin(), s.begin() + at);
+        break;
+      case 6: {
+        Shape copy = s;  // copies and assignments carry exactly the values
+        s = Shape();
+        s = copy;
+        break;
+      }
+      default:
+        if (!ref.empty()) ref.pop_back(), s.pop_back();
+    }
+    REQUIRE(std::vector<int64_t>(s) == ref);
+    REQUIRE(s == Shape(ref));
+  }
+  CHECK(Shape{1, 2} < Shape{1, 3});
+  CHECK(Shape{1, 2} < Shape{1, 2, 0});
+  CHECK(Shape(std::vector<int64_t>{4, 5}) == Shape{4, 5});
+  Shape full(32, 7);
+  CHECK_THROWS_WITH(full.push_back(1), Catch::Contains("at most 32 dimensions, got 33"));
+  CHECK_THROWS_WITH(full.insert(full.begin(), 1), Catch::Contains("got 33"));
+  CHECK(full == Shape(32, 7));  // a refused edit changes nothing
+  CHECK_THROWS_AS(Shape(std::vector<int64_t>(40, 1)), kiln::Error);
+}
