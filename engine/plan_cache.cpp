@@ -7,19 +7,19 @@ PlanCache& PlanCache::global() {
   return *cache;
 }
 
-std::shared_ptr<const Plan> PlanCache::get(const std::string& key,
-                                           const std::function<std::shared_ptr<const Plan>()>& build) {
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    auto it = index_.find(key);
-    if (it != index_.end()) {
-      lru_.splice(lru_.begin(), lru_, it->second);
-      ++hits_;
-      return it->second->second;
-    }
+std::shared_ptr<const Plan> PlanCache::find(const std::string& key) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = index_.find(key);
+  if (it == index_.end()) {
     ++misses_;
+    return nullptr;
   }
-  std::shared_ptr<const Plan> plan = build();
+  lru_.splice(lru_.begin(), lru_, it->second);
+  ++hits_;
+  return it->second->second;
+}
+
+std::shared_ptr<const Plan> PlanCache::insert(const std::string& key, std::shared_ptr<const Plan> plan) {
   std::lock_guard<std::mutex> lock(mutex_);
   auto it = index_.find(key);
   if (it != index_.end()) return it->second->second;  // another thread built it meanwhile

@@ -3,7 +3,6 @@
 // input dtypes, the output dtype and the instruction set). Bounded, least recently used
 // plans are evicted; safe to use from many threads at once.
 #pragma once
-#include <functional>
 #include <list>
 #include <memory>
 #include <mutex>
@@ -20,9 +19,16 @@ class PlanCache {
   static PlanCache& global();
 
   // The cached plan for `key`, or build() (outside the lock: planning never blocks other
-  // threads' lookups) and remember it.
-  std::shared_ptr<const Plan> get(const std::string& key,
-                                  const std::function<std::shared_ptr<const Plan>()>& build);
+  // threads' lookups) and remember it. A template, not a std::function: the caller's
+  // lambda did not fit std::function's inline storage, a heap allocation per lookup.
+  template <class Build> std::shared_ptr<const Plan> get(const std::string& key, const Build& build) {
+    if (std::shared_ptr<const Plan> plan = find(key)) return plan;
+    return insert(key, build());
+  }
+  // The cached plan for `key` (now the most recently used), or null.
+  std::shared_ptr<const Plan> find(const std::string& key);
+  // Remembers `plan` for `key` and returns it, or the plan another thread put there first.
+  std::shared_ptr<const Plan> insert(const std::string& key, std::shared_ptr<const Plan> plan);
   size_t size();
   uint64_t hits() const { return hits_; }
   uint64_t misses() const { return misses_; }

@@ -41,10 +41,16 @@ kiln_status guarded(F&& f) {
 inline void require(bool ok, const std::string& message) {
   if (!ok) throw Error(Status::BadArgument, message);
 }
+// A literal message becomes a std::string only when the check fails: the checks of a
+// cached kiln_eval built four strings a call, each a heap allocation.
+inline void require(bool ok, const char* message) {
+  if (!ok) throw Error(Status::BadArgument, message);
+}
 
 inline Shape shape_from(int ndim, const int64_t* shape, const char* what) {
-  require(ndim >= 0 && ndim <= kMaxDims, std::string(what) + ": ndim must be between 0 and 32, got " + std::to_string(ndim));
-  require(ndim == 0 || shape, std::string(what) + ": shape is NULL");
+  if (ndim < 0 || ndim > kMaxDims)
+    throw Error(Status::BadArgument, std::string(what) + ": ndim must be between 0 and 32, got " + std::to_string(ndim));
+  if (ndim != 0 && !shape) throw Error(Status::BadArgument, std::string(what) + ": shape is NULL");
   return Shape(shape, shape + ndim);
 }
 
