@@ -38,6 +38,10 @@ bool window_fits(const Shape& whole, const Shape& start, const Shape& extent) {
   return true;
 }
 
+void Shape::too_many(size_t n) {
+  throw Error(Status::BadArgument, "arrays may have at most 32 dimensions, got " + std::to_string(n));
+}
+
 int64_t shape_size(const Shape& shape) {
   int64_t n = 1;
   for (int64_t d : shape) {

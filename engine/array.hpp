@@ -8,7 +8,6 @@
 #include <cstdint>
 #include <initializer_list>
 #include <iterator>
-#include <type_traits>
 #include <functional>
 #include <memory>
 #include <string>
@@ -36,14 +35,11 @@ class Shape {
   Shape() = default;
   explicit Shape(size_t n, int64_t value = 0) { assign(n, value); }
   Shape(std::initializer_list<int64_t> values) { assign(values.begin(), values.end()); }
-  template <class It>
-    requires(!std::is_integral_v<It>)
-  Shape(It first, It last) {
-    assign(first, last);
-  }
+  template <std::forward_iterator It> Shape(It first, It last) { assign(first, last); }
   Shape(const std::vector<int64_t>& values) { assign(values.begin(), values.end()); }  // NOLINT: implicit
-  Shape(const Shape& other) : n_(other.n_) { std::copy(other.begin(), other.end(), d_); }
-  Shape& operator=(const Shape& other) {
+  Shape(const Shape& other) noexcept : n_(other.n_) { std::copy(other.begin(), other.end(), d_); }
+  Shape& operator=(const Shape& other) noexcept {
+    if (this == &other) return *this;
     n_ = other.n_;
     std::copy(other.begin(), other.end(), d_);
     return *this;
@@ -86,11 +82,12 @@ class Shape {
     std::fill(d_, d_ + n, value);
     n_ = static_cast<uint32_t>(n);
   }
-  template <class It>
-    requires(!std::is_integral_v<It>)
-  void assign(It first, It last) {
-    n_ = 0;
-    for (; first != last; ++first) push_back(static_cast<int64_t>(*first));
+  // Ranges are measured first: one too long is refused with its length, and nothing changes.
+  template <std::forward_iterator It> void assign(It first, It last) {
+    const size_t n = static_cast<size_t>(std::distance(first, last));
+    check(n);
+    std::transform(first, last, d_, [](auto v) { return static_cast<int64_t>(v); });
+    n_ = static_cast<uint32_t>(n);
   }
   int64_t* insert(const int64_t* pos, int64_t v) {
     const size_t at = static_cast<size_t>(pos - d_);
@@ -100,14 +97,12 @@ class Shape {
     ++n_;
     return d_ + at;
   }
-  template <class It>
-    requires(!std::is_integral_v<It>)
-  int64_t* insert(const int64_t* pos, It first, It last) {
-    Shape tail(pos, static_cast<const int64_t*>(end()));
-    const size_t at = static_cast<size_t>(pos - d_);
-    n_ = static_cast<uint32_t>(at);
-    for (; first != last; ++first) push_back(static_cast<int64_t>(*first));
-    for (int64_t v : tail) push_back(v);
+  template <std::forward_iterator It> int64_t* insert(const int64_t* pos, It first, It last) {
+    const size_t at = static_cast<size_t>(pos - d_), count = static_cast<size_t>(std::distance(first, last));
+    check(n_ + count);
+    std::copy_backward(d_ + at, d_ + n_, d_ + n_ + count);
+    std::transform(first, last, d_ + at, [](auto v) { return static_cast<int64_t>(v); });
+    n_ += static_cast<uint32_t>(count);
     return d_ + at;
   }
   int64_t* insert(const int64_t* pos, std::initializer_list<int64_t> values) {
@@ -128,9 +123,9 @@ class Shape {
 
  private:
   static void check(size_t n) {
-    if (n > static_cast<size_t>(kMaxDims))
-      throw Error(Status::BadArgument, "arrays may have at most 32 dimensions, got " + std::to_string(n));
+    if (n > static_cast<size_t>(kMaxDims)) too_many(n);
   }
+  [[noreturn]] static void too_many(size_t n);
   uint32_t n_ = 0;
   int64_t d_[kMaxDims];  // [0, n_) hold values; the rest is never read
 };

@@ -678,7 +678,7 @@ class Parser {
     size_t pos = 0;
     enum Kind { Expression, Tuple, DTypeName, Flag, None } kind = Expression;
     int node = -1;
-    Shape tuple;
+    std::vector<int64_t> tuple;  // checked against kMaxDims where it becomes a shape
     DType dtype = DType::Float64;
     bool flag = false;
   };
@@ -806,7 +806,12 @@ class Parser {
     auto shape = [&](std::string_view param) -> std::optional<Shape> {
       const GenArg& a = *slot_of(param);
       if (!a.given || a.kind == GenArg::None) return std::nullopt;
-      if (a.kind == GenArg::Tuple) return a.tuple;
+      if (a.kind == GenArg::Tuple) {
+        if (a.tuple.size() > static_cast<size_t>(kMaxDims))
+          throw Error(Status::BadArgument, fn + ": a shape of " + std::to_string(a.tuple.size()) + " dimensions (at most " +
+                                               std::to_string(kMaxDims) + ")");
+        return Shape(a.tuple);
+      }
       return Shape{integer(param, 0)};
     };
     auto seed = [&]() -> uint64_t {

@@ -176,5 +176,9 @@ TEST_CASE("Shape edits as std::vector does, and refuses more than 32 values", "[
   CHECK_THROWS_WITH(full.push_back(1), Catch::Contains("at most 32 dimensions, got 33"));
   CHECK_THROWS_WITH(full.insert(full.begin(), 1), Catch::Contains("got 33"));
   CHECK(full == Shape(32, 7));  // a refused edit changes nothing
-  CHECK_THROWS_AS(Shape(std::vector<int64_t>(40, 1)), kiln::Error);
+  const std::vector<int64_t> three{1, 2, 3};
+  CHECK_THROWS_WITH(full.insert(full.begin() + 5, three.begin(), three.end()), Catch::Contains("got 35"));
+  CHECK(full == Shape(32, 7));
+  CHECK_THROWS_WITH(Shape(std::vector<int64_t>(40, 1)), Catch::Contains("at most 32 dimensions, got 40"));
+  CHECK_THROWS_WITH(Array::empty(DType::Float64, std::vector<int64_t>(40, 1)), Catch::Contains("got 40"));
 }

@@ -569,6 +569,8 @@ TEST_CASE("generator calls with bad arguments name the function and the argument
       {"bernoulli(2, seed=1)", Status::BadArgument, "p must be in [0, 1]"},
       {"full((2,), 1, fill_value=2)", Status::ParseError, "got argument 'fill_value' twice"},
       {"full(shape=(2,), 3)", Status::ParseError, "positional argument after keyword arguments"},
+      {"zeros((1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1))",
+       Status::BadArgument, "zeros: a shape of 33 dimensions (at most 32) (at position 0)"},
   };
   for (const Bad& c : cases) {
     INFO(c.text);
