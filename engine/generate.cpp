@@ -23,8 +23,6 @@ std::string shape_text(const Shape& s) {
 }
 
 void check_shape(const char* fn, const Shape& shape) {
-  if (shape.size() > static_cast<size_t>(kMaxDims))
-    bad(fn, "a shape of " + std::to_string(shape.size()) + " dimensions (at most " + std::to_string(kMaxDims) + ")");
   for (int64_t d : shape)
     if (d < 0) bad(fn, "negative dimensions are not allowed, got shape " + shape_str(shape));
   shape_size(shape);  // throws on overflow

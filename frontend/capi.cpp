@@ -52,11 +52,10 @@ namespace {
 // Every names[i] and arrays[i] given (the lists themselves checked by the caller).
 void require_bindings(const char* what, size_t n, const char* const* names, kiln_array* const* arrays) {
   for (size_t i = 0; i < n; ++i) {
-    if (!names[i])
-      throw kiln::Error(kiln::Status::BadArgument, std::string(what) + ": names[" + std::to_string(i) + "] is NULL");
-    if (!arrays[i])
-      throw kiln::Error(kiln::Status::BadArgument,
-                        std::string(what) + ": arrays[" + std::to_string(i) + "] (name '" + names[i] + "') is NULL");
+    require(names[i], [&] { return std::string(what) + ": names[" + std::to_string(i) + "] is NULL"; });
+    require(arrays[i], [&] {
+      return std::string(what) + ": arrays[" + std::to_string(i) + "] (name '" + names[i] + "') is NULL";
+    });
   }
 }
 
@@ -237,10 +236,10 @@ int64_t load(const int64_t* p) {
 // The records of kiln_eval_views as arrays over the caller's memory (no release: borrowed).
 std::vector<kiln::Array> views_from(size_t n, const int64_t* views, size_t views_len) {
   require(n == 0 || views, "kiln_eval_views: views is NULL");
-  if (n > views_len / 3)
-    throw kiln::Error(kiln::Status::BadArgument, "kiln_eval_views: " + std::to_string(n) +
-                                                     " views cannot fit in views_len " + std::to_string(views_len) +
-                                                     " (each takes at least 3 values)");
+  require(n <= views_len / 3, [&] {
+    return "kiln_eval_views: " + std::to_string(n) + " views cannot fit in views_len " + std::to_string(views_len) +
+           " (each takes at least 3 values)";
+  });
   // Messages are built only on failure: this runs on every call of a binding.
   auto check = [](bool ok, size_t i, const auto& message) {
     if (!ok) throw kiln::Error(kiln::Status::BadArgument, "kiln_eval_views: view " + std::to_string(i) + message());
@@ -265,9 +264,10 @@ std::vector<kiln::Array> views_from(size_t n, const int64_t* views, size_t views
                                        static_cast<kiln::DType>(code), std::move(shape), std::move(strides), nullptr));
     at += 3 + 2 * static_cast<size_t>(ndim);
   }
-  if (at != views_len)
-    throw kiln::Error(kiln::Status::BadArgument, "kiln_eval_views: views_len is " + std::to_string(views_len) +
-                                                     " but the " + std::to_string(n) + " views take " + std::to_string(at));
+  require(at == views_len, [&] {
+    return "kiln_eval_views: views_len is " + std::to_string(views_len) + " but the " + std::to_string(n) +
+           " views take " + std::to_string(at);
+  });
   return arrays;
 }
 }  // namespace
@@ -279,8 +279,7 @@ kiln_status kiln_eval_views(const char* expr, size_t n, const char* const* names
     require(n == 0 || names, "kiln_eval_views: names is NULL");
     require(out || result, "kiln_eval_views: both out and result are NULL: there is nowhere to put the result");
     for (size_t i = 0; i < n; ++i)
-      if (!names[i])
-        throw kiln::Error(kiln::Status::BadArgument, "kiln_eval_views: names[" + std::to_string(i) + "] is NULL");
+      require(names[i], [&] { return "kiln_eval_views: names[" + std::to_string(i) + "] is NULL"; });
     std::vector<kiln::Array> arrays = views_from(n, views, views_len);
     std::vector<const kiln::Array*> bound(n);
     for (size_t i = 0; i < n; ++i) bound[i] = &arrays[i];

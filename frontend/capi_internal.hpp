@@ -2,6 +2,7 @@
 // exception-to-status guard every entry point runs in.
 #pragma once
 #include <atomic>
+#include <concepts>
 #include <cstdint>
 #include <cstring>
 #include <new>
@@ -41,16 +42,20 @@ kiln_status guarded(F&& f) {
 inline void require(bool ok, const std::string& message) {
   if (!ok) throw Error(Status::BadArgument, message);
 }
-// A literal message becomes a std::string only when the check fails: the checks of a
-// cached kiln_eval built four strings a call, each a heap allocation.
+// Messages become strings only when a check fails (a literal, or a function that makes
+// the message): the checks of a cached kiln_eval built four strings a call, each a heap
+// allocation.
 inline void require(bool ok, const char* message) {
   if (!ok) throw Error(Status::BadArgument, message);
 }
+template <std::invocable Message> void require(bool ok, const Message& message) {
+  if (!ok) throw Error(Status::BadArgument, message());
+}
 
 inline Shape shape_from(int ndim, const int64_t* shape, const char* what) {
-  if (ndim < 0 || ndim > kMaxDims)
-    throw Error(Status::BadArgument, std::string(what) + ": ndim must be between 0 and 32, got " + std::to_string(ndim));
-  if (ndim != 0 && !shape) throw Error(Status::BadArgument, std::string(what) + ": shape is NULL");
+  require(ndim >= 0 && ndim <= kMaxDims,
+          [&] { return std::string(what) + ": ndim must be between 0 and 32, got " + std::to_string(ndim); });
+  require(ndim == 0 || shape, [&] { return std::string(what) + ": shape is NULL"; });
   return Shape(shape, shape + ndim);
 }
 
