@@ -142,9 +142,13 @@ template <class T> inline T int_power(T base, T exp) {
 
 // glibc's vector math library (libmvec, at most 4 ulp) against xsimd, by function, dtype
 // and instruction set: where libmvec measured more than 1.1x faster per element (8192
-// arguments in each function's usual range, this file's flags, medians of 3, AMD EPYC),
-// the batch path calls it. AVX2: libmvec wins most of float64 (2.6x for exp, 1.6x for
-// log1p); AVX-512: xsimd keeps sin, cos, exp and log. SSE2 keeps xsimd (not measured).
+// arguments in each function's usual range, this file's flags, best of 300), the batch
+// path calls it. AVX-512 (Zen 5 EPYC): xsimd keeps sin, cos, exp and log. AVX2, measured
+// again on a Zen 3 EPYC (AVX2 only: where this table runs by default): libmvec is faster
+// for all of float64 but arcsin and arctan (1.3-3.6x: sin and cos 2.2x on (-3.2, 3.2),
+// exp 2.2x, log1p 2.2x) and float32 but the exp family, the inverse hyperbolics, arcsin
+// and tanh (1.1-2.4x: sin and cos 2.0x); float64 arctan and float32 tanh tie there and
+// keep libmvec, which won on the Zen 5 under AVX2 flags. SSE2 keeps xsimd (not measured).
 // Entry points follow the x86-64 vector function ABI (d = AVX2, e = AVX-512); each set's
 // file declares only its own, as a wider vector type would change the calling convention.
 #define KILN_MVEC_FUNCTIONS(X) \
@@ -158,9 +162,11 @@ constexpr Op kMvec32[] = {Op::sin, Op::expm1, Op::log2, Op::log10, Op::cosh, Op:
 #elif defined(__AVX2__)
 #define KILN_MVEC_F64(fn) _ZGVdN4v_##fn
 #define KILN_MVEC_F32(fn) _ZGVdN8v_##fn##f
-constexpr Op kMvec64[] = {Op::sin,   Op::exp,   Op::exp2,    Op::expm1,  Op::log,    Op::log2,    Op::log10,
-                          Op::log1p, Op::cosh,  Op::tanh,    Op::arccos, Op::arctan, Op::arcsinh, Op::cbrt};
-constexpr Op kMvec32[] = {Op::sin, Op::log, Op::log2, Op::log10, Op::log1p, Op::cosh, Op::tanh, Op::arccos};
+constexpr Op kMvec64[] = {Op::sin,     Op::cos,   Op::tan,    Op::exp,     Op::exp2,    Op::expm1,
+                          Op::log,     Op::log2,  Op::log10,  Op::log1p,   Op::sinh,    Op::cosh,
+                          Op::tanh,    Op::arccos, Op::arctan, Op::arcsinh, Op::arccosh, Op::arctanh, Op::cbrt};
+constexpr Op kMvec32[] = {Op::sin,  Op::cos,  Op::tan,    Op::log,    Op::log2, Op::log10, Op::log1p,
+                          Op::sinh, Op::cosh, Op::tanh,   Op::arccos, Op::arctan, Op::cbrt};
 #endif
 #if defined(KILN_MVEC_F64)
 // The register types of this set's batches: __m512d/__m512 or __m256d/__m256.
@@ -284,7 +290,7 @@ template <> struct Impl<Op::arccos> { KILN_MATH1_MVEC(Op::arccos, acos) };
 template <> struct Impl<Op::arctan> { KILN_MATH1_MVEC(Op::arctan, atan) };
 // xsimd's atan2 gets the signed-zero and infinite quadrants wrong: libm only.
 template <> struct Impl<Op::arctan2> { KILN_SCALAR2(std::atan2(a, b)) };
-template <> struct Impl<Op::sinh> { KILN_MATH1(sinh) KILN_SAFE_BETWEEN(-709, 709, -88, 88) };
+template <> struct Impl<Op::sinh> { KILN_MATH1_MVEC(Op::sinh, sinh) KILN_SAFE_BETWEEN(-709, 709, -88, 88) };
 template <> struct Impl<Op::cosh> { KILN_MATH1_MVEC(Op::cosh, cosh) KILN_SAFE_BETWEEN(-709, 709, -88, 88) };
 template <> struct Impl<Op::tanh> { KILN_MATH1_MVEC(Op::tanh, tanh) };
 template <> struct Impl<Op::arcsinh> { KILN_MATH1_MVEC(Op::arcsinh, asinh) };
