@@ -5,9 +5,11 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <limits>
 #include <numeric>
 #include <string>
 #include <vector>
@@ -171,7 +173,9 @@ TEST_CASE("generators fuse: sin(arange(n) * 0.01) allocates only its result", "[
   uint64_t before = kiln::array_bytes_allocated();
   Array r = kiln::eval(e);
   CHECK(kiln::array_bytes_allocated() - before == static_cast<uint64_t>(n) * 8);
-  CHECK(r.data_as<double>()[n - 1] == std::sin(static_cast<double>(n - 1) * 0.01));
+  // The math kernels promise 4 ulp (libmvec's sin, on AVX2, is not libm's bits).
+  const double want = std::sin(static_cast<double>(n - 1) * 0.01);
+  CHECK(std::fabs(r.data_as<double>()[n - 1] - want) <= 4 * std::numeric_limits<double>::epsilon() * std::fabs(want));
   Array a = Array::zeros(DType::Float64, {n});
   Expr w = kiln::where(kiln::random::uniform(1) < 0.25, Expr(a) + 1.0, 0.0);
   kiln::eval(w);

@@ -125,8 +125,9 @@ def test_arange_c_abi(start, stop, step, dt):
 def test_expressions_match_numpy(text, expected):
     expected = np.asarray(expected)
     for isa, got in nd.in_every_isa(lambda: nd.kiln_eval(text)):
-        if text.startswith("sin("):  # kiln's sin is within an ulp of NumPy's, not its bits
-            assert got.dtype == expected.dtype and np.allclose(got, expected, rtol=4e-16, atol=0), isa
+        if text.startswith("sin("):  # kiln's math is within 4 ulp (libmvec's bound on AVX2), not NumPy's bits
+            assert got.dtype == expected.dtype, isa
+            np.testing.assert_array_max_ulp(got, expected, maxulp=4)
         else:
             same(got, expected)
 
