@@ -188,6 +188,33 @@ class BlockBuilder {
   // A square is a multiply here: sin(a)**2 + cos(b)**2 runs 4 instructions instead of 5.
   // Scratch registers are written once before allocation, so the first op's sources still
   // hold their values where the second op runs.
+  // where(compare(..), t, u) fused above, with t or u a float arithmetic op's result used
+  // nowhere else: the op runs in the same pass (where(a > 0, a, 0.1*a): one instruction).
+  void fuse_where_value(Instr& where, std::map<int, int>& uses, const std::map<int, size_t>& made_by,
+                        std::vector<bool>& merged) {
+    for (int branch = 0; branch < 2; ++branch) {
+      int r = where.src[2 + branch];
+      auto it = made_by.find(r);
+      if (r < kScratchBase || uses[r] != 1 || it == made_by.end()) continue;
+      const Instr& value = code_[it->second];
+      const bool square = float_square(value);
+      if (!(chainable(value) || square) || value.compute != where.compute) continue;
+      const Op op = square ? Op::multiply : value.op;
+      const int other = where.src[3 - branch];
+      const int a = value.src[0], b = square ? value.src[0] : value.src[1];
+      where.src[2] = branch == 0 ? a : other;
+      where.src[3] = branch == 0 ? b : a;
+      where.src[4] = branch == 0 ? other : b;
+      where.nsrc = 5;
+      where.fn = kernels_.where_compare_op[simd::compare_index(where.op)][simd::chain_index(op)][branch]
+                                          [where.compute == DType::Float64];
+      where.value_op = op;
+      where.value_branch = branch;
+      merged[it->second] = true;
+      return;
+    }
+  }
+
   void fuse_chains(const std::vector<int>& live_out) {
     std::map<int, int> uses;
     for (const Instr& in : code_)
@@ -214,6 +241,7 @@ class BlockBuilder {
             fused.chain_position = 0;
             second = fused;
             merged[it->second] = true;
+            fuse_where_value(second, uses, made_by, merged);
           }
         }
       }
@@ -560,7 +588,15 @@ std::string Plan::explain() const {
         std::string dt = std::string("<") + dtype_name(in.compute) + ">";
         std::string first = op_info(in.op).name + dt + "(" + reg(in.src[0]) + ", " + reg(in.src[1]) + ")";
         std::string rest;
-        for (int k = 2; k < in.nsrc; ++k) rest += (k > 2 ? ", " : "") + reg(in.src[k]);
+        for (int k = 2; k < in.nsrc; ++k) {
+          rest += k > 2 ? ", " : "";
+          if (k == 2 + in.value_branch) {
+            rest += op_info(in.value_op).name + dt + "(" + reg(in.src[k]) + ", " + reg(in.src[k + 1]) + ")";
+            ++k;
+          } else {
+            rest += reg(in.src[k]);
+          }
+        }
         s += op_info(in.second).name + dt + "(" + (in.chain_position == 0 ? first + ", " + rest : rest + ", " + first) + ")";
       } else {
         s += std::string(op_info(in.op).name) + "<" + dtype_name(in.compute) + ">(";

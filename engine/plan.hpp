@@ -30,7 +30,7 @@
 
 namespace kiln {
 
-constexpr int kMaxInstrSources = 4;
+constexpr int kMaxInstrSources = 5;
 
 struct Instr {
   static constexpr int out(int k) { return -1 - k; }
@@ -46,9 +46,13 @@ struct Instr {
   DType result;
   // A chain (simd::KernelTable::chain): `op` is the first op, this the second, and
   // chain_position where the first's result enters it; -1 for a single op. A comparison
-  // chained into where() (simd::KernelTable::where_compare) has chain_position 0.
+  // chained into where() (simd::KernelTable::where_compare) has chain_position 0; with
+  // one of where's values made by `value_op` (where_compare_op), value_branch is which
+  // (0: the true value, sources 2 and 3; 1: the false value, sources 3 and 4), else -1.
   Op second = Op::add;
   int chain_position = -1;
+  Op value_op = Op::add;
+  int value_branch = -1;
 };
 
 struct Constant {

@@ -784,6 +784,27 @@ template <size_t... I> void fill_where_compare(KernelTable& t, std::index_sequen
    ...);
 }
 
+// where(compare(x, y), op(p, q), r) (Branch 0) or where(compare(x, y), p, op(q, r)).
+template <Op Compare, Op Arith, int Branch> struct WhereCompareOp {
+  template <class T> static T scalar(T x, T y, T p, T q, T r) {
+    if constexpr (Branch == 0) return WhereCompare<Compare>::scalar(x, y, Impl<Arith>::scalar(p, q), r);
+    else return WhereCompare<Compare>::scalar(x, y, p, Impl<Arith>::scalar(q, r));
+  }
+  template <class V> static V batch(V x, V y, V p, V q, V r) {
+    if constexpr (Branch == 0) return WhereCompare<Compare>::batch(x, y, Impl<Arith>::batch(p, q), r);
+    else return WhereCompare<Compare>::batch(x, y, p, Impl<Arith>::batch(q, r));
+  }
+};
+
+template <size_t... I> void fill_where_compare_op(KernelTable& t, std::index_sequence<I...>) {
+  // I = ((compare * 4) + op) * 2 + branch
+  ((t.where_compare_op[I / 8][I / 2 % 4][I % 2][0] =
+        &kernel<WhereCompareOp<kCompareOps[I / 8], kChainOps[I / 2 % 4], I % 2>, float, 5>,
+    t.where_compare_op[I / 8][I / 2 % 4][I % 2][1] =
+        &kernel<WhereCompareOp<kCompareOps[I / 8], kChainOps[I / 2 % 4], I % 2>, double, 5>),
+   ...);
+}
+
 template <size_t... I> void fill_chains(KernelTable& t, std::index_sequence<I...>) {
   // I = ((first * 4) + second) * 2 + position
   ((t.chain[I / 8][I / 2 % 4][I % 2][0] = &kernel<Chain<kChainOps[I / 8], kChainOps[I / 2 % 4], I % 2>, float, 3>,
@@ -801,6 +822,7 @@ inline KernelTable make_table(const char* isa) {
   t.isa = isa;
   fill_chains(t, std::make_index_sequence<32>{});
   fill_where_compare(t, std::make_index_sequence<6>{});
+  fill_where_compare_op(t, std::make_index_sequence<48>{});
 #define KILN_OP(id, name, symbol, arity, rule) fill_all_dtypes<Op::id>(t, AllDTypes{});
 #include "ops.def"
 #undef KILN_OP

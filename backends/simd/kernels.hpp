@@ -100,6 +100,10 @@ using GenFn = void (*)(const GenParams& p, int64_t first, int64_t step, int64_t 
 struct KernelTable {
   const char* isa;
   KernelFn where_compare[6][2];
+  // where_compare with one of where's values made in the same pass by a float arithmetic
+  // op (as in where(x > 0, x, 0.1*x)): branch 0 is where(compare(s0, s1), op(s2, s3), s4),
+  // branch 1 where(compare(s0, s1), s2, op(s3, s4)); by compare_index and chain_index.
+  KernelFn where_compare_op[6][4][2][2];  // [compare][op][branch][float32, float64]
   KernelFn chain[4][4][2][2];  // [first][second][position][float32, float64], by chain_index
   ReduceFns reduce[kNumReductions][kNumDTypes];  // by reduction and accumulate dtype
   KernelFn op[kNumOps][kNumDTypes];        // by op and compute dtype; null where the op

@@ -473,6 +473,31 @@ template <class T> void check_where_compare(int64_t n) {
     }
     CHECK(wrong == 0);
   }
+  // One of where's values made by an arithmetic op (where(x > 0, x, 0.1*x)): still one
+  // instruction, the op's result bit for bit, in either branch; the other value is x, which
+  // holds the NaNs and infinities, so the op meets them too.
+  const kiln::Op arith[] = {kiln::Op::add, kiln::Op::subtract, kiln::Op::multiply, kiln::Op::divide};
+  for (kiln::Op op : ops)
+    for (kiln::Op value_op : arith)
+      for (int branch = 0; branch < 2; ++branch) {
+        kiln::Expr v = kiln::Expr::apply(value_op, {x, a});
+        kiln::Expr e = kiln::where(kiln::Expr::apply(op, {x, y}), branch == 0 ? v : kiln::Expr(x), branch == 0 ? kiln::Expr(x) : v);
+        std::string plan = kiln::explain(e);
+        INFO(plan);
+        CHECK(std::count(plan.begin(), plan.end(), '\n') == 2);  // the step, then one instruction
+        CHECK(plan.find(std::string(kiln::op_info(value_op).name) + "<") != std::string::npos);
+        Array r = kiln::eval(e);
+        int64_t wrong = 0;
+        for (int64_t i = 0; i < n; ++i) {
+          const T xi = x.data_as<T>()[i];
+          const T vi = apply_scalar<T>(value_op, xi, a.data_as<T>()[i]);
+          const bool taken = compare_scalar(op, xi, y.data_as<T>()[i]);
+          T want = (taken == (branch == 0)) ? vi : xi;
+          T got = r.data_as<T>()[i];
+          if (std::memcmp(&got, &want, sizeof(T)) != 0 && !(std::isnan(got) && std::isnan(want))) ++wrong;
+        }
+        CHECK(wrong == 0);
+      }
 }
 }  // namespace
 
