@@ -215,6 +215,27 @@ class BlockBuilder {
     }
   }
 
+  // sqrt of a chain's result used nowhere else: the chain's instruction takes the root.
+  void fuse_sqrt(Instr& root, std::map<int, int>& uses, const std::map<int, size_t>& made_by,
+                 std::vector<bool>& merged) {
+    if (root.is_cast || root.op != Op::sqrt || root.chain_position >= 0 || root.nsrc != 1 ||
+        !(root.compute == DType::Float32 || root.compute == DType::Float64) || root.result != root.compute)
+      return;
+    const int r = root.src[0];
+    auto it = made_by.find(r);
+    if (r < kScratchBase || uses[r] != 1 || it == made_by.end()) return;
+    const Instr& chain = code_[it->second];
+    if (chain.chain_position < 0 || chain.second == Op::where || chain.sqrt_after || chain.compute != root.compute)
+      return;
+    Instr fused = chain;
+    fused.fn = kernels_.chain_sqrt[simd::chain_index(chain.op)][simd::chain_index(chain.second)][chain.chain_position]
+                                  [chain.compute == DType::Float64];
+    fused.dst = root.dst;
+    fused.sqrt_after = true;
+    root = fused;
+    merged[it->second] = true;
+  }
+
   void fuse_chains(const std::vector<int>& live_out) {
     std::map<int, int> uses;
     for (const Instr& in : code_)
@@ -268,6 +289,7 @@ class BlockBuilder {
         second = chain;
         merged[it->second] = true;
       }
+      fuse_sqrt(second, uses, made_by, merged);
       if (second.dst >= kScratchBase) made_by[second.dst] = j;
     }
     std::vector<Instr> kept;
@@ -597,7 +619,8 @@ std::string Plan::explain() const {
             rest += reg(in.src[k]);
           }
         }
-        s += op_info(in.second).name + dt + "(" + (in.chain_position == 0 ? first + ", " + rest : rest + ", " + first) + ")";
+        std::string chain = op_info(in.second).name + dt + "(" + (in.chain_position == 0 ? first + ", " + rest : rest + ", " + first) + ")";
+        s += in.sqrt_after ? "sqrt" + dt + "(" + chain + ")" : chain;
       } else {
         s += std::string(op_info(in.op).name) + "<" + dtype_name(in.compute) + ">(";
         for (int k = 0; k < in.nsrc; ++k) s += (k ? ", " : "") + reg(in.src[k]);

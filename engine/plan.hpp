@@ -53,6 +53,7 @@ struct Instr {
   int chain_position = -1;
   Op value_op = Op::add;
   int value_branch = -1;
+  bool sqrt_after = false;  // a chain whose square root is the result (chain_sqrt)
 };
 
 struct Constant {

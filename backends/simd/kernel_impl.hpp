@@ -765,6 +765,12 @@ template <Op First, Op Second, int Position> struct Chain {
   }
 };
 
+template <Op First, Op Second, int Position> struct ChainSqrt {
+  using C = Chain<First, Second, Position>;
+  template <class T> static T scalar(T x, T y, T z) { return Impl<Op::sqrt>::scalar(rounded(C::scalar(x, y, z))); }
+  template <class V> static V batch(V x, V y, V z) { return Impl<Op::sqrt>::batch(rounded(C::batch(x, y, z))); }
+};
+
 // xsimd's != is ordered (false for NaN); NumPy's is true for NaN, hence !(x == y).
 template <Op Compare> struct WhereCompare {
   template <class T> static T scalar(T x, T y, T a, T b) { return Impl<Compare>::scalar(x, y) ? a : b; }
@@ -812,6 +818,12 @@ template <size_t... I> void fill_chains(KernelTable& t, std::index_sequence<I...
    ...);
 }
 
+template <size_t... I> void fill_chain_sqrts(KernelTable& t, std::index_sequence<I...>) {
+  ((t.chain_sqrt[I / 8][I / 2 % 4][I % 2][0] = &kernel<ChainSqrt<kChainOps[I / 8], kChainOps[I / 2 % 4], I % 2>, float, 3>,
+    t.chain_sqrt[I / 8][I / 2 % 4][I % 2][1] = &kernel<ChainSqrt<kChainOps[I / 8], kChainOps[I / 2 % 4], I % 2>, double, 3>),
+   ...);
+}
+
 // The generators: creation (fill_creation_kernels) and random (backends/random,
 // fill_random_kernels).
 #include "creation_impl.hpp"
@@ -821,6 +833,7 @@ inline KernelTable make_table(const char* isa) {
   KernelTable t{};
   t.isa = isa;
   fill_chains(t, std::make_index_sequence<32>{});
+  fill_chain_sqrts(t, std::make_index_sequence<32>{});
   fill_where_compare(t, std::make_index_sequence<6>{});
   fill_where_compare_op(t, std::make_index_sequence<48>{});
 #define KILN_OP(id, name, symbol, arity, rule) fill_all_dtypes<Op::id>(t, AllDTypes{});

@@ -105,6 +105,9 @@ struct KernelTable {
   // branch 1 where(compare(s0, s1), s2, op(s3, s4)); by compare_index and chain_index.
   KernelFn where_compare_op[6][4][2][2];  // [compare][op][branch][float32, float64]
   KernelFn chain[4][4][2][2];  // [first][second][position][float32, float64], by chain_index
+  // sqrt of a chain in the same pass (sqrt(a*a + b*b)): the square root unit works while
+  // the arithmetic runs, as in a hand-fused loop, instead of in a pass of its own.
+  KernelFn chain_sqrt[4][4][2][2];
   ReduceFns reduce[kNumReductions][kNumDTypes];  // by reduction and accumulate dtype
   KernelFn op[kNumOps][kNumDTypes];        // by op and compute dtype; null where the op
                                            // does not compute in that dtype

@@ -387,6 +387,28 @@ template <class T> void check_chains(int64_t n) {
         }
         CHECK(wrong == 0);
       }
+  // sqrt of a chain in the same instruction: the chain's bits, then their square root.
+  for (kiln::Op first : ops)
+    for (kiln::Op second : ops)
+      for (int pos = 0; pos < 2; ++pos) {
+        kiln::Expr t = kiln::Expr::apply(first, {x, y});
+        kiln::Expr e = kiln::sqrt(pos == 0 ? kiln::Expr::apply(second, {t, z}) : kiln::Expr::apply(second, {z, t}));
+        std::string plan = kiln::explain(e);
+        INFO(plan);
+        CHECK(plan.find("sqrt<") != std::string::npos);
+        CHECK(std::count(plan.begin(), plan.end(), '\n') == 2);
+        Array r = kiln::eval(e);
+        int64_t wrong = 0;
+        for (int64_t i = 0; i < n; ++i) {
+          volatile T inner = apply_scalar(first, x.data_as<T>()[i], y.data_as<T>()[i]);
+          volatile T chained = pos == 0 ? apply_scalar<T>(second, inner, z.data_as<T>()[i])
+                                        : apply_scalar<T>(second, z.data_as<T>()[i], inner);
+          T want = std::sqrt(static_cast<T>(chained));
+          T got = r.data_as<T>()[i];
+          if (std::memcmp(&got, &want, sizeof(T)) != 0 && !(std::isnan(got) && std::isnan(want))) ++wrong;
+        }
+        CHECK(wrong == 0);
+      }
   // square(x) chains as multiply(x, x): one instruction, x * x rounded once, then the second op.
   for (kiln::Op second : ops)
     for (int pos = 0; pos < 2; ++pos) {
