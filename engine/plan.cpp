@@ -193,12 +193,11 @@ class BlockBuilder {
   void fuse_where_value(Instr& where, std::map<int, int>& uses, const std::map<int, size_t>& made_by,
                         std::vector<bool>& merged) {
     for (int branch = 0; branch < 2; ++branch) {
-      int r = where.src[2 + branch];
-      auto it = made_by.find(r);
-      if (r < kScratchBase || uses[r] != 1 || it == made_by.end()) continue;
-      const Instr& value = code_[it->second];
+      const Instr* made = fusable_source(where.src[2 + branch], where.compute, uses, made_by);
+      if (!made) continue;
+      const Instr& value = *made;
+      const size_t at = made_by.at(where.src[2 + branch]);
       const bool square = float_square(value);
-      if (!(chainable(value) || square) || value.compute != where.compute) continue;
       const Op op = square ? Op::multiply : value.op;
       const int other = where.src[3 - branch];
       const int a = value.src[0], b = square ? value.src[0] : value.src[1];
@@ -210,9 +209,46 @@ class BlockBuilder {
                                           [where.compute == DType::Float64];
       where.value_op = op;
       where.value_branch = branch;
-      merged[it->second] = true;
+      merged[at] = true;
       return;
     }
+  }
+
+  // The float arithmetic op (or square) that made scratch register r, when r is used once:
+  // it can run inside its user's instruction. Null otherwise.
+  const Instr* fusable_source(int r, DType compute, std::map<int, int>& uses, const std::map<int, size_t>& made_by) {
+    auto it = made_by.find(r);
+    if (r < kScratchBase || uses[r] != 1 || it == made_by.end()) return nullptr;
+    const Instr& in = code_[it->second];
+    return (chainable(in) || float_square(in)) && in.compute == compute ? &in : nullptr;
+  }
+
+  // second(a(s0, s1), b(s2, s3)), both operands arithmetic results used nowhere else: one
+  // instruction (sqrt(a*a + b*b) then takes its root in it too: one pass in all).
+  void fuse_tree(Instr& second, std::map<int, int>& uses, const std::map<int, size_t>& made_by,
+                 std::vector<bool>& merged) {
+    if (!chainable(second)) return;
+    const Instr* a = fusable_source(second.src[0], second.compute, uses, made_by);
+    const Instr* b = a && second.src[0] != second.src[1] ? fusable_source(second.src[1], second.compute, uses, made_by) : nullptr;
+    if (!b) return;
+    auto op_of = [](const Instr& in) { return float_square(in) ? Op::multiply : in.op; };
+    auto src1_of = [](const Instr& in) { return float_square(in) ? in.src[0] : in.src[1]; };
+    Instr tree = second;
+    tree.op = op_of(*a);
+    tree.second = second.op;
+    tree.value_op = op_of(*b);
+    tree.src[0] = a->src[0];
+    tree.src[1] = src1_of(*a);
+    tree.src[2] = b->src[0];
+    tree.src[3] = src1_of(*b);
+    tree.nsrc = 4;
+    tree.chain_position = 0;
+    tree.value_branch = 0;
+    tree.fn = kernels_.tree[simd::chain_index(tree.op)][simd::chain_index(tree.second)][simd::chain_index(tree.value_op)]
+                          [second.compute == DType::Float64];
+    merged[made_by.at(second.src[0])] = true;
+    merged[made_by.at(second.src[1])] = true;
+    second = tree;
   }
 
   // sqrt of a chain's result used nowhere else: the chain's instruction takes the root.
@@ -228,8 +264,10 @@ class BlockBuilder {
     if (chain.chain_position < 0 || chain.second == Op::where || chain.sqrt_after || chain.compute != root.compute)
       return;
     Instr fused = chain;
-    fused.fn = kernels_.chain_sqrt[simd::chain_index(chain.op)][simd::chain_index(chain.second)][chain.chain_position]
-                                  [chain.compute == DType::Float64];
+    const int wide = chain.compute == DType::Float64 ? 1 : 0;
+    const int first = simd::chain_index(chain.op), second = simd::chain_index(chain.second);
+    fused.fn = chain.value_branch >= 0 ? kernels_.tree_sqrt[first][second][simd::chain_index(chain.value_op)][wide]
+                                       : kernels_.chain_sqrt[first][second][chain.chain_position][wide];
     fused.dst = root.dst;
     fused.sqrt_after = true;
     root = fused;
@@ -266,13 +304,13 @@ class BlockBuilder {
           }
         }
       }
+      fuse_tree(second, uses, made_by, merged);
       for (int pos = 0; pos < 2 && chainable(second); ++pos) {
-        int r = second.src[pos];
-        auto it = made_by.find(r);
-        if (r < kScratchBase || uses[r] != 1 || it == made_by.end()) continue;
-        const Instr& first = code_[it->second];
+        const Instr* made = fusable_source(second.src[pos], second.compute, uses, made_by);
+        if (!made) continue;
+        const Instr& first = *made;
+        const size_t at = made_by.at(second.src[pos]);
         const bool square = float_square(first);
-        if (!(chainable(first) || square) || first.compute != second.compute) continue;
         Instr chain = first;
         if (square) {
           chain.op = Op::multiply;
@@ -287,7 +325,7 @@ class BlockBuilder {
         chain.second = second.op;
         chain.chain_position = pos;
         second = chain;
-        merged[it->second] = true;
+        merged[at] = true;
       }
       fuse_sqrt(second, uses, made_by, merged);
       if (second.dst >= kScratchBase) made_by[second.dst] = j;

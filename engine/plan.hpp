@@ -46,14 +46,16 @@ struct Instr {
   DType result;
   // A chain (simd::KernelTable::chain): `op` is the first op, this the second, and
   // chain_position where the first's result enters it; -1 for a single op. A comparison
-  // chained into where() (simd::KernelTable::where_compare) has chain_position 0; with
-  // one of where's values made by `value_op` (where_compare_op), value_branch is which
-  // (0: the true value, sources 2 and 3; 1: the false value, sources 3 and 4), else -1.
+  // chained into where() (simd::KernelTable::where_compare) has chain_position 0. When
+  // the second op's operand after the first's is itself made in the instruction, by
+  // `value_op` from two sources (a tree, simd::KernelTable::tree: value_branch 0, sources
+  // 2 and 3; one of where's values, where_compare_op: 0 the true value, sources 2 and 3,
+  // 1 the false one, sources 3 and 4), value_branch says which; else -1.
   Op second = Op::add;
   int chain_position = -1;
   Op value_op = Op::add;
   int value_branch = -1;
-  bool sqrt_after = false;  // a chain whose square root is the result (chain_sqrt)
+  bool sqrt_after = false;  // a chain or tree whose square root is the result (chain_sqrt, tree_sqrt)
 };
 
 struct Constant {

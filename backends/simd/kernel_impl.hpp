@@ -771,6 +771,19 @@ template <Op First, Op Second, int Position> struct ChainSqrt {
   template <class V> static V batch(V x, V y, V z) { return Impl<Op::sqrt>::batch(rounded(C::batch(x, y, z))); }
 };
 
+template <Op A, Op Second, Op B, bool Sqrt> struct Tree {
+  template <class T> static T scalar(T w, T x, T y, T z) {
+    T t = Impl<Second>::scalar(rounded(Impl<A>::scalar(w, x)), rounded(Impl<B>::scalar(y, z)));
+    if constexpr (Sqrt) return Impl<Op::sqrt>::scalar(rounded(t));
+    else return t;
+  }
+  template <class V> static V batch(V w, V x, V y, V z) {
+    V t = Impl<Second>::batch(rounded(Impl<A>::batch(w, x)), rounded(Impl<B>::batch(y, z)));
+    if constexpr (Sqrt) return Impl<Op::sqrt>::batch(rounded(t));
+    else return t;
+  }
+};
+
 // xsimd's != is ordered (false for NaN); NumPy's is true for NaN, hence !(x == y).
 template <Op Compare> struct WhereCompare {
   template <class T> static T scalar(T x, T y, T a, T b) { return Impl<Compare>::scalar(x, y) ? a : b; }
@@ -824,6 +837,13 @@ template <size_t... I> void fill_chain_sqrts(KernelTable& t, std::index_sequence
    ...);
 }
 
+template <bool Sqrt, size_t... I> void fill_trees(KernelFn (&t)[4][4][4][2], std::index_sequence<I...>) {
+  // I = (a * 4 + second) * 4 + b
+  ((t[I / 16][I / 4 % 4][I % 4][0] = &kernel<Tree<kChainOps[I / 16], kChainOps[I / 4 % 4], kChainOps[I % 4], Sqrt>, float, 4>,
+    t[I / 16][I / 4 % 4][I % 4][1] = &kernel<Tree<kChainOps[I / 16], kChainOps[I / 4 % 4], kChainOps[I % 4], Sqrt>, double, 4>),
+   ...);
+}
+
 // The generators: creation (fill_creation_kernels) and random (backends/random,
 // fill_random_kernels).
 #include "creation_impl.hpp"
@@ -834,6 +854,8 @@ inline KernelTable make_table(const char* isa) {
   t.isa = isa;
   fill_chains(t, std::make_index_sequence<32>{});
   fill_chain_sqrts(t, std::make_index_sequence<32>{});
+  fill_trees<false>(t.tree, std::make_index_sequence<64>{});
+  fill_trees<true>(t.tree_sqrt, std::make_index_sequence<64>{});
   fill_where_compare(t, std::make_index_sequence<6>{});
   fill_where_compare_op(t, std::make_index_sequence<48>{});
 #define KILN_OP(id, name, symbol, arity, rule) fill_all_dtypes<Op::id>(t, AllDTypes{});

@@ -108,6 +108,10 @@ struct KernelTable {
   // sqrt of a chain in the same pass (sqrt(a*a + b*b)): the square root unit works while
   // the arithmetic runs, as in a hand-fused loop, instead of in a pass of its own.
   KernelFn chain_sqrt[4][4][2][2];
+  // Two float arithmetic ops feeding a third, in one pass: dst = second(a(s0, s1), b(s2, s3))
+  // (a*a + b*b, a*b - c*d), and its square root (tree_sqrt). [a][second][b][float32, float64].
+  KernelFn tree[4][4][4][2];
+  KernelFn tree_sqrt[4][4][4][2];
   ReduceFns reduce[kNumReductions][kNumDTypes];  // by reduction and accumulate dtype
   KernelFn op[kNumOps][kNumDTypes];        // by op and compute dtype; null where the op
                                            // does not compute in that dtype

@@ -409,6 +409,28 @@ template <class T> void check_chains(int64_t n) {
         }
         CHECK(wrong == 0);
       }
+  // Two ops feeding a third (a tree), and its square root: one instruction, each op rounded.
+  for (kiln::Op a : ops)
+    for (kiln::Op second : ops)
+      for (kiln::Op b : ops)
+        for (bool root : {false, true}) {
+          kiln::Expr t = kiln::Expr::apply(second, {kiln::Expr::apply(a, {x, y}), kiln::Expr::apply(b, {z, y})});
+          kiln::Expr e = root ? kiln::sqrt(t) : t;
+          std::string plan = kiln::explain(e);
+          INFO(plan);
+          CHECK(std::count(plan.begin(), plan.end(), '\n') == 2);
+          Array r = kiln::eval(e);
+          int64_t wrong = 0;
+          for (int64_t i = 0; i < n; ++i) {
+            volatile T left = apply_scalar(a, x.data_as<T>()[i], y.data_as<T>()[i]);
+            volatile T right = apply_scalar(b, z.data_as<T>()[i], y.data_as<T>()[i]);
+            volatile T joined = apply_scalar<T>(second, left, right);
+            T want = root ? std::sqrt(static_cast<T>(joined)) : static_cast<T>(joined);
+            T got = r.data_as<T>()[i];
+            if (std::memcmp(&got, &want, sizeof(T)) != 0 && !(std::isnan(got) && std::isnan(want))) ++wrong;
+          }
+          CHECK(wrong == 0);
+        }
   // square(x) chains as multiply(x, x): one instruction, x * x rounded once, then the second op.
   for (kiln::Op second : ops)
     for (int pos = 0; pos < 2; ++pos) {
