@@ -361,11 +361,12 @@ template <class T> void check_chains(int64_t n) {
   std::mt19937_64 rng(42);
   std::uniform_real_distribution<double> dist(-10, 10);
   Array x = Array::empty(kiln::dtype_of<T>(), {n}), y = Array::empty(kiln::dtype_of<T>(), {n}),
-        z = Array::empty(kiln::dtype_of<T>(), {n});
+        z = Array::empty(kiln::dtype_of<T>(), {n}), w = Array::empty(kiln::dtype_of<T>(), {n});
   for (int64_t i = 0; i < n; ++i) {
     x.data_as<T>()[i] = static_cast<T>(dist(rng));
     y.data_as<T>()[i] = static_cast<T>(dist(rng));
     z.data_as<T>()[i] = static_cast<T>(dist(rng));
+    w.data_as<T>()[i] = static_cast<T>(dist(rng));
   }
   for (kiln::Op first : ops)
     for (kiln::Op second : ops)
@@ -410,27 +411,48 @@ template <class T> void check_chains(int64_t n) {
         CHECK(wrong == 0);
       }
   // Two ops feeding a third (a tree), and its square root: one instruction, each op rounded.
+  // Four distinct operands, so a source read from the wrong slot shows; a square fuses as
+  // multiply(x, x) on either side; an intermediate used twice is not fused.
+  auto check_tree = [&](const kiln::Expr& e, int instructions, auto scalar) {
+    std::string plan = kiln::explain(e);
+    INFO(plan);
+    CHECK(std::count(plan.begin(), plan.end(), '\n') == 1 + instructions);
+    Array r = kiln::eval(e);
+    int64_t wrong = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      T want = scalar(x.data_as<T>()[i], y.data_as<T>()[i], z.data_as<T>()[i], w.data_as<T>()[i]);
+      T got = r.data_as<T>()[i];
+      if (std::memcmp(&got, &want, sizeof(T)) != 0 && !(std::isnan(got) && std::isnan(want))) ++wrong;
+    }
+    CHECK(wrong == 0);
+  };
   for (kiln::Op a : ops)
     for (kiln::Op second : ops)
       for (kiln::Op b : ops)
         for (bool root : {false, true}) {
-          kiln::Expr t = kiln::Expr::apply(second, {kiln::Expr::apply(a, {x, y}), kiln::Expr::apply(b, {z, y})});
-          kiln::Expr e = root ? kiln::sqrt(t) : t;
-          std::string plan = kiln::explain(e);
-          INFO(plan);
-          CHECK(std::count(plan.begin(), plan.end(), '\n') == 2);
-          Array r = kiln::eval(e);
-          int64_t wrong = 0;
-          for (int64_t i = 0; i < n; ++i) {
-            volatile T left = apply_scalar(a, x.data_as<T>()[i], y.data_as<T>()[i]);
-            volatile T right = apply_scalar(b, z.data_as<T>()[i], y.data_as<T>()[i]);
+          kiln::Expr t = kiln::Expr::apply(second, {kiln::Expr::apply(a, {x, y}), kiln::Expr::apply(b, {z, w})});
+          check_tree(root ? kiln::sqrt(t) : t, 1, [&](T xi, T yi, T zi, T wi) {
+            volatile T left = apply_scalar(a, xi, yi), right = apply_scalar(b, zi, wi);
             volatile T joined = apply_scalar<T>(second, left, right);
-            T want = root ? std::sqrt(static_cast<T>(joined)) : static_cast<T>(joined);
-            T got = r.data_as<T>()[i];
-            if (std::memcmp(&got, &want, sizeof(T)) != 0 && !(std::isnan(got) && std::isnan(want))) ++wrong;
-          }
-          CHECK(wrong == 0);
+            return root ? std::sqrt(static_cast<T>(joined)) : static_cast<T>(joined);
+          });
         }
+  for (kiln::Op second : ops) {
+    kiln::Expr sq = kiln::square(x), zw = kiln::Expr(z) * kiln::Expr(w);
+    check_tree(kiln::Expr::apply(second, {sq, zw}), 1, [&](T xi, T, T zi, T wi) {
+      volatile T left = xi * xi, right = zi * wi;
+      return apply_scalar<T>(second, left, right);
+    });
+    check_tree(kiln::Expr::apply(second, {zw, sq}), 1, [&](T xi, T, T zi, T wi) {
+      volatile T left = zi * wi, right = xi * xi;
+      return apply_scalar<T>(second, left, right);
+    });
+    kiln::Expr shared = kiln::Expr(x) - kiln::Expr(y);  // read twice: its own instruction
+    check_tree(kiln::Expr::apply(second, {shared, shared}), 2, [&](T xi, T yi, T, T) {
+      volatile T d = xi - yi;
+      return apply_scalar<T>(second, d, d);
+    });
+  }
   // square(x) chains as multiply(x, x): one instruction, x * x rounded once, then the second op.
   for (kiln::Op second : ops)
     for (int pos = 0; pos < 2; ++pos) {
@@ -518,30 +540,50 @@ template <class T> void check_where_compare(int64_t n) {
     CHECK(wrong == 0);
   }
   // One of where's values made by an arithmetic op (where(x > 0, x, 0.1*x)): still one
-  // instruction, the op's result bit for bit, in either branch; the other value is x, which
-  // holds the NaNs and infinities, so the op meets them too.
+  // instruction, the op's result bit for bit, in either branch. The op reads v (NaNs,
+  // infinities and zeros like x's, drawn apart) and a; the other value is b: every source
+  // a different array, so one read from the wrong slot shows. A square fuses as
+  // multiply(v, v); a value used twice is not fused.
+  Array v = Array::empty(kiln::dtype_of<T>(), {n});
+  for (int64_t i = 0; i < n; ++i) v.data_as<T>()[i] = specials[rng() % 7];
+  auto check_value = [&](kiln::Op op, const kiln::Expr& value, int branch, int instructions, auto scalar) {
+    kiln::Expr e = kiln::where(kiln::Expr::apply(op, {x, y}), branch == 0 ? value : kiln::Expr(b),
+                               branch == 0 ? kiln::Expr(b) : value);
+    std::string plan = kiln::explain(e);
+    INFO(plan);
+    CHECK(std::count(plan.begin(), plan.end(), '\n') == 1 + instructions);
+    Array r = kiln::eval(e);
+    int64_t wrong = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      const T vi = scalar(v.data_as<T>()[i], a.data_as<T>()[i]), bi = b.data_as<T>()[i];
+      const bool taken = compare_scalar(op, x.data_as<T>()[i], y.data_as<T>()[i]);
+      T want = (taken == (branch == 0)) ? vi : bi;
+      T got = r.data_as<T>()[i];
+      if (std::memcmp(&got, &want, sizeof(T)) != 0 && !(std::isnan(got) && std::isnan(want))) ++wrong;
+    }
+    CHECK(wrong == 0);
+  };
   const kiln::Op arith[] = {kiln::Op::add, kiln::Op::subtract, kiln::Op::multiply, kiln::Op::divide};
   for (kiln::Op op : ops)
-    for (kiln::Op value_op : arith)
-      for (int branch = 0; branch < 2; ++branch) {
-        kiln::Expr v = kiln::Expr::apply(value_op, {x, a});
-        kiln::Expr e = kiln::where(kiln::Expr::apply(op, {x, y}), branch == 0 ? v : kiln::Expr(x), branch == 0 ? kiln::Expr(x) : v);
-        std::string plan = kiln::explain(e);
-        INFO(plan);
-        CHECK(std::count(plan.begin(), plan.end(), '\n') == 2);  // the step, then one instruction
-        CHECK(plan.find(std::string(kiln::op_info(value_op).name) + "<") != std::string::npos);
-        Array r = kiln::eval(e);
-        int64_t wrong = 0;
-        for (int64_t i = 0; i < n; ++i) {
-          const T xi = x.data_as<T>()[i];
-          const T vi = apply_scalar<T>(value_op, xi, a.data_as<T>()[i]);
-          const bool taken = compare_scalar(op, xi, y.data_as<T>()[i]);
-          T want = (taken == (branch == 0)) ? vi : xi;
-          T got = r.data_as<T>()[i];
-          if (std::memcmp(&got, &want, sizeof(T)) != 0 && !(std::isnan(got) && std::isnan(want))) ++wrong;
-        }
-        CHECK(wrong == 0);
-      }
+    for (int branch = 0; branch < 2; ++branch) {
+      for (kiln::Op value_op : arith)
+        check_value(op, kiln::Expr::apply(value_op, {v, a}), branch, 1,
+                    [&](T vi, T ai) { return apply_scalar<T>(value_op, vi, ai); });
+      check_value(op, kiln::square(v), branch, 1, [](T vi, T) { return vi * vi; });
+    }
+  // The same product as both values: computed once, by an instruction of its own.
+  kiln::Expr product = kiln::Expr(v) * kiln::Expr(a);
+  kiln::Expr both = kiln::where(kiln::Expr(x) > kiln::Expr(y), product, product);
+  std::string plan = kiln::explain(both);
+  INFO(plan);
+  CHECK(std::count(plan.begin(), plan.end(), '\n') == 3);
+  Array r = kiln::eval(both);
+  int64_t wrong = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    T want = v.data_as<T>()[i] * a.data_as<T>()[i], got = r.data_as<T>()[i];
+    if (std::memcmp(&got, &want, sizeof(T)) != 0 && !(std::isnan(got) && std::isnan(want))) ++wrong;
+  }
+  CHECK(wrong == 0);
 }
 }  // namespace
 
