@@ -179,17 +179,8 @@ class BlockBuilder {
            (in.compute == DType::Float32 || in.compute == DType::Float64) && in.result == in.compute;
   }
 
-  // A float add/subtract/multiply/divide whose result feeds only one more such op merges
-  // into that op's instruction: one pass instead of two, and the intermediate is never
-  // stored: `2*a + 3*b*c - 1.5` runs 3 instructions instead of 5, 1.2-1.4x faster on one
-  // thread (`kiln bench --suite`, medians of 3 runs, AVX-512, 10^5 and 10^7). Likewise
-  // where() over a float comparison used nowhere else: the condition stays a lane mask
-  // (where(a > 0, a, 0.1*a) at 10^7, one thread: 0.62-0.70 -> 0.73-0.75 of the hand loop).
-  // A square is a multiply here: sin(a)**2 + cos(b)**2 runs 4 instructions instead of 5.
-  // Scratch registers are written once before allocation, so the first op's sources still
-  // hold their values where the second op runs.
-  // where(compare(..), t, u) fused above, with t or u a float arithmetic op's result used
-  // nowhere else: the op runs in the same pass (where(a > 0, a, 0.1*a): one instruction).
+  // A where(compare(..), t, u) instruction (where_compare) with t or u a float arithmetic
+  // op's result used nowhere else: the op runs in the same pass (where(a > 0, a, 0.1*a)).
   void fuse_where_value(Instr& where, std::map<int, int>& uses, const std::map<int, size_t>& made_by,
                         std::vector<bool>& merged) {
     for (int branch = 0; branch < 2; ++branch) {
@@ -274,6 +265,18 @@ class BlockBuilder {
     merged[it->second] = true;
   }
 
+  // A float add/subtract/multiply/divide whose result feeds only one more such op merges
+  // into that op's instruction: one pass instead of two, and the intermediate is never
+  // stored: `2*a + 3*b*c - 1.5` runs 3 instructions instead of 5, 1.2-1.4x faster on one
+  // thread (`kiln bench --suite`, medians of 3 runs, AVX-512, 10^5 and 10^7). Likewise
+  // where() over a float comparison used nowhere else: the condition stays a lane mask
+  // (where(a > 0, a, 0.1*a) at 10^7, one thread: 0.62-0.70 -> 0.73-0.75 of the hand loop).
+  // Then (fuse_tree, fuse_sqrt, fuse_where_value): two such ops feeding a third, a square
+  // root after a chain or a tree, and one of where()'s values; a square counts as
+  // multiply(x, x). sqrt(a*a + b*b) and where(a > 0, a, 0.1*a) run as one instruction each,
+  // sin(a)**2 + cos(b)**2 as 3 instead of 5 (benchmarks/README.md, Zen 3).
+  // Scratch registers are written once before allocation, so the first op's sources still
+  // hold their values where the second op runs.
   void fuse_chains(const std::vector<int>& live_out) {
     std::map<int, int> uses;
     for (const Instr& in : code_)
