@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <optional>
 
 #include "error.hpp"
 #include "generate.hpp"
@@ -169,14 +170,43 @@ class BlockBuilder {
     return b;
   }
 
-  static bool chainable(const Instr& in) {
-    return !in.is_cast && in.chain_position < 0 && in.nsrc == 2 && simd::chain_index(in.op) >= 0 &&
-           (in.compute == DType::Float32 || in.compute == DType::Float64) && in.result == in.compute;
+  // One op (not a cast, not already fused) computing in a float dtype and returning it.
+  static bool float_op(const Instr& in) {
+    return !in.is_cast && in.chain_position < 0 && (in.compute == DType::Float32 || in.compute == DType::Float64) &&
+           in.result == in.compute;
   }
-  // A float square(x) is multiply(x, x), the same rounding, so it can be a chain's first op.
-  static bool float_square(const Instr& in) {
-    return !in.is_cast && in.chain_position < 0 && in.op == Op::square && in.nsrc == 1 &&
-           (in.compute == DType::Float32 || in.compute == DType::Float64) && in.result == in.compute;
+  static bool chainable(const Instr& in) { return float_op(in) && in.nsrc == 2 && simd::chain_index(in.op) >= 0; }
+  // A float square(x) is multiply(x, x), the same rounding, so it fuses as one.
+  static bool float_square(const Instr& in) { return float_op(in) && in.op == Op::square && in.nsrc == 1; }
+
+  // The instruction that made scratch register r, when r is read once: it can run inside
+  // its reader's instruction.
+  std::optional<size_t> single_use_maker(int r, std::map<int, int>& uses, const std::map<int, size_t>& made_by) {
+    auto it = made_by.find(r);
+    if (r < kScratchBase || uses[r] != 1 || it == made_by.end()) return std::nullopt;
+    return it->second;
+  }
+
+  // The float add/subtract/multiply/divide computing in `compute` that made r, used once,
+  // with its index; a square comes as multiply(x, x).
+  struct Fusable {
+    Instr in;
+    size_t at;
+  };
+  std::optional<Fusable> fusable_source(int r, DType compute, std::map<int, int>& uses,
+                                        const std::map<int, size_t>& made_by) {
+    std::optional<size_t> at = single_use_maker(r, uses, made_by);
+    if (!at) return std::nullopt;
+    Instr in = code_[*at];
+    if (in.compute != compute) return std::nullopt;
+    if (float_square(in)) {
+      in.op = Op::multiply;
+      in.src[1] = in.src[0];
+      in.nsrc = 2;
+    } else if (!chainable(in)) {
+      return std::nullopt;
+    }
+    return Fusable{in, *at};
   }
 
   // A where(compare(..), t, u) instruction (where_compare) with t or u a float arithmetic
@@ -184,14 +214,11 @@ class BlockBuilder {
   void fuse_where_value(Instr& where, std::map<int, int>& uses, const std::map<int, size_t>& made_by,
                         std::vector<bool>& merged) {
     for (int branch = 0; branch < 2; ++branch) {
-      const Instr* made = fusable_source(where.src[2 + branch], where.compute, uses, made_by);
+      std::optional<Fusable> made = fusable_source(where.src[2 + branch], where.compute, uses, made_by);
       if (!made) continue;
-      const Instr& value = *made;
-      const size_t at = made_by.at(where.src[2 + branch]);
-      const bool square = float_square(value);
-      const Op op = square ? Op::multiply : value.op;
+      const Op op = made->in.op;
       const int other = where.src[3 - branch];
-      const int a = value.src[0], b = square ? value.src[0] : value.src[1];
+      const int a = made->in.src[0], b = made->in.src[1];
       where.src[2] = branch == 0 ? a : other;
       where.src[3] = branch == 0 ? b : a;
       where.src[4] = branch == 0 ? other : b;
@@ -200,18 +227,9 @@ class BlockBuilder {
                                           [where.compute == DType::Float64];
       where.value_op = op;
       where.value_branch = branch;
-      merged[at] = true;
+      merged[made->at] = true;
       return;
     }
-  }
-
-  // The float arithmetic op (or square) that made scratch register r, when r is used once:
-  // it can run inside its user's instruction. Null otherwise.
-  const Instr* fusable_source(int r, DType compute, std::map<int, int>& uses, const std::map<int, size_t>& made_by) {
-    auto it = made_by.find(r);
-    if (r < kScratchBase || uses[r] != 1 || it == made_by.end()) return nullptr;
-    const Instr& in = code_[it->second];
-    return (chainable(in) || float_square(in)) && in.compute == compute ? &in : nullptr;
   }
 
   // second(a(s0, s1), b(s2, s3)), both operands arithmetic results used nowhere else: one
@@ -219,39 +237,35 @@ class BlockBuilder {
   void fuse_tree(Instr& second, std::map<int, int>& uses, const std::map<int, size_t>& made_by,
                  std::vector<bool>& merged) {
     if (!chainable(second)) return;
-    const Instr* a = fusable_source(second.src[0], second.compute, uses, made_by);
-    const Instr* b = a && second.src[0] != second.src[1] ? fusable_source(second.src[1], second.compute, uses, made_by) : nullptr;
+    if (second.src[0] == second.src[1]) return;
+    std::optional<Fusable> a = fusable_source(second.src[0], second.compute, uses, made_by);
+    std::optional<Fusable> b = a ? fusable_source(second.src[1], second.compute, uses, made_by) : std::nullopt;
     if (!b) return;
-    auto op_of = [](const Instr& in) { return float_square(in) ? Op::multiply : in.op; };
-    auto src1_of = [](const Instr& in) { return float_square(in) ? in.src[0] : in.src[1]; };
     Instr tree = second;
-    tree.op = op_of(*a);
+    tree.op = a->in.op;
     tree.second = second.op;
-    tree.value_op = op_of(*b);
-    tree.src[0] = a->src[0];
-    tree.src[1] = src1_of(*a);
-    tree.src[2] = b->src[0];
-    tree.src[3] = src1_of(*b);
+    tree.value_op = b->in.op;
+    tree.src[0] = a->in.src[0];
+    tree.src[1] = a->in.src[1];
+    tree.src[2] = b->in.src[0];
+    tree.src[3] = b->in.src[1];
     tree.nsrc = 4;
     tree.chain_position = 0;
     tree.value_branch = 0;
     tree.fn = kernels_.tree[simd::chain_index(tree.op)][simd::chain_index(tree.second)][simd::chain_index(tree.value_op)]
                           [second.compute == DType::Float64];
-    merged[made_by.at(second.src[0])] = true;
-    merged[made_by.at(second.src[1])] = true;
+    merged[a->at] = true;
+    merged[b->at] = true;
     second = tree;
   }
 
   // sqrt of a chain's result used nowhere else: the chain's instruction takes the root.
   void fuse_sqrt(Instr& root, std::map<int, int>& uses, const std::map<int, size_t>& made_by,
                  std::vector<bool>& merged) {
-    if (root.is_cast || root.op != Op::sqrt || root.chain_position >= 0 || root.nsrc != 1 ||
-        !(root.compute == DType::Float32 || root.compute == DType::Float64) || root.result != root.compute)
-      return;
-    const int r = root.src[0];
-    auto it = made_by.find(r);
-    if (r < kScratchBase || uses[r] != 1 || it == made_by.end()) return;
-    const Instr& chain = code_[it->second];
+    if (!float_op(root) || root.op != Op::sqrt || root.nsrc != 1) return;
+    std::optional<size_t> at = single_use_maker(root.src[0], uses, made_by);
+    if (!at) return;
+    const Instr& chain = code_[*at];
     if (chain.chain_position < 0 || chain.second == Op::where || chain.sqrt_after || chain.compute != root.compute)
       return;
     Instr fused = chain;
@@ -262,7 +276,7 @@ class BlockBuilder {
     fused.dst = root.dst;
     fused.sqrt_after = true;
     root = fused;
-    merged[it->second] = true;
+    merged[*at] = true;
   }
 
   // A float add/subtract/multiply/divide whose result feeds only one more such op merges
@@ -287,9 +301,9 @@ class BlockBuilder {
     for (size_t j = 0; j < code_.size(); ++j) {
       Instr& second = code_[j];
       if (!second.is_cast && second.op == Op::where && (second.compute == DType::Float32 || second.compute == DType::Float64)) {
-        auto it = made_by.find(second.src[0]);
-        if (it != made_by.end() && uses[second.src[0]] == 1) {
-          const Instr& compare = code_[it->second];
+        std::optional<size_t> at = single_use_maker(second.src[0], uses, made_by);
+        if (at) {
+          const Instr& compare = code_[*at];
           if (!compare.is_cast && compare.chain_position < 0 && simd::compare_index(compare.op) >= 0 &&
               compare.compute == second.compute) {
             Instr fused = compare;
@@ -302,25 +316,18 @@ class BlockBuilder {
             fused.second = Op::where;
             fused.chain_position = 0;
             second = fused;
-            merged[it->second] = true;
+            merged[*at] = true;
             fuse_where_value(second, uses, made_by, merged);
           }
         }
       }
       fuse_tree(second, uses, made_by, merged);
       for (int pos = 0; pos < 2 && chainable(second); ++pos) {
-        const Instr* made = fusable_source(second.src[pos], second.compute, uses, made_by);
+        std::optional<Fusable> made = fusable_source(second.src[pos], second.compute, uses, made_by);
         if (!made) continue;
-        const Instr& first = *made;
-        const size_t at = made_by.at(second.src[pos]);
-        const bool square = float_square(first);
-        Instr chain = first;
-        if (square) {
-          chain.op = Op::multiply;
-          chain.src[1] = first.src[0];
-        }
+        Instr chain = made->in;
         int f = simd::chain_index(chain.op), s = simd::chain_index(second.op);
-        int wide = first.compute == DType::Float64 ? 1 : 0;
+        int wide = chain.compute == DType::Float64 ? 1 : 0;
         chain.fn = kernels_.chain[f][s][pos][wide];
         chain.dst = second.dst;
         chain.src[2] = second.src[1 - pos];
@@ -328,7 +335,7 @@ class BlockBuilder {
         chain.second = second.op;
         chain.chain_position = pos;
         second = chain;
-        merged[at] = true;
+        merged[made->at] = true;
       }
       fuse_sqrt(second, uses, made_by, merged);
       if (second.dst >= kScratchBase) made_by[second.dst] = j;

@@ -753,22 +753,20 @@ template <Reduction R, size_t... D> constexpr void fill_reduction_dtypes(KernelT
   if constexpr (reduction_info(R).kernel) (fill_reduction<R, static_cast<DType>(D)>(t), ...);
 }
 
-template <Op First, Op Second, int Position> struct Chain {
+// With Sqrt, the chain's result's square root (chain_sqrt).
+template <Op First, Op Second, int Position, bool Sqrt> struct Chain {
   template <class T> static T scalar(T x, T y, T z) {
     T t = rounded(Impl<First>::scalar(x, y));
-    return Position == 0 ? Impl<Second>::scalar(t, z) : Impl<Second>::scalar(z, t);
+    T r = Position == 0 ? Impl<Second>::scalar(t, z) : Impl<Second>::scalar(z, t);
+    if constexpr (Sqrt) return Impl<Op::sqrt>::scalar(rounded(r));
+    else return r;
   }
   template <class V> static V batch(V x, V y, V z) {
     V t = rounded(Impl<First>::batch(x, y));
-    if constexpr (Position == 0) return Impl<Second>::batch(t, z);
-    else return Impl<Second>::batch(z, t);
+    V r = Position == 0 ? Impl<Second>::batch(t, z) : Impl<Second>::batch(z, t);
+    if constexpr (Sqrt) return Impl<Op::sqrt>::batch(rounded(r));
+    else return r;
   }
-};
-
-template <Op First, Op Second, int Position> struct ChainSqrt {
-  using C = Chain<First, Second, Position>;
-  template <class T> static T scalar(T x, T y, T z) { return Impl<Op::sqrt>::scalar(rounded(C::scalar(x, y, z))); }
-  template <class V> static V batch(V x, V y, V z) { return Impl<Op::sqrt>::batch(rounded(C::batch(x, y, z))); }
 };
 
 template <Op A, Op Second, Op B, bool Sqrt> struct Tree {
@@ -824,16 +822,10 @@ template <size_t... I> void fill_where_compare_op(KernelTable& t, std::index_seq
    ...);
 }
 
-template <size_t... I> void fill_chains(KernelTable& t, std::index_sequence<I...>) {
+template <bool Sqrt, size_t... I> void fill_chains(KernelFn (&t)[4][4][2][2], std::index_sequence<I...>) {
   // I = ((first * 4) + second) * 2 + position
-  ((t.chain[I / 8][I / 2 % 4][I % 2][0] = &kernel<Chain<kChainOps[I / 8], kChainOps[I / 2 % 4], I % 2>, float, 3>,
-    t.chain[I / 8][I / 2 % 4][I % 2][1] = &kernel<Chain<kChainOps[I / 8], kChainOps[I / 2 % 4], I % 2>, double, 3>),
-   ...);
-}
-
-template <size_t... I> void fill_chain_sqrts(KernelTable& t, std::index_sequence<I...>) {
-  ((t.chain_sqrt[I / 8][I / 2 % 4][I % 2][0] = &kernel<ChainSqrt<kChainOps[I / 8], kChainOps[I / 2 % 4], I % 2>, float, 3>,
-    t.chain_sqrt[I / 8][I / 2 % 4][I % 2][1] = &kernel<ChainSqrt<kChainOps[I / 8], kChainOps[I / 2 % 4], I % 2>, double, 3>),
+  ((t[I / 8][I / 2 % 4][I % 2][0] = &kernel<Chain<kChainOps[I / 8], kChainOps[I / 2 % 4], I % 2, Sqrt>, float, 3>,
+    t[I / 8][I / 2 % 4][I % 2][1] = &kernel<Chain<kChainOps[I / 8], kChainOps[I / 2 % 4], I % 2, Sqrt>, double, 3>),
    ...);
 }
 
@@ -852,8 +844,8 @@ template <bool Sqrt, size_t... I> void fill_trees(KernelFn (&t)[4][4][4][2], std
 inline KernelTable make_table(const char* isa) {
   KernelTable t{};
   t.isa = isa;
-  fill_chains(t, std::make_index_sequence<32>{});
-  fill_chain_sqrts(t, std::make_index_sequence<32>{});
+  fill_chains<false>(t.chain, std::make_index_sequence<32>{});
+  fill_chains<true>(t.chain_sqrt, std::make_index_sequence<32>{});
   fill_trees<false>(t.tree, std::make_index_sequence<64>{});
   fill_trees<true>(t.tree_sqrt, std::make_index_sequence<64>{});
   fill_where_compare(t, std::make_index_sequence<6>{});
