@@ -345,6 +345,16 @@ TEST_CASE("a child process forked after kiln ran in parallel can use kiln", "[ex
 }
 
 namespace {
+// Elements of r (n of T) whose bits differ from want(i), any NaN matching any NaN.
+template <class T, class Want> int64_t mismatches(const Array& r, int64_t n, Want want) {
+  int64_t wrong = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    T expected = want(i), got = r.data_as<T>()[i];
+    if (std::memcmp(&got, &expected, sizeof(T)) != 0 && !(std::isnan(got) && std::isnan(expected))) ++wrong;
+  }
+  return wrong;
+}
+
 template <class T> T apply_scalar(kiln::Op op, T x, T y) {
   switch (op) {
     case kiln::Op::add: return x + y;
@@ -398,17 +408,12 @@ template <class T> void check_chains(int64_t n) {
         INFO(plan);
         CHECK(plan.find("sqrt<") != std::string::npos);
         CHECK(std::count(plan.begin(), plan.end(), '\n') == 2);
-        Array r = kiln::eval(e);
-        int64_t wrong = 0;
-        for (int64_t i = 0; i < n; ++i) {
-          volatile T inner = apply_scalar(first, x.data_as<T>()[i], y.data_as<T>()[i]);
-          volatile T chained = pos == 0 ? apply_scalar<T>(second, inner, z.data_as<T>()[i])
-                                        : apply_scalar<T>(second, z.data_as<T>()[i], inner);
-          T want = std::sqrt(static_cast<T>(chained));
-          T got = r.data_as<T>()[i];
-          if (std::memcmp(&got, &want, sizeof(T)) != 0 && !(std::isnan(got) && std::isnan(want))) ++wrong;
-        }
-        CHECK(wrong == 0);
+        CHECK(mismatches<T>(kiln::eval(e), n, [&](int64_t i) {
+                volatile T inner = apply_scalar(first, x.data_as<T>()[i], y.data_as<T>()[i]);
+                volatile T chained = pos == 0 ? apply_scalar<T>(second, inner, z.data_as<T>()[i])
+                                              : apply_scalar<T>(second, z.data_as<T>()[i], inner);
+                return std::sqrt(static_cast<T>(chained));
+              }) == 0);
       }
   // Two ops feeding a third (a tree), and its square root: one instruction, each op rounded.
   // Four distinct operands, so a source read from the wrong slot shows; a square fuses as
@@ -417,14 +422,9 @@ template <class T> void check_chains(int64_t n) {
     std::string plan = kiln::explain(e);
     INFO(plan);
     CHECK(std::count(plan.begin(), plan.end(), '\n') == 1 + instructions);
-    Array r = kiln::eval(e);
-    int64_t wrong = 0;
-    for (int64_t i = 0; i < n; ++i) {
-      T want = scalar(x.data_as<T>()[i], y.data_as<T>()[i], z.data_as<T>()[i], w.data_as<T>()[i]);
-      T got = r.data_as<T>()[i];
-      if (std::memcmp(&got, &want, sizeof(T)) != 0 && !(std::isnan(got) && std::isnan(want))) ++wrong;
-    }
-    CHECK(wrong == 0);
+    CHECK(mismatches<T>(kiln::eval(e), n, [&](int64_t i) {
+            return scalar(x.data_as<T>()[i], y.data_as<T>()[i], z.data_as<T>()[i], w.data_as<T>()[i]);
+          }) == 0);
   };
   for (kiln::Op a : ops)
     for (kiln::Op second : ops)
@@ -552,16 +552,10 @@ template <class T> void check_where_compare(int64_t n) {
     std::string plan = kiln::explain(e);
     INFO(plan);
     CHECK(std::count(plan.begin(), plan.end(), '\n') == 1 + instructions);
-    Array r = kiln::eval(e);
-    int64_t wrong = 0;
-    for (int64_t i = 0; i < n; ++i) {
-      const T vi = scalar(v.data_as<T>()[i], a.data_as<T>()[i]), bi = b.data_as<T>()[i];
-      const bool taken = compare_scalar(op, x.data_as<T>()[i], y.data_as<T>()[i]);
-      T want = (taken == (branch == 0)) ? vi : bi;
-      T got = r.data_as<T>()[i];
-      if (std::memcmp(&got, &want, sizeof(T)) != 0 && !(std::isnan(got) && std::isnan(want))) ++wrong;
-    }
-    CHECK(wrong == 0);
+    CHECK(mismatches<T>(kiln::eval(e), n, [&](int64_t i) {
+            const bool taken = compare_scalar(op, x.data_as<T>()[i], y.data_as<T>()[i]);
+            return taken == (branch == 0) ? scalar(v.data_as<T>()[i], a.data_as<T>()[i]) : b.data_as<T>()[i];
+          }) == 0);
   };
   const kiln::Op arith[] = {kiln::Op::add, kiln::Op::subtract, kiln::Op::multiply, kiln::Op::divide};
   for (kiln::Op op : ops)
@@ -577,13 +571,7 @@ template <class T> void check_where_compare(int64_t n) {
   std::string plan = kiln::explain(both);
   INFO(plan);
   CHECK(std::count(plan.begin(), plan.end(), '\n') == 3);
-  Array r = kiln::eval(both);
-  int64_t wrong = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    T want = v.data_as<T>()[i] * a.data_as<T>()[i], got = r.data_as<T>()[i];
-    if (std::memcmp(&got, &want, sizeof(T)) != 0 && !(std::isnan(got) && std::isnan(want))) ++wrong;
-  }
-  CHECK(wrong == 0);
+  CHECK(mismatches<T>(kiln::eval(both), n, [&](int64_t i) { return v.data_as<T>()[i] * a.data_as<T>()[i]; }) == 0);
 }
 }  // namespace
 
