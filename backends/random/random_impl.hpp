@@ -194,7 +194,7 @@ template <class T, class One> inline void batches(int64_t m, T* out, One&& one) 
   if (i < m) {
     alignas(64) T pad[kW];
     one(i, pad);
-    std::copy(pad, pad + (m - i), out + i);
+    std::memcpy(out + i, pad, (m - i) * sizeof(T));  // not std::copy: see kernel_impl.hpp
   }
 }
 
@@ -356,7 +356,7 @@ inline void normal_part(random::PhiloxKey key, double mean, double sd, int64_t f
       const U64 pick = xsimd::select(odd, xsimd::bitwise_cast<U64>(sn[g]), xsimd::bitwise_cast<U64>(cs[g]));
       xsimd::bitwise_cast<F64>(pick).store_aligned(buf + g * kW);
     }
-    std::copy(buf, buf + c, out + k);
+    std::memcpy(out + k, buf, c * sizeof(buf[0]));
   }
 }
 

@@ -492,10 +492,12 @@ void run(const void* const* src, void* dst, int64_t n, std::index_sequence<I...>
       // The last partial batch, padded with copies of its first element.
       alignas(64) T pad[sizeof...(I)][width];
       alignas(64) R lanes[width];
+      // memcpy, not std::copy: a std:: template left out of line (as at -O1) would be a
+      // weak symbol one copy of which serves every instruction set (check_isa_symbols.sh).
       ((std::fill(pad[I], pad[I] + width, std::get<I>(in)[i]),
-        std::copy(std::get<I>(in) + i, std::get<I>(in) + n, pad[I])), ...);
+        std::memcpy(pad[I], std::get<I>(in) + i, (n - i) * sizeof(T))), ...);
       one({pad[I]...}, lanes);
-      std::copy(lanes, lanes + (n - i), out + i);
+      std::memcpy(out + i, lanes, (n - i) * sizeof(R));
       i = n;
     }
   }
