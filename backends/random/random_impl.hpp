@@ -356,7 +356,7 @@ inline void normal_part(random::PhiloxKey key, double mean, double sd, int64_t f
       const U64 pick = xsimd::select(odd, xsimd::bitwise_cast<U64>(sn[g]), xsimd::bitwise_cast<U64>(cs[g]));
       xsimd::bitwise_cast<F64>(pick).store_aligned(buf + g * kW);
     }
-    std::memcpy(out + k, buf, c * sizeof(buf[0]));
+    std::memcpy(out + k, buf, c * sizeof(buf[0]));  // not std::copy: see kernel_impl.hpp
   }
 }
 
