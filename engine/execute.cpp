@@ -196,6 +196,33 @@ void bind_read(const Loop& loop, const Operand& op, void*& r, void* own, int64_t
   else if (op.mode == Operand::Strided) gather(loop, op, static_cast<char*>(r), start, n);
 }
 
+// Whether a loop's operands fit in the caches together (see run_fused).
+bool cache_resident(const Loop& loop) {
+  constexpr uint64_t kCacheResidentBytes = uint64_t{4} << 20;
+  uint64_t bytes = 0;
+  for (const Operand& op : loop.inputs) bytes += op.mode == Operand::Splat ? 0 : op.item;
+  for (const Operand& op : loop.outs) bytes += op.item;
+  return bytes * static_cast<uint64_t>(loop.total) <= kCacheResidentBytes;
+}
+
+// Asks for the cache lines of elements [start, start + n) of every input read in place,
+// to arrive while the current chunk computes. Without it memory idles while a block's
+// kernels compute (exp(a) * b reads b only after exp), the hardware prefetcher running no
+// further ahead than the last load: on an Intel Xeon (1 thread, 10^7 float64, one chunk
+// ahead) exp(-a) * log1p(b) 30.5 -> 26.5 ms, exp(a) * b 20.7 -> 17.2, a*b + c 18.6 -> 16.8.
+// Not for data already in cache, where the prefetches are pure cost (exp(a) * b at 10^5
+// 0.131 -> 0.151 ms). Always inlined: GCC finds a function of prefetches alone free of
+// effects and drops the calls to it.
+[[gnu::always_inline]] inline void prefetch_reads(const Loop& loop, int num_reads, int64_t start, int64_t n) {
+  n = std::min(n, loop.total - start);
+  for (int i = 0; i < num_reads; ++i) {
+    const Operand& op = loop.inputs[i];
+    if (op.mode != Operand::InPlace || op.gen) continue;
+    const char* p = op.base + start * static_cast<int64_t>(op.item);
+    for (int64_t off = 0; off < n * static_cast<int64_t>(op.item); off += 64) __builtin_prefetch(p + off, 0, 3);
+  }
+}
+
 void scatter(const Loop& loop, const Operand& op, const char* src, int64_t start, int64_t n) {
   char* base = const_cast<char*>(op.base);
   walk(loop, op.strides, start, n, [&](int64_t offset, int64_t run, int64_t stride) {
@@ -270,7 +297,8 @@ uint64_t new_stamp() {
 // place leave theirs unused). The block writes no outputs: its folds read the registers.
 class ChunkRunner {
  public:
-  ChunkRunner(const Block& b, const Loop& loop, uint64_t stamp, int64_t chunk) : b_(b), loop_(loop) {
+  ChunkRunner(const Block& b, const Loop& loop, uint64_t stamp, int64_t chunk)
+      : b_(b), loop_(loop), prefetch_(!cache_resident(loop)) {
     KILN_ASSERT(loop.outs.empty());
     const size_t reg_bytes = static_cast<size_t>(chunk) * 8;
     const int num_regs = b.num_registers();
@@ -296,6 +324,7 @@ class ChunkRunner {
       r_[b_.results[0]] = result_at;
     const int num_reads = static_cast<int>(b_.reads.size());
     for (int i = 0; i < num_reads; ++i) bind_read(loop_, loop_.inputs[i], r_[i], own_ + reg_bytes_ * i, start, n);
+    if (prefetch_) prefetch_reads(loop_, num_reads, start + n, n);  // runs mostly come in order
     const void* srcs[kMaxInstrSources];
     for (const Instr& in : b_.instrs) {
       for (int s = 0; s < in.nsrc; ++s) srcs[s] = r_[in.src[s]];
@@ -309,6 +338,7 @@ class ChunkRunner {
  private:
   const Block& b_;
   const Loop& loop_;
+  const bool prefetch_;
   void** r_;
   char* own_;  // register i's own memory is own_ + reg_bytes_ * i (a generated read is made there)
   size_t reg_bytes_;
@@ -432,7 +462,7 @@ struct LoopRegisters {
 // With `stream`, contiguous outputs are computed into scratch and copied out with
 // non-temporal stores (see run_fused).
 void run_chunks(const Block& b, const Loop& loop, uint64_t stamp, int64_t chunk, int64_t first, int64_t last,
-                const simd::KernelTable* stream) {
+                const simd::KernelTable* stream, bool prefetch) {
   const int num_reads = static_cast<int>(b.reads.size());
   const int num_outs = static_cast<int>(loop.outs.size());
   LoopRegisters regs(b, loop, stamp, chunk);
@@ -447,6 +477,7 @@ void run_chunks(const Block& b, const Loop& loop, uint64_t stamp, int64_t chunk,
       out[k] = o.mode == Operand::InPlace && !stream ? const_cast<char*>(o.base) + start * o.item
                                                      : regs.out_scratch + regs.reg_bytes * k;
     }
+    if (prefetch) prefetch_reads(loop, num_reads, start + chunk, chunk);
     regs.run(b, n);
     for (int k = 0; k < num_outs; ++k) {
       const Operand& o = loop.outs[k];
@@ -555,7 +586,6 @@ void run_row_chunks(const Block& b, const Loop& loop, uint64_t stamp, int64_t ch
   }
 }
 
-constexpr uint64_t kCacheResidentBytes = uint64_t{4} << 20;
 constexpr uint64_t kStreamBytes = uint64_t{64} << 20;
 
 // KILN_STREAM_STORES=1 or 0 forces non-temporal output stores on or off (both the
@@ -632,14 +662,11 @@ void run_fused(const Plan& plan, const Block& b, const Shape& shape, const std::
   // 10^5 elements (kiln bench --suite, 1 thread), while at 10^6 and beyond the plan's
   // short chunk is faster. Element-wise results do not depend on where calls are cut
   // (every element goes through the same batch function, tails included).
-  uint64_t bytes = 0;
-  for (const Operand& op : loop.inputs) bytes += op.mode == Operand::Splat ? 0 : op.item;
-  for (const Operand& op : loop.outs) bytes += op.item;
   const int64_t plan_chunk = chunk;
-  const bool cache_resident = bytes * static_cast<uint64_t>(loop.total) <= kCacheResidentBytes;
-  if (cache_resident) chunk *= 8;
+  const bool in_cache = cache_resident(loop);
+  if (in_cache) chunk *= 8;
   const int forced = forced_stream_stores();
-  if ((forced >= 0 ? forced == 1 : !cache_resident) && stream_generator(b, loop)) return;
+  if ((forced >= 0 ? forced == 1 : !in_cache) && stream_generator(b, loop)) return;
   uint64_t stamp = new_stamp();
   // Tasks of at least 4096 elements: small chunks keep registers in L1, but each task
   // must be worth scheduling. Chunk boundaries, not tasks, decide results.
@@ -670,7 +697,7 @@ void run_fused(const Plan& plan, const Block& b, const Shape& shape, const std::
   const simd::KernelTable* streamer = stream ? &Runtime::instance().kernels() : nullptr;
   int64_t chunks = (loop.total + chunk - 1) / chunk;
   for_items(chunks, 4096 / chunk, loop.total,
-            [&](int64_t first, int64_t last) { run_chunks(b, loop, stamp, chunk, first, last, streamer); });
+            [&](int64_t first, int64_t last) { run_chunks(b, loop, stamp, chunk, first, last, streamer, !in_cache); });
 }
 
 // Pairwise combination of a sequence of accumulators fed in order: the tree depends only
