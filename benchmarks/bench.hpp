@@ -21,8 +21,10 @@ struct Stats {
 };
 
 // Several measurements taken in turn, repetition by repetition, so that a noisy
-// neighbour or the kernel merging pages into huge pages affects them all alike.
-std::vector<Stats> measure_interleaved(int reps, const std::vector<std::function<void()>>& fs);
+// neighbour or the kernel merging pages into huge pages affects them all alike. With
+// `warm_each`, every timed call follows an untimed call of the same function: each then
+// finds the caches as it leaves them, not as the function before it did.
+std::vector<Stats> measure_interleaved(int reps, const std::vector<std::function<void()>>& fs, bool warm_each = false);
 
 // Command-line helpers: the integer after `flag` (or fallback), whether `flag` is given.
 int64_t arg_int(int argc, char** argv, const char* flag, int64_t fallback);
