@@ -205,21 +205,30 @@ bool cache_resident(const Loop& loop) {
   return bytes * static_cast<uint64_t>(loop.total) <= kCacheResidentBytes;
 }
 
-// Asks for the cache lines of elements [start, start + n) of every input read in place,
-// to arrive while the current chunk computes. Without it memory idles while a block's
-// kernels compute (exp(a) * b reads b only after exp), the hardware prefetcher running no
-// further ahead than the last load: on an Intel Xeon (1 thread, 10^7 float64, one chunk
-// ahead) exp(-a) * log1p(b) 30.5 -> 26.5 ms, exp(a) * b 20.7 -> 17.2, a*b + c 18.6 -> 16.8.
-// Not for data already in cache, where the prefetches are pure cost (exp(a) * b at 10^5
-// 0.131 -> 0.151 ms). Always inlined: GCC finds a function of prefetches alone free of
-// effects and drops the calls to it.
+// Asks for the cache lines of `bytes` from `p`, to arrive while the current chunk
+// computes. Without it memory idles while a block's kernels compute (exp(a) * b reads b
+// only after exp), the hardware prefetcher running no further ahead than the last load:
+// on an Intel Xeon (1 thread, 10^7 float64, one chunk ahead) exp(-a) * log1p(b)
+// 30.5 -> 26.5 ms, exp(a) * b 20.7 -> 17.2, a*b + c 18.6 -> 16.8. Not for data already in
+// cache, where the prefetches are pure cost (exp(a) * b at 10^5 0.131 -> 0.151 ms).
+// Always inlined: GCC finds a function of prefetches alone free of effects and drops the
+// calls to it.
+[[gnu::always_inline]] inline void prefetch_span(const char* p, int64_t bytes) {
+  for (int64_t off = 0; off < bytes; off += 64) __builtin_prefetch(p + off, 0, 3);
+}
+
+// The same for elements [start, start + n) of every read from memory in order: in place,
+// or (1-d) strided at most a line apart.
 [[gnu::always_inline]] inline void prefetch_reads(const Loop& loop, int num_reads, int64_t start, int64_t n) {
   n = std::min(n, loop.total - start);
   for (int i = 0; i < num_reads; ++i) {
     const Operand& op = loop.inputs[i];
-    if (op.mode != Operand::InPlace || op.gen) continue;
-    const char* p = op.base + start * static_cast<int64_t>(op.item);
-    for (int64_t off = 0; off < n * static_cast<int64_t>(op.item); off += 64) __builtin_prefetch(p + off, 0, 3);
+    if (op.gen) continue;
+    if (op.mode == Operand::InPlace) {
+      prefetch_span(op.base + start * static_cast<int64_t>(op.item), n * static_cast<int64_t>(op.item));
+    } else if (op.mode == Operand::Strided && loop.nd == 1 && op.strides[0] > 0 && op.strides[0] <= 64) {
+      prefetch_span(op.base + start * op.strides[0], n * op.strides[0]);
+    }
   }
 }
 
@@ -498,7 +507,8 @@ int64_t row_pieces(int64_t inner, int64_t chunk) { return 1 + (inner + chunk - 1
 // a broadcast row (`m + row`) or a row-padded view is never gathered, an operand
 // broadcast along the inner dimension is filled once per row, and a strided one is
 // gathered as one run without walking its index.
-void run_row_chunks(const Block& b, const Loop& loop, uint64_t stamp, int64_t chunk, int64_t first, int64_t last) {
+void run_row_chunks(const Block& b, const Loop& loop, uint64_t stamp, int64_t chunk, int64_t first, int64_t last,
+                    bool prefetch) {
   const int nd = loop.nd, num_reads = static_cast<int>(b.reads.size());
   const int num_outs = static_cast<int>(loop.outs.size());
   const int64_t inner = loop.shape[nd - 1], per_row = row_pieces(inner, chunk);
@@ -533,6 +543,15 @@ void run_row_chunks(const Block& b, const Loop& loop, uint64_t stamp, int64_t ch
   // The first piece of a row runs up to the first output address on a 64-byte line, so
   // the full chunks after it store whole lines: an AVX-512 store that splits two lines
   // made float32 m + row (rows of 4000 bytes) 1.25x slower than AVX2's.
+  // Reads prefetched a piece ahead: those from memory in order along the row, and not
+  // broadcast over rows (a row read again for every row stays in cache).
+  std::vector<char> streamed(num_reads, 0);
+  for (int i = 0; i < num_reads && prefetch; ++i) {
+    const Operand& op = loop.inputs[i];
+    const int64_t stride = op.strides[nd - 1];
+    streamed[i] = !op.gen && op.mode != Operand::Splat && stride > 0 && stride <= 64;
+    for (int d = 0; d < nd - 1; ++d) streamed[i] = streamed[i] && op.strides[d] != 0;
+  }
   int64_t head = 0;
   auto set_head = [&] {
     head = 0;
@@ -563,6 +582,7 @@ void run_row_chunks(const Block& b, const Loop& loop, uint64_t stamp, int64_t ch
         continue;
       }
       const char* src = op.base + row_offset[i] + j * stride;
+      if (streamed[i]) prefetch_span(src + n * stride, chunk * stride);  // past a row's end: the next row's, mostly
       if (stride == static_cast<int64_t>(op.item)) {
         r[i] = const_cast<char*>(src);
         continue;
@@ -679,7 +699,7 @@ void run_fused(const Plan& plan, const Block& b, const Shape& shape, const std::
   if (by_rows) {
     const int64_t per_row = row_pieces(inner, chunk), rows = loop.total / inner;
     for_items(rows * per_row, std::max<int64_t>(1, 4096 / inner) * per_row, loop.total,
-              [&](int64_t first, int64_t last) { run_row_chunks(b, loop, stamp, chunk, first, last); });
+              [&](int64_t first, int64_t last) { run_row_chunks(b, loop, stamp, chunk, first, last, !in_cache); });
     return;
   }
   // Outputs far bigger than the caches go to memory with non-temporal stores: a plain
