@@ -540,9 +540,6 @@ void run_row_chunks(const Block& b, const Loop& loop, uint64_t stamp, int64_t ch
       else splat(static_cast<char*>(r[i]), op.base + row_offset[i], op.item, chunk);
     }
   };
-  // The first piece of a row runs up to the first output address on a 64-byte line, so
-  // the full chunks after it store whole lines: an AVX-512 store that splits two lines
-  // made float32 m + row (rows of 4000 bytes) 1.25x slower than AVX2's.
   // Reads prefetched a piece ahead: those from memory in order along the row, and not
   // broadcast over rows (a row read again for every row stays in cache).
   std::vector<char> streamed(num_reads, 0);
@@ -552,6 +549,9 @@ void run_row_chunks(const Block& b, const Loop& loop, uint64_t stamp, int64_t ch
     streamed[i] = !op.gen && op.mode != Operand::Splat && stride > 0 && stride <= 64;
     for (int d = 0; d < nd - 1; ++d) streamed[i] = streamed[i] && op.strides[d] != 0;
   }
+  // The first piece of a row runs up to the first output address on a 64-byte line, so
+  // the full chunks after it store whole lines: an AVX-512 store that splits two lines
+  // made float32 m + row (rows of 4000 bytes) 1.25x slower than AVX2's.
   int64_t head = 0;
   auto set_head = [&] {
     head = 0;
