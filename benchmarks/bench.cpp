@@ -108,12 +108,13 @@ bool has_flag(int argc, char** argv, const char* flag) {
   return false;
 }
 
-std::vector<Stats> measure_interleaved(int reps, const std::vector<std::function<void()>>& fs, bool warm_each) {
+std::vector<Stats> measure_interleaved(int reps, const std::vector<std::function<void()>>& fs,
+                                       const std::vector<std::function<void()>>& warm) {
   for (const auto& f : fs) f();  // warm-up
   std::vector<std::vector<double>> t(fs.size());
   for (int r = 0; r < reps; ++r)
     for (size_t i = 0; i < fs.size(); ++i) {
-      if (warm_each) fs[i]();
+      if (!warm.empty()) warm[i]();
       auto t0 = std::chrono::steady_clock::now();
       fs[i]();
       t[i].push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());

@@ -22,9 +22,11 @@ struct Stats {
 
 // Several measurements taken in turn, repetition by repetition, so that a noisy
 // neighbour or the kernel merging pages into huge pages affects them all alike. With
-// `warm_each`, every timed call follows an untimed call of the same function: each then
-// finds the caches as it leaves them, not as the function before it did.
-std::vector<Stats> measure_interleaved(int reps, const std::vector<std::function<void()>>& fs, bool warm_each = false);
+// `warm` (one per function: a call or two of what fs[i] repeats), every timed call
+// follows warm[i]: each function then finds the caches as it leaves them, not as the
+// function before it did.
+std::vector<Stats> measure_interleaved(int reps, const std::vector<std::function<void()>>& fs,
+                                       const std::vector<std::function<void()>>& warm = {});
 
 // Command-line helpers: the integer after `flag` (or fallback), whether `flag` is given.
 int64_t arg_int(int argc, char** argv, const char* flag, int64_t fallback);

@@ -31,9 +31,10 @@ namespace kiln::cli {
 namespace {
 
 // Medians of each function's time, the functions run in turn.
-std::vector<double> medians(int reps, const std::vector<std::function<void()>>& fs, bool warm_each = false) {
+std::vector<double> medians(int reps, const std::vector<std::function<void()>>& fs,
+                            const std::vector<std::function<void()>>& warm = {}) {
   std::vector<double> out;
-  for (const Stats& st : measure_interleaved(reps, fs, warm_each)) out.push_back(st.median);
+  for (const Stats& st : measure_interleaved(reps, fs, warm)) out.push_back(st.median);
   return out;
 }
 
@@ -89,27 +90,33 @@ void run_dtype(const char* dtype, const std::vector<int64_t>& sizes, int reps, i
       const T* pa = info.id == bench::Case::Strided ? a2.data_as<T>() : a.data_as<T>();
       // Small sizes are timed over `calls` calls in a row, as a program calling in a loop
       // would see them: data in cache, and no timer granularity in the figure. Each after
-      // an untimed call of its own: at 10^6 float64, where the caches hold one evaluation's
+      // two untimed calls of its own: at 10^6 float64, where the caches hold one evaluation's
       // arrays but not all five functions', kiln writing a buffer of its own measured 1.4x
       // slower than the hand loop writing one that xtensor had just written.
       const int calls = static_cast<int>(std::max<int64_t>(1, 2000000 / n));
-      const bool warm_each = calls > 1;
-      auto repeated = [calls](auto f) { return [calls, f] { for (int k = 0; k < calls; ++k) f(); }; };
-      auto hand = repeated([&] { bench::hand_loop(info.id, pa, b.data_as<T>(), c.data_as<T>(), ref.data_as<T>(), n); });
-      auto xt = repeated([&] { bench::xtensor_eval(info.id, pa, b.data_as<T>(), c.data_as<T>(), ref.data_as<T>(), n); });
-      auto fused = repeated([&] { eval(info.expr, in, target); });
-      auto unfused = repeated([&] { eval_unfused(info.expr, in); });
-      auto fresh = repeated([&] { eval(info.expr, in); });
+      auto repeated_n = [](int times, auto f) { return [times, f] { for (int k = 0; k < times; ++k) f(); }; };
+      auto repeated = [&](auto f) { return repeated_n(calls, f); };
+      auto warming = [&](auto f) { return repeated_n(std::min(calls, 2), f); };  // one call left 10^6 half warm
+      auto hand1 = [&] { bench::hand_loop(info.id, pa, b.data_as<T>(), c.data_as<T>(), ref.data_as<T>(), n); };
+      auto xt1 = [&] { bench::xtensor_eval(info.id, pa, b.data_as<T>(), c.data_as<T>(), ref.data_as<T>(), n); };
+      auto fused1 = [&] { eval(info.expr, in, target); };
+      auto unfused1 = [&] { eval_unfused(info.expr, in); };
+      auto fresh1 = [&] { eval(info.expr, in); };
+      auto fused = repeated(fused1);
       set_num_threads(1);
-      std::vector<std::function<void()>> fs{fused, unfused, fresh};
+      std::vector<std::function<void()>> fs{fused, repeated(unfused1), repeated(fresh1)};
+      std::vector<std::function<void()>> warm{warming(fused1), warming(unfused1), warming(fresh1)};
       if (refs) {
-        fs.push_back(hand);
-        fs.push_back(xt);
+        fs.insert(fs.end(), {repeated(hand1), repeated(xt1)});
+        warm.insert(warm.end(), {warming(hand1), warming(xt1)});
       }
-      std::vector<double> t = medians(reps, fs, warm_each);
+      // One call: sizes beyond the caches, where warming would only double the run.
+      if (calls == 1) warm.clear();
+      std::vector<double> t = medians(reps, fs, warm);
       for (double& x : t) x /= calls;
       set_num_threads(all);
-      double t_all = medians(reps, {fused}, warm_each)[0] / calls;
+      if (!warm.empty()) warm = {warming(fused1)};
+      double t_all = medians(reps, {fused}, warm)[0] / calls;
       uint64_t allocated_before = array_bytes_allocated();
       fused();
       uint64_t temp_bytes = (array_bytes_allocated() - allocated_before) / calls;
@@ -118,7 +125,7 @@ void run_dtype(const char* dtype, const std::vector<int64_t>& sizes, int reps, i
       // relative difference meaningless (and the hand loop contracts a*b + c into an FMA).
       double rel = 0;
       if (refs) {
-        hand();
+        hand1();
         fused();
         int64_t m = info.id == bench::Case::Dot ? 1 : n;
         double diff = 0, scale = 0;
