@@ -94,28 +94,30 @@ void run_dtype(const char* dtype, const std::vector<int64_t>& sizes, int reps, i
       // arrays but not all five functions', kiln writing a buffer of its own measured 1.4x
       // slower than the hand loop writing one that xtensor had just written.
       const int calls = static_cast<int>(std::max<int64_t>(1, 2000000 / n));
-      auto repeated_n = [](int times, auto f) { return [times, f] { for (int k = 0; k < times; ++k) f(); }; };
-      auto repeated = [&](auto f) { return repeated_n(calls, f); };
-      auto warming = [&](auto f) { return repeated_n(std::min(calls, 2), f); };  // one call left 10^6 half warm
+      auto repeated = [](int times, std::function<void()> f) {
+        return std::function<void()>([times, f] { for (int k = 0; k < times; ++k) f(); });
+      };
       auto hand1 = [&] { bench::hand_loop(info.id, pa, b.data_as<T>(), c.data_as<T>(), ref.data_as<T>(), n); };
-      auto xt1 = [&] { bench::xtensor_eval(info.id, pa, b.data_as<T>(), c.data_as<T>(), ref.data_as<T>(), n); };
-      auto fused1 = [&] { eval(info.expr, in, target); };
-      auto unfused1 = [&] { eval_unfused(info.expr, in); };
-      auto fresh1 = [&] { eval(info.expr, in); };
-      auto fused = repeated(fused1);
-      set_num_threads(1);
-      std::vector<std::function<void()>> fs{fused, repeated(unfused1), repeated(fresh1)};
-      std::vector<std::function<void()>> warm{warming(fused1), warming(unfused1), warming(fresh1)};
+      std::vector<std::function<void()>> once{[&] { eval(info.expr, in, target); },  // fused, into out
+                                              [&] { eval_unfused(info.expr, in); },
+                                              [&] { eval(info.expr, in); }};  // allocating its result
       if (refs) {
-        fs.insert(fs.end(), {repeated(hand1), repeated(xt1)});
-        warm.insert(warm.end(), {warming(hand1), warming(xt1)});
+        once.push_back(hand1);
+        once.push_back([&] { bench::xtensor_eval(info.id, pa, b.data_as<T>(), c.data_as<T>(), ref.data_as<T>(), n); });
       }
-      // One call: sizes beyond the caches, where warming would only double the run.
-      if (calls == 1) warm.clear();
+      // Timed: `calls` in a row. Warmed (one call left 10^6 half warm): two, or none at
+      // sizes beyond the caches, where warming would only double the run.
+      std::vector<std::function<void()>> fs, warm;
+      for (const auto& f : once) {
+        fs.push_back(repeated(calls, f));
+        if (calls > 1) warm.push_back(repeated(2, f));
+      }
+      const std::function<void()> fused = fs[0];
+      set_num_threads(1);
       std::vector<double> t = medians(reps, fs, warm);
       for (double& x : t) x /= calls;
       set_num_threads(all);
-      if (!warm.empty()) warm = {warming(fused1)};
+      warm.resize(std::min<size_t>(warm.size(), 1));  // fused's alone
       double t_all = medians(reps, {fused}, warm)[0] / calls;
       uint64_t allocated_before = array_bytes_allocated();
       fused();
