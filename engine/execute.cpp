@@ -6,6 +6,10 @@
 #include <cstring>
 #include <optional>
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
+
 #include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>
 
@@ -205,6 +209,27 @@ bool cache_resident(const Loop& loop) {
   return bytes * static_cast<uint64_t>(loop.total) <= kCacheResidentBytes;
 }
 
+// Whether loops over operands beyond the caches prefetch their next chunk's reads
+// (prefetch_span). On Intel (a Xeon with AVX-512) that hid memory behind computation; on
+// AMD Zen 5 every read prefetched, to any cache level, made the same loops slower (1
+// thread, suite medians of 3+3 alternated: 10^7 float64 a*b + c 6.5 -> 7.3 ms,
+// sqrt(a*a + b*b) 5.2 -> 5.9, float32 at 10^6 1.10-1.25x slower): its own prefetchers
+// keep up, and the instructions only queue behind them. So on for Intel only;
+// KILN_PREFETCH=1 or 0 forces it, for measuring on other CPUs.
+bool prefetch_ahead() {
+  static const bool on = [] {
+    if (const char* v = std::getenv("KILN_PREFETCH")) return v[0] == '1';
+#if defined(__x86_64__) || defined(__i386__)
+    unsigned max_leaf, ebx, ecx, edx;
+    // CPUID leaf 0: the vendor string in ebx, edx, ecx ("Genu" "ineI" "ntel").
+    return __get_cpuid(0, &max_leaf, &ebx, &ecx, &edx) && ebx == 0x756e6547 && edx == 0x49656e69 && ecx == 0x6c65746e;
+#else
+    return false;
+#endif
+  }();
+  return on;
+}
+
 // Asks for the cache lines of `bytes` from `p`, to arrive while the current chunk
 // computes. Without it memory idles while a block's kernels compute (exp(a) * b reads b
 // only after exp), the hardware prefetcher running no further ahead than the last load:
@@ -307,7 +332,7 @@ uint64_t new_stamp() {
 class ChunkRunner {
  public:
   ChunkRunner(const Block& b, const Loop& loop, uint64_t stamp, int64_t chunk)
-      : b_(b), loop_(loop), prefetch_(!cache_resident(loop)) {
+      : b_(b), loop_(loop), prefetch_(prefetch_ahead() && !cache_resident(loop)) {
     KILN_ASSERT(loop.outs.empty());
     const size_t reg_bytes = static_cast<size_t>(chunk) * 8;
     const int num_regs = b.num_registers();
@@ -685,6 +710,7 @@ void run_fused(const Plan& plan, const Block& b, const Shape& shape, const std::
   const int64_t plan_chunk = chunk;
   const bool in_cache = cache_resident(loop);
   if (in_cache) chunk *= 8;
+  const bool prefetch = !in_cache && prefetch_ahead();
   const int forced = forced_stream_stores();
   if ((forced >= 0 ? forced == 1 : !in_cache) && stream_generator(b, loop)) return;
   uint64_t stamp = new_stamp();
@@ -699,7 +725,7 @@ void run_fused(const Plan& plan, const Block& b, const Shape& shape, const std::
   if (by_rows) {
     const int64_t per_row = row_pieces(inner, chunk), rows = loop.total / inner;
     for_items(rows * per_row, std::max<int64_t>(1, 4096 / inner) * per_row, loop.total,
-              [&](int64_t first, int64_t last) { run_row_chunks(b, loop, stamp, chunk, first, last, !in_cache); });
+              [&](int64_t first, int64_t last) { run_row_chunks(b, loop, stamp, chunk, first, last, prefetch); });
     return;
   }
   // Outputs far bigger than the caches go to memory with non-temporal stores: a plain
@@ -717,7 +743,7 @@ void run_fused(const Plan& plan, const Block& b, const Shape& shape, const std::
   const simd::KernelTable* streamer = stream ? &Runtime::instance().kernels() : nullptr;
   int64_t chunks = (loop.total + chunk - 1) / chunk;
   for_items(chunks, 4096 / chunk, loop.total,
-            [&](int64_t first, int64_t last) { run_chunks(b, loop, stamp, chunk, first, last, streamer, !in_cache); });
+            [&](int64_t first, int64_t last) { run_chunks(b, loop, stamp, chunk, first, last, streamer, prefetch); });
 }
 
 // Pairwise combination of a sequence of accumulators fed in order: the tree depends only
