@@ -1,9 +1,11 @@
 #include "runtime.hpp"
 
+#include <pthread.h>
 #include <sched.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 
 #include "error.hpp"
 
@@ -18,6 +20,20 @@ int hardware_threads() {
 
 namespace {
 
+// This process's id, kept by a fork handler: getpid() is a system call, and arena() asks
+// on every parallel evaluation (on a 2-core EPYC VM with page-table isolation, 0.3-0.7 us
+// of a 15 us where() over 10^5 float32).
+std::atomic<long> process_id{0};
+void note_fork() { process_id.store(static_cast<long>(getpid()), std::memory_order_relaxed); }
+long current_pid() {
+  static const bool registered = [] {
+    note_fork();
+    return pthread_atfork(nullptr, nullptr, note_fork) == 0;
+  }();
+  if (!registered) return static_cast<long>(getpid());
+  return process_id.load(std::memory_order_relaxed);
+}
+
 // The calling thread's own budget (0: none) and its arena, made on first use and again
 // after a fork (the parent's workers do not exist in the child).
 struct ThreadBudget {
@@ -31,7 +47,7 @@ thread_local ThreadBudget thread_budget;
 // exist here, and is deliberately leaked rather than destroyed (destroying it would wait
 // on them).
 void drop_arena(std::shared_ptr<tbb::task_arena>& arena, long owner_pid) {
-  if (arena && owner_pid != static_cast<long>(getpid())) new std::shared_ptr<tbb::task_arena>(std::move(arena));
+  if (arena && owner_pid != current_pid()) new std::shared_ptr<tbb::task_arena>(std::move(arena));
   arena.reset();
 }
 
@@ -72,7 +88,7 @@ int Runtime::num_threads() {
 }
 
 std::shared_ptr<tbb::task_arena> Runtime::arena() {
-  long pid = static_cast<long>(getpid());
+  long pid = current_pid();
   if (thread_budget.threads > 0) {
     ThreadBudget& t = thread_budget;
     if (!t.arena || t.owner_pid != pid) {
