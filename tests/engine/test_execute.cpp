@@ -691,3 +691,33 @@ TEST_CASE("outputs bigger than the caches are streamed to memory with the same v
   for (int64_t i = 0; i < n; i += 991) REQUIRE(self.data_as<double>()[i] == x.data_as<double>()[i] + 1.0);
   REQUIRE(self.data_as<double>()[n - 1] == x.data_as<double>()[n - 1] + 1.0);
 }
+
+TEST_CASE("one-instruction loops over operands beyond L2 give the scalar loop's bits", "[execute]") {
+  // 4-32 MiB of operands: a block with no scratch register may run with longer chunks
+  // there (where the CPU does not prefetch ahead): flat, strided, by rows of a broadcast
+  // row that do not divide into chunks, and written into a view of the input.
+  const int64_t rows = 1531, cols = 1000, n = rows * cols;  // 6 MB per float32 array
+  Array a = Array::empty(DType::Float32, {2 * n});
+  std::mt19937_64 rng(11);
+  std::uniform_real_distribution<float> u(-4, 4);
+  for (int64_t i = 0; i < 2 * n; ++i) a.data_as<float>()[i] = u(rng);
+  a.data_as<float>()[5] = std::numeric_limits<float>::quiet_NaN();
+  Array flat = a.slice(0, 0, n), odd = a.slice(0, 1, 2 * n, 2);
+  Array row = a.slice(0, 7, 7 + cols), m = flat.reshape({rows, cols});
+  auto f = [](float x) { return x > 0 ? x : 0.1f * x; };
+  Array w = kiln::eval("where(a > 0, a, 0.1*a)", {{"a", flat}});
+  CHECK(mismatches<float>(w, n, [&](int64_t i) { return f(flat.data_as<float>()[i]); }) == 0);
+  Array s = kiln::eval("a*2 + b", {{"a", odd}, {"b", flat}});
+  CHECK(mismatches<float>(s, n, [&](int64_t i) {
+          volatile float twice = odd.data_as<float>()[2 * i] * 2.0f;
+          return twice + flat.data_as<float>()[i];
+        }) == 0);
+  Array r = kiln::eval("m + row", {{"m", m}, {"row", row}});
+  CHECK(mismatches<float>(r, n, [&](int64_t i) { return m.data_as<float>()[i] + row.data_as<float>()[i % cols]; }) == 0);
+  Array in_place = flat.copy();
+  kiln::eval("sqrt(a*a + 1)", {{"a", in_place}}, in_place);
+  CHECK(mismatches<float>(in_place, n, [&](int64_t i) {
+          volatile float sq = flat.data_as<float>()[i] * flat.data_as<float>()[i];
+          return std::sqrt(sq + 1.0f);
+        }) == 0);
+}
