@@ -699,30 +699,41 @@ std::vector<const Generator*> generators_of(const Plan& plan, const Block& b) {
   return gens;
 }
 
+// How many times the plan's chunk a loop block runs with. The plan's short chunk keeps a
+// block's registers in L1 and, from memory, reads all input streams nearly together; its
+// cost is per kernel call. Element-wise results do not depend on where calls are cut
+// (every element goes through the same batch function, tails included), so:
+//  - operands that fit in the caches together (4 MiB): no stream waits on memory, 8x the
+//    chunk runs 1.2-1.6x faster at 10^5 elements (kiln bench --suite, 1 thread);
+//  - beyond that, unless the loop prefetches a chunk ahead (Intel, prefetch_ahead), while
+//    the operands come from the last-level cache: a block with no scratch register (one
+//    instruction, or one per output) keeps nothing in L1 between its calls, so only the
+//    call count depends on the chunk: 8x up to 24 MiB of operands; other blocks 4x up to
+//    16 MiB. AMD Zen 5, 1 thread, 15 alternations in one process, medians: at 10^6
+//    float32 where(a > 0, a, 0.1*a) 138 -> 94 us, a[::2]*2 + b 285 -> 184, m + row
+//    152 -> 102, 2*a + 3*b*c - 1.5 311 -> 206, abs(a - b) + minimum(a, c) 327 -> 220,
+//    sin(a)**2 + cos(b)**2 544 -> 464; float64 at 3*10^5 1.09-1.48x. At 32 MiB a*b + c
+//    ran 0.91x with 8x and blocks with scratch 0.64-0.82x, and from memory (3*10^7)
+//    one-instruction blocks 0.93-1.07x: the short chunk stays there.
+int64_t chunk_factor(const Block& b, uint64_t operand_bytes, bool prefetch) {
+  if (operand_bytes <= kCacheResidentBytes) return 8;
+  if (prefetch) return 1;
+  if (b.num_scratch == 0 && operand_bytes <= (uint64_t{24} << 20)) return 8;
+  if (operand_bytes <= (uint64_t{16} << 20)) return 4;
+  return 1;
+}
+
 // Runs a loop block over `shape`: reads broadcast to it, outs of exactly that shape.
 void run_fused(const Plan& plan, const Block& b, const Shape& shape, const std::vector<Array>& reads,
                const std::vector<Array>& outs) {
   if (shape_size(shape) == 0) return;  // nothing to write (NumPy gives empty arrays 0 strides)
   int64_t chunk = plan.chunk;
   Loop loop = make_loop(shape, reads, outs, generators_of(plan, b));
-  // When every operand fits in the caches together, no input stream waits on memory and
-  // the cost is per kernel call: 8 times the plan's chunk then runs 1.2-1.6x faster at
-  // 10^5 elements (kiln bench --suite, 1 thread), while at 10^6 and beyond the plan's
-  // short chunk is faster for blocks of several instructions. A block with no scratch
-  // register (one instruction, or one per output) keeps nothing in L1 between its calls,
-  // so there only the call count depends on the chunk: up to a last-level cache's worth
-  // of operands it takes the long chunk too, unless it prefetches a chunk ahead (Intel).
-  // AMD Zen 5, 1 thread, 10^6 elements, 15 alternations in one process: float32
-  // where(a > 0, a, 0.1*a) 139 -> 97 us, a[::2]*2 + b 294 -> 194, m + row 157 -> 110,
-  // sqrt(a*a + b*b) 166 -> 131, float64 1.09-1.41x, a*b + c 1.01-1.02x; from memory (3e7
-  // elements) 0.93-1.07x, so not there. Element-wise results do not depend on where calls
-  // are cut (every element goes through the same batch function, tails included).
-  constexpr uint64_t kLastLevelCacheBytes = uint64_t{32} << 20;
   const int64_t plan_chunk = chunk;
   const uint64_t bytes = operand_bytes(loop);
   const bool in_cache = bytes <= kCacheResidentBytes;
   const bool prefetch = !in_cache && prefetch_ahead();
-  if (in_cache || (b.num_scratch == 0 && !prefetch && bytes <= kLastLevelCacheBytes)) chunk *= 8;
+  chunk *= chunk_factor(b, bytes, prefetch);
   const int forced = forced_stream_stores();
   if ((forced >= 0 ? forced == 1 : !in_cache) && stream_generator(b, loop)) return;
   uint64_t stamp = new_stamp();

@@ -692,10 +692,10 @@ TEST_CASE("outputs bigger than the caches are streamed to memory with the same v
   REQUIRE(self.data_as<double>()[n - 1] == x.data_as<double>()[n - 1] + 1.0);
 }
 
-TEST_CASE("one-instruction loops over operands beyond L2 give the scalar loop's bits", "[execute]") {
-  // 4-32 MiB of operands: a block with no scratch register may run with longer chunks
-  // there (where the CPU does not prefetch ahead): flat, strided, by rows of a broadcast
-  // row that do not divide into chunks, and written into a view of the input.
+TEST_CASE("loops over operands beyond L2 give the scalar loop's bits", "[execute]") {
+  // 4-32 MiB of operands: blocks may run with longer chunks there (where the CPU does not
+  // prefetch ahead, chunk_factor): flat, strided, by rows of a broadcast row that do not
+  // divide into chunks, written into the input, and a block of several instructions.
   const int64_t rows = 1531, cols = 1000, n = rows * cols;  // 6 MB per float32 array
   Array a = Array::empty(DType::Float32, {2 * n});
   std::mt19937_64 rng(11);
@@ -719,5 +719,13 @@ TEST_CASE("one-instruction loops over operands beyond L2 give the scalar loop's 
   CHECK(mismatches<float>(in_place, n, [&](int64_t i) {
           volatile float sq = flat.data_as<float>()[i] * flat.data_as<float>()[i];
           return std::sqrt(sq + 1.0f);
+        }) == 0);
+  const int64_t k = 700001;  // 4 arrays of 2.8 MB
+  Array x = flat.slice(0, 0, k), y = flat.slice(0, k, 2 * k), z = odd.slice(0, 0, k);
+  Array q = kiln::eval("(a - b) / (a + b) + c", {{"a", x}, {"b", y}, {"c", z}});
+  CHECK(mismatches<float>(q, k, [&](int64_t i) {
+          const float xi = x.data_as<float>()[i], yi = y.data_as<float>()[i];
+          volatile float ratio = (xi - yi) / (xi + yi);
+          return ratio + z.data_as<float>()[2 * i];
         }) == 0);
 }
