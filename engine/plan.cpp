@@ -1,6 +1,7 @@
 #include "plan.hpp"
 
 #include <algorithm>
+#include <bit>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -132,6 +133,7 @@ class BlockBuilder {
   // must not be reused.
   Block allocate(const std::vector<int>& live_out = {}) {
     fuse_chains(live_out);
+    for (Instr& in : code_) read_constants_as_scalars(in);
     Block b;
     b.reads = reads_;
     b.constants = constants_;
@@ -344,6 +346,36 @@ class BlockBuilder {
     for (size_t i = 0; i < code_.size(); ++i)
       if (!merged[i]) kept.push_back(code_[i]);
     code_ = std::move(kept);
+  }
+
+  // The variant of in's kernel that reads its constant operands as scalars (simd::
+  // kBinaryMasks, ...): of those whose every scalar operand is a constant register, the
+  // one with the most. Trees and square roots after a chain keep their plain kernels.
+  void read_constants_as_scalars(Instr& in) const {
+    unsigned constants = 0;
+    for (int s = 0; s < in.nsrc; ++s)
+      if (in.src[s] >= kConstantBase && in.src[s] < kScratchBase) constants |= 1u << s;
+    if (constants == 0 || in.is_cast || in.sqrt_after) return;
+    auto pick = [&](const auto& masks, const simd::KernelFn* variants) {
+      int best = -1;
+      for (size_t m = 0; m < std::size(masks); ++m)
+        if ((masks[m] & ~constants) == 0 && (best < 0 || std::popcount(masks[m]) > std::popcount(masks[best])))
+          best = static_cast<int>(m);
+      if (best >= 0 && variants[best]) in.fn = variants[best];
+    };
+    const int wide = in.compute == DType::Float64 ? 1 : 0;
+    if (in.chain_position < 0) {
+      if (in.nsrc == 2) pick(simd::kBinaryMasks, kernels_.op_scalar[int(in.op)][int(in.compute)]);
+    } else if (in.second == Op::where) {
+      const int compare = simd::compare_index(in.op);
+      if (in.value_branch < 0) pick(simd::kWhereMasks, kernels_.where_compare_scalar[compare][wide]);
+      else
+        pick(simd::kWhereOpMasks,
+             kernels_.where_compare_op_scalar[compare][simd::chain_index(in.value_op)][in.value_branch][wide]);
+    } else if (in.value_branch < 0) {
+      pick(simd::kChainMasks,
+           kernels_.chain_scalar[simd::chain_index(in.op)][simd::chain_index(in.second)][in.chain_position][wide]);
+    }
   }
 
   const Graph& g_;

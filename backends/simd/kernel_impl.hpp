@@ -431,12 +431,23 @@ template <int64_t count> inline uint64_t nonzero_byte_bits(const bool* p) {
 
 // The one loop shape. Operand types: where's condition is bool, all others T.
 template <class F, class T, size_t I> using Operand = std::conditional_t<std::is_same_v<F, Impl<Op::where>> && I == 0, bool, T>;
+template <size_t K> using Index = std::integral_constant<size_t, K>;
 
-template <class F, class T, size_t... I>
+// Bit k of `Scalars`: operand k is one value, element 0 of src[k] (kBinaryMasks, ...).
+template <class F, class T, unsigned Scalars, size_t... I>
 void run(const void* const* src, void* dst, int64_t n, std::index_sequence<I...>) {
+  static_assert(Scalars == 0 || !std::is_same_v<F, Impl<Op::where>>);
+  if (n <= 0) return;
   const auto in = std::tuple{static_cast<const Operand<F, T, I>*>(src[I])...};
-  (void)in;
-  using R = decltype(F::scalar(std::get<I>(in)[0]...));
+  // The scalar operands' values, read once before the loops: out may alias a source, so
+  // a read inside them would be made again after every store.
+  const auto value = std::tuple{((Scalars >> I & 1) ? std::get<I>(in)[0] : Operand<F, T, I>{})...};
+  // Operand K's element i.
+  auto elem = [&]<size_t K>(Index<K>, int64_t i) {
+    if constexpr ((Scalars >> K & 1) != 0) return std::get<K>(value);
+    else return std::get<K>(in)[i];
+  };
+  using R = decltype(F::scalar(elem(Index<I>{}, 0)...));
   R* out = static_cast<R*>(dst);
   int64_t i = 0;
   if constexpr (kIsFloat<T> && std::is_same_v<F, Impl<Op::where>>) {
@@ -479,14 +490,26 @@ void run(const void* const* src, void* dst, int64_t n, std::index_sequence<I...>
       }
       F::batch(Batch<T>::load_unaligned(p[I])...).store_unaligned(o);
     };
+    // A batch of operand K: loaded, or its value in every lane.
+    auto load = [&]<size_t K>(Index<K>, int64_t at) {
+      if constexpr ((Scalars >> K & 1) != 0) return Batch<T>(std::get<K>(value));
+      else return Batch<T>::load_unaligned(std::get<K>(in) + at);
+    };
+    // Where `one` reads a scalar operand: its value in every lane.
+    alignas(64) T splat[sizeof...(I)][width];
+    ((Scalars >> I & 1 ? std::fill(splat[I], splat[I] + width, std::get<I>(value)) : void()), ...);
+    auto at = [&]<size_t K>(Index<K>, int64_t k) -> const T* {
+      if constexpr ((Scalars >> K & 1) != 0) return splat[K];
+      else return std::get<K>(in) + k;
+    };
     for (; i + width <= n; i += width) {
       if constexpr (requires(Batch<T> v) { F::batch_safe(v); }) {
-        if (!xsimd::all(F::batch_safe(Batch<T>::load_unaligned(std::get<0>(in) + i)))) {
-          one({(std::get<I>(in) + i)...}, out + i);
+        if (!xsimd::all(F::batch_safe(load(Index<0>{}, i)))) {
+          one({at(Index<I>{}, i)...}, out + i);
           continue;
         }
       }
-      F::batch(Batch<T>::load_unaligned(std::get<I>(in) + i)...).store_unaligned(out + i);
+      F::batch(load(Index<I>{}, i)...).store_unaligned(out + i);
     }
     if (i < n) {
       // The last partial batch, padded with copies of its first element.
@@ -494,19 +517,26 @@ void run(const void* const* src, void* dst, int64_t n, std::index_sequence<I...>
       alignas(64) R lanes[width];
       // memcpy, not std::copy: a std:: template left out of line (as at -O1) would be a
       // weak symbol one copy of which serves every instruction set (check_isa_symbols.sh).
-      ((std::fill(pad[I], pad[I] + width, std::get<I>(in)[i]),
-        std::memcpy(pad[I], std::get<I>(in) + i, (n - i) * sizeof(T))), ...);
+      ((std::fill(pad[I], pad[I] + width, elem(Index<I>{}, i)),
+        Scalars >> I & 1 ? void() : (void)std::memcpy(pad[I], std::get<I>(in) + i, (n - i) * sizeof(T))),
+       ...);
       one({pad[I]...}, lanes);
       std::memcpy(out + i, lanes, (n - i) * sizeof(R));
       i = n;
     }
   }
-  for (; i < n; ++i) out[i] = F::scalar(std::get<I>(in)[i]...);
+  for (; i < n; ++i) out[i] = F::scalar(elem(Index<I>{}, i)...);
 }
 
-template <class F, class T, int Arity>
+template <class F, class T, int Arity, unsigned Scalars = 0>
 void kernel(const void* const* src, void* dst, int64_t n) {
-  run<F, T>(src, dst, n, std::make_index_sequence<Arity>{});
+  run<F, T, Scalars>(src, dst, n, std::make_index_sequence<Arity>{});
+}
+
+// The scalar-operand variants of one kernel, one per mask of `Masks`.
+template <class F, class T, int Arity, const auto& Masks, size_t... M>
+void fill_scalar_variants(KernelFn* variants, std::index_sequence<M...>) {
+  ((variants[M] = &kernel<F, T, Arity, Masks[M]>), ...);
 }
 
 // NumPy astype: float to int is C's truncation where representable; NaN and values out
@@ -532,8 +562,13 @@ void cast_kernel(const void* const* src, void* dst, int64_t n) {
 }
 
 template <Op O, DType D> constexpr void fill_op(KernelTable& t) {
-  if constexpr (op_computes_in(O, D))
-    t.op[static_cast<int>(O)][static_cast<int>(D)] = &kernel<Impl<O>, typename CType<D>::type, op_info(O).arity>;
+  if constexpr (op_computes_in(O, D)) {
+    using T = typename CType<D>::type;
+    t.op[static_cast<int>(O)][static_cast<int>(D)] = &kernel<Impl<O>, T, op_info(O).arity>;
+    if constexpr (op_info(O).arity == 2 && kIsFloat<T>)
+      fill_scalar_variants<Impl<O>, T, 2, kBinaryMasks>(t.op_scalar[static_cast<int>(O)][static_cast<int>(D)],
+                                                        std::make_index_sequence<kNumBinaryMasks>{});
+  }
 }
 
 template <DType From, DType To> constexpr void fill_cast(KernelTable& t) {
@@ -798,8 +833,11 @@ template <Op Compare> struct WhereCompare {
 };
 
 template <size_t... I> void fill_where_compare(KernelTable& t, std::index_sequence<I...>) {
+  constexpr auto masks = std::make_index_sequence<kNumWhereMasks>{};
   ((t.where_compare[I][0] = &kernel<WhereCompare<kCompareOps[I]>, float, 4>,
-    t.where_compare[I][1] = &kernel<WhereCompare<kCompareOps[I]>, double, 4>),
+    t.where_compare[I][1] = &kernel<WhereCompare<kCompareOps[I]>, double, 4>,
+    fill_scalar_variants<WhereCompare<kCompareOps[I]>, float, 4, kWhereMasks>(t.where_compare_scalar[I][0], masks),
+    fill_scalar_variants<WhereCompare<kCompareOps[I]>, double, 4, kWhereMasks>(t.where_compare_scalar[I][1], masks)),
    ...);
 }
 
@@ -817,10 +855,26 @@ template <Op Compare, Op Arith, int Branch> struct WhereCompareOp {
 
 template <size_t... I> void fill_where_compare_op(KernelTable& t, std::index_sequence<I...>) {
   // I = ((compare * 4) + op) * 2 + branch
+  constexpr auto masks = std::make_index_sequence<kNumWhereOpMasks>{};
   ((t.where_compare_op[I / 8][I / 2 % 4][I % 2][0] =
         &kernel<WhereCompareOp<kCompareOps[I / 8], kChainOps[I / 2 % 4], I % 2>, float, 5>,
     t.where_compare_op[I / 8][I / 2 % 4][I % 2][1] =
-        &kernel<WhereCompareOp<kCompareOps[I / 8], kChainOps[I / 2 % 4], I % 2>, double, 5>),
+        &kernel<WhereCompareOp<kCompareOps[I / 8], kChainOps[I / 2 % 4], I % 2>, double, 5>,
+    fill_scalar_variants<WhereCompareOp<kCompareOps[I / 8], kChainOps[I / 2 % 4], I % 2>, float, 5, kWhereOpMasks>(
+        t.where_compare_op_scalar[I / 8][I / 2 % 4][I % 2][0], masks),
+    fill_scalar_variants<WhereCompareOp<kCompareOps[I / 8], kChainOps[I / 2 % 4], I % 2>, double, 5, kWhereOpMasks>(
+        t.where_compare_op_scalar[I / 8][I / 2 % 4][I % 2][1], masks)),
+   ...);
+}
+
+// The chains' scalar-operand variants (chain_scalar); I as in fill_chains.
+template <size_t... I> void fill_chain_scalars(KernelTable& t, std::index_sequence<I...>) {
+  constexpr auto masks = std::make_index_sequence<kNumChainMasks>{};
+  (fill_scalar_variants<Chain<kChainOps[I / 8], kChainOps[I / 2 % 4], I % 2, false>, float, 3, kChainMasks>(
+       t.chain_scalar[I / 8][I / 2 % 4][I % 2][0], masks),
+   ...);
+  (fill_scalar_variants<Chain<kChainOps[I / 8], kChainOps[I / 2 % 4], I % 2, false>, double, 3, kChainMasks>(
+       t.chain_scalar[I / 8][I / 2 % 4][I % 2][1], masks),
    ...);
 }
 
@@ -848,6 +902,7 @@ inline KernelTable make_table(const char* isa) {
   t.isa = isa;
   fill_chains<false>(t.chain, std::make_index_sequence<32>{});
   fill_chains<true>(t.chain_sqrt, std::make_index_sequence<32>{});
+  fill_chain_scalars(t, std::make_index_sequence<32>{});
   fill_trees<false>(t.tree, std::make_index_sequence<64>{});
   fill_trees<true>(t.tree_sqrt, std::make_index_sequence<64>{});
   fill_where_compare(t, std::make_index_sequence<6>{});

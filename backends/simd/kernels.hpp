@@ -59,6 +59,21 @@ inline constexpr Op kCompareOps[] = {Op::less, Op::less_equal, Op::greater, Op::
                                      Op::not_equal};
 constexpr int compare_index(Op op) { return index_in(kCompareOps, op); }
 
+// Scalar operands: a kernel variant that reads operand k as one value (element 0 of its
+// register, broadcast) for each bit k of its mask, so a literal costs no load per element
+// (where(a > 0, a, 0.1*a) loads a alone). A constant register holds its value at every
+// element, so the plain kernel computes the same bits. Variants exist for these masks
+// only; the planner takes the one covering most of an instruction's constants.
+inline constexpr unsigned kBinaryMasks[] = {0b01, 0b10};  // x op 2, 2 op x
+// second(first(s0, s1), s2): 2*a + b, a*2 + b, a*b + 1.5, 2*a + 1.5, a*2 + 1.5 (and with
+// the first op's result on the right).
+inline constexpr unsigned kChainMasks[] = {0b001, 0b010, 0b100, 0b101, 0b110};
+// where(compare(s0, s1), s2, s3): x > 0, and x > 0 with a literal value.
+inline constexpr unsigned kWhereMasks[] = {0b0010, 0b0110, 0b1010};
+// where_compare_op: x > 0, and x > 0 with a literal in any other place (0.1*x).
+inline constexpr unsigned kWhereOpMasks[] = {0b00010, 0b00110, 0b01010, 0b10010};
+constexpr int kNumBinaryMasks = 2, kNumChainMasks = 5, kNumWhereMasks = 3, kNumWhereOpMasks = 4;
+
 // A generator's parameters, prepared by the planner (engine/generate.cpp) for the
 // kernel of one dtype. Element i (the flat C-order index in the generator's own shape) is:
 //   full      `value` (8 bytes: the element in the dtype's representation)
@@ -112,6 +127,12 @@ struct KernelTable {
   // (a*a + b*b, a*b - c*d), and its square root (tree_sqrt). [a][second][b][float32, float64].
   KernelFn tree[4][4][4][2];
   KernelFn tree_sqrt[4][4][4][2];
+  // Scalar-operand variants (kBinaryMasks, ...), indexed as their plain kernels, then by
+  // the mask's place in its list; null where the plain kernel is null.
+  KernelFn op_scalar[kNumOps][kNumDTypes][kNumBinaryMasks];  // binary ops
+  KernelFn chain_scalar[4][4][2][2][kNumChainMasks];
+  KernelFn where_compare_scalar[6][2][kNumWhereMasks];
+  KernelFn where_compare_op_scalar[6][4][2][2][kNumWhereOpMasks];
   ReduceFns reduce[kNumReductions][kNumDTypes];  // by reduction and accumulate dtype
   KernelFn op[kNumOps][kNumDTypes];        // by op and compute dtype; null where the op
                                            // does not compute in that dtype

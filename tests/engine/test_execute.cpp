@@ -18,7 +18,10 @@
 
 #include <tbb/parallel_for.h>
 
+#include "kernels.hpp"
 #include "kiln/kiln.hpp"
+#include "parser.hpp"
+#include "plan.hpp"
 
 using kiln::Array;
 using kiln::DType;
@@ -495,6 +498,127 @@ template <class T> struct ChainCheck {
 
 TEST_CASE("chains of two arithmetic ops run as one instruction with the two ops' roundings", "[execute][plan]") {
   on_every_isa<ChainCheck>({7, 1000, 4099});
+}
+
+namespace {
+// A scalar-operand variant (simd::KernelTable::op_scalar, ...) against its plain kernel
+// given the same literals as full arrays: the same bits (any NaN matching any NaN: which
+// of two NaN operands x86 passes on depends on the instructions' operand order), every
+// size and tail. The variant gets each scalar operand as a one-element buffer of its own,
+// so a read past element 0 is an out-of-bounds read (the sanitizer build reports it).
+template <class T>
+int64_t scalar_variant_mismatches(kiln::simd::KernelFn plain, kiln::simd::KernelFn variant, unsigned mask, int arity,
+                                  const std::vector<std::vector<T>>& arrays, T literal, int64_t n, bool bool_result) {
+  std::vector<std::vector<T>> splats, ones;
+  const void* plain_src[5];
+  const void* variant_src[5];
+  for (int k = 0; k < arity; ++k) {
+    splats.emplace_back(n, literal);
+    ones.emplace_back(1, literal);
+  }
+  for (int k = 0; k < arity; ++k) {
+    const bool scalar = mask >> k & 1;
+    plain_src[k] = scalar ? splats[k].data() : arrays[k].data();
+    variant_src[k] = scalar ? ones[k].data() : arrays[k].data();
+  }
+  std::vector<T> want(n), got(n);
+  plain(plain_src, want.data(), n);
+  variant(variant_src, got.data(), n);
+  if (bool_result)
+    return std::memcmp(want.data(), got.data(), n) != 0;
+  int64_t wrong = 0;
+  for (int64_t i = 0; i < n; ++i)
+    wrong += std::memcmp(&want[i], &got[i], sizeof(T)) != 0 && !(std::isnan(want[i]) && std::isnan(got[i]));
+  return wrong;
+}
+
+template <class T> void check_scalar_variants(const kiln::simd::KernelTable& t) {
+  namespace simd = kiln::simd;
+  constexpr int wide = sizeof(T) == 8 ? 1 : 0;
+  std::mt19937_64 rng(5);
+  std::uniform_real_distribution<double> u(-4, 4);
+  const T specials[] = {T(0), T(-0.0), std::numeric_limits<T>::quiet_NaN(), std::numeric_limits<T>::infinity(),
+                        std::numeric_limits<T>::denorm_min()};
+  for (int64_t n : {1, 7, 33, 1000}) {
+    std::vector<std::vector<T>> arrays(5, std::vector<T>(n));
+    for (auto& a : arrays)
+      for (int64_t i = 0; i < n; ++i) a[i] = i % 11 == 3 ? specials[rng() % 5] : static_cast<T>(u(rng));
+    for (T literal : {T(1.5), T(-0.0), std::numeric_limits<T>::quiet_NaN(), std::numeric_limits<T>::infinity()}) {
+      INFO("n " << n << " literal " << literal);
+      int64_t wrong = 0, checked = 0;
+      auto check = [&](simd::KernelFn plain, simd::KernelFn variant, unsigned mask, int arity, bool bool_result = false) {
+        REQUIRE(variant != nullptr);
+        REQUIRE(variant != plain);
+        wrong += scalar_variant_mismatches<T>(plain, variant, mask, arity, arrays, literal, n, bool_result);
+        ++checked;
+      };
+      for (int o = 0; o < kiln::kNumOps; ++o) {
+        const int d = static_cast<int>(kiln::dtype_of<T>());
+        const kiln::OpInfo& info = kiln::op_info(static_cast<kiln::Op>(o));
+        if (info.arity != 2 || !t.op[o][d]) continue;
+        for (int m = 0; m < simd::kNumBinaryMasks; ++m)
+          check(t.op[o][d], t.op_scalar[o][d][m], simd::kBinaryMasks[m], 2, info.rule == kiln::Rule::Compare);
+      }
+      for (int f = 0; f < 4; ++f)
+        for (int s = 0; s < 4; ++s)
+          for (int pos = 0; pos < 2; ++pos)
+            for (int m = 0; m < simd::kNumChainMasks; ++m)
+              check(t.chain[f][s][pos][wide], t.chain_scalar[f][s][pos][wide][m], simd::kChainMasks[m], 3);
+      for (int c = 0; c < 6; ++c) {
+        for (int m = 0; m < simd::kNumWhereMasks; ++m)
+          check(t.where_compare[c][wide], t.where_compare_scalar[c][wide][m], simd::kWhereMasks[m], 4);
+        for (int o = 0; o < 4; ++o)
+          for (int branch = 0; branch < 2; ++branch)
+            for (int m = 0; m < simd::kNumWhereOpMasks; ++m)
+              check(t.where_compare_op[c][o][branch][wide], t.where_compare_op_scalar[c][o][branch][wide][m],
+                    simd::kWhereOpMasks[m], 5);
+      }
+      CHECK(checked >= 400);
+      CHECK(wrong == 0);
+    }
+  }
+}
+
+// The instruction of a one-instruction plan for `text` over float32 inputs.
+kiln::Instr only_instruction(const std::string& text, const kiln::simd::KernelTable& t) {
+  kiln::Graph g;
+  g.roots = {kiln::parse_expression(text, g)};
+  auto plan = kiln::build_plan(g, std::vector<DType>(g.input_names().size(), DType::Float32), std::nullopt, t);
+  INFO(plan->explain());
+  REQUIRE(plan->steps.back().body.instrs.size() == 1);
+  return plan->steps.back().body.instrs[0];
+}
+}  // namespace
+
+TEST_CASE("literals are read as scalars: the kernels' bits, and the planner's choice", "[execute][plan][ops]") {
+  namespace simd = kiln::simd;
+  using kiln::Op;
+  for (const std::string& isa : simd::available_isas()) {
+    INFO("isa " << isa);
+    const simd::KernelTable& t = *simd::table_for(isa);
+    check_scalar_variants<double>(t);
+    check_scalar_variants<float>(t);
+    // The variant covering most of an instruction's literals.
+    const int f32 = static_cast<int>(DType::Float32);
+    auto chain = [&](Op first, Op second, int m) {
+      return t.chain_scalar[simd::chain_index(first)][simd::chain_index(second)][0][0][m];
+    };
+    CHECK(only_instruction("x - 1.5", t).fn == t.op_scalar[int(Op::subtract)][f32][1]);
+    CHECK(only_instruction("1.5 - x", t).fn == t.op_scalar[int(Op::subtract)][f32][0]);
+    CHECK(only_instruction("x - y", t).fn == t.op[int(Op::subtract)][f32]);
+    CHECK(only_instruction("2*x + y", t).fn == chain(Op::multiply, Op::add, 0));
+    CHECK(only_instruction("x*2 + y", t).fn == chain(Op::multiply, Op::add, 1));
+    CHECK(only_instruction("x*y + 1.5", t).fn == chain(Op::multiply, Op::add, 2));
+    CHECK(only_instruction("0.5*x + 1", t).fn == chain(Op::multiply, Op::add, 3));
+    CHECK(only_instruction("x*0.5 + 1", t).fn == chain(Op::multiply, Op::add, 4));
+    const int greater = simd::compare_index(Op::greater), mul = simd::chain_index(Op::multiply);
+    CHECK(only_instruction("where(x > 0, x, y)", t).fn == t.where_compare_scalar[greater][0][0]);
+    CHECK(only_instruction("where(x > 0, 1, y)", t).fn == t.where_compare_scalar[greater][0][1]);
+    CHECK(only_instruction("where(x > 0, x, 0.1*x)", t).fn == t.where_compare_op_scalar[greater][mul][1][0][2]);
+    CHECK(only_instruction("where(x > 0, 2*x, y)", t).fn == t.where_compare_op_scalar[greater][mul][0][0][1]);
+    CHECK(only_instruction("where(x > 0, x, x*0.1)", t).fn == t.where_compare_op_scalar[greater][mul][1][0][3]);
+    CHECK(only_instruction("where(x > y, x, 0.1*x)", t).fn == t.where_compare_op[greater][mul][1][0]);
+  }
 }
 
 namespace {
