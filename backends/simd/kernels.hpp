@@ -128,7 +128,8 @@ struct KernelTable {
   KernelFn tree[4][4][4][2];
   KernelFn tree_sqrt[4][4][4][2];
   // Scalar-operand variants (kBinaryMasks, ...), indexed as their plain kernels, then by
-  // the mask's place in its list; null where the plain kernel is null.
+  // the mask's place in its list; null where the plain kernel is null, and in the SSE2
+  // table.
   KernelFn op_scalar[kNumOps][kNumDTypes][kNumBinaryMasks];  // binary ops
   KernelFn chain_scalar[4][4][2][2][kNumChainMasks];
   KernelFn where_compare_scalar[6][2][kNumWhereMasks];
