@@ -4,6 +4,7 @@
 // chosen at run time, and KILN_SIMD=<isa> forces another so tests can run them all.
 #pragma once
 #include <cstdint>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -72,7 +73,8 @@ inline constexpr unsigned kChainMasks[] = {0b001, 0b010, 0b100, 0b101, 0b110};
 inline constexpr unsigned kWhereMasks[] = {0b0010, 0b0110, 0b1010};
 // where_compare_op: x > 0, and x > 0 with a literal in any other place (0.1*x).
 inline constexpr unsigned kWhereOpMasks[] = {0b00010, 0b00110, 0b01010, 0b10010};
-constexpr int kNumBinaryMasks = 2, kNumChainMasks = 5, kNumWhereMasks = 3, kNumWhereOpMasks = 4;
+constexpr int kNumBinaryMasks = std::size(kBinaryMasks), kNumChainMasks = std::size(kChainMasks),
+              kNumWhereMasks = std::size(kWhereMasks), kNumWhereOpMasks = std::size(kWhereOpMasks);
 
 // A generator's parameters, prepared by the planner (engine/generate.cpp) for the
 // kernel of one dtype. Element i (the flat C-order index in the generator's own shape) is:

@@ -521,15 +521,12 @@ int64_t scalar_variant_mismatches(kiln::simd::KernelFn plain, kiln::simd::Kernel
     plain_src[k] = scalar ? splats[k].data() : arrays[k].data();
     variant_src[k] = scalar ? ones[k].data() : arrays[k].data();
   }
-  std::vector<T> want(n), got(n);
+  std::vector<T> want(n);
+  Array got = Array::empty(kiln::dtype_of<T>(), {n});
   plain(plain_src, want.data(), n);
   variant(variant_src, got.data(), n);
-  if (bool_result)
-    return std::memcmp(want.data(), got.data(), n) != 0;
-  int64_t wrong = 0;
-  for (int64_t i = 0; i < n; ++i)
-    wrong += std::memcmp(&want[i], &got[i], sizeof(T)) != 0 && !(std::isnan(want[i]) && std::isnan(got[i]));
-  return wrong;
+  if (bool_result) return std::memcmp(want.data(), got.data(), n) != 0;
+  return mismatches<T>(got, n, [&](int64_t i) { return want[i]; });
 }
 
 template <class T> void check_scalar_variants(const kiln::simd::KernelTable& t) {
