@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <numeric>
 #include <optional>
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -78,7 +79,10 @@ struct Operand {
   const char* base = nullptr;
   int64_t strides[kMaxDims] = {};
   size_t item = 0;
-  enum Mode { InPlace, Splat, Strided } mode = InPlace;
+  // Periodic (set by run_fused only): element i is element i % period of a pattern that
+  // fills the register once per thread, as a constant does (`m + row`, `x + bias`).
+  enum Mode { InPlace, Splat, Strided, Periodic } mode = InPlace;
+  int64_t period = 0;
   // A generator: no memory (base is null, strides are those of its C-ordered shape); its
   // kernel makes the elements a read would load, from their indices (offset / item).
   const Generator* gen = nullptr;
@@ -317,9 +321,16 @@ void fill_constants(const Block& b, const Loop& loop, void* const* r, int64_t lo
   }
   for (int i = 0; i < num_reads; ++i) {
     const Operand& op = loop.inputs[i];
-    if (op.mode != Operand::Splat) continue;
-    if (op.gen) generate_run(op, static_cast<char*>(r[i]), 0, longest, 0);
-    else splat(static_cast<char*>(r[i]), op.base, op.item, longest);
+    char* reg = static_cast<char*>(r[i]);
+    if (op.mode == Operand::Splat) {
+      if (op.gen) generate_run(op, reg, 0, longest, 0);
+      else splat(reg, op.base, op.item, longest);
+    } else if (op.mode == Operand::Periodic) {
+      const int64_t period = std::min(op.period, longest), bytes = longest * static_cast<int64_t>(op.item);
+      int64_t have = period * static_cast<int64_t>(op.item);
+      gather(loop, op, reg, 0, period);
+      for (; have < bytes; have *= 2) std::memcpy(reg + have, reg, std::min(have, bytes - have));
+    }
   }
 }
 
@@ -538,99 +549,97 @@ int64_t row_pieces(int64_t inner, int64_t chunk) { return 1 + (inner + chunk - 1
 void run_row_chunks(const Block& b, const Loop& loop, uint64_t stamp, int64_t chunk, int64_t first, int64_t last,
                     bool prefetch) {
   const int nd = loop.nd, num_reads = static_cast<int>(b.reads.size());
-  const int num_outs = static_cast<int>(loop.outs.size());
+  const int num_outs = static_cast<int>(loop.outs.size()), nops = num_reads + num_outs;
   const int64_t inner = loop.shape[nd - 1], per_row = row_pieces(inner, chunk);
   LoopRegisters regs(b, loop, stamp, chunk);
   void** r = regs.r;
   void** out = regs.out;
-  // Operands' byte offsets at the current row, kept by an odometer over the outer dims.
-  const int nops = num_reads + num_outs;
-  auto operand = [&](int k) -> const Operand& { return k < num_reads ? loop.inputs[k] : loop.outs[k - num_reads]; };
-  std::vector<int64_t> row_offset(nops, 0);
-  int64_t idx[kMaxDims] = {};
-  int64_t row = first / per_row;
-  for (int d = nd - 2; d >= 0; --d) {
-    idx[d] = row % loop.shape[d];
-    row /= loop.shape[d];
+  // Each operand's way through a piece, decided once; reads first, then outputs. Rows
+  // of 1000 float32 elements make a piece only a few hundred cycles of work.
+  enum class Way : uint8_t { PerRow, InPlace, Strided, Generated };  // PerRow: a value per row
+  struct Side {
+    const Operand* op;
+    Way way;
+    bool streamed;   // prefetched a piece ahead
+    int64_t stride;  // along the row
+    int64_t offset;  // bytes to the current row's first element
+  };
+  Side local[16];
+  std::vector<Side> more(nops > 16 ? nops : 0);
+  Side* sides = nops > 16 ? more.data() : local;
+  for (int k = 0; k < nops; ++k) {
+    const Operand& op = k < num_reads ? loop.inputs[k] : loop.outs[k - num_reads];
+    const int64_t stride = op.strides[nd - 1];
+    Way way = op.gen ? Way::Generated : stride == static_cast<int64_t>(op.item) ? Way::InPlace : Way::Strided;
+    if (k < num_reads && (op.mode == Operand::Splat || stride == 0)) way = Way::PerRow;
+    // Reads from memory in order along the row, and not broadcast over rows (a row read
+    // again for every row stays in cache).
+    bool streamed = prefetch && k < num_reads && !op.gen && way != Way::PerRow && stride > 0 && stride <= 64;
+    for (int d = 0; d < nd - 1; ++d) streamed = streamed && op.strides[d] != 0;
+    sides[k] = {&op, way, streamed, stride, 0};
   }
-  auto set_offsets = [&] {
+  int64_t idx[kMaxDims] = {};  // the current row's index over the outer dims
+  int64_t piece = first % per_row;
+  for (int64_t rest = first / per_row, d = nd - 2; d >= 0; --d) {
+    idx[d] = rest % loop.shape[d];
+    rest /= loop.shape[d];
+  }
+  for (int64_t c = first; c < last;) {
     for (int k = 0; k < nops; ++k) {
       int64_t off = 0;
-      for (int d = 0; d < nd - 1; ++d) off += idx[d] * operand(k).strides[d];
-      row_offset[k] = off;
+      for (int d = 0; d < nd - 1; ++d) off += idx[d] * sides[k].op->strides[d];
+      sides[k].offset = off;
     }
-  };
-  auto fill_row = [&] {  // reads broadcast along the inner dimension only
-    for (int i = 0; i < num_reads; ++i) {
-      const Operand& op = loop.inputs[i];
-      if (op.mode == Operand::Splat || op.strides[nd - 1] != 0) continue;
-      if (op.gen) generate_run(op, static_cast<char*>(r[i]), row_offset[i], chunk, 0);
-      else splat(static_cast<char*>(r[i]), op.base + row_offset[i], op.item, chunk);
+    for (int i = 0; i < num_reads; ++i) {  // reads broadcast along the row
+      const Side& s = sides[i];
+      if (s.way != Way::PerRow || s.op->mode == Operand::Splat) continue;
+      if (s.op->gen) generate_run(*s.op, static_cast<char*>(r[i]), s.offset, chunk, 0);
+      else splat(static_cast<char*>(r[i]), s.op->base + s.offset, s.op->item, chunk);
     }
-  };
-  // Reads prefetched a piece ahead: those from memory in order along the row, and not
-  // broadcast over rows (a row read again for every row stays in cache).
-  std::vector<char> streamed(num_reads, 0);
-  for (int i = 0; i < num_reads && prefetch; ++i) {
-    const Operand& op = loop.inputs[i];
-    const int64_t stride = op.strides[nd - 1];
-    streamed[i] = !op.gen && op.mode != Operand::Splat && stride > 0 && stride <= 64;
-    for (int d = 0; d < nd - 1; ++d) streamed[i] = streamed[i] && op.strides[d] != 0;
-  }
-  // The first piece of a row runs up to the first output address on a 64-byte line, so
-  // the full chunks after it store whole lines: an AVX-512 store that splits two lines
-  // made float32 m + row (rows of 4000 bytes) 1.25x slower than AVX2's.
-  int64_t head = 0;
-  auto set_head = [&] {
-    head = 0;
-    if (num_outs == 0 || loop.outs[0].strides[nd - 1] != static_cast<int64_t>(loop.outs[0].item)) return;
-    const auto at = reinterpret_cast<uintptr_t>(loop.outs[0].base + row_offset[num_reads]);
-    if (at % loop.outs[0].item == 0) head = std::min<int64_t>({inner, chunk, static_cast<int64_t>((64 - at % 64) % 64 / loop.outs[0].item)});
-  };
-  set_offsets();
-  fill_row();
-  set_head();
-  for (int64_t c = first; c < last; ++c) {
-    int64_t piece = c % per_row;
-    if (piece == 0 && c != first) {
-      for (int d = nd - 2; d >= 0 && ++idx[d] == loop.shape[d]; --d) idx[d] = 0;
-      set_offsets();
-      fill_row();
-      set_head();
+    // The first piece of a row ends a line past the first output address on a 64-byte
+    // line, so the full chunks after it store whole lines (an AVX-512 store that splits
+    // two lines made float32 m + row, rows of 4000 bytes, 1.25x slower than AVX2's), and
+    // so it is at least a full batch long: a kernel's ragged end after a full batch costs
+    // one batch more, a piece shorter than a batch a padded copy in and out.
+    int64_t head = 0;
+    if (num_outs > 0 && sides[num_reads].way == Way::InPlace) {
+      const auto at = reinterpret_cast<uintptr_t>(loop.outs[0].base + sides[num_reads].offset);
+      const auto item = static_cast<int64_t>(loop.outs[0].item), line = 64 / item;
+      const int64_t to_line = static_cast<int64_t>((64 - at % 64) % 64) / item;
+      if (at % item == 0 && to_line > 0) head = std::min({inner, chunk, to_line + line});
     }
-    const int64_t j = piece == 0 ? 0 : head + (piece - 1) * chunk;
-    const int64_t n = piece == 0 ? head : std::min(chunk, inner - j);
-    if (n <= 0) continue;  // no head, or no last piece, in this row
-    for (int i = 0; i < num_reads; ++i) {
-      const Operand& op = loop.inputs[i];
-      const int64_t stride = op.strides[nd - 1];
-      if (op.mode == Operand::Splat || stride == 0) continue;
-      if (op.gen) {
-        generate_run(op, static_cast<char*>(r[i]), row_offset[i] + j * stride, n, stride);
-        continue;
+    const int64_t row_end = std::min(last, c + per_row - piece);
+    for (; c < row_end; ++c, ++piece) {
+      const int64_t j = piece == 0 ? 0 : head + (piece - 1) * chunk;
+      const int64_t n = piece == 0 ? head : std::min(chunk, inner - j);
+      if (n <= 0) continue;  // no head, or no last piece, in this row
+      for (int i = 0; i < num_reads; ++i) {
+        const Side& s = sides[i];
+        if (s.way == Way::PerRow) continue;
+        if (s.way == Way::Generated) {
+          generate_run(*s.op, static_cast<char*>(r[i]), s.offset + j * s.stride, n, s.stride);
+          continue;
+        }
+        const char* src = s.op->base + s.offset + j * s.stride;
+        if (s.streamed) prefetch_span(src + n * s.stride, chunk * s.stride);  // past a row's end: the next row's, mostly
+        if (s.way == Way::InPlace) r[i] = const_cast<char*>(src);
+        else gather_items(static_cast<char*>(r[i]), src, s.op->item, n, s.stride);
       }
-      const char* src = op.base + row_offset[i] + j * stride;
-      if (streamed[i]) prefetch_span(src + n * stride, chunk * stride);  // past a row's end: the next row's, mostly
-      if (stride == static_cast<int64_t>(op.item)) {
-        r[i] = const_cast<char*>(src);
-        continue;
+      for (int k = 0; k < num_outs; ++k) {
+        const Side& s = sides[num_reads + k];
+        out[k] = s.way == Way::InPlace ? const_cast<char*>(s.op->base) + s.offset + j * s.stride
+                                       : regs.out_scratch + regs.reg_bytes * k;
       }
-      gather_items(static_cast<char*>(r[i]), src, op.item, n, stride);
+      regs.run(b, n);
+      for (int k = 0; k < num_outs; ++k) {
+        const Side& s = sides[num_reads + k];
+        if (s.way != Way::InPlace)
+          scatter_items(const_cast<char*>(s.op->base) + s.offset + j * s.stride, static_cast<const char*>(out[k]),
+                        s.op->item, n, s.stride);
+      }
     }
-    for (int k = 0; k < num_outs; ++k) {
-      const Operand& o = loop.outs[k];
-      out[k] = o.strides[nd - 1] == static_cast<int64_t>(o.item)
-                   ? const_cast<char*>(o.base) + row_offset[num_reads + k] + j * o.item
-                   : regs.out_scratch + regs.reg_bytes * k;
-    }
-    regs.run(b, n);
-    for (int k = 0; k < num_outs; ++k) {
-      const Operand& o = loop.outs[k];
-      const int64_t stride = o.strides[nd - 1];
-      if (stride == static_cast<int64_t>(o.item)) continue;
-      scatter_items(const_cast<char*>(o.base) + row_offset[num_reads + k] + j * stride,
-                    static_cast<const char*>(out[k]), o.item, n, stride);
-    }
+    piece = 0;
+    for (int d = nd - 2; d >= 0 && ++idx[d] == loop.shape[d]; --d) idx[d] = 0;
   }
 }
 
@@ -723,6 +732,41 @@ int64_t chunk_factor(const Block& b, uint64_t operand_bytes, bool prefetch) {
   return 1;
 }
 
+// How many elements a read broadcast over the loop's leading dimensions takes to repeat:
+// the size of the dimensions from its first nonzero stride on (0 if that is the first).
+int64_t period_of(const Loop& loop, const Operand& op) {
+  int d = 0;
+  while (d < loop.nd && op.strides[d] == 0) ++d;
+  int64_t period = d > 0;
+  for (; d < loop.nd && period > 0; ++d) period *= loop.shape[d];
+  return period;
+}
+
+// Where every operand not in place is a read broadcast over leading dimensions (`m + row`,
+// `x + bias`, a (n, 3, 3) stack plus one 3x3 matrix): marks those reads Periodic and
+// returns the chunk cut to a multiple of their periods, so that every chunk starts at
+// element 0 of each pattern and the loop runs flat, with no gather and no per-row piece.
+// Returns 0 (and marks nothing) otherwise, or when the periods need a longer chunk.
+int64_t periodic_chunk(Loop& loop, int64_t chunk) {
+  int64_t common = 1;
+  for (const Operand& op : loop.outs)
+    if (op.mode != Operand::InPlace) return 0;
+  for (const Operand& op : loop.inputs) {
+    if (op.mode != Operand::Strided) continue;
+    const int64_t period = period_of(loop, op);
+    if (period == 0) return 0;
+    common = std::lcm(common, period);
+    if (common > chunk) return 0;
+  }
+  if (common == 1) return 0;  // nothing broadcast
+  for (Operand& op : loop.inputs) {
+    if (op.mode != Operand::Strided) continue;
+    op.mode = Operand::Periodic;
+    op.period = period_of(loop, op);
+  }
+  return chunk / common * common;
+}
+
 // Runs a loop block over `shape`: reads broadcast to it, outs of exactly that shape.
 void run_fused(const Plan& plan, const Block& b, const Shape& shape, const std::vector<Array>& reads,
                const std::vector<Array>& outs) {
@@ -740,6 +784,7 @@ void run_fused(const Plan& plan, const Block& b, const Shape& shape, const std::
   // Tasks of at least 4096 elements: small chunks keep registers in L1, but each task
   // must be worth scheduling. Chunk boundaries, not tasks, decide results.
   const int64_t inner = loop.shape[loop.nd - 1];
+  if (const int64_t cut = periodic_chunk(loop, chunk)) chunk = cut;
   bool by_rows = false;
   if (loop.nd > 1 && inner >= plan_chunk) {
     for (const Operand& op : loop.inputs) by_rows |= op.mode == Operand::Strided;

@@ -859,3 +859,51 @@ TEST_CASE("loops over operands beyond L2 give the scalar loop's bits", "[execute
           return ratio + z.data_as<float>()[2 * i];
         }) == 0);
 }
+
+TEST_CASE("reads broadcast over leading dimensions run flat as repeating patterns", "[execute]") {
+  // `m + row` and its kin read the broadcast operand as a pattern filled once per thread
+  // (periodic_chunk): periods that divide neither the chunk nor a SIMD batch, two periods
+  // in one loop, a generated pattern, one longer than a chunk (cut by rows instead), a
+  // result written into the matrix; float32 on every instruction set, 1 and 3 threads.
+  std::string original = kiln::simd_isa();
+  Array data = Array::empty(DType::Float32, {2000000});
+  std::mt19937_64 rng(5);
+  std::uniform_real_distribution<float> u(-4, 4);
+  for (int64_t i = 0; i < data.size(); ++i) data.data_as<float>()[i] = u(rng);
+  const float* d = data.data_as<float>();
+  for (const std::string& isa : kiln::available_simd_isas()) {
+    kiln::set_simd_isa(isa);
+    for (int threads : {1, 3}) {
+      kiln::set_num_threads(threads);
+      INFO("isa " << isa << ", " << threads << " threads");
+      for (int64_t period : {2, 3, 17, 100, 1000, 5000}) {
+        for (int64_t rows : {1, 7, 301}) {
+          INFO("rows " << rows << ", period " << period);
+          const int64_t n = rows * period;
+          Array m = data.slice(0, 0, n).reshape({rows, period}), row = data.slice(0, n, n + period);
+          const float* rw = row.data_as<float>();
+          Array r = kiln::eval((m - row) * row);
+          CHECK(mismatches<float>(r, n, [&](int64_t i) {
+                  volatile float diff = d[i] - rw[i % period];
+                  return diff * rw[i % period];
+                }) == 0);
+          Array g = kiln::eval(m + kiln::arange(0, period, 1, DType::Float32));
+          CHECK(mismatches<float>(g, n, [&](int64_t i) { return d[i] + static_cast<float>(i % period); }) == 0);
+          Array in_place = m.copy();
+          kiln::eval(in_place * 2.0f + row, in_place);
+          CHECK(mismatches<float>(in_place, n, [&](int64_t i) { return d[i] * 2.0f + rw[i % period]; }) == 0);
+        }
+      }
+      // (5, 6, 10) + (10,) * (6, 10): patterns of 10 and 60 elements.
+      Array m3 = data.slice(0, 0, 300).reshape({5, 6, 10}), a = data.slice(0, 300, 310),
+            b = data.slice(0, 400, 460).reshape({6, 10});
+      Array r3 = kiln::eval(m3 + a * b);
+      CHECK(mismatches<float>(r3, 300, [&](int64_t i) {
+              volatile float prod = a.data_as<float>()[i % 10] * b.data_as<float>()[i % 60];
+              return d[i] + prod;
+            }) == 0);
+    }
+  }
+  kiln::set_num_threads(0);
+  kiln::set_simd_isa(original);
+}
