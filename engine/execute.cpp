@@ -213,8 +213,7 @@ uint64_t operand_bytes(const Loop& loop) {
 }
 
 // Whether a loop's operands fit in the caches together (see run_fused).
-constexpr uint64_t kCacheResidentBytes = uint64_t{4} << 20;
-bool cache_resident(const Loop& loop) { return operand_bytes(loop) <= kCacheResidentBytes; }
+constexpr bool cache_resident(uint64_t operand_bytes) { return operand_bytes <= (uint64_t{4} << 20); }
 
 // Whether loops over operands beyond the caches prefetch their next chunk's reads
 // (prefetch_span). On Intel (a Xeon with AVX-512) that hid memory behind computation; on
@@ -346,7 +345,7 @@ uint64_t new_stamp() {
 class ChunkRunner {
  public:
   ChunkRunner(const Block& b, const Loop& loop, uint64_t stamp, int64_t chunk)
-      : b_(b), loop_(loop), prefetch_(prefetch_ahead() && !cache_resident(loop)) {
+      : b_(b), loop_(loop), prefetch_(prefetch_ahead() && !cache_resident(operand_bytes(loop))) {
     KILN_ASSERT(loop.outs.empty());
     const size_t reg_bytes = static_cast<size_t>(chunk) * 8;
     const int num_regs = b.num_registers();
@@ -725,7 +724,7 @@ std::vector<const Generator*> generators_of(const Plan& plan, const Block& b) {
 //    ran 0.91x with 8x and blocks with scratch 0.64-0.82x, and from memory (3*10^7)
 //    one-instruction blocks 0.93-1.07x: the short chunk stays there.
 int64_t chunk_factor(const Block& b, uint64_t operand_bytes, bool prefetch) {
-  if (operand_bytes <= kCacheResidentBytes) return 8;
+  if (cache_resident(operand_bytes)) return 8;
   if (prefetch) return 1;
   if (b.num_scratch == 0 && operand_bytes <= (uint64_t{24} << 20)) return 8;
   if (operand_bytes <= (uint64_t{16} << 20)) return 4;
@@ -775,7 +774,7 @@ void run_fused(const Plan& plan, const Block& b, const Shape& shape, const std::
   Loop loop = make_loop(shape, reads, outs, generators_of(plan, b));
   const int64_t plan_chunk = chunk;
   const uint64_t bytes = operand_bytes(loop);
-  const bool in_cache = bytes <= kCacheResidentBytes;
+  const bool in_cache = cache_resident(bytes);
   const bool prefetch = !in_cache && prefetch_ahead();
   chunk *= chunk_factor(b, bytes, prefetch);
   const int forced = forced_stream_stores();

@@ -509,10 +509,12 @@ void run(const void* const* src, void* dst, int64_t n, std::index_sequence<I...>
       F::batch(load(Index<I>{}, k)...).store_unaligned(out + k);
     };
     for (; i + width <= n; i += width) step(i);
-    // A ragged end after a full batch: the last batch again, ending at n. The elements
-    // before i it rewrites get their own bits again, unless out is also an operand's
-    // memory (then they would be read back already computed). Cheaper than the padded
-    // batch below: float32 m + row on AVX-512 ends every other 1000-element row so.
+    // A ragged end after a full batch: the last batch again, ending at n, through `one`
+    // (inlining the batch code a second time cost a third more compile time). The
+    // elements before i it rewrites get their own bits again, unless out is also an
+    // operand's memory (they would be read back already computed): then the padded
+    // batch below, which costs a copy in and out (float32 m + row on AVX-512 ended every
+    // other 1000-element row so).
     auto apart = [&]<size_t K>(Index<K>) {
       if constexpr ((Scalars >> K & 1) != 0) return true;
       else {
@@ -521,7 +523,7 @@ void run(const void* const* src, void* dst, int64_t n, std::index_sequence<I...>
       }
     };
     if (i < n && i > 0 && (apart(Index<I>{}) && ...)) {
-      step(n - width);
+      one({at(Index<I>{}, n - width)...}, out + n - width);
       i = n;
     }
     if (i < n) {
