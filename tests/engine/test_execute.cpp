@@ -864,7 +864,8 @@ TEST_CASE("reads broadcast over leading dimensions run flat as repeating pattern
   // `m + row` and its kin read the broadcast operand as a pattern filled once per thread
   // (periodic_chunk): periods that divide neither the chunk nor a SIMD batch, two periods
   // in one loop, a generated pattern, one longer than a chunk (cut by rows instead), a
-  // result written into the matrix; float32 on every instruction set, 1 and 3 threads.
+  // result written into the matrix, a zero stride inside a pattern, a reversed row, a
+  // bool condition; float32 on every instruction set, 1 and 3 threads.
   std::string original = kiln::simd_isa();
   Array data = Array::empty(DType::Float32, {2000000});
   std::mt19937_64 rng(5);
@@ -894,6 +895,20 @@ TEST_CASE("reads broadcast over leading dimensions run flat as repeating pattern
           CHECK(mismatches<float>(in_place, n, [&](int64_t i) { return d[i] * 2.0f + rw[i % period]; }) == 0);
         }
       }
+      // A pattern with a zero stride inside it: (40, 3, 3) + (3, 1), 9 elements per period.
+      Array stack = data.slice(0, 0, 360).reshape({40, 3, 3}), col = data.slice(0, 500, 503).reshape({3, 1});
+      Array rc = kiln::eval(stack - col);
+      CHECK(mismatches<float>(rc, 360, [&](int64_t i) { return d[i] - col.data_as<float>()[i % 9 / 3]; }) == 0);
+      // A reversed row (negative stride), and a bool condition (1-byte items) per column.
+      Array reversed = data.slice(0, 1099, 999, -1);  // data[1099], data[1098], ..., data[1000]
+      Array mask = Array::empty(DType::Bool, {100});
+      for (int64_t k = 0; k < 100; ++k) mask.data_as<bool>()[k] = k % 3 != 1;
+      Array m100 = data.slice(0, 0, 30000).reshape({300, 100});
+      Array rr = kiln::eval(kiln::where(mask, m100 + reversed, -m100));
+      CHECK(mismatches<float>(rr, 30000, [&](int64_t i) {
+              const int64_t k = i % 100;
+              return k % 3 != 1 ? d[i] + d[1099 - k] : -d[i];
+            }) == 0);
       // (5, 6, 10) + (10,) * (6, 10): patterns of 10 and 60 elements.
       Array m3 = data.slice(0, 0, 300).reshape({5, 6, 10}), a = data.slice(0, 300, 310),
             b = data.slice(0, 400, 460).reshape({6, 10});
