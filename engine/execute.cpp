@@ -310,8 +310,9 @@ Workspace& thread_workspace() {
 }
 
 // Constants, splatted (fully broadcast) reads and periodic reads' repeated patterns,
-// `longest` elements of each (no range of the step is longer). Filled once per thread and step: a thread may run many tasks of
-// one step, or tasks of others between, so the workspace remembers whose they are.
+// `longest` elements of each (no range of the step is longer). Filled once per thread and
+// step: a thread may run many tasks of one step, or tasks of others between, so the
+// workspace remembers whose they are.
 void fill_constants(const Block& b, const Loop& loop, void* const* r, int64_t longest) {
   const int num_reads = static_cast<int>(b.reads.size());
   for (size_t c = 0; c < b.constants.size(); ++c) {
