@@ -94,6 +94,7 @@ struct Loop {
   int64_t total = 0;
   std::vector<Operand> inputs;
   std::vector<Operand> outs;
+  decltype(simd::KernelTable::gather) gather = nullptr;  // the plan's instruction set's
 };
 
 // Walks `n` elements from flat index `start` of the loop's shape, calling
@@ -125,39 +126,13 @@ void walk(const Loop& loop, const int64_t* strides, int64_t start, int64_t n, Vi
 }
 
 template <class T>
-void gather_run(char* dst, const char* src, int64_t run, int64_t stride) {
-  T* d = reinterpret_cast<T*>(dst);
-  if (stride == static_cast<int64_t>(sizeof(T))) {
-    std::memcpy(d, src, run * sizeof(T));
-  } else if (stride == 0) {
-    T v;
-    std::memcpy(&v, src, sizeof(T));
-    std::fill(d, d + run, v);
-  } else if (stride == static_cast<int64_t>(2 * sizeof(T))) {
-    // Every other item (a[::2], the real parts of pairs): a known stride the compiler
-    // turns into shuffles, where a variable one costs a load and a store per item
-    // (memcpy, since wrapped user memory may be misaligned for T).
-    for (int64_t i = 0; i < run; ++i) std::memcpy(d + i, src + 2 * i * sizeof(T), sizeof(T));
-  } else {
-    for (int64_t i = 0; i < run; ++i) std::memcpy(d + i, src + i * stride, sizeof(T));
-  }
-}
-
-template <class T>
 void scatter_run(char* dst, const char* src, int64_t run, int64_t stride) {
   const T* s = reinterpret_cast<const T*>(src);
   for (int64_t i = 0; i < run; ++i) std::memcpy(dst + i * stride, s + i, sizeof(T));
 }
 
-// One run of `run` items of `item` bytes (1, 4 or 8), `stride` bytes apart in memory,
-// into (gather) or out of (scatter) a dense register.
-void gather_items(char* dst, const char* src, size_t item, int64_t run, int64_t stride) {
-  switch (item) {
-    case 1: gather_run<uint8_t>(dst, src, run, stride); break;
-    case 4: gather_run<uint32_t>(dst, src, run, stride); break;
-    default: gather_run<uint64_t>(dst, src, run, stride); break;
-  }
-}
+// One run of `run` items of `item` bytes (1, 4 or 8) out of a dense register into memory
+// `stride` bytes apart (the way in is the kernel table's gather).
 void scatter_items(char* dst, const char* src, size_t item, int64_t run, int64_t stride) {
   switch (item) {
     case 1: scatter_run<uint8_t>(dst, src, run, stride); break;
@@ -166,9 +141,19 @@ void scatter_items(char* dst, const char* src, size_t item, int64_t run, int64_t
   }
 }
 
+template <class T> void fill_items(char* dst, const void* value, int64_t n) {
+  T v;
+  std::memcpy(&v, value, sizeof(T));
+  std::fill_n(reinterpret_cast<T*>(dst), n, v);
+}
+
 // n copies of one item of `size` bytes.
 void splat(char* dst, const void* value, size_t size, int64_t n) {
-  gather_items(dst, static_cast<const char*>(value), size, n, 0);
+  switch (size) {
+    case 1: fill_items<uint8_t>(dst, value, n); break;
+    case 4: fill_items<uint32_t>(dst, value, n); break;
+    default: fill_items<uint64_t>(dst, value, n); break;
+  }
 }
 
 // n elements of a generator operand, `byte_stride` apart in its own index space, from
@@ -187,7 +172,7 @@ void generate_run(const Operand& op, char* dst, int64_t byte_offset, int64_t run
 void gather(const Loop& loop, const Operand& op, char* dst, int64_t start, int64_t n) {
   walk(loop, op.strides, start, n, [&](int64_t offset, int64_t run, int64_t stride) {
     if (op.gen) generate_run(op, dst, offset, run, stride);
-    else gather_items(dst, op.base + offset, op.item, run, stride);
+    else loop.gather(dst, op.base + offset, op.item, run, stride);
     dst += run * op.item;
   });
 }
@@ -406,12 +391,22 @@ void for_items(int64_t items, int64_t grain, int64_t total, const Body& body) {
   });
 }
 
+// The generator behind each read of a block (null for arrays).
+std::vector<const Generator*> generators_of(const Plan& plan, const Block& b) {
+  std::vector<const Generator*> gens;
+  if (plan.generators.empty()) return gens;  // most plans: no search, no allocation
+  for (int v : b.reads) gens.push_back(plan.generator_of(v));
+  return gens;
+}
+
 // Coalesces and classifies operands (all of `shape`) into a loop: drops size-1
 // dimensions and merges neighbours that every operand walks contiguously across. Fewer
 // dimensions mean longer inner runs in gathers.
-Loop make_loop(const Shape& shape, const std::vector<Array>& ins, const std::vector<Array>& outs,
-               const std::vector<const Generator*>& gens) {
+Loop make_loop(const Plan& plan, const Block& b, const Shape& shape, const std::vector<Array>& ins,
+               const std::vector<Array>& outs) {
+  const std::vector<const Generator*> gens = generators_of(plan, b);
   Loop loop;
+  loop.gather = plan.kernels->gather;
   loop.total = shape_size(shape);
   const size_t nops = ins.size() + outs.size();
   auto array = [&](size_t k) -> const Array& { return k < ins.size() ? ins[k] : outs[k - ins.size()]; };
@@ -623,7 +618,7 @@ void run_row_chunks(const Block& b, const Loop& loop, uint64_t stamp, int64_t ch
         const char* src = s.op->base + s.offset + j * s.stride;
         if (s.streamed) prefetch_span(src + n * s.stride, chunk * s.stride);  // past a row's end: the next row's, mostly
         if (s.way == Way::InPlace) r[i] = const_cast<char*>(src);
-        else gather_items(static_cast<char*>(r[i]), src, s.op->item, n, s.stride);
+        else loop.gather(r[i], src, s.op->item, n, s.stride);
       }
       for (int k = 0; k < num_outs; ++k) {
         const Side& s = sides[num_reads + k];
@@ -700,14 +695,6 @@ bool stream_generator(const Block& b, const Loop& loop) {
   return true;
 }
 
-// The generator behind each read of a block (null for arrays).
-std::vector<const Generator*> generators_of(const Plan& plan, const Block& b) {
-  std::vector<const Generator*> gens;
-  if (plan.generators.empty()) return gens;  // most plans: no search, no allocation
-  for (int v : b.reads) gens.push_back(plan.generator_of(v));
-  return gens;
-}
-
 // How many times the plan's chunk a loop block runs with. The plan's short chunk keeps a
 // block's registers in L1 and, from memory, reads all input streams nearly together; its
 // cost is per kernel call. Element-wise results do not depend on where calls are cut
@@ -772,7 +759,7 @@ void run_fused(const Plan& plan, const Block& b, const Shape& shape, const std::
                const std::vector<Array>& outs) {
   if (shape_size(shape) == 0) return;  // nothing to write (NumPy gives empty arrays 0 strides)
   int64_t chunk = plan.chunk;
-  Loop loop = make_loop(shape, reads, outs, generators_of(plan, b));
+  Loop loop = make_loop(plan, b, shape, reads, outs);
   const int64_t plan_chunk = chunk;
   const uint64_t bytes = operand_bytes(loop);
   const bool in_cache = cache_resident(bytes);
@@ -999,7 +986,7 @@ void run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values) {
   for (int d : perm) iter_shape.push_back(shape[d]);
   std::vector<Array> reads = broadcast_reads(plan, b, values, shape);
   for (Array& r : reads) r = r.transpose(perm);
-  const Loop loop = make_loop(iter_shape, reads, {}, generators_of(plan, b));
+  const Loop loop = make_loop(plan, b, iter_shape, reads, {});
   const uint64_t stamp = new_stamp();
   const int64_t chunk = plan.chunk, total = L * M;
   // One operand read straight from contiguous memory is folded in place, in long runs.

@@ -412,7 +412,7 @@ std::shared_ptr<const Plan> build_plan(const Graph& given, const std::vector<DTy
   const Graph& g = plan->graph;
   std::vector<NodeType> types = infer_types(g, input_dtypes, &kernels);
   plan->input_dtypes = input_dtypes;
-  plan->isa = kernels.isa;
+  plan->kernels = &kernels;
 
   // Nodes the roots reach; the reductions among them, in topological (id) order.
   const std::vector<char> reached = g.reached(g.roots);
@@ -669,11 +669,11 @@ std::string Plan::explain() const {
     }
     if (st.kind == Step::Kind::Reduce) {
       s += "reduce over " + axes_text(st.folds[0].spec) + ", fused loop, chunk " + std::to_string(chunk) + ", " + regs +
-           ", isa " + isa + "\n";
+           ", isa " + kernels->isa + "\n";
     } else {
       std::string outs = st.value >= 0 ? "-> " + value_name(st.value)
                                        : std::to_string(st.outputs.size()) + " output" + (st.outputs.size() == 1 ? "" : "s");
-      s += "fused loop, chunk " + std::to_string(chunk) + ", " + regs + ", " + outs + ", isa " + isa + "\n";
+      s += "fused loop, chunk " + std::to_string(chunk) + ", " + regs + ", " + outs + ", isa " + kernels->isa + "\n";
     }
     auto reg = [&](int r) {
       if (r < 0) return st.value >= 0 ? value_name(st.value) : "out" + std::to_string(st.outputs[Instr::out_index(r)]);

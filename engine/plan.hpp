@@ -126,7 +126,7 @@ struct Plan {
   };
   std::vector<Output> outputs;      // one per graph root
   int64_t chunk = 0;                // elements per chunk: fixed by the plan, never by threads
-  std::string isa;
+  const simd::KernelTable* kernels = nullptr;  // the instruction set its functions come from
   // Front ends that bind inputs by their own order (the C ABI's names array) record here,
   // for each graph input, the position of its array among the caller's arguments.
   std::vector<int> binding;

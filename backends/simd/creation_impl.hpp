@@ -2,6 +2,7 @@
 // formulas), part of kernel_impl.hpp: plain loops over element indices that the compiler
 // vectorises under each instruction set's flags. Floats go through rounded() so that no
 // path contracts first + idx * delta into a fused multiply-add: NumPy rounds twice.
+// Also the memory movers (stream_store, gather), in this set's widest registers.
 
 template <class T> void gen_full(const GenParams& p, int64_t, int64_t, int64_t n, void* dst) {
   T v;
@@ -101,9 +102,38 @@ inline void stream_store(void* dst, const void* src, int64_t bytes) {
 
 inline void stream_fence() { _mm_sfence(); }
 
+// One run of a strided read into a dense register (simd::KernelTable::gather). memcpy per
+// item: wrapped user memory may be misaligned for T.
+template <class T> void gather_run(T* d, const char* src, int64_t n, int64_t stride) {
+  if (stride == static_cast<int64_t>(sizeof(T))) {
+    std::memcpy(d, src, static_cast<size_t>(n) * sizeof(T));
+  } else if (stride == 0) {
+    T v;
+    std::memcpy(&v, src, sizeof(T));
+    std::fill_n(d, n, v);
+  } else if (stride == static_cast<int64_t>(2 * sizeof(T))) {
+    // Every other item (a[::2], the real parts of pairs): a known stride the compiler
+    // turns into shuffles of this set's width, where a variable one costs a load and a
+    // store per item.
+    for (int64_t i = 0; i < n; ++i) std::memcpy(d + i, src + 2 * i * static_cast<int64_t>(sizeof(T)), sizeof(T));
+  } else {
+    for (int64_t i = 0; i < n; ++i) std::memcpy(d + i, src + i * stride, sizeof(T));
+  }
+}
+
+inline void gather(void* dst, const void* src, size_t item, int64_t n, int64_t stride) {
+  const auto* s = static_cast<const char*>(src);
+  switch (item) {
+    case 1: gather_run(static_cast<uint8_t*>(dst), s, n, stride); break;
+    case 4: gather_run(static_cast<uint32_t*>(dst), s, n, stride); break;
+    default: gather_run(static_cast<uint64_t*>(dst), s, n, stride); break;
+  }
+}
+
 inline void fill_creation_kernels(KernelTable& t) {
   t.stream_store = &stream_store;
   t.stream_fence = &stream_fence;
+  t.gather = &gather;
   fill_creation_dtypes<Gen::full>(t, AllDTypes{});
   fill_creation_dtypes<Gen::arange>(t, AllDTypes{});
   fill_creation_dtypes<Gen::linspace>(t, AllDTypes{});
