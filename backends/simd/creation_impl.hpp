@@ -103,8 +103,11 @@ inline void stream_store(void* dst, const void* src, int64_t bytes) {
 inline void stream_fence() { _mm_sfence(); }
 
 // One run of a strided read into a dense register (simd::KernelTable::gather). memcpy per
-// item: wrapped user memory may be misaligned for T.
-template <class T> void gather_run(T* d, const char* src, int64_t n, int64_t stride) {
+// item: wrapped user memory may be misaligned for T. At most AVX2's width: AVX-512's
+// shuffles measured no faster from the caches and far slower from memory (see
+// memory_gather in engine/execute.cpp).
+template <class T>
+[[gnu::target("prefer-vector-width=256")]] void gather_run(T* d, const char* src, int64_t n, int64_t stride) {
   if (stride == static_cast<int64_t>(sizeof(T))) {
     std::memcpy(d, src, static_cast<size_t>(n) * sizeof(T));
   } else if (stride == 0) {
@@ -113,15 +116,16 @@ template <class T> void gather_run(T* d, const char* src, int64_t n, int64_t str
     std::fill_n(d, n, v);
   } else if (stride == static_cast<int64_t>(2 * sizeof(T))) {
     // Every other item (a[::2], the real parts of pairs): a known stride the compiler
-    // turns into shuffles of this set's width, where a variable one costs a load and a
-    // store per item.
+    // turns into shuffles, where a variable one costs a load and a store per item.
     for (int64_t i = 0; i < n; ++i) std::memcpy(d + i, src + 2 * i * static_cast<int64_t>(sizeof(T)), sizeof(T));
   } else {
     for (int64_t i = 0; i < n; ++i) std::memcpy(d + i, src + i * stride, sizeof(T));
   }
 }
 
-inline void gather(void* dst, const void* src, size_t item, int64_t n, int64_t stride) {
+// The same width here: gather_run is inlined into it.
+[[gnu::target("prefer-vector-width=256")]] inline void gather(void* dst, const void* src, size_t item, int64_t n,
+                                                              int64_t stride) {
   const auto* s = static_cast<const char*>(src);
   switch (item) {
     case 1: gather_run(static_cast<uint8_t*>(dst), s, n, stride); break;

@@ -111,6 +111,8 @@ struct GenParams {
   alignas(8) unsigned char value[8];
 };
 
+using GatherFn = void (*)(void* dst, const void* src, size_t item, int64_t n, int64_t stride);
+
 // Writes n elements into dst: element k is element first + k * step of the generator.
 using GenFn = void (*)(const GenParams& p, int64_t first, int64_t step, int64_t n, void* dst);
 
@@ -146,11 +148,11 @@ struct KernelTable {
   // is handed to another thread.
   void (*stream_store)(void* dst, const void* src, int64_t bytes);
   void (*stream_fence)();
-  // n items of `item` bytes (1, 4 or 8), `stride` bytes apart from src (0: one item
-  // repeated), copied densely into dst: a strided read's chunk. Here rather than in the
-  // engine so every other item (a[::2]) deinterleaves with this set's widest shuffles:
-  // float32 a[::2]*2 + b at 10^5 spent as long in SSE2's gather as in its kernel.
-  void (*gather)(void* dst, const void* src, size_t item, int64_t n, int64_t stride);
+  // A strided read's chunk: n items of `item` bytes (1, 4 or 8), `stride` bytes apart from
+  // src (0: one item repeated), copied densely into dst. Per set so that every other item
+  // (a[::2]) deinterleaves with wider shuffles than SSE2's: float32 a[::2]*2 + b at 10^5
+  // spent as long in SSE2's gather as in its kernel.
+  GatherFn gather;
 };
 
 // Instruction sets compiled in and supported by this CPU, worst first ("sse2", "avx2", "avx512").
