@@ -1,0 +1,148 @@
+// kiln-ab: two builds of libkiln timed in one process, round by round, so that the
+// shared build machines' noise (other tenants' memory traffic, frequency changes) falls
+// on both alike. Separate processes measured minutes apart disagreed by 2x on these
+// machines; this tool's A/A comparisons stay within a few percent.
+//
+//   kiln-ab LIB_A LIB_B [--dtype f32|f64] [--n N] [--iters K] [--rounds R] [--threads T]
+//           [--stride S] EXPR...
+//
+// Each library is dlopen'ed on its own (RTLD_LOCAL: its own plan cache, thread pool
+// settings and kernel tables) and reached through the C ABI only. The operands are a, b
+// and c, n elements each of one caller buffer (a read every S-th element of a buffer S*n
+// long), and the result goes into one caller buffer. Each round times K calls of each
+// library, A first in even rounds and B first in odd ones (whichever runs second measured
+// up to 5% slower). Printed per expression: the medians and B/A's median and quartiles.
+#include <dlfcn.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace {
+
+using EvalViews = int (*)(const char*, size_t, const char* const*, const int64_t*, size_t, void*, void**, int64_t*);
+using Wrap = int (*)(void*, int, int, const int64_t*, const int64_t*, void (*)(void*), void*, void**);
+using SetThreads = int (*)(int);
+using LastError = const char* (*)();
+
+struct Lib {
+  EvalViews eval_views;
+  Wrap wrap;
+  SetThreads set_threads;
+  LastError last_error;
+  void* out = nullptr;  // the shared result buffer, wrapped by this library
+};
+
+template <class F> F symbol(void* handle, const char* name, const char* path) {
+  void* p = dlsym(handle, name);
+  if (!p) {
+    std::fprintf(stderr, "kiln-ab: %s has no %s\n", path, name);
+    std::exit(2);
+  }
+  return reinterpret_cast<F>(p);
+}
+
+Lib open_lib(const char* path) {
+  // A file, never a search of the library path (which a name without '/' would be).
+  const std::string file = std::strchr(path, '/') ? path : std::string("./") + path;
+  void* h = dlopen(file.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (!h) {
+    std::fprintf(stderr, "kiln-ab: %s\n", dlerror());
+    std::exit(2);
+  }
+  return {symbol<EvalViews>(h, "kiln_eval_views", path), symbol<Wrap>(h, "kiln_array_wrap", path),
+          symbol<SetThreads>(h, "kiln_set_num_threads", path), symbol<LastError>(h, "kiln_last_error", path)};
+}
+
+double quantile(std::vector<double> v, double q) {
+  std::sort(v.begin(), v.end());
+  return v[static_cast<size_t>(q * static_cast<double>(v.size() - 1) + 0.5)];
+}
+
+long option(int argc, char** argv, const char* name, long fallback) {
+  for (int i = 1; i + 1 < argc; ++i)
+    if (std::strcmp(argv[i], name) == 0) return std::atol(argv[i + 1]);
+  return fallback;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 4) {
+    std::fprintf(stderr,
+                 "usage: kiln-ab LIB_A LIB_B [--dtype f32|f64] [--n N] [--iters K] [--rounds R] [--threads T] "
+                 "[--stride S] EXPR...\n");
+    return 2;
+  }
+  const char* paths[2] = {argv[1], argv[2]};
+  // dlopen returns the already loaded copy for a path it has seen: two different files.
+  Lib libs[2] = {open_lib(paths[0]), open_lib(paths[1])};
+  if (libs[0].eval_views == libs[1].eval_views) {
+    std::fprintf(stderr, "kiln-ab: both paths load the same library; copy one to another file\n");
+    return 2;
+  }
+  bool f32 = false;
+  std::vector<const char*> exprs;
+  for (int i = 3; i < argc; ++i) {
+    if (std::strncmp(argv[i], "--", 2) == 0) {
+      if (std::strcmp(argv[i], "--dtype") == 0 && i + 1 < argc) f32 = std::strcmp(argv[i + 1], "f32") == 0;
+      ++i;
+    } else {
+      exprs.push_back(argv[i]);
+    }
+  }
+  const int64_t n = option(argc, argv, "--n", 1000000), stride = std::max(1L, option(argc, argv, "--stride", 1));
+  const long iters = std::max(1L, option(argc, argv, "--iters", 10)), rounds = std::max(3L, option(argc, argv, "--rounds", 11));
+  const int threads = static_cast<int>(option(argc, argv, "--threads", 1));
+  const int64_t item = f32 ? 4 : 8, dtype = f32 ? 3 : 4;  // KILN_FLOAT32, KILN_FLOAT64
+
+  std::vector<double> a(static_cast<size_t>(stride * n)), b(static_cast<size_t>(n)), c(b.size()), out(b.size());
+  auto fill = [&](std::vector<double>& v, double scale, double shift) {
+    for (size_t i = 0; i < v.size(); ++i) {
+      const double x = std::sin(static_cast<double>(i) * scale) + shift;
+      if (f32) reinterpret_cast<float*>(v.data())[i] = static_cast<float>(x);
+      else v[i] = x;
+    }
+  };
+  fill(a, 0.37, 0), fill(b, 0.11, 1.5), fill(c, 0.05, -0.5);  // float32 uses each buffer's first half
+  const char* names[3] = {"a", "b", "c"};
+  const int64_t views[15] = {reinterpret_cast<int64_t>(a.data()), dtype, 1, n, stride * item,
+                             reinterpret_cast<int64_t>(b.data()), dtype, 1, n, item,
+                             reinterpret_cast<int64_t>(c.data()), dtype, 1, n, item};
+  for (Lib& lib : libs) {
+    if (lib.set_threads(threads) != 0 || lib.wrap(out.data(), static_cast<int>(dtype), 1, &n, nullptr, nullptr, nullptr, &lib.out) != 0) {
+      std::fprintf(stderr, "kiln-ab: %s\n", lib.last_error());
+      return 2;
+    }
+  }
+  std::printf("%s n=%lld stride %lld, %d thread(s), %ld calls x %ld rounds; A=%s B=%s\n", f32 ? "float32" : "float64",
+              static_cast<long long>(n), static_cast<long long>(stride), threads, iters, rounds, paths[0], paths[1]);
+  for (const char* expr : exprs) {
+    auto time = [&](Lib& lib) {
+      const auto t0 = std::chrono::steady_clock::now();
+      for (long k = 0; k < iters; ++k) {
+        if (lib.eval_views(expr, 3, names, views, 15, lib.out, nullptr, nullptr) != 0) {
+          std::fprintf(stderr, "kiln-ab: %s: %s\n", expr, lib.last_error());
+          std::exit(1);
+        }
+      }
+      return std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count() / iters;
+    };
+    time(libs[0]), time(libs[1]);  // plans cached, memory touched
+    std::vector<double> ta, tb, ratio;
+    for (long r = 0; r < rounds; ++r) {
+      double x, y;
+      if (r % 2 == 0) x = time(libs[0]), y = time(libs[1]);
+      else y = time(libs[1]), x = time(libs[0]);
+      ta.push_back(x), tb.push_back(y), ratio.push_back(y / x);
+    }
+    std::printf("%-32s A %10.2f us  B %10.2f us  B/A %.3f (quartiles %.3f..%.3f)\n", expr, quantile(ta, 0.5),
+                quantile(tb, 0.5), quantile(ratio, 0.5), quantile(ratio, 0.25), quantile(ratio, 0.75));
+  }
+}
