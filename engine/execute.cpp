@@ -420,7 +420,6 @@ Loop make_loop(const Plan& plan, const Block& b, const Shape& shape, const std::
                const std::vector<Array>& outs) {
   const std::vector<const Generator*> gens = generators_of(plan, b);
   Loop loop;
-  loop.gather = plan.kernels->gather;
   loop.total = shape_size(shape);
   const size_t nops = ins.size() + outs.size();
   auto array = [&](size_t k) -> const Array& { return k < ins.size() ? ins[k] : outs[k - ins.size()]; };

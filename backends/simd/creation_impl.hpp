@@ -2,7 +2,7 @@
 // formulas), part of kernel_impl.hpp: plain loops over element indices that the compiler
 // vectorises under each instruction set's flags. Floats go through rounded() so that no
 // path contracts first + idx * delta into a fused multiply-add: NumPy rounds twice.
-// Also the memory movers (stream_store, gather), in this set's widest registers.
+// Also the memory movers: stream_store and gather.
 
 template <class T> void gen_full(const GenParams& p, int64_t, int64_t, int64_t n, void* dst) {
   T v;
