@@ -12,10 +12,14 @@
 // long), and the result goes into one caller buffer. Each round times K calls of each
 // library, A first in even rounds and B first in odd ones (whichever runs second measured
 // up to 5% slower). Printed per expression: the medians and B/A's median and quartiles.
+// The two builds must agree on the op tables (ops.def and friends): GCC makes their inline
+// constexpr arrays process-wide unique symbols, which RTLD_LOCAL does not separate. They
+// also share one libtbb.
 #include <dlfcn.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cerrno>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -65,10 +69,16 @@ double quantile(std::vector<double> v, double q) {
   return v[static_cast<size_t>(q * static_cast<double>(v.size() - 1) + 0.5)];
 }
 
-long option(int argc, char** argv, const char* name, long fallback) {
-  for (int i = 1; i + 1 < argc; ++i)
-    if (std::strcmp(argv[i], name) == 0) return std::atol(argv[i + 1]);
-  return fallback;
+// A whole number of at least `least`, or exit with a usage error naming the flag.
+long number(const char* flag, const char* text, long least) {
+  char* end = nullptr;
+  errno = 0;
+  const long v = std::strtol(text, &end, 10);
+  if (errno != 0 || end == text || *end != '\0' || v < least) {
+    std::fprintf(stderr, "kiln-ab: %s wants a whole number >= %ld, not '%s'\n", flag, least, text);
+    std::exit(2);
+  }
+  return v;
 }
 
 }  // namespace
@@ -88,18 +98,36 @@ int main(int argc, char** argv) {
     return 2;
   }
   bool f32 = false;
+  long n = 1000000, stride = 1, iters = 10, rounds = 11;
+  int threads = 1;
   std::vector<const char*> exprs;
   for (int i = 3; i < argc; ++i) {
-    if (std::strncmp(argv[i], "--", 2) == 0) {
-      if (std::strcmp(argv[i], "--dtype") == 0 && i + 1 < argc) f32 = std::strcmp(argv[i + 1], "f32") == 0;
-      ++i;
-    } else {
+    const std::string flag = argv[i];
+    if (flag.rfind("--", 0) != 0) {
       exprs.push_back(argv[i]);
+      continue;
+    }
+    if (i + 1 == argc) {
+      std::fprintf(stderr, "kiln-ab: %s wants a value\n", argv[i]);
+      return 2;
+    }
+    const char* value = argv[++i];
+    if (flag == "--dtype" && (std::strcmp(value, "f32") == 0 || std::strcmp(value, "f64") == 0)) f32 = value[1] == '3';
+    else if (flag == "--n") n = number(argv[i - 1], value, 1);
+    else if (flag == "--stride") stride = number(argv[i - 1], value, 1);
+    else if (flag == "--iters") iters = number(argv[i - 1], value, 1);
+    else if (flag == "--rounds") rounds = number(argv[i - 1], value, 3);
+    else if (flag == "--threads") threads = static_cast<int>(number(argv[i - 1], value, 0));
+    else {
+      std::fprintf(stderr, "kiln-ab: unknown option %s %s (--dtype f32|f64, --n, --stride, --iters, --rounds, --threads)\n",
+                   argv[i - 1], value);
+      return 2;
     }
   }
-  const int64_t n = option(argc, argv, "--n", 1000000), stride = std::max(1L, option(argc, argv, "--stride", 1));
-  const long iters = std::max(1L, option(argc, argv, "--iters", 10)), rounds = std::max(3L, option(argc, argv, "--rounds", 11));
-  const int threads = static_cast<int>(option(argc, argv, "--threads", 1));
+  if (stride > (long{1} << 40) / n) {
+    std::fprintf(stderr, "kiln-ab: --n %ld with --stride %ld is too large\n", n, stride);
+    return 2;
+  }
   const int64_t item = f32 ? 4 : 8, dtype = f32 ? 3 : 4;  // KILN_FLOAT32, KILN_FLOAT64
 
   std::vector<double> a(static_cast<size_t>(stride * n)), b(static_cast<size_t>(n)), c(b.size()), out(b.size());
