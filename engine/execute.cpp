@@ -94,7 +94,7 @@ struct Loop {
   int64_t total = 0;
   std::vector<Operand> inputs;
   std::vector<Operand> outs;
-  simd::GatherFn gather = nullptr;  // strided reads' (see memory_gather)
+  simd::GatherFn gather = nullptr;  // strided reads' (see sse2_gather)
 };
 
 // Walks `n` elements from flat index `start` of the loop's shape, calling
@@ -141,20 +141,19 @@ void scatter_items(char* dst, const char* src, size_t item, int64_t run, int64_t
   }
 }
 
-template <class T> void fill_items(char* dst, const void* value, int64_t n) {
-  T v;
-  std::memcpy(&v, value, sizeof(T));
-  std::fill_n(reinterpret_cast<T*>(dst), n, v);
+// The SSE2 table's gather: splat's, and that of loops beyond the caches (make_loop).
+// Wider shuffles win from the caches and lose from memory. Zen 5, 1 thread, a[::2]*2 + b,
+// one process alternating two builds (AVX2-width against SSE2 gather), the wide one's time
+// over the narrow one's: float32 at 3*10^4 0.68, 10^5 0.83, 3*10^5 0.97, 10^6 (12 MB of
+// operands) 1.02, 2*10^6 1.15; float64 at 10^5 0.94, 6*10^5 0.99, 10^6 1.14. (AVX-512's
+// shuffles were slower still from memory: 10^7 float64 1.8-2.1x the hand loop.)
+simd::GatherFn sse2_gather() {
+  static const simd::GatherFn gather = simd::table_for("sse2")->gather;
+  return gather;
 }
 
 // n copies of one item of `size` bytes.
-void splat(char* dst, const void* value, size_t size, int64_t n) {
-  switch (size) {
-    case 1: fill_items<uint8_t>(dst, value, n); break;
-    case 4: fill_items<uint32_t>(dst, value, n); break;
-    default: fill_items<uint64_t>(dst, value, n); break;
-  }
-}
+void splat(char* dst, const void* value, size_t size, int64_t n) { sse2_gather()(dst, value, size, n, 0); }
 
 // n elements of a generator operand, `byte_stride` apart in its own index space, from
 // the element at `byte_offset` (a broadcast run, stride 0, repeats one element).
@@ -402,17 +401,6 @@ std::vector<const Generator*> generators_of(const Plan& plan, const Block& b) {
   return gens;
 }
 
-// The gather of loops beyond the caches: the SSE2 table's. Wider shuffles win from the
-// caches and lose from memory. Zen 5, 1 thread, a[::2]*2 + b, one process alternating two
-// builds (AVX2-width against SSE2 gather), the wide one's time over the narrow one's:
-// float32 at 3*10^4 0.68, 10^5 0.83, 3*10^5 0.97, 10^6 (12 MB of operands) 1.02, 2*10^6
-// 1.15; float64 at 10^5 0.94, 6*10^5 0.99, 10^6 1.14. (AVX-512's shuffles were slower
-// still from memory: 10^7 float64 1.8-2.1x the hand loop.)
-simd::GatherFn memory_gather() {
-  static const simd::GatherFn gather = simd::table_for("sse2")->gather;
-  return gather;
-}
-
 // Coalesces and classifies operands (all of `shape`) into a loop: drops size-1
 // dimensions and merges neighbours that every operand walks contiguously across. Fewer
 // dimensions mean longer inner runs in gathers.
@@ -463,7 +451,7 @@ Loop make_loop(const Plan& plan, const Block& b, const Shape& shape, const std::
   loop.outs.assign(ops.begin() + ins.size(), ops.end());
   ops.resize(ins.size());
   loop.inputs = std::move(ops);
-  loop.gather = cache_resident(operand_bytes(loop)) ? plan.kernels->gather : memory_gather();
+  loop.gather = cache_resident(operand_bytes(loop)) ? plan.kernels->gather : sse2_gather();
   return loop;
 }
 

@@ -105,7 +105,7 @@ inline void stream_fence() { _mm_sfence(); }
 // One run of a strided read into a dense register (simd::KernelTable::gather). memcpy per
 // item: wrapped user memory may be misaligned for T. At most AVX2's width: AVX-512's
 // shuffles measured no faster from the caches and far slower from memory (see
-// memory_gather in engine/execute.cpp).
+// sse2_gather in engine/execute.cpp).
 template <class T>
 [[gnu::target("prefer-vector-width=256")]] void gather_run(T* d, const char* src, int64_t n, int64_t stride) {
   if (stride == static_cast<int64_t>(sizeof(T))) {
