@@ -94,6 +94,7 @@ struct Loop {
   int64_t total = 0;
   std::vector<Operand> inputs;
   std::vector<Operand> outs;
+  uint64_t bytes = 0;               // operand_bytes, for the choices that depend on the caches
   simd::GatherFn gather = nullptr;  // strided reads' (see sse2_gather)
 };
 
@@ -333,7 +334,7 @@ uint64_t new_stamp() {
 class ChunkRunner {
  public:
   ChunkRunner(const Block& b, const Loop& loop, uint64_t stamp, int64_t chunk)
-      : b_(b), loop_(loop), prefetch_(prefetch_ahead() && !cache_resident(operand_bytes(loop))) {
+      : b_(b), loop_(loop), prefetch_(prefetch_ahead() && !cache_resident(loop.bytes)) {
     KILN_ASSERT(loop.outs.empty());
     const size_t reg_bytes = static_cast<size_t>(chunk) * 8;
     const int num_regs = b.num_registers();
@@ -451,7 +452,8 @@ Loop make_loop(const Plan& plan, const Block& b, const Shape& shape, const std::
   loop.outs.assign(ops.begin() + ins.size(), ops.end());
   ops.resize(ins.size());
   loop.inputs = std::move(ops);
-  loop.gather = cache_resident(operand_bytes(loop)) ? plan.kernels->gather : sse2_gather();
+  loop.bytes = operand_bytes(loop);
+  loop.gather = cache_resident(loop.bytes) ? plan.kernels->gather : sse2_gather();
   return loop;
 }
 
@@ -763,10 +765,9 @@ void run_fused(const Plan& plan, const Block& b, const Shape& shape, const std::
   int64_t chunk = plan.chunk;
   Loop loop = make_loop(plan, b, shape, reads, outs);
   const int64_t plan_chunk = chunk;
-  const uint64_t bytes = operand_bytes(loop);
-  const bool in_cache = cache_resident(bytes);
+  const bool in_cache = cache_resident(loop.bytes);
   const bool prefetch = !in_cache && prefetch_ahead();
-  chunk *= chunk_factor(b, bytes, prefetch);
+  chunk *= chunk_factor(b, loop.bytes, prefetch);
   const int forced = forced_stream_stores();
   if ((forced >= 0 ? forced == 1 : !in_cache) && stream_generator(b, loop)) return;
   uint64_t stamp = new_stamp();
