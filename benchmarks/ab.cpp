@@ -4,14 +4,20 @@
 // machines; this tool's A/A comparisons stay within a few percent.
 //
 //   kiln-ab LIB_A LIB_B [--dtype f32|f64] [--n N] [--iters K] [--rounds R] [--threads T]
-//           [--stride S] EXPR...
+//           [--stride S | --cols C [--a-order c|f] [--out-order c|f]]
+//           [--env-a NAME=VALUE[,...]] [--env-b NAME=VALUE[,...]] EXPR...
 //
 // Each library is dlopen'ed on its own (RTLD_LOCAL: its own plan cache, thread pool
 // settings and kernel tables) and reached through the C ABI only. The operands are a, b
 // and c, n elements each of one caller buffer (a read every S-th element of a buffer S*n
-// long), and the result goes into one caller buffer. Each round times K calls of each
-// library, A first in even rounds and B first in odd ones (whichever runs second measured
-// up to 5% slower). Printed per expression: the medians and B/A's median and quartiles.
+// long), and the result goes into one caller buffer. With --cols they are matrices of
+// n / C rows and C columns, `row` is c's first row, and --a-order f / --out-order f make a
+// / the result the transpose of a C-ordered C x (n / C) buffer (a column-major view).
+// --env-a / --env-b set environment variables while one side runs and unset them while
+// the other does: one build copied twice compares its own run-time knobs.
+// Each round times K calls of each library, A first in even rounds and B first in odd
+// ones (whichever runs second measured up to 5% slower). Printed per expression: the
+// medians and B/A's median and quartiles.
 // The two builds must agree on the op tables (ops.def and friends): GCC makes their inline
 // constexpr arrays process-wide unique symbols, which RTLD_LOCAL does not separate. They
 // also share one libtbb.
@@ -26,6 +32,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -81,13 +88,31 @@ long number(const char* flag, const char* text, long least) {
   return v;
 }
 
+// NAME=VALUE[,NAME=VALUE...] as pairs.
+std::vector<std::pair<std::string, std::string>> assignments(const std::string& text) {
+  std::vector<std::pair<std::string, std::string>> pairs;
+  for (size_t at = 0; at < text.size();) {
+    const size_t end = std::min(text.find(',', at), text.size());
+    const std::string item = text.substr(at, end - at);
+    const size_t eq = item.find('=');
+    if (eq == 0 || eq == std::string::npos) {
+      std::fprintf(stderr, "kiln-ab: '%s' is not NAME=VALUE\n", item.c_str());
+      std::exit(2);
+    }
+    pairs.emplace_back(item.substr(0, eq), item.substr(eq + 1));
+    at = end + 1;
+  }
+  return pairs;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc < 4) {
     std::fprintf(stderr,
                  "usage: kiln-ab LIB_A LIB_B [--dtype f32|f64] [--n N] [--iters K] [--rounds R] [--threads T] "
-                 "[--stride S] EXPR...\n");
+                 "[--stride S | --cols C [--a-order c|f] [--out-order c|f]] [--env-a NAME=VALUE[,...]] "
+                 "[--env-b NAME=VALUE[,...]] EXPR...\n");
     return 2;
   }
   const char* paths[2] = {argv[1], argv[2]};
@@ -100,6 +125,10 @@ int main(int argc, char** argv) {
   bool f32 = false;
   long n = 1000000, stride = 1, iters = 10, rounds = 11;
   int threads = 1;
+  long cols = 0;                // --cols C: operands are (n / C, C)
+  bool a_transposed = false;    // --a-order f: a is the transpose of a C-ordered (C, n / C)
+  bool out_transposed = false;  // --out-order f: the same for the result
+  std::vector<std::pair<std::string, std::string>> env[2];  // --env-a, --env-b: set while A (B) runs
   std::vector<const char*> exprs;
   for (int i = 3; i < argc; ++i) {
     const std::string flag = argv[i];
@@ -118,8 +147,14 @@ int main(int argc, char** argv) {
     else if (flag == "--iters") iters = number(argv[i - 1], value, 1);
     else if (flag == "--rounds") rounds = number(argv[i - 1], value, 3);
     else if (flag == "--threads") threads = static_cast<int>(number(argv[i - 1], value, 0));
+    else if (flag == "--cols") cols = number(argv[i - 1], value, 1);
+    else if ((flag == "--a-order" || flag == "--out-order") && (std::strcmp(value, "c") == 0 || std::strcmp(value, "f") == 0))
+      (flag == "--a-order" ? a_transposed : out_transposed) = value[0] == 'f';
+    else if ((flag == "--env-a" || flag == "--env-b") && std::strchr(value, '=')) env[flag[6] == 'b'] = assignments(value);
     else {
-      std::fprintf(stderr, "kiln-ab: unknown option %s %s (--dtype f32|f64, --n, --stride, --iters, --rounds, --threads)\n",
+      std::fprintf(stderr,
+                   "kiln-ab: unknown option %s %s (--dtype f32|f64, --n, --stride, --iters, --rounds, --threads, "
+                   "--cols, --a-order c|f, --out-order c|f, --env-a, --env-b)\n",
                    argv[i - 1], value);
       return 2;
     }
@@ -139,23 +174,50 @@ int main(int argc, char** argv) {
     }
   };
   fill(a, 0.37, 0), fill(b, 0.11, 1.5), fill(c, 0.05, -0.5);  // float32 uses each buffer's first half
-  const char* names[3] = {"a", "b", "c"};
-  const int64_t views[15] = {reinterpret_cast<int64_t>(a.data()), dtype, 1, n, stride * item,
-                             reinterpret_cast<int64_t>(b.data()), dtype, 1, n, item,
-                             reinterpret_cast<int64_t>(c.data()), dtype, 1, n, item};
+  const char* names[4] = {"a", "b", "c", "row"};
+  if (cols > 0 && (n % cols != 0 || stride != 1)) {
+    std::fprintf(stderr, "kiln-ab: --cols must divide --n, and takes no --stride\n");
+    return 2;
+  }
+  if ((a_transposed || out_transposed) && cols == 0) {
+    std::fprintf(stderr, "kiln-ab: --a-order f and --out-order f want --cols\n");
+    return 2;
+  }
+  const int64_t rows = cols > 0 ? n / cols : 0;
+  std::vector<int64_t> views;  // records of address, dtype, ndim, extents, byte strides
+  auto view = [&](const void* data, int64_t row_stride, int64_t col_stride) {
+    views.insert(views.end(), {reinterpret_cast<int64_t>(data), dtype});
+    if (cols > 0) views.insert(views.end(), {2, rows, cols, row_stride, col_stride});
+    else views.insert(views.end(), {1, n, col_stride});
+  };
+  view(a.data(), a_transposed ? item : cols * item, a_transposed ? rows * item : stride * item);
+  view(b.data(), cols * item, item);
+  view(c.data(), cols * item, item);
+  if (cols > 0) views.insert(views.end(), {reinterpret_cast<int64_t>(c.data()), dtype, 1, cols, item});  // row: c's first
+  const int64_t out_shape[2] = {cols > 0 ? rows : n, cols}, out_strides[2] = {item, rows * item};
   for (Lib& lib : libs) {
-    if (lib.set_threads(threads) != 0 || lib.wrap(out.data(), static_cast<int>(dtype), 1, &n, nullptr, nullptr, nullptr, &lib.out) != 0) {
+    if (lib.set_threads(threads) != 0 || lib.wrap(out.data(), static_cast<int>(dtype), cols > 0 ? 2 : 1, out_shape,
+                                                  out_transposed ? out_strides : nullptr, nullptr, nullptr, &lib.out) != 0) {
       std::fprintf(stderr, "kiln-ab: %s\n", lib.last_error());
       return 2;
     }
   }
-  std::printf("%s n=%lld stride %lld, %d thread(s), %ld calls x %ld rounds; A=%s B=%s\n", f32 ? "float32" : "float64",
-              static_cast<long long>(n), static_cast<long long>(stride), threads, iters, rounds, paths[0], paths[1]);
+  std::printf("%s n=%lld stride %lld", f32 ? "float32" : "float64", static_cast<long long>(n),
+              static_cast<long long>(stride));
+  if (cols > 0)
+    std::printf(" as %lld x %ld%s%s", static_cast<long long>(rows), cols, a_transposed ? ", a transposed" : "",
+                out_transposed ? ", result transposed" : "");
+  std::printf(", %d thread(s), %ld calls x %ld rounds; A=%s B=%s\n", threads, iters, rounds, paths[0], paths[1]);
   for (const char* expr : exprs) {
     auto time = [&](Lib& lib) {
+      // The other side's variables unset, then this side's set. A knob read once per
+      // process is read once per library too: each copy's first call comes after this.
+      const int side = &lib == &libs[1];
+      for (const auto& [name, value] : env[1 - side]) unsetenv(name.c_str());
+      for (const auto& [name, value] : env[side]) setenv(name.c_str(), value.c_str(), 1);
       const auto t0 = std::chrono::steady_clock::now();
       for (long k = 0; k < iters; ++k) {
-        if (lib.eval_views(expr, 3, names, views, 15, lib.out, nullptr, nullptr) != 0) {
+        if (lib.eval_views(expr, cols > 0 ? 4 : 3, names, views.data(), views.size(), lib.out, nullptr, nullptr) != 0) {
           std::fprintf(stderr, "kiln-ab: %s: %s\n", expr, lib.last_error());
           std::exit(1);
         }

@@ -134,7 +134,7 @@ void scatter_run(char* dst, const char* src, int64_t run, int64_t stride) {
 
 // One run of `run` items of `item` bytes (1, 4 or 8) out of a dense register into memory
 // `stride` bytes apart (the way in is the kernel table's gather).
-void scatter_items(char* dst, const char* src, size_t item, int64_t run, int64_t stride) {
+[[gnu::noinline]] void scatter_items(char* dst, const char* src, size_t item, int64_t run, int64_t stride) {
   switch (item) {
     case 1: scatter_run<uint8_t>(dst, src, run, stride); break;
     case 4: scatter_run<uint32_t>(dst, src, run, stride); break;
@@ -234,6 +234,15 @@ bool prefetch_ahead() {
 // calls to it.
 [[gnu::always_inline]] inline void prefetch_span(const char* p, int64_t bytes) {
   for (int64_t off = 0; off < bytes; off += 64) __builtin_prefetch(p + off, 0, 3);
+}
+
+// The next piece of a row that a band comes back to after its other rows' pieces: into
+// L2, where the band's pieces of all its streams fit (L1 would lose them first).
+[[gnu::always_inline]] inline void prefetch_row_piece(const char* p, int64_t bytes, bool write) {
+  for (int64_t off = 0; off < bytes; off += 64) {
+    if (write) __builtin_prefetch(p + off, 1, 2);
+    else __builtin_prefetch(p + off, 0, 2);
+  }
 }
 
 // The same for elements [start, start + n) of every read from memory in order: in place,
@@ -467,14 +476,15 @@ struct LoopRegisters {
   void** out;
   char* out_scratch;
   char* own;  // register i's own memory is own + reg_bytes * i
+  char* extra;  // `extra_bytes` after the slots
   size_t reg_bytes;
   void* own_slot(int i) const { return own + reg_bytes * i; }
 
-  LoopRegisters(const Block& b, const Loop& loop, uint64_t stamp, int64_t chunk) {
+  LoopRegisters(const Block& b, const Loop& loop, uint64_t stamp, int64_t chunk, size_t extra_bytes = 0) {
     reg_bytes = static_cast<size_t>(chunk) * 8;
     const int num_regs = b.num_registers(), slots = num_regs + static_cast<int>(loop.outs.size());
     Workspace& ws = thread_workspace();
-    size_t need = reg_bytes * static_cast<size_t>(slots);
+    size_t need = reg_bytes * static_cast<size_t>(slots) + extra_bytes;
     if (need > ws.capacity()) ws.filled_for = 0;
     char* mem = ws.get(need);
     r = local;
@@ -486,6 +496,7 @@ struct LoopRegisters {
     own = mem;
     out = r + num_regs;
     out_scratch = mem + reg_bytes * num_regs;
+    extra = mem + reg_bytes * static_cast<size_t>(slots);
     if (ws.filled_for != stamp) {
       ws.filled_for = stamp;
       fill_constants(b, loop, r, std::min(chunk, loop.total));
@@ -539,106 +550,251 @@ void run_chunks(const Block& b, const Loop& loop, uint64_t stamp, int64_t chunk,
 // empty), then chunks (the last maybe empty).
 int64_t row_pieces(int64_t inner, int64_t chunk) { return 1 + (inner + chunk - 1) / chunk; }
 
+// Whether run_row_chunks moves an operand a band of rows at a time (see band_rows): it
+// steps a cache line or more along the row but less than one between rows (a transposed
+// view: `a.T + b`, or an output `o.T`).
+bool banded(const Operand& op, int nd) {
+  const int64_t along = std::abs(op.strides[nd - 1]), across = std::abs(op.strides[nd - 2]);
+  return !op.gen && along >= 64 && across > 0 && across < 64;
+}
+
+// Elements along a row per piece of a band: a band of float64 is 64 x 128 elements.
+constexpr int64_t kBandChunk = 128;
+
+// How many rows run_row_chunks takes together (1: row by row). Row by row, a banded
+// operand touches a line per element and uses one item of it; the next row finds that
+// line again in L1 only while a row's lines fit there (48 KiB on Zen 5, a row of 768
+// elements), else in L2 or memory. In bands 512 bytes deep (64 rows of float64, 128 of
+// float32: 8 lines of each column) moved a piece of 128 columns at a time, and with the
+// next piece's lines and the in-place streams' next piece prefetched (the band's rows
+// break each stream into pieces too short for the CPU's prefetchers), Zen 5, 1 thread,
+// kiln-ab, time in bands over time row by row:
+//            1000^2     2000^2     4000^2   (a.T + b, a*b + c, sqrt(a*a + b*b), a transposed)
+//   float64  0.89-0.96  0.82-0.89  0.59-0.69
+//   float32  0.80-0.92  0.71-0.79  0.58-0.67
+// and the same for a transposed output. With rows of 500-800 elements bands were up to
+// 1.3x slower (the lines fit L1 row by row), and within the caches no faster.
+int64_t band_rows(const Loop& loop) {
+  if (loop.nd < 2 || cache_resident(loop.bytes)) return 1;
+  int64_t band = 1, lines = 0;
+  auto consider = [&](const Operand& op) {
+    if (!banded(op, loop.nd)) return;
+    band = std::max(band, std::min<int64_t>(128, 512 / std::abs(op.strides[loop.nd - 2])));
+    lines += loop.shape[loop.nd - 1];
+  };
+  for (const Operand& op : loop.inputs) consider(op);
+  for (const Operand& op : loop.outs) consider(op);
+  if (lines * 64 <= (int64_t{48} << 10)) return 1;
+  return std::min(band, loop.shape[loop.nd - 2]);
+}
+
+// Moves n items of each of `count` rows between memory (item e of row k at
+// at + k * across + e * along) and a tile (row k at tile + k * pitch, dense), a row at a
+// time: the piece's lines, loaded by the first row, serve the band's other rows from L1.
+// (Column by column, across the band first, measured slower in a stand-alone loop:
+// float64 a.T + b at 4000^2 1.32-1.40x against 1.22-1.24x the hand loop's time.)
+template <class T>
+void band_items(bool into_tile, char* tile, char* at, int64_t across, int64_t along, int64_t count, int64_t n,
+                size_t pitch) {
+  for (int64_t k = 0; k < count; ++k, at += across, tile += pitch) {
+    for (int64_t e = 0; e < n; ++e) {
+      if (into_tile) std::memcpy(tile + e * static_cast<int64_t>(sizeof(T)), at + e * along, sizeof(T));
+      else std::memcpy(at + e * along, tile + e * static_cast<int64_t>(sizeof(T)), sizeof(T));
+    }
+  }
+}
+
+void move_band(bool into_tile, char* tile, char* at, size_t item, int64_t across, int64_t along, int64_t count,
+               int64_t n, size_t pitch) {
+  switch (item) {
+    case 1: band_items<uint8_t>(into_tile, tile, at, across, along, count, n, pitch); break;
+    case 4: band_items<uint32_t>(into_tile, tile, at, across, along, count, n, pitch); break;
+    default: band_items<uint64_t>(into_tile, tile, at, across, along, count, n, pitch); break;
+  }
+}
+
 // Runs chunks [first, last) of a loop block whose inner dimension is at least a chunk
 // long, cutting each row (all of the inner dimension) into chunks of its own. An operand
 // then needs only its inner stride to be the item size to be read or written in place:
 // a broadcast row (`m + row`) or a row-padded view is never gathered, an operand
 // broadcast along the inner dimension is filled once per row, and a strided one is
 // gathered as one run without walking its index.
-void run_row_chunks(const Block& b, const Loop& loop, uint64_t stamp, int64_t chunk, int64_t first, int64_t last,
-                    bool prefetch) {
+// Rows go in bands of `band` (band_rows): a chunk numbers a band and a piece, and runs
+// that piece of each of the band's rows in turn, banded reads moved into a tile first
+// and banded outputs out of one after.
+void run_row_chunks(const Block& b, const Loop& loop, uint64_t stamp, int64_t chunk, int64_t band, int64_t first,
+                    int64_t last, bool prefetch) {
   const int nd = loop.nd, num_reads = static_cast<int>(b.reads.size());
   const int num_outs = static_cast<int>(loop.outs.size()), nops = num_reads + num_outs;
   const int64_t inner = loop.shape[nd - 1], per_row = row_pieces(inner, chunk);
-  LoopRegisters regs(b, loop, stamp, chunk);
-  void** r = regs.r;
-  void** out = regs.out;
   // Each operand's way through a piece, decided once; reads first, then outputs. Rows
   // of 1000 float32 elements make a piece only a few hundred cycles of work.
-  enum class Way : uint8_t { PerRow, InPlace, Strided, Generated };  // PerRow: a value per row
+  enum class Way : uint8_t { PerRow, InPlace, Strided, Generated, Banded };  // PerRow: a value per row
   struct Side {
     const Operand* op;
     Way way;
     bool streamed;   // prefetched a piece ahead
     int64_t stride;  // along the row
     int64_t offset;  // bytes to the current row's first element
+    char* tile;      // Banded: the band's piece, a row per `pitch` bytes
   };
   Side local[16];
   std::vector<Side> more(nops > 16 ? nops : 0);
   Side* sides = nops > 16 ? more.data() : local;
+  int num_banded = 0;
   for (int k = 0; k < nops; ++k) {
     const Operand& op = k < num_reads ? loop.inputs[k] : loop.outs[k - num_reads];
     const int64_t stride = op.strides[nd - 1];
     Way way = op.gen ? Way::Generated : stride == static_cast<int64_t>(op.item) ? Way::InPlace : Way::Strided;
     if (k < num_reads && (op.mode == Operand::Splat || stride == 0)) way = Way::PerRow;
+    if (band > 1 && way == Way::Strided && banded(op, nd)) way = Way::Banded, ++num_banded;
     // Reads from memory in order along the row, and not broadcast over rows (a row read
     // again for every row stays in cache).
-    bool streamed = prefetch && k < num_reads && !op.gen && way != Way::PerRow && stride > 0 && stride <= 64;
+    bool streamed = prefetch && band == 1 && k < num_reads && way != Way::PerRow && way != Way::Generated &&
+                    stride > 0 && stride <= 64;
     for (int d = 0; d < nd - 1; ++d) streamed = streamed && op.strides[d] != 0;
-    sides[k] = {&op, way, streamed, stride, 0};
+    sides[k] = {&op, way, streamed, stride, 0, nullptr};
   }
+  // A tile's rows hold a piece of their operand's items (a read register is only read, an
+  // output's only written at its item size), a line more than that apart: rows a power
+  // of two of bytes apart fall in one set of L1's.
+  size_t widest = 1;
+  for (int k = 0; k < nops; ++k)
+    if (sides[k].way == Way::Banded) widest = std::max(widest, sides[k].op->item);
+  const size_t pitch = static_cast<size_t>(chunk) * widest + 64, tile_bytes = pitch * static_cast<size_t>(band);
+  LoopRegisters regs(b, loop, stamp, chunk, tile_bytes * static_cast<size_t>(num_banded));
+  void** r = regs.r;
+  void** out = regs.out;
+  for (int k = 0, t = 0; k < nops; ++k)
+    if (sides[k].way == Way::Banded) sides[k].tile = regs.extra + tile_bytes * static_cast<size_t>(t++);
   int64_t idx[kMaxDims] = {};  // the current row's index over the outer dims
-  int64_t piece = first % per_row;
-  for (int64_t rest = first / per_row, d = nd - 2; d >= 0; --d) {
-    idx[d] = rest % loop.shape[d];
-    rest /= loop.shape[d];
-  }
-  for (int64_t c = first; c < last;) {
+  int64_t row = -2, head = 0;  // the row the sides' offsets and head are for
+  // Moves to row `next`: each side's offset, and the head, the first piece: it ends a
+  // line past the first output address on a 64-byte line, so the full chunks after it
+  // store whole lines (an AVX-512 store that splits two lines made float32 m + row, rows
+  // of 4000 bytes, 1.25x slower than AVX2's), and so it is at least a full batch long: a
+  // kernel's ragged end after a full batch costs one batch more, a piece shorter than a
+  // batch a padded copy in and out. Bands have no head: their rows' pieces line up.
+  auto enter_row = [&](int64_t next) {
+    if (next == row + 1) {
+      for (int d = nd - 2; d >= 0 && ++idx[d] == loop.shape[d]; --d) idx[d] = 0;
+    } else {
+      for (int64_t rest = next, d = nd - 2; d >= 0; --d) {
+        idx[d] = rest % loop.shape[d];
+        rest /= loop.shape[d];
+      }
+    }
+    row = next;
     for (int k = 0; k < nops; ++k) {
       int64_t off = 0;
       for (int d = 0; d < nd - 1; ++d) off += idx[d] * sides[k].op->strides[d];
       sides[k].offset = off;
     }
-    for (int i = 0; i < num_reads; ++i) {  // reads broadcast along the row
-      const Side& s = sides[i];
-      if (s.way != Way::PerRow || s.op->mode == Operand::Splat) continue;
-      if (s.op->gen) generate_run(*s.op, static_cast<char*>(r[i]), s.offset, chunk, 0);
-      else splat(static_cast<char*>(r[i]), s.op->base + s.offset, s.op->item, chunk);
-    }
-    // The first piece of a row ends a line past the first output address on a 64-byte
-    // line, so the full chunks after it store whole lines (an AVX-512 store that splits
-    // two lines made float32 m + row, rows of 4000 bytes, 1.25x slower than AVX2's), and
-    // so it is at least a full batch long: a kernel's ragged end after a full batch costs
-    // one batch more, a piece shorter than a batch a padded copy in and out.
-    int64_t head = 0;
-    if (num_outs > 0 && sides[num_reads].way == Way::InPlace) {
+    head = 0;
+    if (band == 1 && num_outs > 0 && sides[num_reads].way == Way::InPlace) {
       const auto at = reinterpret_cast<uintptr_t>(loop.outs[0].base + sides[num_reads].offset);
       const auto item = static_cast<int64_t>(loop.outs[0].item), line = 64 / item;
       const int64_t to_line = static_cast<int64_t>((64 - at % 64) % 64) / item;
       if (at % item == 0 && to_line > 0) head = std::min({inner, chunk, to_line + line});
     }
-    const int64_t row_end = std::min(last, c + per_row - piece);
-    for (; c < row_end; ++c, ++piece) {
-      const int64_t j = piece == 0 ? 0 : head + (piece - 1) * chunk;
-      const int64_t n = piece == 0 ? head : std::min(chunk, inner - j);
-      if (n <= 0) continue;  // no head, or no last piece, in this row
-      for (int i = 0; i < num_reads; ++i) {
-        const Side& s = sides[i];
-        if (s.way == Way::PerRow) continue;
-        if (s.way == Way::Generated) {
-          generate_run(*s.op, static_cast<char*>(r[i]), s.offset + j * s.stride, n, s.stride);
-          continue;
+  };
+  // The current row's reads broadcast along the row.
+  auto fill_per_row = [&] {
+    for (int i = 0; i < num_reads; ++i) {
+      const Side& s = sides[i];
+      if (s.way != Way::PerRow || s.op->mode == Operand::Splat) continue;
+      if (s.op->gen) generate_run(*s.op, static_cast<char*>(r[i]), s.offset, chunk, 0);
+      else splat(static_cast<char*>(r[i]), s.op->base + s.offset, s.op->item, chunk);
+    }
+  };
+  // Elements [j, j + n) of the current row; a banded operand's are row `in_band` of its
+  // tile.
+  auto run_piece = [&](int64_t j, int64_t n, int64_t in_band) __attribute__((always_inline)) {
+    const size_t tile_row = static_cast<size_t>(in_band) * pitch;
+    for (int i = 0; i < num_reads; ++i) {
+      const Side& s = sides[i];
+      if (s.way == Way::PerRow) continue;
+      if (s.way == Way::Generated) {
+        generate_run(*s.op, static_cast<char*>(r[i]), s.offset + j * s.stride, n, s.stride);
+        continue;
+      }
+      if (s.way == Way::Banded) {
+        r[i] = s.tile + tile_row;
+        continue;
+      }
+      const char* src = s.op->base + s.offset + j * s.stride;
+      if (s.streamed) prefetch_span(src + n * s.stride, chunk * s.stride);  // past a row's end: the next row's, mostly
+      if (band > 1 && s.way == Way::InPlace) prefetch_row_piece(src + n * s.stride, chunk * s.stride, false);
+      if (s.way == Way::InPlace) r[i] = const_cast<char*>(src);
+      else loop.gather(r[i], src, s.op->item, n, s.stride);
+    }
+    for (int k = 0; k < num_outs; ++k) {
+      const Side& s = sides[num_reads + k];
+      char* dst = const_cast<char*>(s.op->base) + s.offset + j * s.stride;
+      if (band > 1 && s.way == Way::InPlace) prefetch_row_piece(dst + n * s.stride, chunk * s.stride, true);
+      out[k] = s.way == Way::InPlace  ? dst
+               : s.way == Way::Banded ? s.tile + tile_row
+                                      : regs.out_scratch + regs.reg_bytes * k;
+    }
+    regs.run(b, n);
+    for (int k = 0; k < num_outs; ++k) {
+      const Side& s = sides[num_reads + k];
+      if (s.way == Way::Strided)
+        scatter_items(const_cast<char*>(s.op->base) + s.offset + j * s.stride, static_cast<const char*>(out[k]),
+                      s.op->item, n, s.stride);
+    }
+  };
+  // Moves the banded operands of one direction between a band's rows and their tiles
+  // (the current row is the band's first).
+  auto move_banded = [&](bool reads, int64_t count, int64_t j, int64_t n) {
+    for (int k = reads ? 0 : num_reads; k < (reads ? num_reads : nops); ++k) {
+      const Side& s = sides[k];
+      if (s.way != Way::Banded) continue;
+      char* at = const_cast<char*>(s.op->base) + s.offset + j * s.stride;
+      move_band(reads, s.tile, at, s.op->item, s.op->strides[nd - 2], s.stride, count, n, pitch);
+      // The next piece's lines, the band deep, into L1 (into L2 only, or none: 1.05-1.12x
+      // slower at 4000^2).
+      const int64_t across = s.op->strides[nd - 2], deep = count * std::abs(across);
+      const char* next = at + n * s.stride + (across < 0 ? (count - 1) * across : 0);
+      for (int64_t e = 0, m = std::min(chunk, inner - j - n); e < m; ++e) {
+        for (int64_t line = 0; line < deep; line += 64) {
+          if (reads) __builtin_prefetch(next + e * s.stride + line, 0, 3);
+          else __builtin_prefetch(next + e * s.stride + line, 1, 3);
         }
-        const char* src = s.op->base + s.offset + j * s.stride;
-        if (s.streamed) prefetch_span(src + n * s.stride, chunk * s.stride);  // past a row's end: the next row's, mostly
-        if (s.way == Way::InPlace) r[i] = const_cast<char*>(src);
-        else loop.gather(r[i], src, s.op->item, n, s.stride);
-      }
-      for (int k = 0; k < num_outs; ++k) {
-        const Side& s = sides[num_reads + k];
-        out[k] = s.way == Way::InPlace ? const_cast<char*>(s.op->base) + s.offset + j * s.stride
-                                       : regs.out_scratch + regs.reg_bytes * k;
-      }
-      regs.run(b, n);
-      for (int k = 0; k < num_outs; ++k) {
-        const Side& s = sides[num_reads + k];
-        if (s.way != Way::InPlace)
-          scatter_items(const_cast<char*>(s.op->base) + s.offset + j * s.stride, static_cast<const char*>(out[k]),
-                        s.op->item, n, s.stride);
       }
     }
-    piece = 0;
-    for (int d = nd - 2; d >= 0 && ++idx[d] == loop.shape[d]; --d) idx[d] = 0;
+  };
+  if (band == 1) {  // row by row: chunk c is piece c % per_row of row c / per_row
+    for (int64_t c = first, piece = first % per_row, next = first / per_row; c < last; piece = 0, ++next) {
+      enter_row(next);
+      fill_per_row();
+      for (const int64_t row_end = std::min(last, c + per_row - piece); c < row_end; ++c, ++piece) {
+        const int64_t j = piece == 0 ? 0 : head + (piece - 1) * chunk;
+        const int64_t n = piece == 0 ? head : std::min(chunk, inner - j);
+        if (n > 0) run_piece(j, n, 0);  // else no head, or no last piece, in this row
+      }
+    }
+    return;
+  }
+  // In bands: chunk c is piece c % per_row (0, the head, is empty) of band c / per_row.
+  // A band is rows of one plane (the outer dims but the last fixed); a plane has
+  // `plane_bands` bands.
+  const int64_t plane_rows = loop.shape[nd - 2], plane_bands = (plane_rows + band - 1) / band;
+  for (int64_t c = first; c < last; ++c) {
+    const int64_t piece = c % per_row, band_index = c / per_row, in_plane = band_index % plane_bands * band;
+    const int64_t band_first = band_index / plane_bands * plane_rows + in_plane;
+    const int64_t count = std::min(band, plane_rows - in_plane);
+    const int64_t j = (piece - 1) * chunk, n = std::min(chunk, inner - j);
+    if (piece == 0 || n <= 0) continue;
+    enter_row(band_first);
+    move_banded(true, count, j, n);
+    for (int64_t k = 0; k < count; ++k) {
+      if (k > 0) enter_row(band_first + k);
+      fill_per_row();
+      run_piece(j, n, k);
+    }
+    enter_row(band_first);
+    move_banded(false, count, j, n);
   }
 }
 
@@ -781,9 +937,13 @@ void run_fused(const Plan& plan, const Block& b, const Shape& shape, const std::
     for (const Operand& op : loop.outs) by_rows |= op.mode == Operand::Strided;
   }
   if (by_rows) {
+    const int64_t band = band_rows(loop);
+    if (band > 1) chunk = kBandChunk;
     const int64_t per_row = row_pieces(inner, chunk), rows = loop.total / inner;
-    for_items(rows * per_row, std::max<int64_t>(1, 4096 / inner) * per_row, loop.total,
-              [&](int64_t first, int64_t last) { run_row_chunks(b, loop, stamp, chunk, first, last, prefetch); });
+    const int64_t plane_rows = loop.shape[loop.nd - 2], bands = rows / plane_rows * ((plane_rows + band - 1) / band);
+    const int64_t grain = std::max<int64_t>(1, 4096 / (band > 1 ? band * chunk : inner)) * (band > 1 ? 1 : per_row);
+    for_items(bands * per_row, grain, loop.total,
+              [&](int64_t first, int64_t last) { run_row_chunks(b, loop, stamp, chunk, band, first, last, prefetch); });
     return;
   }
   // Outputs far bigger than the caches go to memory with non-temporal stores: a plain

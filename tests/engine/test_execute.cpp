@@ -52,15 +52,15 @@ Array random_f64(const Shape& shape, uint64_t seed) {
   return a;
 }
 
-// Element at a multi-index of a (possibly strided, possibly broadcast) double array.
-double at(const Array& a, const std::vector<int64_t>& idx) {
+// Element at a multi-index of a (possibly strided, possibly broadcast) array of T.
+template <class T = double> T at(const Array& a, const std::vector<int64_t>& idx) {
   const char* p = a.data();
   size_t lead = idx.size() - a.shape().size();
   for (size_t d = 0; d < a.shape().size(); ++d) {
     int64_t i = a.shape()[d] == 1 ? 0 : idx[lead + d];
     p += i * a.strides()[d];
   }
-  double v;
+  T v;
   std::memcpy(&v, p, sizeof v);
   return v;
 }
@@ -880,6 +880,69 @@ TEST_CASE("loops over operands beyond L2 give the scalar loop's bits", "[execute
           volatile float ratio = (xi - yi) / (xi + yi);
           return ratio + z.data_as<float>()[2 * i];
         }) == 0);
+}
+
+TEST_CASE("transposed operands beyond the caches run in bands of rows", "[execute]") {
+  // An operand a line or more apart along the row and less than one between rows (a
+  // transposed view), in a loop beyond the caches whose rows pass 768 elements, moves
+  // through a tile a band of rows deep (band_rows in execute.cpp): bands that divide
+  // neither the rows nor a plane, pieces that do not divide a row, float64 (64 rows
+  // deep) and float32 (128), 1-byte items beside 8-byte ones, rows in reverse, a read
+  // broadcast along the row, a transposed output, one written in place; 1 and 3 threads.
+  const int64_t rows = 301, cols = 1100;  // 2.6 MB per float64 matrix
+  Array base = random_f64({cols, rows}, 21), other = random_f64({rows, cols}, 22), col = random_f64({rows, 1}, 23);
+  Array a = base.transpose();                                            // 8 bytes between rows
+  Array reversed = base.slice(1, rows - 1, -rows - 1, -1).transpose();  // -8 bytes between rows
+  Array mask_base = Array::empty(DType::Bool, {cols, rows});
+  for (int64_t i = 0; i < mask_base.size(); ++i) mask_base.data_as<bool>()[i] = i % 7 < 3;
+  Array mask = mask_base.transpose();  // 1 byte between rows: a band of 128
+  // float32, 3-d: planes of 150 rows, a band of 128 and one of 22 each.
+  const int64_t planes = 3, plane_rows = 150, inner = 1000;
+  Array base32 = Array::empty(DType::Float32, {planes, inner, plane_rows});
+  Array other32 = Array::empty(DType::Float32, {planes, plane_rows, inner});
+  std::mt19937_64 rng(24);
+  std::uniform_real_distribution<float> u(-3, 3);
+  for (int64_t i = 0; i < base32.size(); ++i) base32.data_as<float>()[i] = u(rng), other32.data_as<float>()[i] = u(rng);
+  Array a32 = base32.transpose({0, 2, 1});
+  for (int threads : {1, 3}) {
+    kiln::set_num_threads(threads);
+    INFO(threads << " threads");
+    check_binary(kiln::eval(kiln::Expr(a) * 2.0 + other), a, other, kMulAdd);
+    check_binary(kiln::eval(kiln::Expr(reversed) * 2.0 + other), reversed, other, kMulAdd);
+    check_binary(kiln::eval(kiln::Expr(a) * 2.0 + col), a, col, kMulAdd);
+    Array out = Array::zeros(DType::Float64, {cols, rows}).transpose();
+    kiln::eval(kiln::Expr(other) * 2.0 + a, out);
+    check_binary(out, other, a, kMulAdd);
+    Array in_place = other.copy();
+    kiln::eval(kiln::Expr(a) * 2.0 + in_place, in_place);
+    check_binary(in_place, a, other, kMulAdd);
+    Array picked = kiln::eval("where(m, a, b)", {{"m", mask}, {"a", a}, {"b", other}});
+    std::vector<int64_t> idx(2);
+    for (idx[0] = 0; idx[0] < rows; ++idx[0]) {
+      for (idx[1] = 0; idx[1] < cols; ++idx[1]) {
+        const double want = at<bool>(mask, idx) ? at(a, idx) : at(other, idx);
+        if (at(picked, idx) != want) FAIL("where at " << idx[0] << ", " << idx[1]);
+      }
+    }
+    Array r32 = kiln::eval("a * 2 + b", {{"a", a32}, {"b", other32}});
+    REQUIRE(r32.dtype() == DType::Float32);
+    Array out32 = Array::zeros(DType::Float32, {planes, inner, plane_rows}).transpose({0, 2, 1});
+    kiln::eval("b - a", {{"a", a32}, {"b", other32}}, out32);
+    std::vector<int64_t> at3(3);
+    for (at3[0] = 0; at3[0] < planes; ++at3[0]) {
+      for (at3[1] = 0; at3[1] < plane_rows; ++at3[1]) {
+        for (at3[2] = 0; at3[2] < inner; ++at3[2]) {
+          volatile float twice = at<float>(a32, at3) * 2.0f;
+          const float y = at<float>(other32, at3);
+          if (at<float>(r32, at3) != twice + y)
+            FAIL("float32 a*2 + b at " << at3[0] << ", " << at3[1] << ", " << at3[2]);
+          if (at<float>(out32, at3) != y - at<float>(a32, at3))
+            FAIL("float32 b - a into a transposed output at " << at3[0] << ", " << at3[1] << ", " << at3[2]);
+        }
+      }
+    }
+  }
+  kiln::set_num_threads(0);
 }
 
 TEST_CASE("reads broadcast over leading dimensions run flat as repeating patterns", "[execute]") {
