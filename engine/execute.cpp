@@ -592,7 +592,8 @@ int64_t band_rows(const Loop& loop) {
 // at + k * across + e * along) and a tile (row k at tile + k * pitch, dense), a row at a
 // time: the piece's lines, loaded by the first row, serve the band's other rows from L1.
 // (Column by column, across the band first, measured slower in a stand-alone loop:
-// float64 a.T + b at 4000^2 1.32-1.40x against 1.22-1.24x the hand loop's time.)
+// float64 a.T + b at 4000^2, bands 64 deep, 1.65x the hand loop's time against 1.05x; with
+// the prefetch 1.05x against 0.96x.)
 template <class T>
 void band_items(bool into_tile, char* tile, char* at, int64_t across, int64_t along, int64_t count, int64_t n,
                 size_t pitch) {
