@@ -13,8 +13,8 @@
 // long), and the result goes into one caller buffer. With --cols they are matrices of
 // n / C rows and C columns, `row` is c's first row, and --a-order f / --out-order f make a
 // / the result the transpose of a C-ordered C x (n / C) buffer (a column-major view).
-// --env-a / --env-b set environment variables while one side runs and unset them while
-// the other does: one build copied twice compares its own run-time knobs.
+// --env-a / --env-b set environment variables while one side runs and put them back as
+// they were while the other does: one build copied twice compares its own run-time knobs.
 // Each round times K calls of each library, A first in even rounds and B first in odd
 // ones (whichever runs second measured up to 5% slower). Printed per expression: the
 // medians and B/A's median and quartiles.
@@ -31,6 +31,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -164,6 +165,10 @@ int main(int argc, char** argv) {
     return 2;
   }
   const int64_t item = f32 ? 4 : 8, dtype = f32 ? 3 : 4;  // KILN_FLOAT32, KILN_FLOAT64
+  std::map<std::string, std::string> original;  // the --env variables set before kiln-ab ran
+  for (const auto& side : env)
+    for (const auto& [name, value] : side)
+      if (const char* v = std::getenv(name.c_str())) original.emplace(name, v);
 
   std::vector<double> a(static_cast<size_t>(stride * n)), b(static_cast<size_t>(n)), c(b.size()), out(b.size());
   auto fill = [&](std::vector<double>& v, double scale, double shift) {
@@ -210,10 +215,14 @@ int main(int argc, char** argv) {
   std::printf(", %d thread(s), %ld calls x %ld rounds; A=%s B=%s\n", threads, iters, rounds, paths[0], paths[1]);
   for (const char* expr : exprs) {
     auto time = [&](Lib& lib) {
-      // The other side's variables unset, then this side's set. A knob read once per
-      // process is read once per library too: each copy's first call comes after this.
+      // The other side's variables as they were, then this side's set. A knob read once
+      // per process is read once per library too: each copy's first call comes after this.
       const int side = &lib == &libs[1];
-      for (const auto& [name, value] : env[1 - side]) unsetenv(name.c_str());
+      for (const auto& [name, value] : env[1 - side]) {
+        const auto was = original.find(name);
+        if (was != original.end()) setenv(name.c_str(), was->second.c_str(), 1);
+        else unsetenv(name.c_str());
+      }
       for (const auto& [name, value] : env[side]) setenv(name.c_str(), value.c_str(), 1);
       const auto t0 = std::chrono::steady_clock::now();
       for (long k = 0; k < iters; ++k) {

@@ -546,9 +546,11 @@ void run_chunks(const Block& b, const Loop& loop, uint64_t stamp, int64_t chunk,
   if (stream) stream->stream_fence();
 }
 
-// Pieces of a row in run_row_chunks: a head up to the first aligned output line (maybe
-// empty), then chunks (the last maybe empty).
-int64_t row_pieces(int64_t inner, int64_t chunk) { return 1 + (inner + chunk - 1) / chunk; }
+// Pieces of a row in run_row_chunks: row by row, a head up to the first aligned output
+// line (maybe empty), then chunks (the last maybe empty); in bands, chunks only.
+int64_t row_pieces(int64_t inner, int64_t chunk, int64_t band) {
+  return (band == 1) + (inner + chunk - 1) / chunk;
+}
 
 // Whether run_row_chunks moves an operand a band of rows at a time (see band_rows): it
 // steps a cache line or more along the row but less than one between rows (a transposed
@@ -563,17 +565,20 @@ constexpr int64_t kBandChunk = 128;
 
 // How many rows run_row_chunks takes together (1: row by row). Row by row, a banded
 // operand touches a line per element and uses one item of it; the next row finds that
-// line again in L1 only while a row's lines fit there (48 KiB on Zen 5, a row of 768
-// elements), else in L2 or memory. In bands 512 bytes deep (64 rows of float64, 128 of
-// float32: 8 lines of each column) moved a piece of 128 columns at a time, and with the
-// next piece's lines and the in-place streams' next piece prefetched (the band's rows
-// break each stream into pieces too short for the CPU's prefetchers), Zen 5, 1 thread,
-// kiln-ab, time in bands over time row by row:
-//            1000^2     2000^2     4000^2   (a.T + b, a*b + c, sqrt(a*a + b*b), a transposed)
-//   float64  0.89-0.96  0.82-0.89  0.59-0.69
-//   float32  0.80-0.92  0.71-0.79  0.58-0.67
-// and the same for a transposed output. With rows of 500-800 elements bands were up to
-// 1.3x slower (the lines fit L1 row by row), and within the caches no faster.
+// line again in L1 only while a row's lines fit there (48 KiB on Zen 5: a row of 768
+// elements, for one banded operand), else in L2 or memory. Bands are 512 bytes deep for
+// the operand least apart between rows (64 rows of float64, 128 of float32: 8 lines of
+// each column) and move a piece of 128 columns at a time, prefetching the next piece's
+// lines and the in-place streams' next piece (the band breaks each row's stream into
+// pieces too short for the CPU's prefetchers). Zen 5, 1 thread, kiln-ab, time in bands
+// over time row by row (a + b, a*b + c, sqrt(a*a + b*b)):
+//                          1000^2     2000^2     4000^2
+//   float64, a transposed  0.74-0.94  0.79-0.82  0.61-0.70
+//   float32, a transposed  0.81-0.94  0.74-0.78  0.59-0.66
+//   float64, out=o.T       0.87-1.02  0.77-0.90  0.66-0.73
+//   float32, out=o.T       0.80-0.86  0.70-0.79  0.61-0.78
+// With rows of 500-800 elements bands were up to 1.3x slower (the lines fit L1 row by
+// row), and within the caches no faster.
 int64_t band_rows(const Loop& loop) {
   if (loop.nd < 2 || cache_resident(loop.bytes)) return 1;
   int64_t band = 1, lines = 0;
@@ -597,10 +602,12 @@ int64_t band_rows(const Loop& loop) {
 template <class T>
 void band_items(bool into_tile, char* tile, char* at, int64_t across, int64_t along, int64_t count, int64_t n,
                 size_t pitch) {
-  for (int64_t k = 0; k < count; ++k, at += across, tile += pitch) {
+  for (int64_t k = 0; k < count; ++k) {
+    char* row = at + k * across;
+    char* cells = tile + static_cast<size_t>(k) * pitch;
     for (int64_t e = 0; e < n; ++e) {
-      if (into_tile) std::memcpy(tile + e * static_cast<int64_t>(sizeof(T)), at + e * along, sizeof(T));
-      else std::memcpy(at + e * along, tile + e * static_cast<int64_t>(sizeof(T)), sizeof(T));
+      if (into_tile) std::memcpy(cells + e * static_cast<int64_t>(sizeof(T)), row + e * along, sizeof(T));
+      else std::memcpy(row + e * along, cells + e * static_cast<int64_t>(sizeof(T)), sizeof(T));
     }
   }
 }
@@ -627,7 +634,7 @@ void run_row_chunks(const Block& b, const Loop& loop, uint64_t stamp, int64_t ch
                     int64_t last, bool prefetch) {
   const int nd = loop.nd, num_reads = static_cast<int>(b.reads.size());
   const int num_outs = static_cast<int>(loop.outs.size()), nops = num_reads + num_outs;
-  const int64_t inner = loop.shape[nd - 1], per_row = row_pieces(inner, chunk);
+  const int64_t inner = loop.shape[nd - 1], per_row = row_pieces(inner, chunk, band);
   // Each operand's way through a piece, decided once; reads first, then outputs. Rows
   // of 1000 float32 elements make a piece only a few hundred cycles of work.
   enum class Way : uint8_t { PerRow, InPlace, Strided, Generated, Banded };  // PerRow: a value per row
@@ -677,6 +684,7 @@ void run_row_chunks(const Block& b, const Loop& loop, uint64_t stamp, int64_t ch
   // kernel's ragged end after a full batch costs one batch more, a piece shorter than a
   // batch a padded copy in and out. Bands have no head: their rows' pieces line up.
   auto enter_row = [&](int64_t next) {
+    if (next == row) return;
     if (next == row + 1) {
       for (int d = nd - 2; d >= 0 && ++idx[d] == loop.shape[d]; --d) idx[d] = 0;
     } else {
@@ -754,13 +762,16 @@ void run_row_chunks(const Block& b, const Loop& loop, uint64_t stamp, int64_t ch
       char* at = const_cast<char*>(s.op->base) + s.offset + j * s.stride;
       move_band(reads, s.tile, at, s.op->item, s.op->strides[nd - 2], s.stride, count, n, pitch);
       // The next piece's lines, the band deep, into L1 (into L2 only, or none: 1.05-1.12x
-      // slower at 4000^2).
-      const int64_t across = s.op->strides[nd - 2], deep = count * std::abs(across);
-      const char* next = at + n * s.stride + (across < 0 ? (count - 1) * across : 0);
-      for (int64_t e = 0, m = std::min(chunk, inner - j - n); e < m; ++e) {
-        for (int64_t line = 0; line < deep; line += 64) {
-          if (reads) __builtin_prefetch(next + e * s.stride + line, 0, 3);
-          else __builtin_prefetch(next + e * s.stride + line, 1, 3);
+      // slower at 4000^2). Addresses as integers: the last piece has no next one.
+      const int64_t across = s.op->strides[nd - 2], m = std::min(chunk, inner - j - n);
+      const uintptr_t low = reinterpret_cast<uintptr_t>(at) + static_cast<uintptr_t>(n * s.stride) +
+                            static_cast<uintptr_t>(across < 0 ? (count - 1) * across : 0);
+      const uintptr_t first_line = low / 64 * 64, end = low + static_cast<uintptr_t>(count * std::abs(across));
+      for (int64_t e = 0; e < m; ++e) {
+        const uintptr_t step = static_cast<uintptr_t>(e * s.stride);
+        for (uintptr_t line = first_line + step; line < end + step; line += 64) {
+          if (reads) __builtin_prefetch(reinterpret_cast<const void*>(line), 0, 3);
+          else __builtin_prefetch(reinterpret_cast<const void*>(line), 1, 3);
         }
       }
     }
@@ -777,16 +788,14 @@ void run_row_chunks(const Block& b, const Loop& loop, uint64_t stamp, int64_t ch
     }
     return;
   }
-  // In bands: chunk c is piece c % per_row (0, the head, is empty) of band c / per_row.
-  // A band is rows of one plane (the outer dims but the last fixed); a plane has
-  // `plane_bands` bands.
+  // In bands: chunk c is piece c % per_row of band c / per_row. A band is rows of one plane
+  // (the outer dims but the last fixed); a plane has `plane_bands` bands.
   const int64_t plane_rows = loop.shape[nd - 2], plane_bands = (plane_rows + band - 1) / band;
   for (int64_t c = first; c < last; ++c) {
     const int64_t piece = c % per_row, band_index = c / per_row, in_plane = band_index % plane_bands * band;
     const int64_t band_first = band_index / plane_bands * plane_rows + in_plane;
     const int64_t count = std::min(band, plane_rows - in_plane);
-    const int64_t j = (piece - 1) * chunk, n = std::min(chunk, inner - j);
-    if (piece == 0 || n <= 0) continue;
+    const int64_t j = piece * chunk, n = std::min(chunk, inner - j);
     enter_row(band_first);
     move_banded(true, count, j, n);
     for (int64_t k = 0; k < count; ++k) {
@@ -940,7 +949,7 @@ void run_fused(const Plan& plan, const Block& b, const Shape& shape, const std::
   if (by_rows) {
     const int64_t band = band_rows(loop);
     if (band > 1) chunk = kBandChunk;
-    const int64_t per_row = row_pieces(inner, chunk), rows = loop.total / inner;
+    const int64_t per_row = row_pieces(inner, chunk, band), rows = loop.total / inner;
     const int64_t plane_rows = loop.shape[loop.nd - 2], bands = rows / plane_rows * ((plane_rows + band - 1) / band);
     const int64_t grain = std::max<int64_t>(1, 4096 / (band > 1 ? band * chunk : inner)) * (band > 1 ? 1 : per_row);
     for_items(bands * per_row, grain, loop.total,

@@ -886,13 +886,16 @@ TEST_CASE("transposed operands beyond the caches run in bands of rows", "[execut
   // An operand a line or more apart along the row and less than one between rows (a
   // transposed view), in a loop beyond the caches whose rows pass 768 elements, moves
   // through a tile a band of rows deep (band_rows in execute.cpp): bands that divide
-  // neither the rows nor a plane, pieces that do not divide a row, float64 (64 rows
-  // deep) and float32 (128), 1-byte items beside 8-byte ones, rows in reverse, a read
-  // broadcast along the row, a transposed output, one written in place; 1 and 3 threads.
+  // neither the rows nor a plane, planes shallower than a band, pieces that do not divide
+  // a row, float64 (64 rows deep) and float32 (128), 1-byte items beside 8-byte ones (read
+  // and written), rows and columns in reverse, a read broadcast along the row, a generated
+  // one, transposed outputs, one written in place, one the read it overwrites; 1 and 3
+  // threads.
   const int64_t rows = 301, cols = 1100;  // 2.6 MB per float64 matrix
   Array base = random_f64({cols, rows}, 21), other = random_f64({rows, cols}, 22), col = random_f64({rows, 1}, 23);
   Array a = base.transpose();                                            // 8 bytes between rows
   Array reversed = base.slice(1, rows - 1, -rows - 1, -1).transpose();  // -8 bytes between rows
+  Array backwards = base.slice(0, cols - 1, -cols - 1, -1).transpose();  // -2408 bytes along a row
   Array mask_base = Array::empty(DType::Bool, {cols, rows});
   for (int64_t i = 0; i < mask_base.size(); ++i) mask_base.data_as<bool>()[i] = i % 7 < 3;
   Array mask = mask_base.transpose();  // 1 byte between rows: a band of 128
@@ -904,11 +907,17 @@ TEST_CASE("transposed operands beyond the caches run in bands of rows", "[execut
   std::uniform_real_distribution<float> u(-3, 3);
   for (int64_t i = 0; i < base32.size(); ++i) base32.data_as<float>()[i] = u(rng), other32.data_as<float>()[i] = u(rng);
   Array a32 = base32.transpose({0, 2, 1});
+  // float64, 3-d: planes of 30 rows, each one band, rows of 800.
+  Array shallow_base = random_f64({12, 800, 30}, 25), shallow_other = random_f64({12, 30, 800}, 26);
+  Array shallow = shallow_base.transpose({0, 2, 1});
   for (int threads : {1, 3}) {
     kiln::set_num_threads(threads);
     INFO(threads << " threads");
     check_binary(kiln::eval(kiln::Expr(a) * 2.0 + other), a, other, kMulAdd);
     check_binary(kiln::eval(kiln::Expr(reversed) * 2.0 + other), reversed, other, kMulAdd);
+    check_binary(kiln::eval(kiln::Expr(backwards) * 2.0 + other), backwards, other, kMulAdd);
+    Array counting = kiln::eval(kiln::arange(0, cols, 1, DType::Float64));
+    check_binary(kiln::eval(kiln::Expr(a) * 2.0 + kiln::arange(0, cols, 1, DType::Float64)), a, counting, kMulAdd);
     check_binary(kiln::eval(kiln::Expr(a) * 2.0 + col), a, col, kMulAdd);
     Array out = Array::zeros(DType::Float64, {cols, rows}).transpose();
     kiln::eval(kiln::Expr(other) * 2.0 + a, out);
@@ -916,14 +925,21 @@ TEST_CASE("transposed operands beyond the caches run in bands of rows", "[execut
     Array in_place = other.copy();
     kiln::eval(kiln::Expr(a) * 2.0 + in_place, in_place);
     check_binary(in_place, a, other, kMulAdd);
+    Array overwritten = base.copy().transpose();  // read and written through the same tile
+    kiln::eval(kiln::Expr(overwritten) * 2.0 + other, overwritten);
+    check_binary(overwritten, a, other, kMulAdd);
+    Array greater = Array::zeros(DType::Bool, {cols, rows}).transpose();  // a 1-byte banded output
+    kiln::eval(kiln::Expr(a) > kiln::Expr(other), greater);
     Array picked = kiln::eval("where(m, a, b)", {{"m", mask}, {"a", a}, {"b", other}});
     std::vector<int64_t> idx(2);
     for (idx[0] = 0; idx[0] < rows; ++idx[0]) {
       for (idx[1] = 0; idx[1] < cols; ++idx[1]) {
         const double want = at<bool>(mask, idx) ? at(a, idx) : at(other, idx);
         if (at(picked, idx) != want) FAIL("where at " << idx[0] << ", " << idx[1]);
+        if (at<bool>(greater, idx) != (at(a, idx) > at(other, idx))) FAIL("a > b at " << idx[0] << ", " << idx[1]);
       }
     }
+    check_binary(kiln::eval(kiln::Expr(shallow) * 2.0 + shallow_other), shallow, shallow_other, kMulAdd);
     Array r32 = kiln::eval("a * 2 + b", {{"a", a32}, {"b", other32}});
     REQUIRE(r32.dtype() == DType::Float32);
     Array out32 = Array::zeros(DType::Float32, {planes, inner, plane_rows}).transpose({0, 2, 1});
