@@ -9,6 +9,7 @@
 #include <cstddef>
 
 #include <xtensor/xadapt.hpp>
+#include <xtensor/xmanipulation.hpp>
 #include <xtensor/xmath.hpp>
 #include <xtensor/xnoalias.hpp>
 #include <xtensor/xreducer.hpp>
@@ -63,6 +64,13 @@ void hand(Case c, const T* a, const T* b, const T* cc, T* o, int64_t n) {
 #pragma omp simd
         for (int64_t k = 0; k < 1000; ++k) o[r * 1000 + k] = a[r * 1000 + k] + b[k];
       break;
+    case Case::Transposed: {  // as written by hand: row by row of the result
+      const int64_t rows = n / 1000;
+      for (int64_t r = 0; r < rows; ++r)
+#pragma omp simd
+        for (int64_t k = 0; k < 1000; ++k) o[r * 1000 + k] = a[k * rows + r] + b[r * 1000 + k];
+      break;
+    }
   }
 }
 
@@ -93,6 +101,14 @@ void xt_eval(Case c, const T* a, const T* b, const T* cc, T* o, int64_t n) {
       auto R = xt::adapt(b, 1000, xt::no_ownership(), shape1{1000});
       auto O2 = xt::adapt(o, size, xt::no_ownership(), shape2{size / 1000, 1000});
       xt::noalias(O2) = M + R;
+      break;
+    }
+    case Case::Transposed: {
+      using shape2 = std::array<std::size_t, 2>;
+      auto M = xt::adapt(a, size, xt::no_ownership(), shape2{1000, size / 1000});
+      auto B2 = xt::adapt(b, size, xt::no_ownership(), shape2{size / 1000, 1000});
+      auto O2 = xt::adapt(o, size, xt::no_ownership(), shape2{size / 1000, 1000});
+      xt::noalias(O2) = xt::transpose(M) + B2;
       break;
     }
   }

@@ -8,8 +8,9 @@
 namespace kiln::bench {
 
 // Operands by case: a, b, c are n elements (Strided: `a` has 2n, read at stride 2;
-// Broadcast: a is (n/1000, 1000) and b is its (1000,) row); `o` gets n elements (Dot: 1).
-enum class Case { Fma, Poly, Hypot, Where, SinCos, ExpLog, Dot, Strided, Broadcast };
+// Broadcast: a is (n/1000, 1000) and b is its (1000,) row; Transposed: a is (1000, n/1000)
+// read as its transpose, b is (n/1000, 1000)); `o` gets n elements (Dot: 1).
+enum class Case { Fma, Poly, Hypot, Where, SinCos, ExpLog, Dot, Strided, Broadcast, Transposed };
 
 struct CaseInfo {
   Case id;
@@ -29,6 +30,7 @@ inline constexpr CaseInfo kCases[] = {
     {Case::Dot, "sum(a*b)", "sum(a*b)", 2, false},
     {Case::Strided, "a[::2]*2 + b", "a*2 + b", 4, false},  // a's lines are read whole
     {Case::Broadcast, "m + row (n/1000 x 1000)", "a + b", 2, false},
+    {Case::Transposed, "a.T + b (n/1000 x 1000)", "a + b", 3, false},
 };
 
 void hand_loop(Case c, const double* a, const double* b, const double* cc, double* o, int64_t n);

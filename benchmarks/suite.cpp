@@ -73,7 +73,7 @@ template <class T>
 void run_dtype(const char* dtype, const std::vector<int64_t>& sizes, int reps, int all, bool refs,
                std::vector<Row>& rows) {
   for (int64_t n : sizes) {
-    n = std::max<int64_t>(1000, n / 1000 * 1000);  // the broadcast case needs whole rows
+    n = std::max<int64_t>(1000, n / 1000 * 1000);  // the broadcast and transposed cases need whole rows
     // Values where every function is defined and not saturated: a in (-1, 1), b, c in (0.5, 1.5).
     Array a2 = random_array<T>(2 * n, 11, -1, 1), b = random_array<T>(n, 12, 0.5, 1.5), c = random_array<T>(n, 13, 0.5, 1.5);
     Array a = a2.slice(0, 0, n);
@@ -84,6 +84,10 @@ void run_dtype(const char* dtype, const std::vector<int64_t>& sizes, int reps, i
       if (info.id == bench::Case::Strided) in[0].second = a2.slice(0, 0, 2 * n, 2);
       if (info.id == bench::Case::Broadcast) {
         in = {{"a", a.reshape({n / 1000, 1000})}, {"b", b.slice(0, 0, 1000)}};
+        target = out.reshape({n / 1000, 1000});
+      }
+      if (info.id == bench::Case::Transposed) {
+        in = {{"a", a.reshape({1000, n / 1000}).transpose()}, {"b", b.reshape({n / 1000, 1000})}};
         target = out.reshape({n / 1000, 1000});
       }
       if (info.id == bench::Case::Dot) target = out.slice(0, 0, 1).reshape({});

@@ -1,6 +1,6 @@
 """kiln.evaluate against plain NumPy and numexpr, on the expressions of kiln's performance suite.
 
-What it measures: the nine expressions of `kiln bench --suite` (kCases in
+What it measures: the ten expressions of `kiln bench --suite` (kCases in
 benchmarks/reference.hpp) over the same NumPy arrays, each evaluated as a user would call it
 (the result newly allocated by each library):
 
@@ -13,7 +13,8 @@ at N = 10^4, 10^6 and 10^7 elements, in float64 and float32. "All threads" is os
 set with kiln.set_num_threads(k) and numexpr.set_num_threads(k), the same k for both. Inputs: a
 uniform in (-1, 1), b and c uniform in (0.5, 1.5). The strided case passes the view
 s = a2[::2] of an array a2 of 2N elements; the broadcast case adds a row of 1000 to a matrix
-of N/1000 x 1000.
+of N/1000 x 1000; the transposed case adds t = (a 1000 x N/1000 array).T to an N/1000 x 1000
+matrix q.
 
 Every figure is the median of --reps repetitions (default 5). Inside a repetition the columns
 are measured in turn (NumPy, numexpr 1T, kiln 1T, then numexpr and kiln at all threads), so
@@ -75,6 +76,7 @@ CASES = [
     ("sum(a*b)", "sum(a*b)", lambda v: np.sum(v["a"] * v["b"]), "ab", False),
     ("a[::2]*2 + b", "s*2 + b", lambda v: v["s"] * 2 + v["b"], "sb", False),
     ("m + row (N/1000 x 1000)", "m + row", lambda v: v["m"] + v["row"], ("m", "row"), False),
+    ("a.T + b (N/1000 x 1000)", "t + q", lambda v: v["t"] + v["q"], ("t", "q"), False),
 ]
 
 OVERHEAD_EXPR = "2*a + 3*b*c - 1.5"
@@ -115,8 +117,12 @@ def make_inputs(n, dtype, seed=20261201):
     rows = max(1, n // 1000)
     m = rng.uniform(-1.0, 1.0, (rows, 1000))
     row = rng.uniform(0.5, 1.5, 1000)
-    v = {k: x.astype(dtype) for k, x in (("a", a), ("b", b), ("c", c), ("a2", a2), ("m", m), ("row", row))}
+    columns = rng.uniform(-1.0, 1.0, (1000, rows))
+    q = rng.uniform(0.5, 1.5, (rows, 1000))
+    v = {k: x.astype(dtype) for k, x in (("a", a), ("b", b), ("c", c), ("a2", a2), ("m", m), ("row", row),
+                                         ("columns", columns), ("q", q))}
     v["s"] = v["a2"][::2]  # a view: both kiln and numexpr take it without a copy
+    v["t"] = v["columns"].T  # a view too (Fortran order)
     return v
 
 
@@ -284,7 +290,7 @@ def run_case(label, text, numpy_f, names, transcendental, v, dtype, reps, all_th
     del ref
     funcs = {"numpy": np_f, "numexpr_1T": ne_f, "numexpr_allT": ne_f, "kiln_1T": k_f, "kiln_allT": k_f}
     seconds, loops, samples = measure(funcs, reps, all_threads, target_s)
-    n = v["m"].size if names == ("m", "row") else v["a"].size
+    n = v[names[0]].size
     return {"dtype": np.dtype(dtype).name, "expression": label, "text": text, "n": int(n), "seconds": seconds,
             "samples": samples, "loops": loops, "numexpr_dtype": numexpr_dtype, "kiln_dtype": kiln_dtype,
             "speedup_vs_numexpr_1T": ratio(seconds["numexpr_1T"], seconds["kiln_1T"]),
