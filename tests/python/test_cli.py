@@ -98,7 +98,7 @@ def test_bench_suite_runs_its_json_parses_and_it_plots(tmp_path):
     res = run("bench", "--suite", "--sizes", "2000,4000", "--reps", "1", "--json", "--plot", str(svg), timeout=400)
     assert res.returncode == 0, res.stderr
     data = json.loads(res.stdout)
-    assert len(data["rows"]) == 36  # 9 expressions x float64, float32 x 2 sizes
+    assert len(data["rows"]) == 40  # 10 expressions x float64, float32 x 2 sizes
     assert all(r["kiln_1_s"] > 0 and r["unfused_s"] > 0 and r["kiln_1_allocating_s"] > 0 for r in data["rows"])
     # Element-wise evaluation into out allocates no array at all; a full reduction at most its 0-d value.
     assert all(r["temp_bytes"] <= 8 for r in data["rows"]), data["rows"]
