@@ -96,6 +96,7 @@ struct Loop {
   std::vector<Operand> outs;
   uint64_t bytes = 0;               // operand_bytes, for the choices that depend on the caches
   simd::GatherFn gather = nullptr;  // strided reads' (see sse2_gather)
+  simd::BandFn move_band = nullptr;  // banded operands' (see band_shape)
 };
 
 // Walks `n` elements from flat index `start` of the loop's shape, calling
@@ -467,6 +468,7 @@ Loop make_loop(const Plan& plan, const Block& b, const Shape& shape, const std::
   loop.inputs = std::move(ops);
   loop.bytes = operand_bytes(loop);
   loop.gather = cache_resident(loop.bytes) ? plan.kernels->gather : sse2_gather();
+  loop.move_band = plan.kernels->move_band;
   return loop;
 }
 
@@ -556,7 +558,7 @@ int64_t row_pieces(int64_t inner, int64_t chunk, int64_t band) {
   return (band == 1) + (inner + chunk - 1) / chunk;
 }
 
-// Whether run_row_chunks moves an operand a band of rows at a time (see band_rows): it
+// Whether run_row_chunks moves an operand a band of rows at a time (see band_shape): it
 // steps a cache line or more along the row but less than one between rows (a transposed
 // view: `a.T + b`, or an output `o.T`).
 bool banded(const Operand& op, int nd) {
@@ -564,69 +566,61 @@ bool banded(const Operand& op, int nd) {
   return !op.gen && along >= 64 && across > 0 && across < 64;
 }
 
-// Elements along a row per piece of a band: a band of float64 is 64 x 128 elements.
-constexpr int64_t kBandChunk = 128;
+// How run_row_chunks takes rows: `rows` together (1: row by row), cut into pieces of
+// `piece` elements along the row.
+struct Bands {
+  int64_t rows = 1;
+  int64_t piece = 0;
+};
 
-// How many rows run_row_chunks takes together (1: row by row). Row by row, a banded
-// operand touches a line per element and uses one item of it; the next row finds that
-// line again in L1 only while a row's lines fit there (48 KiB on Zen 5: a row of 768
-// elements, for one banded operand), else in L2 or memory. Bands are 512 bytes deep for
-// the operand least apart between rows (64 rows of float64, 128 of float32: 8 lines of
-// each column) and move a piece of 128 columns at a time, prefetching the next piece's
-// lines and the in-place streams' next piece (the band breaks each row's stream into
-// pieces too short for the CPU's prefetchers). Zen 5, 1 thread, kiln-ab, time in bands
-// over time row by row (a + b, a*b + c, sqrt(a*a + b*b)):
-//                          1000^2     2000^2     4000^2
-//   float64, a transposed  0.74-0.94  0.79-0.82  0.61-0.70
-//   float32, a transposed  0.81-0.94  0.74-0.78  0.59-0.66
-//   float64, out=o.T       0.87-1.02  0.77-0.90  0.66-0.73
-//   float32, out=o.T       0.80-0.86  0.70-0.79  0.61-0.78
-// With rows of 500-800 elements bands were up to 1.3x slower (the lines fit L1 row by
-// row), and within the caches no faster.
-int64_t band_rows(const Loop& loop) {
-  if (loop.nd < 2 || cache_resident(loop.bytes)) return 1;
-  int64_t band = 1, lines = 0;
+// Row by row, a banded operand touches a line per element and uses one item of it; the
+// next row finds that line again in L1 only while a row's lines fit there (48 KiB on Zen 5:
+// a row of 768 elements, for one banded operand), else in L2 or memory. In bands, the
+// banded operands move between memory and a tile of the band's rows (simd::BandFn), the
+// kernels then run on the tile's rows. Bands beyond the caches prefetch their next piece:
+// a band's piece of a row is too short for the CPU's prefetchers.
+//  - Transposed views (rows an item apart: `a.T + b`, out=o.T) move through registers a
+//    block at a time, several times faster than an item at a time, and band everywhere.
+//    Rows of under 2048 elements band one line deep (8 rows of float64, 16 of float32) in
+//    pieces of 512: each line is used up as it arrives. Longer rows band 512 bytes deep
+//    in pieces of 256: a band visits a page per column (its rows 8 KiB or more apart),
+//    and 8 lines a visit beat one once the pages outnumber the TLB's, it seems (float64,
+//    4000 columns: one line deep 1.05-1.10x the old bands' time, 512 bytes 0.85-0.93x;
+//    2000 columns 0.93-1.09x either way).
+//  - Other banded views (a[:, ::2].T) move an item at a time, 512 bytes deep in pieces of
+//    128, and only beyond the caches with rows beyond L1 (bands were up to 1.3x slower
+//    with rows of 500-800, and within the caches no faster).
+// Zen 5, 1 thread, kiln-ab, time now over time with the item-at-a-time bands of before
+// (a + b, a*b + c, sqrt(a*a + b*b); row by row below 1000^2):
+//                          300^2      600^2      1000^2     2000^2     4000^2
+//   float64, a transposed  0.70-0.76  0.93-1.03  0.78-0.81  0.82-0.87  0.88-0.97
+//   float32, a transposed  0.44-0.50  0.66-0.73  0.58-0.61  0.60-0.63  0.70-0.80
+//   float64, out=o.T       0.81-0.86  1.00-1.04  0.75-0.83             0.83-0.86
+//   float32, out=o.T       0.56-0.60  0.70-0.81  0.64                  0.79-0.80
+Bands band_shape(const Loop& loop) {
+  const int nd = loop.nd;
+  if (nd < 2) return {};
+  const int64_t inner = loop.shape[nd - 1];
+  int64_t across_least = 64, lines = 0;
+  bool transposed = true;
   auto consider = [&](const Operand& op) {
-    if (!banded(op, loop.nd)) return;
-    band = std::max(band, std::min<int64_t>(128, 512 / std::abs(op.strides[loop.nd - 2])));
-    lines += loop.shape[loop.nd - 1];
+    if (!banded(op, nd)) return;
+    const int64_t across = op.strides[nd - 2];
+    transposed = transposed && across == static_cast<int64_t>(op.item);
+    across_least = std::min(across_least, std::abs(across));
+    lines += inner;
   };
   for (const Operand& op : loop.inputs) consider(op);
   for (const Operand& op : loop.outs) consider(op);
-  if (lines * 64 <= (int64_t{48} << 10)) return 1;
-  return std::min(band, loop.shape[loop.nd - 2]);
-}
-
-// Moves n items of each of `count` rows between memory (item e of row k at
-// at + k * across + e * along) and a tile (row k at tile + k * pitch, dense), a row at a
-// time: the piece's lines, loaded by the first row, serve the band's other rows from L1.
-// (Column by column, across the band first, measured slower in a stand-alone loop:
-// float64 a.T + b at 4000^2, bands 64 deep, 1.65x the hand loop's time against 1.05x; with
-// the prefetch 1.05x against 0.96x.)
-template <class T>
-void band_items(bool into_tile, char* tile, char* at, int64_t across, int64_t along, int64_t count, int64_t n,
-                size_t pitch) {
-  for (int64_t k = 0; k < count; ++k, at += across, tile += pitch) {
-    for (int64_t e = 0; e < n; ++e) {
-      if (into_tile) std::memcpy(tile + e * static_cast<int64_t>(sizeof(T)), at + e * along, sizeof(T));
-      else std::memcpy(at + e * along, tile + e * static_cast<int64_t>(sizeof(T)), sizeof(T));
-    }
+  if (lines == 0) return {};
+  int64_t depth = 512, piece = 128;
+  if (transposed) {
+    depth = inner < 2048 ? 64 : 512;
+    piece = inner < 2048 ? 512 : 256;
+  } else if (cache_resident(loop.bytes) || lines * 64 <= (int64_t{48} << 10)) {
+    return {};
   }
-}
-
-// Its loops start on a 64-byte line, wherever the code before them ends: the float32 copy
-// loop starting 48 bytes into one, so crossing into the next, made a.T + b at 4000^2 1.25x
-// slower than starting on one (function aligned alone, other loops moved instead: float64
-// at 1000^2 1.07-1.10x). With every loop aligned, kiln-ab against the fastest build seen:
-// 0.94-1.05 over float32 and float64, 600^2 to 4000^2, reads and outputs.
-[[gnu::aligned(64), gnu::optimize("align-loops=64")]] void move_band(bool into_tile, char* tile, char* at, size_t item,
-                                                                    int64_t across, int64_t along, int64_t count,
-                                                                    int64_t n, size_t pitch) {
-  switch (item) {
-    case 1: band_items<uint8_t>(into_tile, tile, at, across, along, count, n, pitch); break;
-    case 4: band_items<uint32_t>(into_tile, tile, at, across, along, count, n, pitch); break;
-    default: band_items<uint64_t>(into_tile, tile, at, across, along, count, n, pitch); break;
-  }
+  return {std::min({int64_t{128}, depth / across_least, loop.shape[nd - 2]}), piece};
 }
 
 // Runs chunks [first, last) of a loop block whose inner dimension is at least a chunk
@@ -635,7 +629,7 @@ void band_items(bool into_tile, char* tile, char* at, int64_t across, int64_t al
 // a broadcast row (`m + row`) or a row-padded view is never gathered, an operand
 // broadcast along the inner dimension is filled once per row, and a strided one is
 // gathered as one run without walking its index.
-// Rows go in bands of `band` (band_rows): a chunk numbers a band and a piece, and runs
+// Rows go in bands of `band` (band_shape): a chunk numbers a band and a piece, and runs
 // that piece of each of the band's rows in turn, banded reads moved into a tile first
 // and banded outputs out of one after.
 void run_row_chunks(const Block& b, const Loop& loop, uint64_t stamp, int64_t chunk, int64_t band, int64_t first,
@@ -687,6 +681,8 @@ void run_row_chunks(const Block& b, const Loop& loop, uint64_t stamp, int64_t ch
   void** out = regs.out;
   for (int k = 0, t = 0; k < nops; ++k)
     if (sides[k].way == Way::Banded) sides[k].tile = regs.extra + tile_bytes * static_cast<size_t>(t++);
+  // Bands beyond the caches prefetch their next piece (see band_shape).
+  const bool fetch_pieces = band > 1 && !cache_resident(loop.bytes);
   int64_t idx[kMaxDims] = {};  // the current row's index over the outer dims
   int64_t row = -2, head = 0;  // the row the sides' offsets and head are for
   // Moves to row `next`: each side's offset, and the head, the first piece: it ends a
@@ -745,14 +741,14 @@ void run_row_chunks(const Block& b, const Loop& loop, uint64_t stamp, int64_t ch
       }
       const char* src = s.op->base + s.offset + j * s.stride;
       if (s.streamed) prefetch_span(src + n * s.stride, chunk * s.stride);  // past a row's end: the next row's, mostly
-      if (band > 1 && s.way == Way::InPlace) prefetch_row_piece(src + n * s.stride, chunk * s.stride, false);
+      if (fetch_pieces && s.way == Way::InPlace) prefetch_row_piece(src + n * s.stride, chunk * s.stride, false);
       if (s.way == Way::InPlace) r[i] = const_cast<char*>(src);
       else loop.gather(r[i], src, s.op->item, n, s.stride);
     }
     for (int k = 0; k < num_outs; ++k) {
       const Side& s = sides[num_reads + k];
       char* dst = const_cast<char*>(s.op->base) + s.offset + j * s.stride;
-      if (band > 1 && s.way == Way::InPlace) prefetch_row_piece(dst + n * s.stride, chunk * s.stride, true);
+      if (fetch_pieces && s.way == Way::InPlace) prefetch_row_piece(dst + n * s.stride, chunk * s.stride, true);
       out[k] = s.way == Way::InPlace  ? dst
                : s.way == Way::Banded ? s.tile + tile_row
                                       : regs.out_scratch + regs.reg_bytes * k;
@@ -772,13 +768,13 @@ void run_row_chunks(const Block& b, const Loop& loop, uint64_t stamp, int64_t ch
       const Side& s = sides[k];
       if (s.way != Way::Banded) continue;
       char* at = const_cast<char*>(s.op->base) + s.offset + j * s.stride;
-      move_band(reads, s.tile, at, s.op->item, s.op->strides[nd - 2], s.stride, count, n, pitch);
+      loop.move_band(reads, s.tile, pitch, at, s.op->item, s.op->strides[nd - 2], s.stride, count, n);
       // The next piece's lines, the band deep, into L1 (into L2 only, or none: 1.05-1.12x
       // slower at 4000^2; from the line of the band's first item, covering a line
       // beyond its last when that straddles one: 1.04-1.10x slower, float32 at 4000^2).
       const int64_t across = s.op->strides[nd - 2], deep = count * std::abs(across);
       const int64_t m = std::min(chunk, inner - j - n);
-      if (m == 0) continue;  // the row's last piece
+      if (m == 0 || !fetch_pieces) continue;  // the row's last piece
       const char* next = at + n * s.stride + (across < 0 ? (count - 1) * across : 0);
       for (int64_t e = 0; e < m; ++e) {
         for (int64_t line = 0; line < deep; line += 64) {
@@ -961,8 +957,9 @@ void run_fused(const Plan& plan, const Block& b, const Shape& shape, const std::
     for (const Operand& op : loop.outs) by_rows |= op.mode == Operand::Strided;
   }
   if (by_rows) {
-    const int64_t band = band_rows(loop);
-    if (band > 1) chunk = kBandChunk;
+    const Bands bands_of = band_shape(loop);
+    const int64_t band = bands_of.rows;
+    if (band > 1) chunk = bands_of.piece;
     const int64_t per_row = row_pieces(inner, chunk, band), rows = loop.total / inner;
     const int64_t plane_rows = loop.shape[loop.nd - 2], bands = rows / plane_rows * ((plane_rows + band - 1) / band);
     const int64_t grain = std::max<int64_t>(1, 4096 / (band > 1 ? band * chunk : inner)) * (band > 1 ? 1 : per_row);

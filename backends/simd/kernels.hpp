@@ -113,6 +113,12 @@ struct GenParams {
 
 using GatherFn = void (*)(void* dst, const void* src, size_t item, int64_t n, int64_t stride);
 
+// Moves n items of `item` bytes (1, 4 or 8) of each of `count` rows between memory (item e
+// of row k at at + k * across + e * along) and a dense tile (row k at tile + k * pitch):
+// into the tile, or out of it into memory.
+using BandFn = void (*)(bool into_tile, char* tile, size_t pitch, char* at, size_t item, int64_t across,
+                        int64_t along, int64_t count, int64_t n);
+
 // Writes n elements into dst: element k is element first + k * step of the generator.
 using GenFn = void (*)(const GenParams& p, int64_t first, int64_t step, int64_t n, void* dst);
 
@@ -153,6 +159,9 @@ struct KernelTable {
   // (a[::2]) deinterleaves with wider shuffles than SSE2's: float32 a[::2]*2 + b at 10^5
   // spent as long in SSE2's gather as in its kernel.
   GatherFn gather;
+  // A band of a transposed view (`a.T`: rows an item apart) moved through registers a
+  // square block at a time, transposed there; any other band an item at a time.
+  BandFn move_band;
 };
 
 // Instruction sets compiled in and supported by this CPU, worst first ("sse2", "avx2", "avx512").

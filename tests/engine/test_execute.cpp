@@ -884,13 +884,14 @@ TEST_CASE("loops over operands beyond L2 give the scalar loop's bits", "[execute
 
 TEST_CASE("transposed operands beyond the caches run in bands of rows", "[execute]") {
   // An operand a line or more apart along the row and less than one between rows (a
-  // transposed view), in a loop beyond the caches whose rows pass 768 elements, moves
-  // through a tile a band of rows deep (band_rows in execute.cpp): bands that divide
-  // neither the rows nor a plane, planes shallower than a band, pieces that do not divide
-  // a row, float64 (64 rows deep) and float32 (128), 1-byte items beside 8-byte ones (read
-  // and written), rows and columns in reverse, a read broadcast along the row, a generated
-  // one, transposed outputs, one written in place, one the read it overwrites; 1 and 3
-  // threads.
+  // transposed view) moves through a tile a band of rows deep (band_shape in
+  // execute.cpp): bands that divide neither the rows nor a plane, planes shallower than a
+  // band, pieces that do not divide a row, float64 (8 rows deep, 64 with 1-byte items
+  // beside) and float32 (16), 1-byte items beside 8-byte ones (read and written), rows
+  // in reverse (bands an item at a time, beyond the caches), columns in reverse, a read
+  // broadcast along the row, a generated one, transposed outputs, one written in place,
+  // one the read it overwrites; 1 and 3 threads. The blocks' own cases, on every
+  // instruction set, are the next test's.
   const int64_t rows = 301, cols = 1100;  // 2.6 MB per float64 matrix
   Array base = random_f64({cols, rows}, 21), other = random_f64({rows, cols}, 22), col = random_f64({rows, 1}, 23);
   Array a = base.transpose();                                            // 8 bytes between rows
@@ -958,6 +959,57 @@ TEST_CASE("transposed operands beyond the caches run in bands of rows", "[execut
       }
     }
   }
+  kiln::set_num_threads(0);
+}
+
+template <class T>
+void check_transposed_bands(DType dtype, int64_t rows, int64_t cols) {
+  INFO(kiln::dtype_name(dtype) << ", " << rows << " x " << cols);
+  Array base = iota(dtype, {cols, rows}, 0.5, 1.0), b = iota(dtype, {rows, cols}, 7.0, -3.0);
+  Array a = base.transpose();  // rows an item apart: the blocks' path
+  const T* pa = base.data_as<T>();
+  const T* pb = b.data_as<T>();
+  Array r = kiln::eval("a - b", {{"a", a}, {"b", b}});
+  Array out_base = Array::zeros(dtype, {cols, rows});
+  kiln::eval("b - a", {{"a", a}, {"b", b}}, out_base.transpose());
+  const T* po = out_base.data_as<T>();
+  int64_t wrong = 0;
+  std::vector<int64_t> idx(2);
+  for (idx[0] = 0; idx[0] < rows; ++idx[0]) {
+    for (idx[1] = 0; idx[1] < cols; ++idx[1]) {
+      const T x = pa[idx[1] * rows + idx[0]], y = pb[idx[0] * cols + idx[1]];
+      wrong += at<T>(r, idx) != static_cast<T>(x - y);
+      wrong += po[idx[1] * rows + idx[0]] != static_cast<T>(y - x);
+    }
+  }
+  CHECK(wrong == 0);
+}
+
+TEST_CASE("transposed views move through registers a block at a time, on every instruction set", "[execute]") {
+  // A read (a.T - b) and an output (out=o.T) whose rows are an item apart move between
+  // memory and a band's tile in square blocks transposed in registers (simd::BandFn, 2 to
+  // 8 items a side by set and item size), the rest an item at a time: 4- and 8-byte
+  // items of floats and integers (the blocks move bits), within the caches and beyond,
+  // bands one line deep and 512 bytes deep (rows of 2100), rows and columns that blocks,
+  // bands and pieces do not divide, bands shallower than a block (5 rows); 1 and 3
+  // threads.
+  std::string original = kiln::simd_isa();
+  const std::vector<std::pair<int64_t, int64_t>> shapes = {{5, 200}, {19, 131}, {300, 300}, {37, 1000}, {100, 2100},
+                                                           {520, 1100}};
+  for (const std::string& isa : kiln::available_simd_isas()) {
+    kiln::set_simd_isa(isa);
+    for (int threads : {1, 3}) {
+      kiln::set_num_threads(threads);
+      INFO("isa " << isa << ", " << threads << " threads");
+      for (const auto& [rows, cols] : shapes) {
+        check_transposed_bands<double>(DType::Float64, rows, cols);
+        check_transposed_bands<float>(DType::Float32, rows, cols);
+        check_transposed_bands<int64_t>(DType::Int64, rows, cols);
+        check_transposed_bands<int32_t>(DType::Int32, rows, cols);
+      }
+    }
+  }
+  kiln::set_simd_isa(original);
   kiln::set_num_threads(0);
 }
 
