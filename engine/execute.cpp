@@ -952,17 +952,20 @@ void run_fused(const Plan& plan, const Block& b, const Shape& shape, const std::
   const int64_t inner = loop.shape[loop.nd - 1];
   if (const int64_t cut = periodic_chunk(loop, chunk)) chunk = cut;
   bool by_rows = false;
-  if (loop.nd > 1 && inner >= plan_chunk) {
+  // Banded loops go by rows from rows of 64 elements: float32 transposed, rows of 64-127,
+  // ran in 0.49-0.76x the flat gather's time, rows of 16-48 in 1.1-1.7x.
+  const Bands bands_of = band_shape(loop);
+  if (loop.nd > 1 && (inner >= plan_chunk || (bands_of.rows > 1 && inner >= 64))) {
     for (const Operand& op : loop.inputs) by_rows |= op.mode == Operand::Strided;
     for (const Operand& op : loop.outs) by_rows |= op.mode == Operand::Strided;
   }
   if (by_rows) {
-    const Bands bands_of = band_shape(loop);
     const int64_t band = bands_of.rows;
     if (band > 1) chunk = bands_of.piece;
     const int64_t per_row = row_pieces(inner, chunk, band), rows = loop.total / inner;
     const int64_t plane_rows = loop.shape[loop.nd - 2], bands = rows / plane_rows * ((plane_rows + band - 1) / band);
-    const int64_t grain = std::max<int64_t>(1, 4096 / (band > 1 ? band * chunk : inner)) * (band > 1 ? 1 : per_row);
+    const int64_t grain =
+        std::max<int64_t>(1, 4096 / (band > 1 ? band * std::min(chunk, inner) : inner)) * (band > 1 ? 1 : per_row);
     for_items(bands * per_row, grain, loop.total,
               [&](int64_t first, int64_t last) { run_row_chunks(b, loop, stamp, chunk, band, first, last, prefetch); });
     return;
