@@ -579,24 +579,27 @@ struct Bands {
 // banded operands move between memory and a tile of the band's rows (simd::BandFn), the
 // kernels then run on the tile's rows. Bands beyond the caches prefetch their next piece:
 // a band's piece of a row is too short for the CPU's prefetchers.
-//  - Transposed views (rows an item apart: `a.T + b`, out=o.T) move through registers a
-//    block at a time, several times faster than an item at a time, and band everywhere.
-//    Rows of under 2048 elements band one line deep (8 rows of float64, 16 of float32) in
-//    pieces of 512: each line is used up as it arrives. Longer rows band 512 bytes deep
-//    in pieces of 256: a band visits a page per column (its rows 8 KiB or more apart),
-//    and 8 lines a visit beat one once the pages outnumber the TLB's, it seems (float64,
-//    4000 columns: one line deep 1.05-1.10x the old bands' time, 512 bytes 0.85-0.93x;
-//    2000 columns 0.93-1.09x either way).
-//  - Other banded views (a[:, ::2].T) move an item at a time, 512 bytes deep in pieces of
-//    128, and only beyond the caches with rows beyond L1 (bands were up to 1.3x slower
-//    with rows of 500-800, and within the caches no faster).
+//  - Transposed views (rows an item apart: `a.T + b`, out=o.T; 4- and 8-byte items) move
+//    through registers a block at a time, several times faster than an item at a time,
+//    and band everywhere. While the banded operands' rows have under 4096 lines together,
+//    bands are one line deep (8 rows of float64, 16 of float32), a whole row a piece: each
+//    line is used up as it arrives. Beyond that, 512 bytes deep in pieces of 128: a band
+//    visits a page per column, and 8 lines a visit beat one once the pages outnumber the
+//    TLB's, it seems (one line deep against that, float64: 2500^2 0.79-0.90x, 4000^2
+//    0.94-1.03x, rows of 10000 1.17-1.41x; a and the result transposed at 4000^2
+//    1.20-1.40x).
+//  - Other banded views (a[:, ::2].T, bool ones) move an item at a time, 512 bytes deep in
+//    pieces of 128, and only beyond the caches with rows beyond L1 (bands were up to 1.3x
+//    slower with rows of 500-800, and within the caches no faster).
 // Zen 5, 1 thread, kiln-ab, time now over time with the item-at-a-time bands of before
-// (a + b, a*b + c, sqrt(a*a + b*b); row by row below 1000^2):
-//                          300^2      600^2      1000^2     2000^2     4000^2
-//   float64, a transposed  0.70-0.76  0.93-1.03  0.78-0.81  0.82-0.87  0.88-0.97
-//   float32, a transposed  0.44-0.50  0.66-0.73  0.58-0.61  0.60-0.63  0.70-0.80
-//   float64, out=o.T       0.81-0.86  1.00-1.04  0.75-0.83             0.83-0.86
-//   float32, out=o.T       0.56-0.60  0.70-0.81  0.64                  0.79-0.80
+// (a + b, a*b + c, sqrt(a*a + b*b); those ran row by row below 1000^2):
+//                        300^2      600^2      1000^2     2000^2     4000^2     5000^2
+//   float64, a.T         0.72-0.77  0.72-0.79  0.70-0.74  0.67-0.71  0.90-0.96  0.97-0.99
+//   float64, out=o.T     0.80-0.85  0.71-0.78  0.64-0.66  0.66-0.74  0.77-0.82  0.89-0.90
+//   float64, both        0.68-0.73  0.62-0.63  0.62-0.67  0.85-0.89  0.89-0.91  0.88-0.90
+//   float32, a.T         0.37-0.45  0.47-0.53  0.50-0.53  0.49-0.54  0.76-0.82  0.73-0.80
+//   float32, out=o.T     0.54-0.59  0.65-0.72  0.48-0.49  0.53-0.59  0.68-0.78  0.70-0.79
+//   float32, both        0.38-0.47  0.48-0.49  0.44-0.46  0.69-0.79  0.59-0.67  0.60-0.68
 Bands band_shape(const Loop& loop) {
   const int nd = loop.nd;
   if (nd < 2) return {};
@@ -606,7 +609,7 @@ Bands band_shape(const Loop& loop) {
   auto consider = [&](const Operand& op) {
     if (!banded(op, nd)) return;
     const int64_t across = op.strides[nd - 2];
-    transposed = transposed && across == static_cast<int64_t>(op.item);
+    transposed = transposed && across == static_cast<int64_t>(op.item) && op.item >= 4;
     across_least = std::min(across_least, std::abs(across));
     lines += inner;
   };
@@ -615,8 +618,7 @@ Bands band_shape(const Loop& loop) {
   if (lines == 0) return {};
   int64_t depth = 512, piece = 128;
   if (transposed) {
-    depth = inner < 2048 ? 64 : 512;
-    piece = inner < 2048 ? 512 : 256;
+    if (lines < 4096) depth = 64, piece = inner;
   } else if (cache_resident(loop.bytes) || lines * 64 <= (int64_t{48} << 10)) {
     return {};
   }

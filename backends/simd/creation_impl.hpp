@@ -136,7 +136,7 @@ template <class T>
 
 // A square block of items transposed through registers: row c of dst (dst + c * dst_stride)
 // is column c of src's rows (src + r * src_stride). kBlock<T> items a side; 1 where this
-// set has no such transpose.
+// set has no such transpose (1-byte items).
 template <class T> constexpr int64_t kBlock = 1;
 #if defined(__AVX512F__)
 template <> constexpr int64_t kBlock<uint64_t> = 8;
@@ -231,10 +231,16 @@ template <> inline void transpose_block<uint32_t>(const char* src, int64_t ss, c
 }
 #endif
 
+// The band movers' loops each start on a 64-byte line, wherever the code before them ends:
+// the float32 item copy starting 48 bytes into one, so crossing into the next, made a.T + b
+// at 4000^2 1.25x slower than starting on one. (On every function: GCC does not always
+// inline them into move_band.)
+#define KILN_LINE_ALIGNED_LOOPS gnu::aligned(64), gnu::optimize("align-loops=64")
+
 // Items [e0, e1) of rows [k0, k1) of a band (simd::BandFn), one at a time.
 template <class T>
-void band_items(bool into_tile, char* tile, size_t pitch, char* at, int64_t across, int64_t along, int64_t k0,
-                int64_t k1, int64_t e0, int64_t e1) {
+[[KILN_LINE_ALIGNED_LOOPS]] void band_items(bool into_tile, char* tile, size_t pitch, char* at, int64_t across,
+                                            int64_t along, int64_t k0, int64_t k1, int64_t e0, int64_t e1) {
   constexpr auto size = static_cast<int64_t>(sizeof(T));
   for (int64_t k = k0; k < k1; ++k) {
     char* row = at + k * across;
@@ -246,45 +252,46 @@ void band_items(bool into_tile, char* tile, size_t pitch, char* at, int64_t acro
   }
 }
 
-// A band (simd::BandFn). Rows an item apart in ascending order (a transposed view) go a
-// block at a time: kBlock rows by kBlock items, transposed in registers, against a load
-// and a store per item. Blocks go a group of rows at a time, so that every line of the
-// memory side, loaded by the group's first block, serves its other blocks from L1. Other
-// bands, and the items and rows past the last whole block, go an item at a time.
+// A band (simd::BandFn). Rows an item apart in ascending order (a transposed view) of 4-
+// or 8-byte items go a block at a time: kBlock rows by kBlock items, transposed in
+// registers, against a load and a store per item. A block loads a piece of kBlock lines
+// of memory; where it is narrower than a line, the next group of rows uses the rest of
+// those lines a sweep of the piece later, from L1 (a piece's lines fit there). Other
+// bands, 1-byte items, and the items and rows past the last whole block go an item at a
+// time.
 template <class T>
-void band_run(bool into_tile, char* tile, size_t pitch, char* at, int64_t across, int64_t along, int64_t count,
-              int64_t n) {
+[[KILN_LINE_ALIGNED_LOOPS]] void band_run(bool into_tile, char* tile, size_t pitch, char* at, int64_t across,
+                                          int64_t along, int64_t count, int64_t n) {
   constexpr int64_t B = kBlock<T>, size = static_cast<int64_t>(sizeof(T));
-  if (B == 1 || across != size || count < B || n < B) {
-    band_items<T>(into_tile, tile, pitch, at, across, along, 0, count, 0, n);
-    return;
-  }
-  const auto p = static_cast<int64_t>(pitch);
-  const int64_t rows = count / B * B, items = n / B * B;
-  for (int64_t k = 0; k < rows; k += B) {
-    for (int64_t e = 0; e < items; e += B) {
-      char* mem = at + k * size + e * along;
-      char* t = tile + k * p + e * size;
-      if (into_tile) transpose_block<T>(mem, along, t, p);
-      else transpose_block<T>(t, p, mem, along);
+  if constexpr (B > 1) {
+    if (across == size && count >= B && n >= B) {
+      const auto p = static_cast<int64_t>(pitch);
+      const int64_t rows = count / B * B, items = n / B * B;
+      for (int64_t k = 0; k < rows; k += B) {
+        for (int64_t e = 0; e < items; e += B) {
+          char* mem = at + k * size + e * along;
+          char* t = tile + k * p + e * size;
+          if (into_tile) transpose_block<T>(mem, along, t, p);
+          else transpose_block<T>(t, p, mem, along);
+        }
+      }
+      band_items<T>(into_tile, tile, pitch, at, across, along, 0, rows, items, n);
+      band_items<T>(into_tile, tile, pitch, at, across, along, rows, count, 0, n);
+      return;
     }
   }
-  band_items<T>(into_tile, tile, pitch, at, across, along, 0, rows, items, n);
-  band_items<T>(into_tile, tile, pitch, at, across, along, rows, count, 0, n);
+  band_items<T>(into_tile, tile, pitch, at, across, along, 0, count, 0, n);
 }
 
-// Every loop starts on a 64-byte line, wherever the code before it ends: the float32 item
-// copy starting 48 bytes into one, so crossing into the next, made a.T + b at 4000^2
-// 1.25x slower than starting on one.
-[[gnu::aligned(64), gnu::optimize("align-loops=64")]] inline void move_band(bool into_tile, char* tile, size_t pitch,
-                                                                           char* at, size_t item, int64_t across,
-                                                                           int64_t along, int64_t count, int64_t n) {
+[[KILN_LINE_ALIGNED_LOOPS]] inline void move_band(bool into_tile, char* tile, size_t pitch, char* at, size_t item,
+                                                  int64_t across, int64_t along, int64_t count, int64_t n) {
   switch (item) {
     case 1: band_run<uint8_t>(into_tile, tile, pitch, at, across, along, count, n); break;
     case 4: band_run<uint32_t>(into_tile, tile, pitch, at, across, along, count, n); break;
     default: band_run<uint64_t>(into_tile, tile, pitch, at, across, along, count, n); break;
   }
 }
+#undef KILN_LINE_ALIGNED_LOOPS
 
 inline void fill_creation_kernels(KernelTable& t) {
   t.stream_store = &stream_store;

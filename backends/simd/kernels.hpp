@@ -159,8 +159,9 @@ struct KernelTable {
   // (a[::2]) deinterleaves with wider shuffles than SSE2's: float32 a[::2]*2 + b at 10^5
   // spent as long in SSE2's gather as in its kernel.
   GatherFn gather;
-  // A band of a transposed view (`a.T`: rows an item apart) moved through registers a
-  // square block at a time, transposed there; any other band an item at a time.
+  // A band of a transposed view (`a.T`: rows an item apart) of 4- or 8-byte items moved
+  // through registers a square block at a time, transposed there; any other band an item
+  // at a time.
   BandFn move_band;
 };
 
