@@ -1,21 +1,43 @@
 #!/usr/bin/env bash
 # Thread scaling, which a 2-core build machine cannot show (issue 5): one run on a
-# many-core machine, a few minutes on 16 cores. Builds if needed, then writes the
-# machine's description, `kiln bench` over 1, 2, 4, 8, ... all threads and the suite
-# (with its scaling chart) to $OUT, or ./scaling-out.
-set -euo pipefail
+# many-core machine, about five minutes on 16 cores. Writes to $OUT (or ./scaling-out) the
+# machine's description, `kiln bench` over 1, 2, 4, 8, ... all threads, the suite with its
+# scaling chart, the BLAS and creation benchmarks at 1 and all threads, and the unit tests'
+# verdict on that many threads.
+#
+# KILN_BIN (and KILN_TESTS) run binaries built elsewhere, for a machine with neither
+# Debian's packages nor a network to fetch them; their libraries go on LD_LIBRARY_PATH.
+# Without KILN_BIN the script installs what is missing and builds.
+# Each step has its own time limit and a failed step does not stop the others, so a run
+# cut short still brings back what it measured.
+set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-scaling-out}
 mkdir -p "$out"
-# A machine without network access may still have every package: go on with what is there.
-bash scripts/install-deps.sh >"$out/install.log" 2>&1 || echo "install-deps.sh failed (see $out/install.log); using what is installed"
-[ -d build/meson-info ] || meson setup build --buildtype=release >/dev/null
-ninja -C build kiln >/dev/null
-{ lscpu; echo "nproc: $(nproc)"; } >"$out/machine.txt"
-./build/kiln info | tee "$out/info.txt"
+kiln=${KILN_BIN:-}
+tests=${KILN_TESTS:-}
+if [ -z "$kiln" ]; then
+  # A machine without network access may still have every package: go on with what is there.
+  bash scripts/install-deps.sh >"$out/install.log" 2>&1 || echo "install-deps.sh failed (see $out/install.log); using what is installed"
+  [ -d build/meson-info ] || meson setup build --buildtype=release >/dev/null
+  ninja -C build kiln tests/kiln_tests >/dev/null || exit 1
+  kiln=./build/kiln tests=./build/tests/kiln_tests
+fi
+{ lscpu; echo "nproc: $(nproc)"; free -g; "$kiln" info; } >"$out/machine.txt" 2>&1
+cat "$out/machine.txt"
 all=$(nproc)
 threads=1
 for t in 2 4 8 16 32 64; do [ "$t" -lt "$all" ] && threads+=",$t"; done
 threads+=",$all"
-./build/kiln bench --reps 5 --threads "$threads" | tee "$out/bench.txt"
-./build/kiln bench --suite --sizes 1e6,1e7 --reps 5 --plot "$out/suite.svg" | tee "$out/suite.txt"
+step() {  # step NAME SECONDS COMMAND...: output to $out/NAME.txt and the log
+  local name=$1 limit=$2
+  shift 2
+  echo "== $name: $*"
+  timeout "$limit" "$@" 2>&1 | tee "$out/$name.txt"
+  echo "== $name: exit ${PIPESTATUS[0]}"
+}
+step bench 120 "$kiln" bench --reps 5 --threads "$threads"
+step suite 240 "$kiln" bench --suite --sizes 1e5,1e6,1e7,1e8 --reps 5 --plot "$out/suite.svg"
+step linalg 120 "$kiln" bench --linalg --reps 5
+step create 90 "$kiln" bench --create --reps 5
+if [ -n "$tests" ]; then step tests 150 "$tests"; fi
