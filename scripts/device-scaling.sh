@@ -8,8 +8,10 @@
 # KILN_BIN (and KILN_TESTS) run binaries built elsewhere, for a machine with neither
 # Debian's packages nor a network to fetch them; their libraries go on LD_LIBRARY_PATH.
 # Without KILN_BIN the script installs what is missing and builds.
-# Each step has its own time limit and a failed step does not stop the others, so a run
-# cut short still brings back what it measured.
+# Each step has its own time limit and a failed step does not stop the others. STEPS names
+# the steps to run (default: all of "bench suite linalg create tests"): a lent machine
+# once stopped answering mid-run and brought nothing back, so run "bench" (a minute) in
+# one call and the rest in the next. scripts/device-pack.sh packs the binaries.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-scaling-out}
@@ -29,9 +31,11 @@ all=$(nproc)
 threads=1
 for t in 2 4 8 16 32 64; do [ "$t" -lt "$all" ] && threads+=",$t"; done
 threads+=",$all"
+steps=" ${STEPS:-bench suite linalg create tests} "
 step() {  # step NAME SECONDS COMMAND...: output to $out/NAME.txt and the log
   local name=$1 limit=$2
   shift 2
+  [[ $steps == *" $name "* ]] || return 0
   echo "== $name: $*"
   timeout "$limit" "$@" 2>&1 | tee "$out/$name.txt"
   echo "== $name: exit ${PIPESTATUS[0]}"
