@@ -1070,6 +1070,7 @@ simd::ReduceAcc identity(const Fold& f) {
 std::vector<Array> broadcast_reads(const Plan& plan, const Block& b, const std::vector<Array>& values,
                                    const Shape& shape) {
   std::vector<Array> reads;
+  reads.reserve(b.reads.size());
   for (int v : b.reads) {
     const Generator* gen = plan.generator_of(v);
     if (gen && plan.graph.node(gen->node).gen.shape_from == GenSpec::ShapeFrom::Context)
@@ -1371,9 +1372,9 @@ LoopArrays prepare_loop(const Plan& plan, const Step& st, const std::vector<Arra
     for (size_t i = 0; i < reads.size(); ++i)
       if (!plan.generator_of(st.body.reads[i]) && overlaps(reads[i], out) && !same_mapping(reads[i], out))
         reads[i] = values[st.body.reads[i]].copy().broadcast_to(out.shape());
-    w.shapes = {out.shape()};
-    w.reads = {std::move(reads)};
-    w.outs = {out};
+    w.shapes.push_back(out.shape());
+    w.reads.push_back(std::move(reads));  // not `= {...}`: an initializer list copies every Array
+    w.outs.push_back(out);
     results[st.outputs[0]] = out;
     return w;
   }

@@ -43,8 +43,7 @@ void PlanCache::clear() {
   index_.clear();
 }
 
-void append_plan_key(std::string& key, const std::vector<DType>& input_dtypes, const DType* out_dtype,
-                     const char* isa) {
+void append_plan_key(std::string& key, std::span<const DType> input_dtypes, const DType* out_dtype, const char* isa) {
   key += '\x1f';
   for (DType d : input_dtypes) key += static_cast<char>('0' + static_cast<int>(d));
   key += out_dtype ? static_cast<char>('0' + static_cast<int>(*out_dtype)) : '-';

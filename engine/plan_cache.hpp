@@ -6,6 +6,7 @@
 #include <list>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 #include <unordered_map>
 
@@ -45,7 +46,6 @@ class PlanCache {
 
 // Appends what besides the expression decides a plan: input dtypes, the output dtype (or
 // none) and the instruction set.
-void append_plan_key(std::string& key, const std::vector<DType>& input_dtypes, const DType* out_dtype,
-                     const char* isa);
+void append_plan_key(std::string& key, std::span<const DType> input_dtypes, const DType* out_dtype, const char* isa);
 
 }  // namespace kiln

@@ -146,21 +146,14 @@ kiln_status kiln_eval(const char* expr, size_t n, const char* const* names, kiln
     require(n == 0 || (names && arrays), "kiln_eval: names or arrays is NULL");
     require(out || result, "kiln_eval: both out and result are NULL: there is nowhere to put the result");
     require_bindings("kiln_eval", n, names, arrays);
-    // The handles' arrays by pointer: no copies, no allocation on the cached path for
-    // the common small n.
-    const kiln::Array* small[16];
-    std::vector<const kiln::Array*> large;
-    const kiln::Array** bound = small;
-    if (n > 16) {
-      large.resize(n);
-      bound = large.data();
-    }
+    // The handles' arrays by pointer: no copies.
+    kiln::FewOrMany<const kiln::Array*> bound(n);
     for (size_t i = 0; i < n; ++i) bound[i] = &arrays[i]->array;
     if (out) {
-      kiln::eval_string(expr, n, names, bound, &out->array);
+      kiln::eval_string(expr, n, names, bound.data(), &out->array);
       if (result) *result = nullptr;
     } else {
-      kiln::Array r = kiln::eval_string(expr, n, names, bound, nullptr);
+      kiln::Array r = kiln::eval_string(expr, n, names, bound.data(), nullptr);
       *result = new_handle(std::move(r));
     }
   });
@@ -281,7 +274,7 @@ kiln_status kiln_eval_views(const char* expr, size_t n, const char* const* names
     for (size_t i = 0; i < n; ++i)
       require(names[i], [&] { return "kiln_eval_views: names[" + std::to_string(i) + "] is NULL"; });
     std::vector<kiln::Array> arrays = views_from(n, views, views_len);
-    std::vector<const kiln::Array*> bound(n);
+    kiln::FewOrMany<const kiln::Array*> bound(n);
     for (size_t i = 0; i < n; ++i) bound[i] = &arrays[i];
     if (out) {
       kiln::eval_string(expr, n, names, bound.data(), &out->array);

@@ -309,7 +309,8 @@ void select_results(const std::vector<Statement>& program, const ResultNames& re
 // The plan of an expression string: parsed and planned once per text, names and dtypes.
 std::shared_ptr<const Plan> string_plan(std::string_view expr, size_t n, const char* const* names,
                                         const Array* const* arrays, const DType* out_dtype, const ResultNames* results) {
-  std::vector<DType> given_dtypes(n);
+  FewOrMany<DType> given(n);
+  const std::span<DType> given_dtypes(given.data(), n);
   // Every part length-prefixed: no text, name or result name can pass for another.
   std::string key;
   key.reserve(64 + expr.size() + 16 * n);  // grown in steps, it was three allocations a call
@@ -395,15 +396,15 @@ std::vector<Array> eval_program(std::string_view program, size_t n, const char* 
 }
 
 namespace {
+// The bindings as the string API's lists of names and arrays.
 struct BindingView {
-  std::vector<const char*> names;
-  std::vector<const Array*> arrays;
-  explicit BindingView(const Bindings& b) {
-    names.reserve(b.size());
-    arrays.reserve(b.size());
-    for (const auto& [name, array] : b) {
-      names.push_back(name.c_str());
-      arrays.push_back(&array);
+  size_t size;
+  FewOrMany<const char*> names;
+  FewOrMany<const Array*> arrays;
+  explicit BindingView(const Bindings& b) : size(b.size()), names(size), arrays(size) {
+    for (size_t i = 0; i < size; ++i) {
+      names[i] = b[i].first.c_str();
+      arrays[i] = &b[i].second;
     }
   }
 };
@@ -411,18 +412,18 @@ struct BindingView {
 
 Array eval(std::string_view expr, const Bindings& inputs) {
   BindingView v(inputs);
-  return eval_string(expr, v.names.size(), v.names.data(), v.arrays.data(), nullptr);
+  return eval_string(expr, v.size, v.names.data(), v.arrays.data(), nullptr);
 }
 
 void eval(std::string_view expr, const Bindings& inputs, const Array& out) {
   if (!out.valid()) throw Error(Status::BadArgument, "eval: out is not a valid array");
   BindingView v(inputs);
-  eval_string(expr, v.names.size(), v.names.data(), v.arrays.data(), &out);
+  eval_string(expr, v.size, v.names.data(), v.arrays.data(), &out);
 }
 
 std::string explain(std::string_view expr, const Bindings& inputs) {
   BindingView v(inputs);
-  return string_plan(expr, v.names.size(), v.names.data(), v.arrays.data(), nullptr, nullptr)->explain();
+  return string_plan(expr, v.size, v.names.data(), v.arrays.data(), nullptr, nullptr)->explain();
 }
 
 std::vector<Array> eval_many(std::string_view program, const Bindings& inputs, const std::vector<std::string>& results) {
@@ -435,7 +436,7 @@ std::vector<Array> eval_many(std::string_view program, const Bindings& inputs, c
     Graph g;
     which.count = parse_program(program, g).size();
   }
-  return eval_program(program, v.names.size(), v.names.data(), v.arrays.data(), which);
+  return eval_program(program, v.size, v.names.data(), v.arrays.data(), which);
 }
 
 void set_num_threads(int n) { Runtime::instance().set_num_threads(n); }

@@ -19,6 +19,23 @@ struct ResultNames {
   size_t count = 0;
 };
 
+// n values on the stack when there are a few (as string evaluations have inputs), else on
+// the heap: a cached call's heap allocations were a third of its instructions.
+template <class T> class FewOrMany {
+ public:
+  static constexpr size_t kFew = 16;
+  explicit FewOrMany(size_t n) : many_(n > kFew ? n : 0), data_(n > kFew ? many_.data() : few_) {}
+  FewOrMany(const FewOrMany&) = delete;
+  FewOrMany& operator=(const FewOrMany&) = delete;
+  T* data() { return data_; }
+  T& operator[](size_t i) { return data_[i]; }
+
+ private:
+  T few_[kFew];
+  std::vector<T> many_;
+  T* data_;
+};
+
 // With `results` null the plan's one root is the last statement.
 std::shared_ptr<const Plan> string_plan(std::string_view expr, size_t n, const char* const* names,
                                         const Array* const* arrays, const DType* out_dtype, const ResultNames* results);

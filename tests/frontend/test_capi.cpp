@@ -983,3 +983,43 @@ TEST_CASE("creation and random numbers through the C ABI, and their misuse", "[c
   CHECK(kiln_random_uniform(1, KILN_FLOAT64, 2, shape, 0.0, 1.0, nullptr) == KILN_ERROR_BAD_ARGUMENT);
   CHECK(kiln_random_shuffle(1, nullptr) == KILN_ERROR_BAD_ARGUMENT);
 }
+
+// The string evaluations list up to 16 inputs on the stack and more on the heap: both
+// sides of that line, through kiln_eval and kiln_eval_views, against a scalar loop.
+TEST_CASE("kiln_eval and kiln_eval_views take any number of inputs, a few or many", "[capi]") {
+  for (int count : {1, 2, 16, 17, 40}) {
+    CAPTURE(count);
+    const int64_t n = 5;
+    std::vector<std::vector<double>> data(count);
+    std::vector<std::string> name_text(count);
+    std::vector<const char*> names(count);
+    std::vector<Handle> handles;
+    std::vector<kiln_array*> arrays;
+    std::vector<int64_t> views;
+    std::string expr;
+    std::vector<double> expected(n, 0);
+    for (int i = 0; i < count; ++i) {
+      name_text[i] = "x" + std::to_string(i);
+      names[i] = name_text[i].c_str();
+      for (int64_t j = 0; j < n; ++j) data[i].push_back(i + 0.5 * static_cast<double>(j));
+      handles.push_back(wrap(data[i]));
+      arrays.push_back(handles.back().get());
+      views.insert(views.end(), {reinterpret_cast<intptr_t>(data[i].data()), KILN_FLOAT64, 1, n, 8});
+      expr += (i ? " + " : "") + std::to_string(i + 1) + "*" + name_text[i];
+      for (int64_t j = 0; j < n; ++j) expected[j] += (i + 1) * data[i][j];
+    }
+    kiln_array* r = nullptr;
+    REQUIRE(kiln_eval(expr.c_str(), count, names.data(), arrays.data(), nullptr, &r) == KILN_OK);
+    Handle result(r);
+    CHECK(values_of<double>(r) == expected);
+    REQUIRE(kiln_eval_views(expr.c_str(), count, names.data(), views.data(), views.size(), nullptr, &r, nullptr) ==
+            KILN_OK);
+    Handle viewed(r);
+    CHECK(values_of<double>(r) == expected);
+    if (count > 16) {  // a repeated name past the stack's 16 is still found
+      names[count - 1] = names[3];
+      CHECK(kiln_eval(expr.c_str(), count, names.data(), arrays.data(), nullptr, &r) == KILN_ERROR_BAD_ARGUMENT);
+      CHECK_THAT(last_error(), Contains("'x3' is given twice"));
+    }
+  }
+}

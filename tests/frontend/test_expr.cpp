@@ -192,6 +192,30 @@ TEST_CASE("literals follow NumPy 1.24 value-based casting instead of upcasting",
   CHECK(kiln::eval("f * (2 * 3.5)", bind).dtype() == DType::Float32);
 }
 
+// The string API lists up to 16 bindings on the stack and more on the heap: both sides.
+TEST_CASE("the string API takes any number of bindings, a few or many", "[expr]") {
+  for (int count : {1, 16, 17, 40}) {
+    CAPTURE(count);
+    kiln::Bindings bind;
+    std::string expr;
+    std::vector<double> expected(4, 0);
+    for (int i = 0; i < count; ++i) {
+      Array x = Array::empty(DType::Float64, {4});
+      for (int j = 0; j < 4; ++j) x.data_as<double>()[j] = i - 1.5 * j;
+      bind.push_back({"x" + std::to_string(i), x});
+      expr += (i ? " - " : "") + std::string("x") + std::to_string(i);
+      for (int j = 0; j < 4; ++j) expected[j] += (i ? -1 : 1) * (i - 1.5 * j);
+    }
+    Array r = kiln::eval(expr, bind);
+    Array o = Array::empty(DType::Float64, {4});
+    kiln::eval(expr, bind, o);
+    for (int j = 0; j < 4; ++j) {
+      CHECK(r.data_as<double>()[j] == expected[j]);
+      CHECK(o.data_as<double>()[j] == expected[j]);
+    }
+  }
+}
+
 TEST_CASE("eval writes into strided views and into aliased inputs", "[expr]") {
   std::vector<double> av = doubles(40, 3);
   Array a = make_array(av);
