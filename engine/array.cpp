@@ -324,7 +324,7 @@ Array Array::transpose() const {
 Array Array::transpose(const std::vector<int>& axes) const {
   if (axes.size() != shape_.size())
     throw Error(Status::BadArgument, "transpose: axes don't match array of dimension " + std::to_string(ndim()));
-  std::vector<bool> seen(axes.size());
+  bool seen[kMaxDims] = {};  // axes.size() is ndim(), at most kMaxDims
   Array v = *this;
   for (size_t i = 0; i < axes.size(); ++i) {
     int a = normalize_axis(axes[i], ndim(), "transpose");

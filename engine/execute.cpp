@@ -1,6 +1,7 @@
 #include "execute.hpp"
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
@@ -1124,7 +1125,8 @@ void run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values) {
   };
   const ReduceSpec& axes = st.folds[0].spec;  // the same for every fold
   const int nd = static_cast<int>(shape.size());
-  std::vector<char> reduced(nd, axes.all_axes ? 1 : 0);
+  std::array<char, kMaxDims> reduced;
+  reduced.fill(axes.all_axes ? 1 : 0);
   for (int bit = 0; bit < 64 && !axes.all_axes; ++bit) {
     if (!(axes.axes >> bit & 1)) continue;
     int axis = ReduceSpec::axis_of(bit), a = axis < 0 ? axis + nd : axis;
@@ -1169,6 +1171,7 @@ void run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values) {
   while (last >= 0 && shape[last] == 1) --last;
   const bool segments = last < 0 || reduced[last];
   std::vector<int> perm;
+  perm.reserve(nd);
   for (int pass = 0; pass < 2; ++pass)
     for (int d = 0; d < nd; ++d)
       if ((reduced[d] != 0) == (segments ? pass == 1 : pass == 0)) perm.push_back(d);
@@ -1201,10 +1204,11 @@ void run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values) {
     for (FoldRun& fr : runs) fr.partial.resize(M * blocks);
     for_items(M * blocks, kPiece / std::min(L, kPiece), total, [&](int64_t lo, int64_t hi) {
       std::optional<ChunkRunner> runner;
-      std::vector<std::vector<char>> buffers(K);
+      std::vector<std::vector<char>> buffers;
       std::vector<PairwiseFold> folds;
-      for (const FoldRun& fr : runs) folds.emplace_back(fr.f->fns);
-      if (!direct && !products) {
+      if (!direct && !products) {  // folded straight from memory, these need nothing
+        buffers.resize(K);
+        for (const FoldRun& fr : runs) folds.emplace_back(fr.f->fns);
         runner.emplace(b, loop, stamp, chunk);
         // A single fold's operand is computed straight into its buffer (see run()); the
         // register may first hold wider temporaries of the chunk: room for 8-byte items.
