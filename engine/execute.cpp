@@ -771,13 +771,14 @@ void run_row_chunks(const Block& b, const Loop& loop, uint64_t stamp, int64_t ch
       const Side& s = sides[k];
       if (s.way != Way::Banded) continue;
       char* at = const_cast<char*>(s.op->base) + s.offset + j * s.stride;
-      loop.move_band(reads, s.tile, pitch, at, s.op->item, s.op->strides[nd - 2], s.stride, count, n);
+      const int64_t across = s.op->strides[nd - 2];
+      loop.move_band(reads, s.tile, pitch, at, s.op->item, across, s.stride, count, n);
+      if (!fetch_pieces) continue;
       // The next piece's lines, the band deep, into L1 (into L2 only, or none: 1.05-1.12x
       // slower at 4000^2; from the line of the band's first item, covering a line
       // beyond its last when that straddles one: 1.04-1.10x slower, float32 at 4000^2).
-      const int64_t across = s.op->strides[nd - 2], deep = count * std::abs(across);
-      const int64_t m = std::min(chunk, inner - j - n);
-      if (m == 0 || !fetch_pieces) continue;  // the row's last piece
+      const int64_t deep = count * std::abs(across), m = std::min(chunk, inner - j - n);
+      if (m == 0) continue;  // the row's last piece
       const char* next = at + n * s.stride + (across < 0 ? (count - 1) * across : 0);
       for (int64_t e = 0; e < m; ++e) {
         for (int64_t line = 0; line < deep; line += 64) {
