@@ -125,6 +125,52 @@ TEST_CASE("freed large buffers are reused by the next array of their size class,
 #endif
 }
 
+// Below 1 MiB the classes are eighths of a power of two: 800,000 bytes and 792,000 share
+// the class of 851,968 (13 x 64 KiB); 860,000 bytes is in the next.
+TEST_CASE("freed buffers from 32 KiB to 1 MiB are reused too, by class", "[array]") {
+#if !defined(__SANITIZE_ADDRESS__)
+  const void* first;
+  const void* second;
+  {
+    Array a = Array::empty(DType::Float64, {100000});
+    Array b = Array::empty(DType::Float32, {8192});  // 32 KiB, the smallest kept
+    first = a.data();
+    second = b.data();
+    a.data_as<double>()[99999] = 1.5;
+  }
+  Array c = Array::empty(DType::Float64, {99000});
+  CHECK(static_cast<const void*>(c.data()) == first);
+  Array d = Array::empty(DType::Float32, {8192});
+  CHECK(static_cast<const void*>(d.data()) == second);
+  Array e = Array::empty(DType::Float64, {107500});  // the next class up
+  CHECK(static_cast<const void*>(e.data()) != first);
+  // A reused buffer is as good as a new one: zeros clears it, whole.
+  c = Array();
+  Array z = Array::zeros(DType::Float64, {100000});
+  CHECK(static_cast<const void*>(z.data()) == first);
+  CHECK(z.data_as<double>()[99999] == 0.0);
+#endif
+}
+
+// Many buffers freed at once: the cache lets the oldest go past its count limit, and every
+// array still gets memory of its own.
+TEST_CASE("many freed buffers of many sizes: each new array still gets memory of its own", "[array]") {
+  std::vector<Array> arrays;
+  for (int round = 0; round < 3; ++round) {
+    for (int64_t i = 0; i < 300; ++i) {
+      Array a = Array::empty(DType::Int64, {4096 + 97 * i});
+      a.data_as<int64_t>()[0] = i;
+      a.data_as<int64_t>()[a.size() - 1] = -i;
+      arrays.push_back(a);
+    }
+    for (int64_t i = 0; i < 300; ++i) {
+      CHECK(arrays[i].data_as<int64_t>()[0] == i);
+      CHECK(arrays[i].data_as<int64_t>()[arrays[i].size() - 1] == -i);
+    }
+    arrays.clear();
+  }
+}
+
 // Shape is a vector kept in place: every edit is checked against std::vector doing the same.
 TEST_CASE("Shape edits as std::vector does, and refuses more than 32 values", "[array]") {
   std::vector<int64_t> ref;
