@@ -1027,31 +1027,57 @@ class PairwiseFold {
   int top_ = 0;
 };
 
-// Writes a finished accumulator (of `count` elements) as the fold's result dtype.
-void finalize(const Fold& f, const simd::ReduceAcc& a, int64_t count, char* dst) {
+// Writes n finished accumulators (each of `count` elements) as the fold's result dtype:
+// accumulator k at acc + k * acc_step bytes, its index (argmin/argmax) at index[k *
+// index_step]. Whole rows at a time, since a call per element cost more than the
+// reduction itself for sum(x, axis=0) over a few long rows.
+void finalize_row(const Fold& f, const unsigned char* acc, size_t acc_step, const int64_t* index, size_t index_step,
+                  int64_t count, int64_t n, char* dst) {
+  const size_t out_item = itemsize(f.result);
   switch (f.spec.reduction) {
-    case Reduction::argmin: case Reduction::argmax: std::memcpy(dst, &a.index, 8); return;
+    case Reduction::argmin: case Reduction::argmax:
+      for (int64_t k = 0; k < n; ++k) std::memcpy(dst + k * 8, index + k * index_step, 8);
+      return;
     case Reduction::mean: {
       // NumPy divides by the count in float64 (and by n - ddof, at least 0, for var).
-      double sum;
-      if (f.accumulate == DType::Float32) {
-        float v;
-        std::memcpy(&v, a.value, 4);
-        sum = v;
-      } else {
-        std::memcpy(&sum, a.value, 8);
-      }
-      double q = sum / static_cast<double>(std::max<int64_t>(count - f.spec.ddof, 0));
-      if (f.result == DType::Float32) {
-        float v = static_cast<float>(q);
-        std::memcpy(dst, &v, 4);
-      } else {
-        std::memcpy(dst, &q, 8);
+      const double d = static_cast<double>(std::max<int64_t>(count - f.spec.ddof, 0));
+      for (int64_t k = 0; k < n; ++k) {
+        double sum;
+        if (f.accumulate == DType::Float32) {
+          float v;
+          std::memcpy(&v, acc + k * acc_step, 4);
+          sum = v;
+        } else {
+          std::memcpy(&sum, acc + k * acc_step, 8);
+        }
+        double q = sum / d;
+        if (f.result == DType::Float32) {
+          float v = static_cast<float>(q);
+          std::memcpy(dst + k * 4, &v, 4);
+        } else {
+          std::memcpy(dst + k * 8, &q, 8);
+        }
       }
       return;
     }
-    default: std::memcpy(dst, a.value, itemsize(f.result)); return;
+    default: {
+      // The result is the accumulator's leading bytes (the same dtype, or a narrower view).
+      auto copy = [&]<size_t S>(std::integral_constant<size_t, S>) {
+        for (int64_t k = 0; k < n; ++k) std::memcpy(dst + k * S, acc + k * acc_step, S);
+      };
+      if (acc_step == out_item) std::memcpy(dst, acc, static_cast<size_t>(n) * out_item);
+      else if (out_item == 8) copy(std::integral_constant<size_t, 8>{});
+      else if (out_item == 4) copy(std::integral_constant<size_t, 4>{});
+      else if (out_item == 2) copy(std::integral_constant<size_t, 2>{});
+      else copy(std::integral_constant<size_t, 1>{});
+      return;
+    }
   }
+}
+
+// One finished accumulator.
+void finalize(const Fold& f, const simd::ReduceAcc& a, int64_t count, char* dst) {
+  finalize_row(f, a.value, 0, &a.index, 0, count, 1, dst);
 }
 
 simd::ReduceAcc identity(const Fold& f) {
@@ -1251,12 +1277,16 @@ void run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values) {
       }
     });
     for (FoldRun& fr : runs) {
-      PairwiseFold fold(fr.f->fns);
-      for (int64_t seg = 0; seg < M; ++seg) {
-        fold.clear();
-        for (int64_t i = 0; i < blocks; ++i) fold.add(fr.partial[seg * blocks + i]);
-        finalize(*fr.f, fold.result(), L, fr.out.data() + seg * fr.out_item);
+      if (blocks > 1) {  // each segment's blocks into its first accumulator, in place
+        PairwiseFold fold(fr.f->fns);
+        for (int64_t seg = 0; seg < M; ++seg) {
+          fold.clear();
+          for (int64_t i = 0; i < blocks; ++i) fold.add(fr.partial[seg * blocks + i]);
+          fr.partial[seg] = fold.result();
+        }
       }
+      finalize_row(*fr.f, fr.partial[0].value, sizeof(simd::ReduceAcc), &fr.partial[0].index,
+                   sizeof(simd::ReduceAcc) / sizeof(int64_t), L, M, fr.out.data());
     }
     return;
   }
@@ -1302,12 +1332,8 @@ void run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values) {
         for (int64_t rb = 1; rb < row_bands; ++rb)
           fr.f->fns.accumulate(pv + c0 * fr.acc_item, fr.is_arg ? pi + c0 : nullptr, pv + (rb * M + c0) * fr.acc_item,
                                fr.is_arg ? pi + rb * M + c0 : nullptr, 0, n);
-        for (int64_t k = c0; k < c0 + n; ++k) {
-          simd::ReduceAcc a{};
-          std::memcpy(a.value, pv + k * fr.acc_item, fr.acc_item);
-          a.index = fr.is_arg ? pi[k] : 0;
-          finalize(*fr.f, a, L, fr.out.data() + k * fr.out_item);
-        }
+        finalize_row(*fr.f, reinterpret_cast<const unsigned char*>(pv) + c0 * fr.acc_item, fr.acc_item, pi + c0, 1, L, n,
+                     fr.out.data() + c0 * fr.out_item);
       }
     }
   });

@@ -176,6 +176,44 @@ TEST_CASE("every reduction, dtype and axis choice matches a scalar reference", "
   kiln::set_simd_isa(original);
 }
 
+// Long and many: the work is cut into blocks of a segment (40000 elements), into bands of
+// rows and of columns (40 rows of 20000), or into many short segments (20000 of 3), and
+// the results are written a whole row at a time. prod is left out: 40000 factors overflow.
+TEST_CASE("reductions cut into blocks and bands match the scalar reference", "[reduce]") {
+  struct Case {
+    Shape shape;
+    int axis;
+  };
+  const Case cases[] = {{{1, 2, 40000}, 2}, {{1, 40, 20000}, 1}, {{1, 20000, 3}, 2}, {{3, 7, 20000}, 0}};
+  for (DType d : {DType::Bool, DType::Int32, DType::Float32, DType::Float64}) {
+    for (const Case& c : cases) {
+      Array x = sample(d, c.shape, 11);
+      for (int ri = 0; ri < kiln::kNumReductions; ++ri) {
+        Reduction r = static_cast<Reduction>(ri);
+        if (r == Reduction::prod) continue;
+        int ddof = (r == Reduction::var || r == Reduction::std) ? 1 : 0;
+        std::vector<bool> reduced(3, false);
+        reduced[c.axis] = true;
+        Axes spec;
+        spec.all = false;
+        spec.list = {c.axis};
+        INFO(kiln::dtype_name(d) << ", " << kiln::reduction_info(r).name << ", shape " << kiln::shape_str(c.shape)
+                                 << ", axis " << c.axis);
+        Array got = kiln::eval(Expr::reduce(r, x, spec, false, ddof));
+        Reference want = reduce_ref(r, x, reduced, false, ddof);
+        REQUIRE(got.shape() == want.shape);
+        int64_t wrong = 0;
+        for (int64_t i = 0; i < got.size(); ++i) {
+          double w = static_cast<double>(want.values[i]), g = get(got, i);
+          double tol = got.dtype() == DType::Float32 ? 1e-5 : got.dtype() == DType::Float64 ? 1e-13 : 0;
+          if (!(std::fabs(g - w) <= tol * (1 + std::fabs(w)))) ++wrong;
+        }
+        CHECK(wrong == 0);
+      }
+    }
+  }
+}
+
 TEST_CASE("views reduce like their contiguous copies", "[reduce]") {
   Array base = sample(DType::Float64, {30, 40}, 3);
   Array views[] = {base.transpose(), base.slice(0, 28, 1, -3), base.slice(1, 1, 40, 2), base.index(1, 5)};
