@@ -788,17 +788,35 @@ void arg_accumulate(void* acc_v, int64_t* acc_index, const void* src_v, const in
   }
 }
 
+template <auto Run, class T> void segments_kernel(const void* src, int64_t n, int64_t count, ReduceAcc* acc) {
+  const T* x = static_cast<const T*>(src);
+  for (int64_t s = 0; s < count; ++s) Run(x + s * n, n, 0, acc + s);
+}
+
+template <class T> void products_segments_kernel(const void* x, const void* y, int64_t n, int64_t count, ReduceAcc* acc) {
+  const T *px = static_cast<const T*>(x), *py = static_cast<const T*>(y);
+  for (int64_t s = 0; s < count; ++s) sum_products_kernel<T>(px + s * n, py + s * n, n, acc + s);
+}
+
 template <Reduction R, DType D> constexpr void fill_reduction(KernelTable& t) {
   using T = typename CType<D>::type;
   ReduceFns& f = t.reduce[static_cast<int>(R)][static_cast<int>(D)];
   if constexpr (R == Reduction::argmin || R == Reduction::argmax) {
     constexpr bool kMax = R == Reduction::argmax;
     f = {&arg_run<kMax, T>, &arg_combine<kMax, T>, &arg_accumulate<kMax, T>};
+    f.run_segments = &segments_kernel<&arg_run<kMax, T>, T>;
   } else if constexpr (R == Reduction::any || R == Reduction::all) {
-    if constexpr (D == DType::Bool) f = {&fold_run_kernel<R, T>, &fold_combine<R, T>, &fold_accumulate<R, T>};
+    if constexpr (D == DType::Bool) {
+      f = {&fold_run_kernel<R, T>, &fold_combine<R, T>, &fold_accumulate<R, T>};
+      f.run_segments = &segments_kernel<&fold_run_kernel<R, T>, T>;
+    }
   } else if constexpr (R == Reduction::min || R == Reduction::max || D != DType::Bool) {
     f = {&fold_run_kernel<R, T>, &fold_combine<R, T>, &fold_accumulate<R, T>};
-    if constexpr (R == Reduction::sum && kIsFloat<T>) f.run_products = &sum_products_kernel<T>;
+    f.run_segments = &segments_kernel<&fold_run_kernel<R, T>, T>;
+    if constexpr (R == Reduction::sum && kIsFloat<T>) {
+      f.run_products = &sum_products_kernel<T>;
+      f.run_products_segments = &products_segments_kernel<T>;
+    }
   }
 }
 

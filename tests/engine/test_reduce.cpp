@@ -177,41 +177,54 @@ TEST_CASE("every reduction, dtype and axis choice matches a scalar reference", "
 }
 
 // Long and many: the work is cut into blocks of a segment (40000 elements), into bands of
-// rows and of columns (40 rows of 20000), or into many short segments (20000 of 3), and
-// the results are written a whole row at a time. prod is left out: 40000 factors overflow.
+// rows and of columns (12 rows of 20000), or into many short segments (20000 of 3 or 8,
+// many to a call, or folded as rows), and the results are written a whole row at a time.
+// The operand is x itself (folded from memory), x*y (products) or x*x + x (computed in
+// chunks first). prod is left out: 40000 factors overflow.
 TEST_CASE("reductions cut into blocks and bands match the scalar reference", "[reduce]") {
   struct Case {
     Shape shape;
     int axis;
   };
-  const Case cases[] = {{{1, 2, 40000}, 2}, {{1, 40, 20000}, 1}, {{1, 20000, 3}, 2}, {{3, 7, 20000}, 0}};
-  for (DType d : {DType::Bool, DType::Int32, DType::Float32, DType::Float64}) {
-    for (const Case& c : cases) {
-      Array x = sample(d, c.shape, 11);
-      for (int ri = 0; ri < kiln::kNumReductions; ++ri) {
-        Reduction r = static_cast<Reduction>(ri);
-        if (r == Reduction::prod) continue;
-        int ddof = (r == Reduction::var || r == Reduction::std) ? 1 : 0;
-        std::vector<bool> reduced(3, false);
-        reduced[c.axis] = true;
-        Axes spec;
-        spec.all = false;
-        spec.list = {c.axis};
-        INFO(kiln::dtype_name(d) << ", " << kiln::reduction_info(r).name << ", shape " << kiln::shape_str(c.shape)
-                                 << ", axis " << c.axis);
-        Array got = kiln::eval(Expr::reduce(r, x, spec, false, ddof));
-        Reference want = reduce_ref(r, x, reduced, false, ddof);
-        REQUIRE(got.shape() == want.shape);
-        int64_t wrong = 0;
-        for (int64_t i = 0; i < got.size(); ++i) {
-          double w = static_cast<double>(want.values[i]), g = get(got, i);
-          double tol = got.dtype() == DType::Float32 ? 1e-5 : got.dtype() == DType::Float64 ? 1e-13 : 0;
-          if (!(std::fabs(g - w) <= tol * (1 + std::fabs(w)))) ++wrong;
-        }
-        CHECK(wrong == 0);
-      }
+  const Case cases[] = {{{1, 2, 40000}, 2}, {{1, 12, 20000}, 1}, {{1, 20000, 3}, 2}, {{1, 5000, 8}, 2}, {{3, 2, 20000}, 0}};
+  auto check = [](const Case& c, const Expr& e, const Array& values, Reduction r) {
+    int ddof = (r == Reduction::var || r == Reduction::std) ? 1 : 0;
+    std::vector<bool> reduced(3, false);
+    reduced[c.axis] = true;
+    Axes spec;
+    spec.all = false;
+    spec.list = {c.axis};
+    Array got = kiln::eval(Expr::reduce(r, e, spec, false, ddof));
+    Reference want = reduce_ref(r, values, reduced, false, ddof);
+    REQUIRE(got.shape() == want.shape);
+    int64_t wrong = 0;
+    for (int64_t i = 0; i < got.size(); ++i) {
+      double w = static_cast<double>(want.values[i]), g = get(got, i);
+      double tol = got.dtype() == DType::Float32 ? 1e-5 : got.dtype() == DType::Float64 ? 1e-13 : 0;
+      if (!(std::fabs(g - w) <= tol * (1 + std::fabs(w)))) ++wrong;
     }
+    CHECK(wrong == 0);
+  };
+  const std::string original = kiln::simd_isa();
+  for (const std::string& isa : kiln::available_simd_isas()) {
+    kiln::set_simd_isa(isa);
+    for (DType d : {DType::Bool, DType::Int32, DType::Float32, DType::Float64})
+      for (const Case& c : cases)
+        for (int operand = 0; operand < (d == DType::Bool ? 1 : 3); ++operand) {
+          Array x = sample(d, c.shape, 11), y = sample(d, c.shape, 12);
+          // Small integers and quarters: x*y and x*x + x are exact, and so are their sums.
+          Expr e = operand == 0 ? Expr(x) : operand == 1 ? Expr(x) * y : Expr(x) * x + x;
+          Array values = kiln::eval(e);
+          for (int ri = 0; ri < kiln::kNumReductions; ++ri) {
+            Reduction r = static_cast<Reduction>(ri);
+            if (r == Reduction::prod) continue;
+            INFO("isa " << isa << ", " << kiln::dtype_name(d) << ", " << kiln::reduction_info(r).name << ", operand "
+                        << operand << ", shape " << kiln::shape_str(c.shape) << ", axis " << c.axis);
+            check(c, e, values, r);
+          }
+        }
   }
+  kiln::set_simd_isa(original);
 }
 
 TEST_CASE("views reduce like their contiguous copies", "[reduce]") {
