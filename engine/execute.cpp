@@ -1117,7 +1117,7 @@ struct FoldRun {
   Array out;
   std::vector<simd::ReduceAcc> partial;  // segments: one per (output, block)
   Array partial_rows;                      // rows: one row of accumulators per band
-  std::vector<int64_t> partial_index;      // rows, argmin/argmax: where each came from
+  Array partial_index;                     // rows, argmin/argmax: where each came from
 };
 
 // One reduction step. The operand's iteration space is ordered so that memory is walked
@@ -1231,8 +1231,16 @@ void run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values) {
 
   if (segments) {
     const int64_t blocks = (L + kPiece - 1) / kPiece;  // per segment
-    for (FoldRun& fr : runs) fr.partial.resize(M * blocks);
-    // Whole segments, as many as a group holds (all of them, read from memory) per call:
+    // With one block to a segment, each result goes straight to the output. With more,
+    // the blocks' results are combined afterwards (few: the segments are long). A vector
+    // of M results was page-faulted in on every call: 160 ms for 3.3 million segments.
+    if (blocks > 1)
+      for (FoldRun& fr : runs) fr.partial.resize(M * blocks);
+    auto store = [&](size_t k, int64_t item, const simd::ReduceAcc& a) {
+      if (blocks > 1) runs[k].partial[item] = a;
+      else finalize(*runs[k].f, a, L, runs[k].out.data() + item * runs[k].out_item);
+    };
+    // Whole segments, as many as a group holds (256 of them, read from memory) per call:
     // a call apiece cost more than the fold of a short segment.
     const bool packed = blocks == 1 && (direct || products || L <= group);
     for_items(M * blocks, kPiece / std::min(L, kPiece), total, [&](int64_t lo, int64_t hi) {
@@ -1260,27 +1268,28 @@ void run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values) {
         }
       };
       if (packed) {
-        const int64_t per = direct || products ? hi - lo : group / L;
+        constexpr int64_t kMost = 256;
+        simd::ReduceAcc accs[kMost];
+        const int64_t per = std::min(direct || products ? kMost : group / L, kMost);
         for (int64_t item = lo; item < hi; item += per) {
           const int64_t count = std::min(per, hi - item);
           const size_t at = static_cast<size_t>(item * L) * runs[0].acc_item;
-          if (direct) {
-            runs[0].f->fns.run_segments(direct_base + at, L, count, &runs[0].partial[item]);
-            continue;
+          if (!direct && !products) compute(item * L, count * L);
+          for (size_t k = 0; k < K; ++k) {
+            const simd::ReduceFns& fns = runs[k].f->fns;
+            if (direct) fns.run_segments(direct_base + at, L, count, accs);
+            else if (products) fns.run_products_segments(products_x + at, products_y + at, L, count, accs);
+            else fns.run_segments(buffers[k].data(), L, count, accs);
+            finalize_row(*runs[k].f, accs[0].value, sizeof(simd::ReduceAcc), &accs[0].index,
+                         sizeof(simd::ReduceAcc) / sizeof(int64_t), L, count, runs[k].out.data() + item * runs[k].out_item);
           }
-          if (products) {
-            runs[0].f->fns.run_products_segments(products_x + at, products_y + at, L, count, &runs[0].partial[item]);
-            continue;
-          }
-          compute(item * L, count * L);
-          for (size_t k = 0; k < K; ++k) runs[k].f->fns.run_segments(buffers[k].data(), L, count, &runs[k].partial[item]);
         }
         return;
       }
       for (int64_t item = lo; item < hi; ++item) {
         int64_t first = (item % blocks) * kPiece, len = std::min(kPiece, L - first);
         int64_t flat = (item / blocks) * L + first;
-        if (direct) {
+        if (direct) {  // (not packed: these segments have blocks)
           runs[0].f->fns.run(direct_base + flat * runs[0].acc_item, len, first, &runs[0].partial[item]);
           continue;
         }
@@ -1301,17 +1310,16 @@ void run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values) {
             folds[k].add(a);
           }
         }
-        for (size_t k = 0; k < K; ++k) runs[k].partial[item] = folds[k].result();
+        for (size_t k = 0; k < K; ++k) store(k, item, folds[k].result());
       }
     });
-    for (FoldRun& fr : runs) {
-      if (blocks > 1) {  // each segment's blocks into its first accumulator, in place
-        PairwiseFold fold(fr.f->fns);
-        for (int64_t seg = 0; seg < M; ++seg) {
-          fold.clear();
-          for (int64_t i = 0; i < blocks; ++i) fold.add(fr.partial[seg * blocks + i]);
-          fr.partial[seg] = fold.result();
-        }
+    if (blocks == 1) return;
+    for (FoldRun& fr : runs) {  // each segment's blocks into its first accumulator, in place
+      PairwiseFold fold(fr.f->fns);
+      for (int64_t seg = 0; seg < M; ++seg) {
+        fold.clear();
+        for (int64_t i = 0; i < blocks; ++i) fold.add(fr.partial[seg * blocks + i]);
+        fr.partial[seg] = fold.result();
       }
       finalize_row(*fr.f, fr.partial[0].value, sizeof(simd::ReduceAcc), &fr.partial[0].index,
                    sizeof(simd::ReduceAcc) / sizeof(int64_t), L, M, fr.out.data());
@@ -1323,7 +1331,7 @@ void run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values) {
   const int64_t rows = std::max((kPiece + cols - 1) / cols, (L + 63) / 64), row_bands = (L + rows - 1) / rows;
   for (FoldRun& fr : runs) {
     fr.partial_rows = Array::empty(fr.f->accumulate, {row_bands, M});
-    fr.partial_index.resize(fr.is_arg ? row_bands * M : 0);
+    if (fr.is_arg) fr.partial_index = Array::empty(DType::Int64, {row_bands, M});  // reused, as arrays are
   }
   for_items(row_bands * col_bands, 1, total, [&](int64_t lo, int64_t hi) {
     std::optional<ChunkRunner> runner;
@@ -1339,7 +1347,7 @@ void run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values) {
           for (FoldRun& fr : runs) {
             const void* src = direct ? direct_base + (r * M + c) * fr.acc_item : runner->reg(b.results[&fr - runs.data()]);
             char* acc = fr.partial_rows.data() + (band * M + c) * fr.acc_item;
-            int64_t* index = fr.is_arg ? fr.partial_index.data() + band * M + c : nullptr;
+            int64_t* index = fr.is_arg ? fr.partial_index.data_as<int64_t>() + band * M + c : nullptr;
             if (r == r0) {
               std::memcpy(acc, src, n * fr.acc_item);
               if (index) std::fill(index, index + n, r);
@@ -1356,12 +1364,12 @@ void run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values) {
       int64_t c0 = band * cols, n = std::min(M, c0 + cols) - c0;
       for (FoldRun& fr : runs) {
         char* pv = fr.partial_rows.data();
-        int64_t* pi = fr.partial_index.data();
+        int64_t* pi = fr.is_arg ? fr.partial_index.data_as<int64_t>() : nullptr;
         for (int64_t rb = 1; rb < row_bands; ++rb)
           fr.f->fns.accumulate(pv + c0 * fr.acc_item, fr.is_arg ? pi + c0 : nullptr, pv + (rb * M + c0) * fr.acc_item,
                                fr.is_arg ? pi + rb * M + c0 : nullptr, 0, n);
-        finalize_row(*fr.f, reinterpret_cast<const unsigned char*>(pv) + c0 * fr.acc_item, fr.acc_item, pi + c0, 1, L, n,
-                     fr.out.data() + c0 * fr.out_item);
+        finalize_row(*fr.f, reinterpret_cast<const unsigned char*>(pv) + c0 * fr.acc_item, fr.acc_item,
+                     fr.is_arg ? pi + c0 : nullptr, 1, L, n, fr.out.data() + c0 * fr.out_item);
       }
     }
   });
