@@ -302,12 +302,18 @@ int run_bench(int argc, char** argv) {
     rows.push_back({"unfused (numpy-style)", t, measure(reps, [&] { eval_unfused(expr, inputs); }), 12 * gb});
   }
   // Reductions: a producer fused into a sum against the read bandwidth; sums along the
-  // inner and the outer axis of a (n/1000, 1000) matrix; standardising (three passes).
+  // inner and the outer axis of a (n/1000, 1000) matrix, of rows of 8 (short vectors'
+  // norms) and of 8 long rows; standardising (three passes).
   Array x = a.reshape({n / 1000, 1000});
-  Bindings rin = {{"a", a}, {"b", b}, {"x", x}};
+  const int64_t n8 = n / 8 * 8;
+  Bindings rin = {{"a", a}, {"b", b}, {"x", x}, {"p", a.slice(0, 0, n8).reshape({n8 / 8, 8})},
+                  {"q", a.slice(0, 0, n8).reshape({8, n8 / 8})}};
   std::vector<Row> red;
-  const char* reductions[] = {"sum(a*b)", "sum(x**2, axis=1)", "sum(x**2, axis=0)", "(a - mean(a)) / std(a)"};
-  const double red_bytes[] = {2 * gb, gb, gb, 4 * gb};  // reads (and the write) a one-pass-per-reduction plan needs
+  const char* reductions[] = {"sum(a*b)",          "sum(x**2, axis=1)", "sum(x**2, axis=0)",
+                              "sum(p**2, axis=1)", "sum(q, axis=0)",    "(a - mean(a)) / std(a)"};
+  // The reads (and writes) a one-pass-per-reduction plan needs.
+  const double red_bytes[] = {2 * gb, gb, gb, gb * 9 / 8, gb * 9 / 8, 4 * gb};
+  constexpr size_t kReductions = std::size(reductions);
   for (int t : thread_counts) {
     tbb::task_arena arena(t);
     set_num_threads(t);
@@ -318,7 +324,7 @@ int run_bench(int argc, char** argv) {
     }
     std::vector<Stats> st = measure_interleaved(reps, fs);
     red.push_back({"read a.b (plain C++ dot)", t, st[0], 2 * gb});
-    for (size_t i = 0; i < 4; ++i) {
+    for (size_t i = 0; i < kReductions; ++i) {
       red.push_back({std::string("kiln ") + reductions[i], t, st[1 + 2 * i], red_bytes[i]});
       red.push_back({"  unfused", t, st[2 + 2 * i], red_bytes[i]});
     }
@@ -370,12 +376,12 @@ int run_bench(int argc, char** argv) {
   for (const Row& r : red)
     std::printf("%-30s %7d %10.2f %10.2f..%-10.2f %9.2f\n", r.name.c_str(), r.threads, r.s.median * 1e3,
                 r.s.min * 1e3, r.s.max * 1e3, r.bytes / r.s.median);
-  for (size_t i = 0; i < red.size(); i += 9) {
+  for (size_t i = 0; i < red.size(); i += 1 + 2 * kReductions) {  // per thread count: the read, then kiln and unfused
     const Row& read = red[i];
     std::printf("threads %d: sum(a*b) reads at %.0f%% of the read bandwidth; kiln vs unfused:", read.threads,
                 100.0 * (red[i + 1].bytes / red[i + 1].s.median) / (read.bytes / read.s.median));
-    for (size_t k = 0; k < 4; ++k) std::printf(" %.2fx", red[i + 2 + 2 * k].s.median / red[i + 1 + 2 * k].s.median);
-    std::printf(" (%s)\n", "sum(a*b), axis=1, axis=0, standardise");
+    for (size_t k = 0; k < kReductions; ++k) std::printf(" %.2fx", red[i + 2 + 2 * k].s.median / red[i + 1 + 2 * k].s.median);
+    std::printf(" (in the order above)\n");
   }
   std::printf("reductions, kiln vs unfused: max relative difference %g\n", red_diff);
   std::printf("cached evaluation of 2*a + b on 16 elements (string API, out given): %.2f us per call\n",
