@@ -1075,9 +1075,9 @@ void finalize_row(const Fold& f, const unsigned char* acc, size_t acc_step, cons
   }
 }
 
-// One finished accumulator.
-void finalize(const Fold& f, const simd::ReduceAcc& a, int64_t count, char* dst) {
-  finalize_row(f, a.value, 0, &a.index, 0, count, 1, dst);
+// n finished accumulators of the segments path, one after another in an array.
+void finalize(const Fold& f, const simd::ReduceAcc* a, int64_t count, int64_t n, char* dst) {
+  finalize_row(f, a->value, sizeof(simd::ReduceAcc), &a->index, sizeof(simd::ReduceAcc) / sizeof(int64_t), count, n, dst);
 }
 
 simd::ReduceAcc identity(const Fold& f) {
@@ -1190,8 +1190,10 @@ void run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values) {
   }
   if (M == 0) return;
   if (L == 0) {
-    for (FoldRun& fr : runs)
-      for (int64_t k = 0; k < M; ++k) finalize(*fr.f, identity(*fr.f), 0, fr.out.data() + k * fr.out_item);
+    for (FoldRun& fr : runs) {
+      const simd::ReduceAcc empty = identity(*fr.f);
+      for (int64_t k = 0; k < M; ++k) finalize(*fr.f, &empty, 0, 1, fr.out.data() + k * fr.out_item);
+    }
     return;
   }
 
@@ -1238,7 +1240,7 @@ void run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values) {
       for (FoldRun& fr : runs) fr.partial.resize(M * blocks);
     auto store = [&](size_t k, int64_t item, const simd::ReduceAcc& a) {
       if (blocks > 1) runs[k].partial[item] = a;
-      else finalize(*runs[k].f, a, L, runs[k].out.data() + item * runs[k].out_item);
+      else finalize(*runs[k].f, &a, L, 1, runs[k].out.data() + item * runs[k].out_item);
     };
     // Whole segments, as many as a group holds (256 of them, read from memory) per call:
     // a call apiece cost more than the fold of a short segment.
@@ -1249,7 +1251,8 @@ void run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values) {
       std::vector<PairwiseFold> folds;
       if (!direct && !products) {  // folded straight from memory, these need nothing
         buffers.resize(K);
-        for (const FoldRun& fr : runs) folds.emplace_back(fr.f->fns);
+        if (!packed)
+          for (const FoldRun& fr : runs) folds.emplace_back(fr.f->fns);
         runner.emplace(b, loop, stamp, chunk);
         // A single fold's operand is computed straight into its buffer (see run()); the
         // register may first hold wider temporaries of the chunk: room for 8-byte items.
@@ -1280,8 +1283,7 @@ void run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values) {
             if (direct) fns.run_segments(direct_base + at, L, count, accs);
             else if (products) fns.run_products_segments(products_x + at, products_y + at, L, count, accs);
             else fns.run_segments(buffers[k].data(), L, count, accs);
-            finalize_row(*runs[k].f, accs[0].value, sizeof(simd::ReduceAcc), &accs[0].index,
-                         sizeof(simd::ReduceAcc) / sizeof(int64_t), L, count, runs[k].out.data() + item * runs[k].out_item);
+            finalize(*runs[k].f, accs, L, count, runs[k].out.data() + item * runs[k].out_item);
           }
         }
         return;
@@ -1321,8 +1323,7 @@ void run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values) {
         for (int64_t i = 0; i < blocks; ++i) fold.add(fr.partial[seg * blocks + i]);
         fr.partial[seg] = fold.result();
       }
-      finalize_row(*fr.f, fr.partial[0].value, sizeof(simd::ReduceAcc), &fr.partial[0].index,
-                   sizeof(simd::ReduceAcc) / sizeof(int64_t), L, M, fr.out.data());
+      finalize(*fr.f, fr.partial.data(), L, M, fr.out.data());
     }
     return;
   }
