@@ -1199,9 +1199,14 @@ void run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values) {
 
   int last = nd - 1;
   while (last >= 0 && shape[last] == 1) --last;
-  // Many segments of at most 16 bytes are folded as rows are, a column at a time: there
-  // that took 0.3-0.8x the time of folding segment by segment; from 24 bytes, 0.6-3x.
-  const bool segments = (last < 0 || reduced[last]) && !(L * runs[0].acc_item <= 16 && M >= 1024);
+  // Float folds but argmin/argmax take short segments a block of rows at a time, transposed
+  // in registers (simd fold_short_segments). For the rest, many segments of at most 16
+  // bytes are folded as rows are, a column at a time: that took 0.3-0.8x the time of
+  // folding segment by segment; from 24 bytes, 0.6-3x.
+  const bool short_by_blocks =
+      std::all_of(runs.begin(), runs.end(), [](const FoldRun& fr) { return is_float(fr.f->accumulate) && !fr.is_arg; });
+  const bool segments =
+      (last < 0 || reduced[last]) && (short_by_blocks || !(L * runs[0].acc_item <= 16 && M >= 1024));
   std::vector<int> perm;
   perm.reserve(nd);
   for (int pass = 0; pass < 2; ++pass)
@@ -1272,7 +1277,8 @@ void run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values) {
       };
       if (packed) {
         constexpr int64_t kMost = 256;
-        simd::ReduceAcc accs[kMost];
+        alignas(64) unsigned char values[kMost * 8];  // the accumulate dtype's items
+        int64_t index[kMost];
         const int64_t per = std::min(direct || products ? kMost : group / L, kMost);
         for (int64_t item = lo; item < hi; item += per) {
           const int64_t count = std::min(per, hi - item);
@@ -1280,10 +1286,11 @@ void run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values) {
           if (!direct && !products) compute(item * L, count * L);
           for (size_t k = 0; k < K; ++k) {
             const simd::ReduceFns& fns = runs[k].f->fns;
-            if (direct) fns.run_segments(direct_base + at, L, count, accs);
-            else if (products) fns.run_products_segments(products_x + at, products_y + at, L, count, accs);
-            else fns.run_segments(buffers[k].data(), L, count, accs);
-            finalize(*runs[k].f, accs, L, count, runs[k].out.data() + item * runs[k].out_item);
+            if (direct) fns.run_segments(direct_base + at, L, count, values, index);
+            else if (products) fns.run_products_segments(products_x + at, products_y + at, L, count, values);
+            else fns.run_segments(buffers[k].data(), L, count, values, index);
+            finalize_row(*runs[k].f, values, runs[k].acc_item, index, 1, L, count,
+                         runs[k].out.data() + item * runs[k].out_item);
           }
         }
         return;

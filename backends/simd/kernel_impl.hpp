@@ -606,6 +606,9 @@ template <Op O, size_t... D> constexpr void fill_all_dtypes(KernelTable& t, std:
   (fill_op<O, static_cast<DType>(D)>(t), ...);
 }
 
+// Square blocks transposed in registers: the band movers' and the short segments' (below).
+#include "transpose_impl.hpp"
+
 // --- reductions ---------------------------------------------------------------------
 
 // How a reduction combines two values (`a` first); floats may add `batch`.
@@ -788,14 +791,122 @@ void arg_accumulate(void* acc_v, int64_t* acc_index, const void* src_v, const in
   }
 }
 
-template <auto Run, class T> void segments_kernel(const void* src, int64_t n, int64_t count, ReduceAcc* acc) {
+template <auto Run, class T> void segments_kernel(const void* src, int64_t n, int64_t count, void* values, int64_t* index) {
   const T* x = static_cast<const T*>(src);
-  for (int64_t s = 0; s < count; ++s) Run(x + s * n, n, 0, acc + s);
+  for (int64_t s = 0; s < count; ++s) {
+    ReduceAcc acc;
+    Run(x + s * n, n, 0, &acc);
+    std::memcpy(static_cast<T*>(values) + s, acc.value, sizeof(T));
+    if (index) index[s] = acc.index;
+  }
 }
 
-template <class T> void products_segments_kernel(const void* x, const void* y, int64_t n, int64_t count, ReduceAcc* acc) {
+
+// Short segments (rows of a few items, one after another), a block of kBlock at a time:
+// the block's rows are loaded as registers and transposed, so that one register holds an
+// item of every row, and the fold runs down the columns. A segment apiece cost a fold
+// across a register's lanes and its set-up: 3-7x the time of reading the items.
+template <class T> using Bits = std::conditional_t<sizeof(T) == 8, uint64_t, uint32_t>;
+template <class T> using BlockBatch = xsimd::batch<T, typename BlockReg<Bits<T>>::arch>;
+template <class T> constexpr int64_t kShortBlock = kBlock<Bits<T>>;
+
+// Segments up to this long go by blocks: past it, a segment's own fold is the cheaper.
+constexpr int64_t kShortSegment = 64;
+
+// (Inlined, so that the columns stay in registers: called, they went through memory.)
+// col[c] = the values of item c of each of the block's rows, row r starting at item at + r * n.
+template <class T> [[gnu::always_inline]] inline void block_columns(const Values<T>& v, int64_t at, int64_t n, BlockBatch<T>* col) {
+  typename BlockReg<Bits<T>>::type reg[kShortBlock<T>];
+  transpose_rows<Bits<T>>(reinterpret_cast<const char*>(v.x + at), n * static_cast<int64_t>(sizeof(T)), reg);
+  for (int64_t c = 0; c < kShortBlock<T>; ++c) col[c] = reg[c];
+}
+template <class T> [[gnu::always_inline]] inline void block_columns(const Products<T>& v, int64_t at, int64_t n, BlockBatch<T>* col) {
+  BlockBatch<T> y[kShortBlock<T>];
+  block_columns(Values<T>{v.x}, at, n, col);
+  block_columns(Values<T>{v.y}, at, n, y);
+  for (int64_t c = 0; c < kShortBlock<T>; ++c) col[c] = rounded(col[c] * y[c]);
+}
+
+// The fold of each of a block's rows (n items each, row r from item at + r * n), in the
+// order of NumPy's pairwise sum of a short run: below 8 items one after another; from 8 on,
+// item j into partial j % 8, the partials combined as a tree, the items past the last
+// eight added after. Reads up to kShortBlock - 1 items past the last row where n is not a
+// multiple of kShortBlock.
+template <Reduction R, class T, class Src> [[gnu::always_inline]] inline BlockBatch<T> fold_block_rows(const Src& x, int64_t at, int64_t n) {
+  using V = BlockBatch<T>;
+  constexpr int64_t B = kShortBlock<T>;
+  V col[B], r;
+  int64_t j = 0;
+  if (n >= 8) {
+    V part[8];
+    for (int64_t p = 0; p < 8; p += B) {
+      block_columns(x, at + p, n, col);
+      for (int64_t c = 0; c < B; ++c) part[p + c] = col[c];
+    }
+    for (j = 8; j + 8 <= n; j += 8)
+      for (int64_t p = 0; p < 8; p += B) {
+        block_columns(x, at + j + p, n, col);
+        for (int64_t c = 0; c < B; ++c) part[p + c] = Fold<R>::batch(part[p + c], col[c]);
+      }
+    auto pair = [](V a, V b) { return Fold<R>::batch(a, b); };
+    r = pair(pair(pair(part[0], part[1]), pair(part[2], part[3])), pair(pair(part[4], part[5]), pair(part[6], part[7])));
+  }
+  for (; j < n; j += B) {  // columns past n hold the next rows' items
+    block_columns(x, at + j, n, col);
+    for (int64_t c = 0; c < B; ++c)
+      if (j + c < n) r = j + c == 0 ? col[c] : Fold<R>::batch(r, col[c]);
+  }
+  return r;
+}
+
+// out[s] = the fold of segment s, for `count` segments of 1 <= n <= kShortSegment items
+// (N: n as a constant, or 0). The blocks whose reads would pass the last segment's end are
+// copied, padded, first.
+template <Reduction R, class T, int64_t N, class Src> void fold_segments_of(const Src& x, int64_t n_given, int64_t count, T* out) {
+  constexpr int64_t B = kShortBlock<T>;
+  const int64_t n = N ? N : n_given;
+  const int64_t past = (n + B - 1) / B * B - n;  // the items a block reads past its last row
+  int64_t s = 0;
+  for (; (s + B) * n + past <= count * n; s += B) fold_block_rows<R, T>(x, s * n, n).store_unaligned(out + s);
+  auto store_block = [&](const BlockBatch<T>& r, int64_t rows, T* to) {
+    alignas(64) T v[B];
+    r.store_aligned(v);
+    std::memcpy(to, v, rows * sizeof(T));
+  };
+  for (; s < count; s += B) {
+    const int64_t rows = std::min(B, count - s), items = rows * n;
+    alignas(64) T copy[2][B * kShortSegment + B];
+    auto padded = [&](T* to, const T* from) {  // the rows past `rows` are zeros, not garbage
+      std::memcpy(to, from + s * n, items * sizeof(T));
+      std::fill(to + items, to + B * n + past, T(0));
+      return to;
+    };
+    if constexpr (std::is_same_v<Src, Products<T>>)
+      store_block(fold_block_rows<R, T>(Products<T>{padded(copy[0], x.x), padded(copy[1], x.y)}, 0, n), rows, out + s);
+    else
+      store_block(fold_block_rows<R, T>(Values<T>{padded(copy[0], x.x)}, 0, n), rows, out + s);
+  }
+}
+
+// Rows of up to 8 items fold with their length a constant: the loops over columns unroll
+// and the shuffles of the columns past it drop out (1.3-1.6x the speed for 2-8 float64s).
+template <Reduction R, class T, class Src> void fold_short_segments(const Src& x, int64_t n, int64_t count, T* out) {
+  [&]<int64_t... N>(std::integer_sequence<int64_t, N...>) {
+    if (!((n == N + 1 && (fold_segments_of<R, T, N + 1>(x, n, count, out), true)) || ...))
+      fold_segments_of<R, T, 0>(x, n, count, out);
+  }(std::make_integer_sequence<int64_t, 8>{});
+}
+
+template <Reduction R, class T> void fold_segments_kernel(const void* src, int64_t n, int64_t count, void* values, int64_t*) {
+  if (n <= kShortSegment) fold_short_segments<R, T>(Values<T>{static_cast<const T*>(src)}, n, count, static_cast<T*>(values));
+  else segments_kernel<&fold_run_kernel<R, T>, T>(src, n, count, values, nullptr);
+}
+
+template <class T> void products_segments_kernel(const void* x, const void* y, int64_t n, int64_t count, void* values) {
   const T *px = static_cast<const T*>(x), *py = static_cast<const T*>(y);
-  for (int64_t s = 0; s < count; ++s) sum_products_kernel<T>(px + s * n, py + s * n, n, acc + s);
+  T* out = static_cast<T*>(values);
+  if (n <= kShortSegment) return fold_short_segments<Reduction::sum, T>(Products<T>{px, py}, n, count, out);
+  for (int64_t s = 0; s < count; ++s) out[s] = fold_run<Reduction::sum, T>(Products<T>{px + s * n, py + s * n}, n);
 }
 
 template <Reduction R, DType D> constexpr void fill_reduction(KernelTable& t) {
@@ -812,7 +923,8 @@ template <Reduction R, DType D> constexpr void fill_reduction(KernelTable& t) {
     }
   } else if constexpr (R == Reduction::min || R == Reduction::max || D != DType::Bool) {
     f = {&fold_run_kernel<R, T>, &fold_combine<R, T>, &fold_accumulate<R, T>};
-    f.run_segments = &segments_kernel<&fold_run_kernel<R, T>, T>;
+    if constexpr (kIsFloat<T>) f.run_segments = &fold_segments_kernel<R, T>;
+    else f.run_segments = &segments_kernel<&fold_run_kernel<R, T>, T>;
     if constexpr (R == Reduction::sum && kIsFloat<T>) {
       f.run_products = &sum_products_kernel<T>;
       f.run_products_segments = &products_segments_kernel<T>;

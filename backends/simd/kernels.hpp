@@ -39,11 +39,13 @@ struct ReduceFns {
   // Float sums only: *acc = the pairwise sum of x[i] * y[i] (each product rounded, as
   // multiply then sum would); null elsewhere.
   void (*run_products)(const void* x, const void* y, int64_t n, ReduceAcc* acc) = nullptr;
-  // acc[s] = run over segment s (base 0), for `count` segments of n values, one after
-  // another: many short segments without a call and its set-up apiece.
-  void (*run_segments)(const void* src, int64_t n, int64_t count, ReduceAcc* acc) = nullptr;
+  // run over each of `count` segments of n values, one after another (base 0): segment
+  // s's value is item s of `values` (the accumulate dtype's items, one after another) and,
+  // for argmin/argmax, its index index[s]. Many short segments without a call and its
+  // set-up apiece.
+  void (*run_segments)(const void* src, int64_t n, int64_t count, void* values, int64_t* index) = nullptr;
   // run_products over `count` segments of n, as run_segments.
-  void (*run_products_segments)(const void* x, const void* y, int64_t n, int64_t count, ReduceAcc* acc) = nullptr;
+  void (*run_products_segments)(const void* x, const void* y, int64_t n, int64_t count, void* values) = nullptr;
 };
 
 // Two float arithmetic ops run as one instruction, the first's result kept in registers:

@@ -227,6 +227,82 @@ TEST_CASE("reductions cut into blocks and bands match the scalar reference", "[r
   kiln::set_simd_isa(original);
 }
 
+// Floats over short segments (up to 64 items) fold a block of rows at a time, the rows
+// transposed in registers, in the order of NumPy's pairwise sum: below 8 items one after
+// another; from 8 on, item j into partial j % 8, the partials as a tree, then the rest.
+// The same bits as that loop for every length, every count (blocks cut short at the end
+// of a call and of the array) and every instruction set; the operand read from memory
+// (x), as products (x*y) or computed first (x + y).
+template <class T, class F> T pairwise_order(const T* v, int64_t n, F f) {
+  int64_t j = 1;
+  T r = v[0];
+  if (n >= 8) {
+    T p[8];
+    std::copy(v, v + 8, p);
+    for (j = 8; j + 8 <= n; j += 8)
+      for (int k = 0; k < 8; ++k) p[k] = f(p[k], v[j + k]);
+    r = f(f(f(p[0], p[1]), f(p[2], p[3])), f(f(p[4], p[5]), f(p[6], p[7])));
+  }
+  for (; j < n; ++j) r = f(r, v[j]);
+  return r;
+}
+
+template <class T> void check_short_segments(DType d) {
+  const std::string original = kiln::simd_isa();
+  for (const std::string& isa : kiln::available_simd_isas()) {
+    kiln::set_simd_isa(isa);
+    for (int64_t L : {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 15, 16, 17, 23, 24, 31, 32, 33, 63, 64}) {
+      const int64_t M = 517 + L;  // more than one call's 256 segments; blocks cut short
+      std::mt19937 rng(static_cast<unsigned>(L));
+      std::uniform_real_distribution<T> dist(T(0.5), T(1.5));  // products of 64 stay normal
+      Array x = Array::empty(d, {M, L}), y = Array::empty(d, {M, L}), nans = Array::empty(d, {M, L});
+      for (int64_t i = 0; i < M * L; ++i) {
+        x.data_as<T>()[i] = rng() % 2 ? dist(rng) : -dist(rng);
+        y.data_as<T>()[i] = dist(rng);
+        nans.data_as<T>()[i] = rng() % 97 == 0 ? std::numeric_limits<T>::quiet_NaN() : x.data_as<T>()[i];
+      }
+      struct Operand {
+        const char* name;
+        Expr e;
+        Array values;
+      };
+      const Operand operands[] = {{"x", Expr(x), x},
+                                  {"x*y", Expr(x) * y, kiln::eval(Expr(x) * y)},
+                                  {"x + y", Expr(x) + y, kiln::eval(Expr(x) + y)},
+                                  {"x with NaNs", Expr(nans), nans}};
+      auto add = [](T a, T b) { return a + b; };
+      auto mul = [](T a, T b) { return a * b; };
+      auto low = [](T a, T b) { return std::isnan(a) || a < b ? a : b; };
+      auto high = [](T a, T b) { return std::isnan(a) || a > b ? a : b; };
+      for (const Operand& op : operands) {
+        Array sum = kiln::eval(kiln::sum(op.e, Axes(1))), prod = kiln::eval(kiln::prod(op.e, Axes(1)));
+        Array mean = kiln::eval(kiln::mean(op.e, Axes(1)));
+        Array min = kiln::eval(kiln::min(op.e, Axes(1))), max = kiln::eval(kiln::max(op.e, Axes(1)));
+        int64_t wrong = 0;
+        for (int64_t s = 0; s < M; ++s) {
+          const T* v = op.values.template data_as<T>() + s * L;
+          T want_sum = pairwise_order(v, L, add);
+          T want[] = {want_sum, pairwise_order(v, L, mul), static_cast<T>(static_cast<double>(want_sum) / L),
+                      pairwise_order(v, L, low), pairwise_order(v, L, high)};
+          const Array* got[] = {&sum, &prod, &mean, &min, &max};
+          for (int k = 0; k < 5; ++k) {
+            T g = got[k]->data_as<T>()[s];
+            if (std::memcmp(&g, &want[k], sizeof(T)) != 0 && !(std::isnan(g) && std::isnan(want[k]))) ++wrong;
+          }
+        }
+        INFO("isa " << isa << ", " << kiln::dtype_name(d) << ", rows of " << L << ", operand " << op.name);
+        CHECK(wrong == 0);
+      }
+    }
+  }
+  kiln::set_simd_isa(original);
+}
+
+TEST_CASE("short float segments fold in NumPy's pairwise order: the same bits at every length and count", "[reduce]") {
+  check_short_segments<float>(DType::Float32);
+  check_short_segments<double>(DType::Float64);
+}
+
 TEST_CASE("views reduce like their contiguous copies", "[reduce]") {
   Array base = sample(DType::Float64, {30, 40}, 3);
   Array views[] = {base.transpose(), base.slice(0, 28, 1, -3), base.slice(1, 1, 40, 2), base.index(1, 5)};
