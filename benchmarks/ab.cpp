@@ -4,7 +4,7 @@
 // machines; this tool's A/A comparisons stay within a few percent.
 //
 //   kiln-ab LIB_A LIB_B [--dtype f32|f64] [--n N] [--iters K] [--rounds R] [--threads T]
-//           [--stride S | --cols C [--a-order c|f] [--out-order c|f]]
+//           [--stride S | --cols C [--a-order c|f] [--out-order c|f]] [--out-len K]
 //           [--env-a NAME=VALUE[,...]] [--env-b NAME=VALUE[,...]] EXPR...
 //
 // Each library is dlopen'ed on its own (RTLD_LOCAL: its own plan cache, thread pool
@@ -13,6 +13,7 @@
 // long), and the result goes into one caller buffer. With --cols they are matrices of
 // n / C rows and C columns, `row` is c's first row, and --a-order f / --out-order f make a
 // / the result the transpose of a C-ordered C x (n / C) buffer (a column-major view).
+// --out-len K makes the result a vector of K (a reduction's: sum(a, axis=1) wants n / C).
 // --env-a / --env-b set environment variables while one side runs and put them back as
 // they were while the other does: one build copied twice compares its own run-time knobs.
 // Each round times K calls of each library, A first in even rounds and B first in odd
@@ -112,7 +113,7 @@ int main(int argc, char** argv) {
   if (argc < 4) {
     std::fprintf(stderr,
                  "usage: kiln-ab LIB_A LIB_B [--dtype f32|f64] [--n N] [--iters K] [--rounds R] [--threads T] "
-                 "[--stride S | --cols C [--a-order c|f] [--out-order c|f]] [--env-a NAME=VALUE[,...]] "
+                 "[--stride S | --cols C [--a-order c|f] [--out-order c|f]] [--out-len K] [--env-a NAME=VALUE[,...]] "
                  "[--env-b NAME=VALUE[,...]] EXPR...\n");
     return 2;
   }
@@ -127,6 +128,7 @@ int main(int argc, char** argv) {
   long n = 1000000, stride = 1, iters = 10, rounds = 11;
   int threads = 1;
   long cols = 0;                // --cols C: operands are (n / C, C)
+  long out_len = 0;             // --out-len K: the result is a vector of K
   bool a_transposed = false;    // --a-order f: a is the transpose of a C-ordered (C, n / C)
   bool out_transposed = false;  // --out-order f: the same for the result
   std::vector<std::pair<std::string, std::string>> env[2];  // --env-a, --env-b: set while A (B) runs
@@ -149,13 +151,14 @@ int main(int argc, char** argv) {
     else if (flag == "--rounds") rounds = number(argv[i - 1], value, 3);
     else if (flag == "--threads") threads = static_cast<int>(number(argv[i - 1], value, 0));
     else if (flag == "--cols") cols = number(argv[i - 1], value, 1);
+    else if (flag == "--out-len") out_len = number(argv[i - 1], value, 1);
     else if ((flag == "--a-order" || flag == "--out-order") && (std::strcmp(value, "c") == 0 || std::strcmp(value, "f") == 0))
       (flag == "--a-order" ? a_transposed : out_transposed) = value[0] == 'f';
     else if ((flag == "--env-a" || flag == "--env-b") && std::strchr(value, '=')) env[flag[6] == 'b'] = assignments(value);
     else {
       std::fprintf(stderr,
                    "kiln-ab: unknown option %s %s (--dtype f32|f64, --n, --stride, --iters, --rounds, --threads, "
-                   "--cols, --a-order c|f, --out-order c|f, --env-a, --env-b)\n",
+                   "--cols, --a-order c|f, --out-order c|f, --out-len, --env-a, --env-b)\n",
                    argv[i - 1], value);
       return 2;
     }
@@ -188,6 +191,10 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "kiln-ab: --cols must divide --n, and takes no --stride\n");
     return 2;
   }
+  if (out_len > n || (out_len > 0 && out_transposed)) {
+    std::fprintf(stderr, "kiln-ab: --out-len must be at most --n, and takes no --out-order f\n");
+    return 2;
+  }
   if ((a_transposed || out_transposed) && cols == 0) {
     std::fprintf(stderr, "kiln-ab: --a-order f and --out-order f want --cols\n");
     return 2;
@@ -203,9 +210,10 @@ int main(int argc, char** argv) {
   view(b.data(), cols * item, item);
   view(c.data(), cols * item, item);
   if (cols > 0) views.insert(views.end(), {reinterpret_cast<int64_t>(c.data()), dtype, 1, cols, item});  // row: c's first
-  const int64_t out_shape[2] = {cols > 0 ? rows : n, cols}, out_strides[2] = {item, rows * item};
+  const int64_t out_shape[2] = {out_len > 0 ? out_len : cols > 0 ? rows : n, cols}, out_strides[2] = {item, rows * item};
+  const int out_ndim = cols > 0 && out_len == 0 ? 2 : 1;
   for (Lib& lib : libs) {
-    if (lib.set_threads(threads) != 0 || lib.wrap(out, static_cast<int>(dtype), cols > 0 ? 2 : 1, out_shape,
+    if (lib.set_threads(threads) != 0 || lib.wrap(out, static_cast<int>(dtype), out_ndim, out_shape,
                                                   out_transposed ? out_strides : nullptr, nullptr, nullptr, &lib.out) != 0) {
       std::fprintf(stderr, "kiln-ab: %s\n", lib.last_error());
       return 2;

@@ -859,32 +859,99 @@ template <Reduction R, class T, class Src> [[gnu::always_inline]] inline BlockBa
   return r;
 }
 
-// out[s] = the fold of segment s, for `count` segments of 1 <= n <= kShortSegment items
-// (N: n as a constant, or 0). The blocks whose reads would pass the last segment's end are
-// copied, padded, first.
-template <Reduction R, class T, int64_t N, class Src> void fold_segments_of(const Src& x, int64_t n_given, int64_t count, T* out) {
-  constexpr int64_t B = kShortBlock<T>;
-  const int64_t n = N ? N : n_given;
-  const int64_t past = (n + B - 1) / B * B - n;  // the items a block reads past its last row
-  int64_t s = 0;
-  for (; (s + B) * n + past <= count * n; s += B) fold_block_rows<R, T>(x, s * n, n).store_unaligned(out + s);
-  auto store_block = [&](const BlockBatch<T>& r, int64_t rows, T* to) {
-    alignas(64) T v[B];
-    r.store_aligned(v);
-    std::memcpy(to, v, rows * sizeof(T));
+#if defined(__AVX512F__)
+// Rows of 2-4 float64s or 2-6 float32s go a register's worth of rows at a time instead
+// (8 or 16): those rows are n whole registers of memory, and column j comes out of them by
+// two-source permutes, one per pair of registers, blended. A transpose loads 8 registers,
+// most crossing a cache line, and shuffles 14-24 times for the same 8 rows.
+template <class T, int64_t N> constexpr bool kByPermutes = N >= 2 && N <= (sizeof(T) == 8 ? 6 : 7);
+
+// Lane r of column j is item r * N + j of the rows' registers: in register (r * N + j) / W.
+// Per column and pair of registers p (2p and 2p + 1; the last alone when N is odd): the
+// permute's indices into the pair and the lanes it fills.
+template <class T, int64_t N> struct ColumnPermutes {
+  static constexpr int64_t W = 64 / sizeof(T), Pairs = (N + 1) / 2;
+  using Index = std::conditional_t<sizeof(T) == 8, int64_t, int32_t>;
+  struct Table {
+    alignas(64) Index index[N][Pairs][W];
+    uint32_t lanes[N][Pairs];
   };
-  for (; s < count; s += B) {
-    const int64_t rows = std::min(B, count - s), items = rows * n;
-    alignas(64) T copy[2][B * kShortSegment + B];
+  static constexpr Table table = [] {
+    Table t{};
+    for (int64_t j = 0; j < N; ++j)
+      for (int64_t r = 0; r < W; ++r) {
+        const int64_t item = r * N + j, p = item / (2 * W);
+        t.index[j][p][r] = static_cast<Index>(item - 2 * W * p);
+        t.lanes[j][p] |= uint32_t{1} << r;
+      }
+    return t;
+  }();
+};
+
+inline __m512d permute_pair(__m512d a, const int64_t* index, __m512d b) {
+  return _mm512_permutex2var_pd(a, _mm512_load_si512(index), b);
+}
+inline __m512 permute_pair(__m512 a, const int32_t* index, __m512 b) {
+  return _mm512_permutex2var_ps(a, _mm512_load_si512(index), b);
+}
+inline __m512d blend_lanes(uint32_t lanes, __m512d a, __m512d b) { return _mm512_mask_blend_pd(static_cast<__mmask8>(lanes), a, b); }
+inline __m512 blend_lanes(uint32_t lanes, __m512 a, __m512 b) { return _mm512_mask_blend_ps(static_cast<__mmask16>(lanes), a, b); }
+
+// The fold of each of W rows of N items from item `at` on, in the order fold_block_rows keeps.
+template <Reduction R, class T, int64_t N, class Src>
+[[gnu::always_inline]] inline Batch<T> fold_rows_by_permutes(const Src& x, int64_t at) {
+  using P = ColumnPermutes<T, N>;
+  constexpr int64_t W = P::W;
+  Batch<T> reg[N];
+  for (int64_t k = 0; k < N; ++k) reg[k] = x.batch(at + k * W);
+  Batch<T> r;
+  for (int64_t j = 0; j < N; ++j) {
+    auto col = permute_pair(reg[0].data, P::table.index[j][0], reg[std::min<int64_t>(1, N - 1)].data);
+    for (int64_t p = 1; p < P::Pairs; ++p)
+      col = blend_lanes(P::table.lanes[j][p], col,
+                        permute_pair(reg[2 * p].data, P::table.index[j][p], reg[std::min(2 * p + 1, N - 1)].data));
+    r = j == 0 ? Batch<T>(col) : Fold<R>::batch(r, Batch<T>(col));
+  }
+  return r;
+}
+#else
+template <class T, int64_t N> constexpr bool kByPermutes = false;
+#endif
+
+// out[s] = the fold of segment s, for `count` segments of n items, Rows at a time by
+// fold(x, at): Rows results for the segments from item `at` on, reading up to `past`
+// items beyond them. The blocks whose reads would pass the last segment's end are copied,
+// padded, first.
+template <int64_t Rows, class T, class Src, class FoldBlock>
+[[gnu::always_inline]] inline void fold_segments_by(const Src& x, int64_t n, int64_t past, int64_t count, T* out, FoldBlock fold) {
+  int64_t s = 0;
+  for (; (s + Rows) * n + past <= count * n; s += Rows) fold(x, s * n).store_unaligned(out + s);
+  for (; s < count; s += Rows) {
+    const int64_t rows = std::min(Rows, count - s), items = rows * n;
+    alignas(64) T copy[2][Rows * kShortSegment + Rows];
     auto padded = [&](T* to, const T* from) {  // the rows past `rows` are zeros, not garbage
       std::memcpy(to, from + s * n, items * sizeof(T));
-      std::fill(to + items, to + B * n + past, T(0));
+      std::fill(to + items, to + Rows * n + past, T(0));
       return to;
     };
-    if constexpr (std::is_same_v<Src, Products<T>>)
-      store_block(fold_block_rows<R, T>(Products<T>{padded(copy[0], x.x), padded(copy[1], x.y)}, 0, n), rows, out + s);
-    else
-      store_block(fold_block_rows<R, T>(Values<T>{padded(copy[0], x.x)}, 0, n), rows, out + s);
+    alignas(64) T v[Rows];
+    if constexpr (std::is_same_v<Src, Products<T>>) fold(Products<T>{padded(copy[0], x.x), padded(copy[1], x.y)}, 0).store_aligned(v);
+    else fold(Values<T>{padded(copy[0], x.x)}, 0).store_aligned(v);
+    std::memcpy(out + s, v, rows * sizeof(T));
+  }
+}
+
+// out[s] = the fold of segment s, for `count` segments of 1 <= n <= kShortSegment items
+// (N: n as a constant, or 0).
+template <Reduction R, class T, int64_t N, class Src> void fold_segments_of(const Src& x, int64_t n_given, int64_t count, T* out) {
+  if constexpr (kByPermutes<T, N>) {
+    fold_segments_by<Batch<T>::size>(x, N, 0, count, out,
+                                     [](const auto& src, int64_t at) { return fold_rows_by_permutes<R, T, N>(src, at); });
+  } else {
+    constexpr int64_t B = kShortBlock<T>;
+    const int64_t n = N ? N : n_given;
+    fold_segments_by<B>(x, n, (n + B - 1) / B * B - n, count, out,
+                        [n](const auto& src, int64_t at) { return fold_block_rows<R, T>(src, at, n); });
   }
 }
 
@@ -894,7 +961,7 @@ template <Reduction R, class T, class Src> void fold_short_segments(const Src& x
   [&]<int64_t... N>(std::integer_sequence<int64_t, N...>) {
     if (!((n == N + 1 && (fold_segments_of<R, T, N + 1>(x, n, count, out), true)) || ...))
       fold_segments_of<R, T, 0>(x, n, count, out);
-  }(std::make_integer_sequence<int64_t, 8>{});
+  }(std::make_integer_sequence<int64_t, 16>{});
 }
 
 template <Reduction R, class T> void fold_segments_kernel(const void* src, int64_t n, int64_t count, void* values, int64_t*) {
