@@ -807,17 +807,19 @@ template <auto Run, class T> void segments_kernel(const void* src, int64_t n, in
 // item of every row, and the fold runs down the columns. A segment apiece cost a fold
 // across a register's lanes and its set-up: 3-7x the time of reading the items.
 template <class T> using Bits = std::conditional_t<sizeof(T) == 8, uint64_t, uint32_t>;
-template <class T> using BlockBatch = xsimd::batch<T, typename BlockReg<Bits<T>>::arch>;
-template <class T> constexpr int64_t kShortBlock = kBlock<Bits<T>>;
+template <class T> using BlockBatch = xsimd::batch<T, typename ShortReg<Bits<T>>::arch>;
+template <class T> constexpr int64_t kShortBlock = BlockBatch<T>::size;
 
-// Segments up to this long go by blocks: past it, a segment's own fold is the cheaper.
-constexpr int64_t kShortSegment = 64;
+// Segments of up to 128 bytes go by blocks. Longer ones read a segment at a time: over
+// arrays in memory, blocks of 24-64 float64s took 1.2-1.5x the time (a block reads its
+// rows side by side, several lines apart), though in cache they were as fast or faster.
+template <class T> constexpr int64_t kShortSegment = 128 / sizeof(T);
 
 // (Inlined, so that the columns stay in registers: called, they went through memory.)
 // col[c] = the values of item c of each of the block's rows, row r starting at item at + r * n.
 template <class T> [[gnu::always_inline]] inline void block_columns(const Values<T>& v, int64_t at, int64_t n, BlockBatch<T>* col) {
-  typename BlockReg<Bits<T>>::type reg[kShortBlock<T>];
-  transpose_rows<Bits<T>>(reinterpret_cast<const char*>(v.x + at), n * static_cast<int64_t>(sizeof(T)), reg);
+  typename ShortReg<Bits<T>>::type reg[kShortBlock<T>];
+  transpose_rows(reinterpret_cast<const char*>(v.x + at), n * static_cast<int64_t>(sizeof(T)), reg);
   for (int64_t c = 0; c < kShortBlock<T>; ++c) col[c] = reg[c];
 }
 template <class T> [[gnu::always_inline]] inline void block_columns(const Products<T>& v, int64_t at, int64_t n, BlockBatch<T>* col) {
@@ -860,20 +862,21 @@ template <Reduction R, class T, class Src> [[gnu::always_inline]] inline BlockBa
 }
 
 #if defined(__AVX512F__)
-// Rows of 2-4 float64s or 2-6 float32s go a register's worth of rows at a time instead
-// (8 or 16): those rows are n whole registers of memory, and column j comes out of them by
-// two-source permutes, one per pair of registers, blended. A transpose loads 8 registers,
-// most crossing a cache line, and shuffles 14-24 times for the same 8 rows.
-template <class T, int64_t N> constexpr bool kByPermutes = N >= 2 && N <= (sizeof(T) == 8 ? 6 : 7);
+// Rows of 2-3 float64s or 2-4 float32s go a register's worth of rows at a time instead (4
+// or 8): those rows are n whole registers of memory, and column j comes out of them by
+// two-source permutes (AVX-512VL), one per pair of registers, blended. A transpose loads
+// as many registers as rows, most crossing a cache line, and shuffles more: in cache it
+// took 1.1-2x the time on these rows, and less on longer ones.
+template <class T, int64_t N> constexpr bool kByPermutes = N >= 2 && N <= (sizeof(T) == 8 ? 3 : 4);
 
 // Lane r of column j is item r * N + j of the rows' registers: in register (r * N + j) / W.
 // Per column and pair of registers p (2p and 2p + 1; the last alone when N is odd): the
 // permute's indices into the pair and the lanes it fills.
 template <class T, int64_t N> struct ColumnPermutes {
-  static constexpr int64_t W = 64 / sizeof(T), Pairs = (N + 1) / 2;
+  static constexpr int64_t W = kShortBlock<T>, Pairs = (N + 1) / 2;
   using Index = std::conditional_t<sizeof(T) == 8, int64_t, int32_t>;
   struct Table {
-    alignas(64) Index index[N][Pairs][W];
+    alignas(32) Index index[N][Pairs][W];
     uint32_t lanes[N][Pairs];
   };
   static constexpr Table table = [] {
@@ -888,29 +891,33 @@ template <class T, int64_t N> struct ColumnPermutes {
   }();
 };
 
-inline __m512d permute_pair(__m512d a, const int64_t* index, __m512d b) {
-  return _mm512_permutex2var_pd(a, _mm512_load_si512(index), b);
+inline __m256d permute_pair(__m256d a, const int64_t* index, __m256d b) {
+  return _mm256_permutex2var_pd(a, _mm256_load_si256(reinterpret_cast<const __m256i*>(index)), b);
 }
-inline __m512 permute_pair(__m512 a, const int32_t* index, __m512 b) {
-  return _mm512_permutex2var_ps(a, _mm512_load_si512(index), b);
+inline __m256 permute_pair(__m256 a, const int32_t* index, __m256 b) {
+  return _mm256_permutex2var_ps(a, _mm256_load_si256(reinterpret_cast<const __m256i*>(index)), b);
 }
-inline __m512d blend_lanes(uint32_t lanes, __m512d a, __m512d b) { return _mm512_mask_blend_pd(static_cast<__mmask8>(lanes), a, b); }
-inline __m512 blend_lanes(uint32_t lanes, __m512 a, __m512 b) { return _mm512_mask_blend_ps(static_cast<__mmask16>(lanes), a, b); }
+inline __m256d blend_lanes(uint32_t lanes, __m256d a, __m256d b) { return _mm256_mask_blend_pd(static_cast<__mmask8>(lanes), a, b); }
+inline __m256 blend_lanes(uint32_t lanes, __m256 a, __m256 b) { return _mm256_mask_blend_ps(static_cast<__mmask8>(lanes), a, b); }
+
+template <class T> BlockBatch<T> short_batch(const Values<T>& v, int64_t i) { return BlockBatch<T>::load_unaligned(v.x + i); }
+template <class T> BlockBatch<T> short_batch(const Products<T>& v, int64_t i) {
+  return rounded(BlockBatch<T>::load_unaligned(v.x + i) * BlockBatch<T>::load_unaligned(v.y + i));
+}
 
 // The fold of each of W rows of N items from item `at` on, in the order fold_block_rows keeps.
 template <Reduction R, class T, int64_t N, class Src>
-[[gnu::always_inline]] inline Batch<T> fold_rows_by_permutes(const Src& x, int64_t at) {
+[[gnu::always_inline]] inline BlockBatch<T> fold_rows_by_permutes(const Src& x, int64_t at) {
   using P = ColumnPermutes<T, N>;
   constexpr int64_t W = P::W;
-  Batch<T> reg[N];
-  for (int64_t k = 0; k < N; ++k) reg[k] = x.batch(at + k * W);
-  Batch<T> r;
+  BlockBatch<T> reg[N], r;
+  for (int64_t k = 0; k < N; ++k) reg[k] = short_batch(x, at + k * W);
   for (int64_t j = 0; j < N; ++j) {
     auto col = permute_pair(reg[0].data, P::table.index[j][0], reg[std::min<int64_t>(1, N - 1)].data);
     for (int64_t p = 1; p < P::Pairs; ++p)
       col = blend_lanes(P::table.lanes[j][p], col,
                         permute_pair(reg[2 * p].data, P::table.index[j][p], reg[std::min(2 * p + 1, N - 1)].data));
-    r = j == 0 ? Batch<T>(col) : Fold<R>::batch(r, Batch<T>(col));
+    r = j == 0 ? BlockBatch<T>(col) : Fold<R>::batch(r, BlockBatch<T>(col));
   }
   return r;
 }
@@ -928,7 +935,7 @@ template <int64_t Rows, class T, class Src, class FoldBlock>
   for (; (s + Rows) * n + past <= count * n; s += Rows) fold(x, s * n).store_unaligned(out + s);
   for (; s < count; s += Rows) {
     const int64_t rows = std::min(Rows, count - s), items = rows * n;
-    alignas(64) T copy[2][Rows * kShortSegment + Rows];
+    alignas(64) T copy[2][Rows * kShortSegment<T> + Rows];
     auto padded = [&](T* to, const T* from) {  // the rows past `rows` are zeros, not garbage
       std::memcpy(to, from + s * n, items * sizeof(T));
       std::fill(to + items, to + Rows * n + past, T(0));
@@ -941,11 +948,11 @@ template <int64_t Rows, class T, class Src, class FoldBlock>
   }
 }
 
-// out[s] = the fold of segment s, for `count` segments of 1 <= n <= kShortSegment items
+// out[s] = the fold of segment s, for `count` segments of 1 <= n <= kShortSegment<T> items
 // (N: n as a constant, or 0).
 template <Reduction R, class T, int64_t N, class Src> void fold_segments_of(const Src& x, int64_t n_given, int64_t count, T* out) {
   if constexpr (kByPermutes<T, N>) {
-    fold_segments_by<Batch<T>::size>(x, N, 0, count, out,
+    fold_segments_by<kShortBlock<T>>(x, N, 0, count, out,
                                      [](const auto& src, int64_t at) { return fold_rows_by_permutes<R, T, N>(src, at); });
   } else {
     constexpr int64_t B = kShortBlock<T>;
@@ -965,14 +972,14 @@ template <Reduction R, class T, class Src> void fold_short_segments(const Src& x
 }
 
 template <Reduction R, class T> void fold_segments_kernel(const void* src, int64_t n, int64_t count, void* values, int64_t*) {
-  if (n <= kShortSegment) fold_short_segments<R, T>(Values<T>{static_cast<const T*>(src)}, n, count, static_cast<T*>(values));
+  if (n <= kShortSegment<T>) fold_short_segments<R, T>(Values<T>{static_cast<const T*>(src)}, n, count, static_cast<T*>(values));
   else segments_kernel<&fold_run_kernel<R, T>, T>(src, n, count, values, nullptr);
 }
 
 template <class T> void products_segments_kernel(const void* x, const void* y, int64_t n, int64_t count, void* values) {
   const T *px = static_cast<const T*>(x), *py = static_cast<const T*>(y);
   T* out = static_cast<T*>(values);
-  if (n <= kShortSegment) return fold_short_segments<Reduction::sum, T>(Products<T>{px, py}, n, count, out);
+  if (n <= kShortSegment<T>) return fold_short_segments<Reduction::sum, T>(Products<T>{px, py}, n, count, out);
   for (int64_t s = 0; s < count; ++s) out[s] = fold_run<Reduction::sum, T>(Products<T>{px + s * n, py + s * n}, n);
 }
 
