@@ -817,16 +817,23 @@ template <class T> constexpr int64_t kShortSegment = 128 / sizeof(T);
 
 // (Inlined, so that the columns stay in registers: called, they went through memory.)
 // col[c] = the values of item c of each of the block's rows, row r starting at item at + r * n.
+// Products are multiplied a row at a time, then transposed once.
 template <class T> [[gnu::always_inline]] inline void block_columns(const Values<T>& v, int64_t at, int64_t n, BlockBatch<T>* col) {
-  typename ShortReg<Bits<T>>::type reg[kShortBlock<T>];
-  transpose_rows(reinterpret_cast<const char*>(v.x + at), n * static_cast<int64_t>(sizeof(T)), reg);
-  for (int64_t c = 0; c < kShortBlock<T>; ++c) col[c] = reg[c];
+  using Reg = typename ShortReg<Bits<T>>::type;
+  Reg row[kShortBlock<T>], c[kShortBlock<T>];
+  load_rows<Reg, kShortBlock<T>>(reinterpret_cast<const char*>(v.x + at), n * static_cast<int64_t>(sizeof(T)), row);
+  transpose(row, c);
+  for (int64_t k = 0; k < kShortBlock<T>; ++k) col[k] = c[k];
 }
 template <class T> [[gnu::always_inline]] inline void block_columns(const Products<T>& v, int64_t at, int64_t n, BlockBatch<T>* col) {
-  BlockBatch<T> y[kShortBlock<T>];
-  block_columns(Values<T>{v.x}, at, n, col);
-  block_columns(Values<T>{v.y}, at, n, y);
-  for (int64_t c = 0; c < kShortBlock<T>; ++c) col[c] = rounded(col[c] * y[c]);
+  using Reg = typename ShortReg<Bits<T>>::type;
+  const auto stride = n * static_cast<int64_t>(sizeof(T));
+  Reg x[kShortBlock<T>], y[kShortBlock<T>], c[kShortBlock<T>];
+  load_rows<Reg, kShortBlock<T>>(reinterpret_cast<const char*>(v.x + at), stride, x);
+  load_rows<Reg, kShortBlock<T>>(reinterpret_cast<const char*>(v.y + at), stride, y);
+  for (int64_t k = 0; k < kShortBlock<T>; ++k) x[k] = rounded(BlockBatch<T>(x[k]) * BlockBatch<T>(y[k])).data;
+  transpose(x, c);
+  for (int64_t k = 0; k < kShortBlock<T>; ++k) col[k] = c[k];
 }
 
 // The fold of each of a block's rows (n items each, row r from item at + r * n), in the

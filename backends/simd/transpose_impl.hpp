@@ -47,12 +47,12 @@ template <> struct ShortReg<uint64_t> { using type = __m128d; using arch = xsimd
 template <> struct ShortReg<uint32_t> { using type = __m128; using arch = xsimd::sse2; };
 #endif
 
-// col[c] = item c of every row, as many rows and items as the register holds: row r
-// starts at src + r * src_stride (bytes). One overload per register type.
+// col[c] = item c of every row, as many rows and items as the register holds. One
+// overload per register type; load_row and store_row move a row.
 #if defined(__AVX512F__)
-[[gnu::always_inline]] inline void transpose_rows(const char* src, int64_t ss, __m512d* col) {
-  auto row = [&](int r) { return _mm512_loadu_pd(src + r * ss); };
-  const __m512d r0 = row(0), r1 = row(1), r2 = row(2), r3 = row(3), r4 = row(4), r5 = row(5), r6 = row(6), r7 = row(7);
+inline void load_row(const char* src, __m512d& v) { v = _mm512_loadu_pd(src); }
+[[gnu::always_inline]] inline void transpose(const __m512d* row, __m512d* col) {
+  const __m512d r0 = row[0], r1 = row[1], r2 = row[2], r3 = row[3], r4 = row[4], r5 = row[5], r6 = row[6], r7 = row[7];
   // Pairs of rows interleaved, then pairs of pairs, then the 256-bit halves.
   const __m512d t0 = _mm512_unpacklo_pd(r0, r1), t1 = _mm512_unpackhi_pd(r0, r1);
   const __m512d t2 = _mm512_unpacklo_pd(r2, r3), t3 = _mm512_unpackhi_pd(r2, r3);
@@ -75,9 +75,9 @@ template <> struct ShortReg<uint32_t> { using type = __m128; using arch = xsimd:
 inline void store_row(char* dst, __m512d v) { _mm512_storeu_pd(dst, v); }
 #endif
 #if defined(__AVX2__)
-[[gnu::always_inline]] inline void transpose_rows(const char* src, int64_t ss, __m256d* col) {
-  auto row = [&](int r) { return _mm256_loadu_pd(reinterpret_cast<const double*>(src + r * ss)); };
-  const __m256d r0 = row(0), r1 = row(1), r2 = row(2), r3 = row(3);
+inline void load_row(const char* src, __m256d& v) { v = _mm256_loadu_pd(reinterpret_cast<const double*>(src)); }
+[[gnu::always_inline]] inline void transpose(const __m256d* row, __m256d* col) {
+  const __m256d r0 = row[0], r1 = row[1], r2 = row[2], r3 = row[3];
   const __m256d t0 = _mm256_unpacklo_pd(r0, r1), t1 = _mm256_unpackhi_pd(r0, r1);
   const __m256d t2 = _mm256_unpacklo_pd(r2, r3), t3 = _mm256_unpackhi_pd(r2, r3);
   col[0] = _mm256_permute2f128_pd(t0, t2, 0x20);
@@ -86,17 +86,17 @@ inline void store_row(char* dst, __m512d v) { _mm512_storeu_pd(dst, v); }
   col[3] = _mm256_permute2f128_pd(t1, t3, 0x31);
 }
 #endif
-[[gnu::always_inline]] inline void transpose_rows(const char* src, int64_t ss, __m128d* col) {
-  const __m128d r0 = _mm_loadu_pd(reinterpret_cast<const double*>(src)), r1 = _mm_loadu_pd(reinterpret_cast<const double*>(src + ss));
-  col[0] = _mm_unpacklo_pd(r0, r1);
-  col[1] = _mm_unpackhi_pd(r0, r1);
+inline void load_row(const char* src, __m128d& v) { v = _mm_loadu_pd(reinterpret_cast<const double*>(src)); }
+[[gnu::always_inline]] inline void transpose(const __m128d* row, __m128d* col) {
+  col[0] = _mm_unpacklo_pd(row[0], row[1]);
+  col[1] = _mm_unpackhi_pd(row[0], row[1]);
 }
 
 #if defined(__AVX2__)
 inline void store_row(char* dst, __m256d v) { _mm256_storeu_pd(reinterpret_cast<double*>(dst), v); }
-[[gnu::always_inline]] inline void transpose_rows(const char* src, int64_t ss, __m256* col) {
-  auto row = [&](int r) { return _mm256_loadu_ps(reinterpret_cast<const float*>(src + r * ss)); };
-  const __m256 r0 = row(0), r1 = row(1), r2 = row(2), r3 = row(3), r4 = row(4), r5 = row(5), r6 = row(6), r7 = row(7);
+inline void load_row(const char* src, __m256& v) { v = _mm256_loadu_ps(reinterpret_cast<const float*>(src)); }
+[[gnu::always_inline]] inline void transpose(const __m256* row, __m256* col) {
+  const __m256 r0 = row[0], r1 = row[1], r2 = row[2], r3 = row[3], r4 = row[4], r5 = row[5], r6 = row[6], r7 = row[7];
   // Within each 128-bit half: pairs of rows interleaved, then 4 x 4 blocks; then the halves.
   const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
   const __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
@@ -117,9 +117,9 @@ inline void store_row(char* dst, __m256d v) { _mm256_storeu_pd(reinterpret_cast<
 }
 inline void store_row(char* dst, __m256 v) { _mm256_storeu_ps(reinterpret_cast<float*>(dst), v); }
 #endif
-[[gnu::always_inline]] inline void transpose_rows(const char* src, int64_t ss, __m128* col) {
-  auto row = [&](int r) { return _mm_loadu_ps(reinterpret_cast<const float*>(src + r * ss)); };
-  __m128 r0 = row(0), r1 = row(1), r2 = row(2), r3 = row(3);
+inline void load_row(const char* src, __m128& v) { v = _mm_loadu_ps(reinterpret_cast<const float*>(src)); }
+[[gnu::always_inline]] inline void transpose(const __m128* row, __m128* col) {
+  __m128 r0 = row[0], r1 = row[1], r2 = row[2], r3 = row[3];
   _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
   col[0] = r0;
   col[1] = r1;
@@ -129,10 +129,16 @@ inline void store_row(char* dst, __m256 v) { _mm256_storeu_ps(reinterpret_cast<f
 inline void store_row(char* dst, __m128 v) { _mm_storeu_ps(reinterpret_cast<float*>(dst), v); }
 inline void store_row(char* dst, __m128d v) { _mm_storeu_pd(reinterpret_cast<double*>(dst), v); }
 
+// The rows of a square block of registers of type Reg, row r from src + r * src_stride.
+template <class Reg, int64_t N> [[gnu::always_inline]] inline void load_rows(const char* src, int64_t src_stride, Reg* row) {
+  for (int64_t r = 0; r < N; ++r) load_row(src + r * src_stride, row[r]);
+}
+
 // A block transposed through registers: row c of dst (dst + c * dst_stride) is column c of
 // src's rows (src + r * src_stride).
 template <class T> void transpose_block(const char* src, int64_t src_stride, char* dst, int64_t dst_stride) {
-  typename BlockReg<T>::type col[kBlock<T>];
-  transpose_rows(src, src_stride, col);
+  typename BlockReg<T>::type row[kBlock<T>], col[kBlock<T>];
+  load_rows<typename BlockReg<T>::type, kBlock<T>>(src, src_stride, row);
+  transpose(row, col);
   for (int64_t c = 0; c < kBlock<T>; ++c) store_row(dst + c * dst_stride, col[c]);
 }
