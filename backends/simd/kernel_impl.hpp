@@ -801,8 +801,7 @@ template <auto Run, class T> void segments_kernel(const void* src, int64_t n, in
   }
 }
 
-
-// Short segments (rows of a few items, one after another), a block of kBlock at a time:
+// Short segments (rows of a few items, one after another), a block of kShortBlock at a time:
 // the block's rows are loaded as registers and transposed, so that one register holds an
 // item of every row, and the fold runs down the columns. A segment apiece cost a fold
 // across a register's lanes and its set-up: 3-7x the time of reading the items.
@@ -815,9 +814,9 @@ template <class T> constexpr int64_t kShortBlock = BlockBatch<T>::size;
 // rows side by side, several lines apart), though in cache they were as fast or faster.
 template <class T> constexpr int64_t kShortSegment = 128 / sizeof(T);
 
-// (Inlined, so that the columns stay in registers: called, they went through memory.)
 // col[c] = the values of item c of each of the block's rows, row r starting at item at + r * n.
-// Products are multiplied a row at a time, then transposed once.
+// Products are multiplied a row at a time, then transposed once. (Inlined, so that the
+// columns stay in registers: called, they went through memory.)
 template <class T> [[gnu::always_inline]] inline void block_columns(const Values<T>& v, int64_t at, int64_t n, BlockBatch<T>* col) {
   using Reg = typename ShortReg<Bits<T>>::type;
   Reg row[kShortBlock<T>], c[kShortBlock<T>];
@@ -969,10 +968,10 @@ template <Reduction R, class T, int64_t N, class Src> void fold_segments_of(cons
   }
 }
 
-// (Not inlined: inlined, its bulk kept the compiler from inlining fold_run's loops into the
-// longer segments' path beside it, 1.1-1.3x slower.)
-// Rows of up to 8 items fold with their length a constant: the loops over columns unroll
-// and the shuffles of the columns past it drop out (1.3-1.6x the speed for 2-8 float64s).
+// Rows of up to 16 items fold with their length a constant: the loops over columns unroll
+// and the shuffles of the columns past it drop out (1.2-1.6x the speed in cache for 2-12
+// float64s). Kept out of line, so that its bulk leaves the longer segments' loop beside it
+// as the compiler inlines it alone.
 template <Reduction R, class T, class Src> [[gnu::noinline]] void fold_short_segments(const Src& x, int64_t n, int64_t count, T* out) {
   [&]<int64_t... N>(std::integer_sequence<int64_t, N...>) {
     if (!((n == N + 1 && (fold_segments_of<R, T, N + 1>(x, n, count, out), true)) || ...))
