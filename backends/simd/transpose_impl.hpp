@@ -1,9 +1,9 @@
-// Square blocks of items transposed in registers, part of kernel_impl.hpp: kBlock<T> rows
-// of kBlock<T> items come in as one register each and leave as one register per column.
-// The band movers (creation_impl.hpp) store the columns; the reductions over short
-// segments (fold_short_segments) fold them.
+// Square blocks of items transposed in registers, part of kernel_impl.hpp: as many rows as
+// a register holds items come in as one register each and leave as one register per
+// column. The band movers (creation_impl.hpp) store the columns, in BlockReg registers;
+// the reductions over short segments (fold_short_segments) fold them, in ShortReg ones.
 
-// Items a side: 1 where this set has no such transpose (1-byte items).
+// The band movers' items a side: 1 where this set has no such transpose (1-byte items).
 template <class T> constexpr int64_t kBlock = 1;
 #if defined(__AVX512F__)
 template <> constexpr int64_t kBlock<uint64_t> = 8;
