@@ -1199,12 +1199,12 @@ void run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values) {
 
   int last = nd - 1;
   while (last >= 0 && shape[last] == 1) --last;
-  // Float folds but argmin/argmax take short segments a block of rows at a time, transposed
-  // in registers (simd fold_short_segments). For the rest, many segments of at most 16
-  // bytes are folded as rows are, a column at a time: that took 0.3-0.8x the time of
-  // folding segment by segment; from 24 bytes, 0.6-3x.
+  // Kernels that take short segments a block of rows at a time (float folds) are fastest
+  // along the segments. For the rest, many segments of at most 16 bytes are folded as
+  // rows are, a column at a time: that took 0.3-0.8x the time of folding segment by
+  // segment; from 24 bytes, 0.6-3x.
   const bool short_by_blocks =
-      std::all_of(runs.begin(), runs.end(), [](const FoldRun& fr) { return is_float(fr.f->accumulate) && !fr.is_arg; });
+      std::all_of(runs.begin(), runs.end(), [](const FoldRun& fr) { return fr.f->fns.blocks_short_segments; });
   const bool segments =
       (last < 0 || reduced[last]) && (short_by_blocks || !(L * runs[0].acc_item <= 16 && M >= 1024));
   std::vector<int> perm;

@@ -979,18 +979,19 @@ template <Reduction R, class T, class Src> [[gnu::noinline]] void fold_short_seg
   }(std::make_integer_sequence<int64_t, 16>{});
 }
 
+// out[s] = the fold of segment s of x, for `count` segments of n items one after another.
+template <Reduction R, class T, class Src> void fold_segments(const Src& x, int64_t n, int64_t count, T* out) {
+  if (n <= kShortSegment<T>) return fold_short_segments<R, T>(x, n, count, out);
+  for (int64_t s = 0; s < count; ++s) out[s] = fold_run<R, T>(shifted(x, s * n), n);
+}
+
 template <Reduction R, class T> void fold_segments_kernel(const void* src, int64_t n, int64_t count, void* values, int64_t*) {
-  const T* x = static_cast<const T*>(src);
-  T* out = static_cast<T*>(values);
-  if (n <= kShortSegment<T>) return fold_short_segments<R, T>(Values<T>{x}, n, count, out);
-  for (int64_t s = 0; s < count; ++s) out[s] = fold_run<R, T>(Values<T>{x + s * n}, n);
+  fold_segments<R, T>(Values<T>{static_cast<const T*>(src)}, n, count, static_cast<T*>(values));
 }
 
 template <class T> void products_segments_kernel(const void* x, const void* y, int64_t n, int64_t count, void* values) {
-  const T *px = static_cast<const T*>(x), *py = static_cast<const T*>(y);
-  T* out = static_cast<T*>(values);
-  if (n <= kShortSegment<T>) return fold_short_segments<Reduction::sum, T>(Products<T>{px, py}, n, count, out);
-  for (int64_t s = 0; s < count; ++s) out[s] = fold_run<Reduction::sum, T>(Products<T>{px + s * n, py + s * n}, n);
+  fold_segments<Reduction::sum, T>(Products<T>{static_cast<const T*>(x), static_cast<const T*>(y)}, n, count,
+                                   static_cast<T*>(values));
 }
 
 template <Reduction R, DType D> constexpr void fill_reduction(KernelTable& t) {
@@ -1007,8 +1008,10 @@ template <Reduction R, DType D> constexpr void fill_reduction(KernelTable& t) {
     }
   } else if constexpr (R == Reduction::min || R == Reduction::max || D != DType::Bool) {
     f = {&fold_run_kernel<R, T>, &fold_combine<R, T>, &fold_accumulate<R, T>};
-    if constexpr (kIsFloat<T>) f.run_segments = &fold_segments_kernel<R, T>;
-    else f.run_segments = &segments_kernel<&fold_run_kernel<R, T>, T>;
+    if constexpr (kIsFloat<T>) {
+      f.run_segments = &fold_segments_kernel<R, T>;
+      f.blocks_short_segments = true;
+    } else f.run_segments = &segments_kernel<&fold_run_kernel<R, T>, T>;
     if constexpr (R == Reduction::sum && kIsFloat<T>) {
       f.run_products = &sum_products_kernel<T>;
       f.run_products_segments = &products_segments_kernel<T>;

@@ -46,6 +46,9 @@ struct ReduceFns {
   void (*run_segments)(const void* src, int64_t n, int64_t count, void* values, int64_t* index) = nullptr;
   // run_products over `count` segments of n, as run_segments.
   void (*run_products_segments)(const void* x, const void* y, int64_t n, int64_t count, void* values) = nullptr;
+  // run_segments takes segments of up to 128 bytes a block of them at a time, transposed
+  // in registers; without it, the engine folds many short segments as rows instead.
+  bool blocks_short_segments = false;
 };
 
 // Two float arithmetic ops run as one instruction, the first's result kept in registers:
