@@ -980,9 +980,14 @@ template <Reduction R, class T, class Src> [[gnu::noinline]] void fold_short_seg
 }
 
 // out[s] = the fold of segment s of x, for `count` segments of n items one after another.
+// Flattened: with fold_batches called out of line per segment, float64 rows of 32 and 64
+// items took 1.2x the time in cache and 1.35x over arrays in memory (10^7 items).
+template <Reduction R, class T, class Src> [[gnu::flatten]] void fold_long_segments(const Src& x, int64_t n, int64_t count, T* out) {
+  for (int64_t s = 0; s < count; ++s) out[s] = fold_run<R, T>(shifted(x, s * n), n);
+}
 template <Reduction R, class T, class Src> void fold_segments(const Src& x, int64_t n, int64_t count, T* out) {
   if (n <= kShortSegment<T>) return fold_short_segments<R, T>(x, n, count, out);
-  for (int64_t s = 0; s < count; ++s) out[s] = fold_run<R, T>(shifted(x, s * n), n);
+  fold_long_segments<R, T>(x, n, count, out);
 }
 
 template <Reduction R, class T> void fold_segments_kernel(const void* src, int64_t n, int64_t count, void* values, int64_t*) {
