@@ -1120,6 +1120,13 @@ struct FoldRun {
   Array partial_index;                     // rows, argmin/argmax: where each came from
 };
 
+bool overlaps(const Array& a, const Array& b) {
+  const char *alo, *ahi, *blo, *bhi;
+  a.byte_extent(alo, ahi);
+  b.byte_extent(blo, bhi);
+  return alo < bhi && blo < ahi;
+}
+
 // One reduction step. The operand's iteration space is ordered so that memory is walked
 // forwards: when the innermost (non-1) axis is reduced, as [kept axes, reduced axes], and
 // every output element folds one contiguous segment; otherwise (and for many segments
@@ -1129,21 +1136,26 @@ struct FoldRun {
 // rows and columns), fold each piece on one thread and combine the pieces' partial
 // results in order afterwards: the same bits for any number of threads. Every fold of
 // the step reads the same chunks: one pass over memory for all of them.
-void run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values) {
+// `into`, when given, is the caller's `out` for the fold that makes value into_value:
+// that fold writes its results there when they fit it exactly (its dtype and shape,
+// C-contiguous, writable, apart from every operand). Returns whether one did.
+bool run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values, const Array* into = nullptr,
+                int into_value = -1) {
   const Block& b = st.body;
   if (!st.separate.empty()) {
     Shape first = block_shape(plan, st.separate[0], values);
     bool same = true;
     for (const Block& one : st.separate) same = same && block_shape(plan, one, values) == first;
     if (!same) {
+      bool wrote = false;
       for (size_t k = 0; k < st.folds.size(); ++k) {
         Step alone;
         alone.kind = Step::Kind::Reduce;
         alone.body = st.separate[k];
         alone.folds = {st.folds[k]};
-        run_reduce(plan, alone, values);
+        wrote = run_reduce(plan, alone, values, into, into_value) || wrote;
       }
-      return;
+      return wrote;
     }
   }
   const Shape shape = block_shape(plan, b, values);
@@ -1171,6 +1183,7 @@ void run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values) {
   for (int d = 0; d < nd; ++d) (reduced[d] ? L : M) *= shape[d];
   const size_t K = st.folds.size();
   std::vector<FoldRun> runs(K);
+  bool wrote_into = false;
   for (size_t k = 0; k < K; ++k) {
     const Fold& f = st.folds[k];
     if (f.spec.keepdims && nd == 0)
@@ -1181,20 +1194,28 @@ void run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values) {
     Shape out_shape;
     for (int d = 0; d < nd; ++d)
       if (!reduced[d] || f.spec.keepdims) out_shape.push_back(reduced[d] ? 1 : shape[d]);
+    auto fits = [&](const Array& out) {
+      if (out.dtype() != f.result || out.shape() != out_shape || !out.is_c_contiguous() || !out.writable()) return false;
+      for (int v : b.reads)
+        if (!plan.generator_of(v) && overlaps(values[v], out)) return false;
+      return true;
+    };
     runs[k].f = &f;
     runs[k].acc_item = itemsize(f.accumulate);
     runs[k].out_item = itemsize(f.result);
     runs[k].is_arg = f.spec.reduction == Reduction::argmin || f.spec.reduction == Reduction::argmax;
-    runs[k].out = Array::empty(f.result, out_shape);
+    const bool to_into = f.value == into_value && fits(*into);
+    runs[k].out = to_into ? *into : Array::empty(f.result, out_shape);
+    wrote_into = wrote_into || to_into;
     values[f.value] = runs[k].out;
   }
-  if (M == 0) return;
+  if (M == 0) return wrote_into;
   if (L == 0) {
     for (FoldRun& fr : runs) {
       const simd::ReduceAcc empty = identity(*fr.f);
       for (int64_t k = 0; k < M; ++k) finalize(*fr.f, &empty, 0, 1, fr.out.data() + k * fr.out_item);
     }
-    return;
+    return wrote_into;
   }
 
   int last = nd - 1;
@@ -1322,7 +1343,7 @@ void run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values) {
         for (size_t k = 0; k < K; ++k) store(k, item, folds[k].result());
       }
     });
-    if (blocks == 1) return;
+    if (blocks == 1) return wrote_into;
     for (FoldRun& fr : runs) {  // each segment's blocks into its first accumulator, in place
       PairwiseFold fold(fr.f->fns);
       for (int64_t seg = 0; seg < M; ++seg) {
@@ -1332,7 +1353,7 @@ void run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values) {
       }
       finalize(*fr.f, fr.partial.data(), L, M, fr.out.data());
     }
-    return;
+    return wrote_into;
   }
 
   const int64_t cols = M <= kPiece ? M : 4096, col_bands = (M + cols - 1) / cols;
@@ -1381,13 +1402,7 @@ void run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values) {
       }
     }
   });
-}
-
-bool overlaps(const Array& a, const Array& b) {
-  const char *alo, *ahi, *blo, *bhi;
-  a.byte_extent(alo, ahi);
-  b.byte_extent(blo, bhi);
-  return alo < bhi && blo < ahi;
+  return wrote_into;
 }
 
 // Same element at the same address for every index of the (broadcast) iteration shape:
@@ -1581,6 +1596,17 @@ void bind_generators(const Plan& plan, std::vector<Array>& values) {
   }
 }
 
+// The value that a loop step only copies, unchanged, into its one output; else -1.
+int copied_value(const Step& st) {
+  const Block& b = st.body;
+  if (st.kind != Step::Kind::Loop || st.value >= 0 || st.outputs.size() != 1 || b.reads.size() != 1 ||
+      b.instrs.size() != 1)
+    return -1;
+  const Instr& in = b.instrs[0];
+  const bool copy = in.is_cast && in.compute == in.result && in.nsrc == 1 && in.src[0] == 0 && in.dst == Instr::out(0);
+  return copy ? b.reads[0] : -1;
+}
+
 std::vector<Array> run_plan(const Plan& plan, const std::vector<Array>& given, const Array* out_arg) {
   const auto& names = plan.graph.input_names();
   KILN_ASSERT(given.size() == names.size());
@@ -1602,7 +1628,14 @@ std::vector<Array> run_plan(const Plan& plan, const std::vector<Array>& given, c
       const Step* loop = st.linalg.epilogue ? &plan.steps[i + 1] : nullptr;
       if (run_matmul(plan, st, values, loop, out_arg, results)) ++i;  // it ran the loop too
     } else if (st.kind == Step::Kind::Reduce) {
-      run_reduce(plan, st, values);
+      // A reduction's result wanted in `out`, unchanged: written there directly, not
+      // copied by the loop step after (a pass over the result: 40 MB for rows of 2).
+      const Step* next = i + 1 < plan.steps.size() ? &plan.steps[i + 1] : nullptr;
+      const int copied = out_arg && out_arg->valid() && next ? copied_value(*next) : -1;
+      if (run_reduce(plan, st, values, copied >= 0 ? out_arg : nullptr, copied)) {
+        results[next->outputs[0]] = *out_arg;
+        ++i;
+      }
     } else if (st.value >= 0) {
       Shape shape = block_shape(plan, st.body, values);
       values[st.value] = Array::empty(st.result, shape);

@@ -518,6 +518,63 @@ TEST_CASE("bad reductions are refused, naming what is wrong, and leave out alone
   CHECK(out.data_as<double>()[1] == get(kiln::eval(kiln::sum(x, 0)), 1));
 }
 
+TEST_CASE("a reduction into out: written there directly when it fits, copied when out overlaps, is strided or broadcast",
+          "[reduce][out]") {
+  // Each case against the same reduction evaluated into a fresh array (small integers and
+  // eighths: every sum is exact, in any order).
+  const int64_t M = 3000, L = 4;
+  Array a = sample(DType::Float64, {M, L}, 7);
+  const Array want = kiln::eval(kiln::sum(a, 1));
+  auto check_sums = [&](const Array& got) {
+    REQUIRE(got.shape() == Shape{M});
+    for (int64_t i = 0; i < M; ++i)
+      if (get(got, i) != get(want, i)) FAIL("sum of row " << i << ": " << get(got, i) << ", want " << get(want, i));
+  };
+  SECTION("a contiguous out of the result's dtype and shape, and with keepdims") {
+    Array out = Array::zeros(DType::Float64, {M});
+    kiln::eval(kiln::sum(a, 1), out);
+    check_sums(out);
+    Array kept = Array::zeros(DType::Float64, {M, 1});
+    kiln::eval(kiln::sum(a, 1, true), kept);
+    check_sums(kept.reshape({M}));
+  }
+  SECTION("out over the operand's own last items: the rows are read before they are overwritten") {
+    Array b = a.copy();
+    Array flat = b.reshape({M * L});
+    REQUIRE(flat.data() == b.data());  // a view, so out overlaps the operand
+    kiln::eval(kiln::sum(b, 1), flat.slice(0, M * L - M, M * L));
+    check_sums(flat.slice(0, M * L - M, M * L));
+  }
+  SECTION("a strided out (a column) leaves its neighbours alone") {
+    Array grid = Array::zeros(DType::Float64, {M, 2});
+    kiln::eval(kiln::sum(a, 1), grid.index(1, 0));
+    check_sums(grid.index(1, 0).copy());
+    for (int64_t i = 0; i < M; ++i)
+      if (grid.data_as<double>()[2 * i + 1] != 0.0) FAIL("neighbour " << i << " written");
+  }
+  SECTION("an out the result broadcasts into, or of another dtype") {
+    Array twice = Array::zeros(DType::Float64, {2, M});
+    kiln::eval(kiln::sum(a, 1), twice);
+    check_sums(twice.index(0, 0));
+    check_sums(twice.index(0, 1));
+    Array narrow = Array::zeros(DType::Float32, {M});
+    kiln::eval(kiln::sum(a, 1), narrow);
+    check_sums(narrow);
+  }
+  SECTION("the last of two reduction steps, over a fused operand") {
+    Array out = Array::zeros(DType::Float64, {M});
+    kiln::eval(kiln::sum(kiln::square(a - kiln::mean(a, 1, true)), 1), out);
+    const Array fresh = kiln::eval(kiln::sum(kiln::square(a - kiln::mean(a, 1, true)), 1));
+    CHECK(bytes_of(out) == bytes_of(fresh));
+    Array m = kiln::eval(kiln::mean(a, 1));
+    for (int64_t i = 0; i < M; i += 97) {
+      double ss = 0;
+      for (int64_t j = 0; j < L; ++j) ss += (get(a, i * L + j) - get(m, i)) * (get(a, i * L + j) - get(m, i));
+      CHECK(get(out, i) == Approx(ss));
+    }
+  }
+}
+
 TEST_CASE("the plan cache evicts the least recently used plan", "[plan][cache]") {
   kiln::PlanCache cache(2);
   int builds = 0;
