@@ -756,11 +756,61 @@ template <bool Max, class T> inline bool replaces(T later, T best) {
   return Max ? later > best : later < best;
 }
 
+// The types whose argmin/argmax run a SIMD lane at a time (bool stays scalar).
+template <class T> constexpr bool kArgBatches = kIsFloat<T> || std::is_same_v<T, int32_t> || std::is_same_v<T, int64_t>;
+
+// argmin/argmax of x[0, n), n a multiple of the width, below 2^24 batches (their numbers
+// are kept as T). Each lane keeps its best value and the batch it came from; only a
+// strictly better value replaces it, so a lane keeps its first. Then the best of the
+// lanes and, of the lanes that hold it, the lowest index. The first NaN ends the search:
+// it wins (NumPy's rule). Returns the index; best is its value.
+template <bool Max, class T> int64_t arg_batches(const T* x, int64_t n, T& best) {
+  constexpr int64_t W = Batch<T>::size;
+  auto first_nan = [&](int64_t from) {
+    while (!std::isnan(x[from])) ++from;
+    best = x[from];
+    return from;
+  };
+  Batch<T> bv = Batch<T>::load_unaligned(x), bk(T(0));
+  if constexpr (kIsFloat<T>) if (xsimd::any(xsimd::isnan(bv))) return first_nan(0);
+  for (int64_t k = 1; k * W < n; ++k) {
+    const Batch<T> v = Batch<T>::load_unaligned(x + k * W);
+    if constexpr (kIsFloat<T>) if (xsimd::any(xsimd::isnan(v))) return first_nan(k * W);
+    const auto better = Max ? v > bv : v < bv;
+    bv = xsimd::select(better, v, bv);
+    bk = xsimd::select(better, Batch<T>(static_cast<T>(k)), bk);
+  }
+  alignas(64) T value[W], batch[W];
+  bv.store_aligned(value);
+  bk.store_aligned(batch);
+  int64_t at = static_cast<int64_t>(batch[0]) * W;
+  best = value[0];
+  for (int64_t l = 1; l < W; ++l) {
+    const int64_t i = static_cast<int64_t>(batch[l]) * W + l;
+    if ((Max ? value[l] > best : value[l] < best) || (value[l] == best && i < at)) best = value[l], at = i;
+  }
+  return at;
+}
+
 template <bool Max, class T> void arg_run(const void* src, int64_t n, int64_t base, ReduceAcc* acc) {
   const T* x = static_cast<const T*>(src);
   T best = x[0];
-  int64_t at = 0;
-  for (int64_t i = 1; i < n; ++i) {
+  int64_t at = 0, i = 1;
+  // From two batches on (one batch and a tail took 1.2x the scalar loop's time for rows
+  // of 10 float64s on AVX-512). Pieces of 2^20 items: the batch numbers stay exact in float32.
+  if constexpr (kArgBatches<T>) {
+    constexpr int64_t W = Batch<T>::size, kPiece = int64_t{1} << 20;
+    if (n >= 2 * W) {
+      for (i = 0; i + W <= n; i += kPiece) {
+        T piece_best;
+        const int64_t piece_at = i + arg_batches<Max, T>(x + i, std::min(kPiece, (n - i) / W * W), piece_best);
+        if (i == 0 || replaces<Max>(piece_best, best)) best = piece_best, at = piece_at;
+        if constexpr (kIsFloat<T>) if (std::isnan(best)) break;
+      }
+      i = n / W * W;
+    }
+  }
+  for (; i < n; ++i) {
     if (replaces<Max>(x[i], best)) {
       best = x[i];
       at = i;

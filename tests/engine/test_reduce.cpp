@@ -14,6 +14,7 @@
 
 #include "kiln/kiln.hpp"
 #include "plan_cache.hpp"
+#include "runtime.hpp"
 
 using kiln::Array;
 using kiln::Axes;
@@ -302,6 +303,104 @@ template <class T> void check_short_segments(DType d) {
 TEST_CASE("short float segments fold in NumPy's pairwise order: the same bits at every length and count", "[reduce]") {
   check_short_segments<float>(DType::Float32);
   check_short_segments<double>(DType::Float64);
+}
+
+// NumPy's argmin/argmax of n values: the first NaN, else the first of the best.
+template <bool Max, class T> int64_t arg_ref(const T* v, int64_t n) {
+  int64_t at = 0;
+  for (int64_t i = 1; i < n; ++i) {
+    if constexpr (std::is_floating_point_v<T>) {
+      if (std::isnan(v[at])) break;
+      if (std::isnan(v[i])) {
+        at = i;
+        continue;
+      }
+    }
+    if (Max ? v[i] > v[at] : v[i] < v[at]) at = i;
+  }
+  return at;
+}
+
+// Rows of every length around the SIMD widths, each of one kind: few distinct values (ties
+// in every lane), NaNs or the type's extremes somewhere, infinities, all equal (+0 and -0),
+// rising, falling.
+template <class T> void check_arg_runs(DType d) {
+  const std::string original = kiln::simd_isa();
+  for (const std::string& isa : kiln::available_simd_isas()) {
+    kiln::set_simd_isa(isa);
+    for (int64_t L : {1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 47, 63, 64, 65, 100, 257, 3001}) {
+      const int64_t M = 36;
+      std::mt19937 rng(static_cast<unsigned>(L));
+      Array x = Array::empty(d, {M, L});
+      T* p = x.data_as<T>();
+      constexpr bool kFloat = std::is_floating_point_v<T>;
+      const T special = kFloat ? std::numeric_limits<T>::quiet_NaN() : std::numeric_limits<T>::max();
+      for (int64_t r = 0; r < M; ++r) {
+        T* row = p + r * L;
+        for (int64_t i = 0; i < L; ++i) {
+          const T small = static_cast<T>(static_cast<int>(rng() % 7) - 3);
+          switch (r % 6) {
+            case 0: row[i] = small; break;
+            case 1: row[i] = small; break;  // specials added below
+            case 2: row[i] = rng() % 5 == 0 ? (rng() % 2 ? std::numeric_limits<T>::max() : std::numeric_limits<T>::lowest()) : small; break;
+            case 3: row[i] = kFloat && rng() % 2 ? -T(0) : T(0); break;
+            case 4: row[i] = static_cast<T>(i); break;
+            default: row[i] = static_cast<T>(L - i); break;
+          }
+          if (kFloat && r % 6 == 2 && rng() % 7 == 0) row[i] = rng() % 2 ? std::numeric_limits<T>::infinity() : -std::numeric_limits<T>::infinity();
+        }
+        if (r % 6 == 1) {  // one or two specials (NaN; for integers the largest and smallest)
+          row[(r * 7 + 3) % L] = special;
+          row[(r * 13 + 5) % L] = kFloat ? special : std::numeric_limits<T>::lowest();
+        }
+      }
+      const Array amax = kiln::eval(kiln::argmax(x, Axes(1))), amin = kiln::eval(kiln::argmin(x, Axes(1)));
+      int64_t wrong = 0;
+      for (int64_t r = 0; r < M; ++r) {
+        wrong += amax.data_as<int64_t>()[r] != arg_ref<true>(p + r * L, L);
+        wrong += amin.data_as<int64_t>()[r] != arg_ref<false>(p + r * L, L);
+      }
+      INFO("isa " << isa << ", " << kiln::dtype_name(d) << ", rows of " << L);
+      CHECK(wrong == 0);
+      CHECK(get(kiln::eval(kiln::argmax(x)), 0) == arg_ref<true>(p, M * L));
+      CHECK(get(kiln::eval(kiln::argmin(x)), 0) == arg_ref<false>(p, M * L));
+    }
+  }
+  kiln::set_simd_isa(original);
+}
+
+TEST_CASE("argmin/argmax a SIMD lane at a time: the first NaN, the first of ties, at every length", "[reduce][arg]") {
+  check_arg_runs<float>(DType::Float32);
+  check_arg_runs<double>(DType::Float64);
+  check_arg_runs<int32_t>(DType::Int32);
+  check_arg_runs<int64_t>(DType::Int64);
+}
+
+TEST_CASE("argmax's kernel over more than one piece of 2^20 items", "[reduce][arg]") {
+  const std::string original = kiln::simd_isa();
+  const int64_t n = (int64_t{1} << 21) + 5;
+  std::vector<float> v(n, 0.0f);
+  for (const std::string& isa : kiln::available_simd_isas()) {
+    kiln::set_simd_isa(isa);
+    const kiln::simd::ReduceFns& fns =
+        kiln::Runtime::instance().kernels().reduce[static_cast<int>(Reduction::argmax)][static_cast<int>(DType::Float32)];
+    auto argmax = [&] {
+      kiln::simd::ReduceAcc acc{};
+      fns.run(v.data(), n, 100, &acc);
+      return acc.index - 100;
+    };
+    INFO("isa " << isa);
+    std::fill(v.begin(), v.end(), 0.0f);
+    v[3] = v[(1 << 20) + 9] = 5.0f;  // a tie across pieces: the first
+    CHECK(argmax() == 3);
+    v[(1 << 20) + 9] = 6.0f;  // better in the second piece
+    CHECK(argmax() == (1 << 20) + 9);
+    v[(1 << 21) + 2] = std::nanf("");  // a NaN in the tail after the pieces
+    CHECK(argmax() == (1 << 21) + 2);
+    v[(1 << 20) + 17] = std::nanf("");
+    CHECK(argmax() == (1 << 20) + 17);
+  }
+  kiln::set_simd_isa(original);
 }
 
 TEST_CASE("views reduce like their contiguous copies", "[reduce]") {
