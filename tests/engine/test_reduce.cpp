@@ -417,6 +417,30 @@ TEST_CASE("views reduce like their contiguous copies", "[reduce]") {
   }
 }
 
+TEST_CASE("operands walked in memory order: transposed, reversed and broadcast 3-D views over every axis set", "[reduce]") {
+  // Eighths of small integers: every sum is exact, in whatever order memory is walked.
+  Array base = sample(DType::Float64, {6, 7, 300}, 5);
+  Array row = sample(DType::Float64, {6}, 6);
+  const Array views[] = {base.transpose(), base.transpose({1, 2, 0}), base.slice(2, 299, -301, -1).transpose({2, 0, 1})};
+  const std::vector<Axes> axis_sets = {Axes(), Axes(0), Axes(1), Axes(2), Axes({0, 1}), Axes({1, 2}), Axes({0, 2})};
+  for (const Array& v : views) {
+    for (const Axes& axes : axis_sets) {
+      INFO("view of shape " << kiln::shape_str(v.shape()) << ", " << (axes.all ? 99 : axes.list.size()) << " axes from "
+                            << (axes.all ? -1 : axes.list[0]));
+      CHECK(bytes_of(kiln::eval(kiln::sum(v, axes))) == bytes_of(kiln::eval(kiln::sum(v.copy(), axes))));
+      CHECK(bytes_of(kiln::eval(kiln::max(v, axes))) == bytes_of(kiln::eval(kiln::max(v.copy(), axes))));
+      CHECK(bytes_of(kiln::eval(kiln::mean(v * v, axes))) == bytes_of(kiln::eval(kiln::mean(v.copy() * v.copy(), axes))));
+      if (v.shape()[2] == 6) {  // a broadcast operand along the last axis beside the view
+        CHECK(bytes_of(kiln::eval(kiln::sum(Expr(v) + row, axes))) == bytes_of(kiln::eval(kiln::sum(Expr(v.copy()) + row, axes))));
+      }
+      if (axes.all || axes.list.size() == 1) {
+        CHECK(bytes_of(kiln::eval(kiln::argmax(v, axes))) == bytes_of(kiln::eval(kiln::argmax(v.copy(), axes))));
+        CHECK(bytes_of(kiln::eval(kiln::argmin(v, axes))) == bytes_of(kiln::eval(kiln::argmin(v.copy(), axes))));
+      }
+    }
+  }
+}
+
 TEST_CASE("NaN propagates through min/max/sum; argmin/argmax find the first NaN and the first tie", "[reduce]") {
   const double nan = std::numeric_limits<double>::quiet_NaN();
   for (int64_t n : {5, 70, 20000}) {
