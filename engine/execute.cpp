@@ -1229,8 +1229,9 @@ bool run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values, co
   int reduced_axes = 0;
   for (int d = 0; d < nd; ++d) reduced_axes += reduced[d] && shape[d] > 1;
   const bool logical = reduced_axes > 1 && std::any_of(runs.begin(), runs.end(), [](const FoldRun& fr) { return fr.is_arg; });
-  for (const Array& r : reads) {
-    if (!r.data() || last < 0 || logical) continue;  // a generator: no memory
+  for (size_t i = 0; i < reads.size() && !logical && last >= 0; ++i) {
+    const Array& r = reads[i];
+    if (!r.data()) continue;  // a generator: no memory
     bool full = true;
     int inner = -1;
     for (int d = 0; d < nd; ++d) {

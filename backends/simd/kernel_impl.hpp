@@ -811,8 +811,8 @@ template <bool Max, class T> [[gnu::noinline]] ArgBest<T> arg_pieces(const T* x,
   return best;
 }
 
-// The scalar scan: no branch on the data (a new best is as likely as not in short rows),
-// NaNs noted as it goes; if there was one, the first is the answer.
+// The scalar scan, its choices written as selects (a new best is as likely as not in short
+// rows) and NaNs only noted as it goes; if there was one, the first is the answer.
 template <bool Max, class T> void arg_scan(const void* src, int64_t n, int64_t base, ReduceAcc* acc) {
   const T* x = static_cast<const T*>(src);
   T best = x[0];
