@@ -5,7 +5,7 @@
 //
 //   kiln-ab LIB_A LIB_B [--dtype f32|f64] [--n N] [--iters K] [--rounds R] [--threads T]
 //           [--stride S | --cols C [--a-order c|f] [--out-order c|f]] [--out-len K]
-//           [--env-a NAME=VALUE[,...]] [--env-b NAME=VALUE[,...]] EXPR...
+//           [--env-a NAME=VALUE[,...]] [--env-b NAME=VALUE[,...]] [--pages huge|4k] [--offset B] EXPR...
 //
 // Each library is dlopen'ed on its own (RTLD_LOCAL: its own plan cache, thread pool
 // settings and kernel tables) and reached through the C ABI only. The operands are a, b
@@ -19,10 +19,15 @@
 // Each round times K calls of each library, A first in even rounds and B first in odd
 // ones (whichever runs second measured up to 5% slower). Printed per expression: the
 // medians and B/A's median and quartiles.
+// The buffers ask for transparent huge pages, as kiln's own large arrays and NumPy's do
+// (--pages 4k: they do not; a*b + c over 10^7 float64s ran 1.2x slower so). --offset B
+// starts every buffer B bytes past a cache line (a multiple of the item size): glibc's
+// malloc hands out large blocks 16 bytes past a page, and NumPy's arrays lie so.
 // The two builds must agree on the op tables (ops.def and friends): GCC makes their inline
 // constexpr arrays process-wide unique symbols, which RTLD_LOCAL does not separate. They
 // also share one libtbb.
 #include <dlfcn.h>
+#include <sys/mman.h>
 
 #include <algorithm>
 #include <chrono>
@@ -50,6 +55,35 @@ struct Lib {
   SetThreads set_threads;
   LastError last_error;
   void* out = nullptr;  // the shared result buffer, wrapped by this library
+};
+
+// Doubles from `offset` bytes past a 2 MiB boundary, zeroed; with huge pages asked for
+// unless small_pages.
+class Buffer {
+ public:
+  Buffer(size_t size, bool small_pages, size_t offset) : size_(size) {
+    constexpr size_t kHuge = size_t{2} << 20;
+    const size_t bytes = ((std::max<size_t>(size, 1) + 8) * sizeof(double) + kHuge - 1) / kHuge * kHuge;
+    base_ = static_cast<char*>(std::aligned_alloc(kHuge, bytes));
+    if (!base_) {
+      std::fprintf(stderr, "kiln-ab: cannot allocate %zu bytes\n", bytes);
+      std::exit(2);
+    }
+    if (!small_pages) madvise(base_, bytes, MADV_HUGEPAGE);  // a hint; fine if refused
+    std::memset(base_, 0, bytes);
+    data_ = reinterpret_cast<double*>(base_ + offset);  // float32 reads it as floats
+  }
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+  ~Buffer() { std::free(base_); }
+  double* data() const { return data_; }
+  size_t size() const { return size_; }
+  double& operator[](size_t i) const { return data_[i]; }
+
+ private:
+  char* base_;
+  double* data_;
+  size_t size_;
 };
 
 template <class F> F symbol(void* handle, const char* name, const char* path) {
@@ -114,7 +148,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr,
                  "usage: kiln-ab LIB_A LIB_B [--dtype f32|f64] [--n N] [--iters K] [--rounds R] [--threads T] "
                  "[--stride S | --cols C [--a-order c|f] [--out-order c|f]] [--out-len K] [--env-a NAME=VALUE[,...]] "
-                 "[--env-b NAME=VALUE[,...]] EXPR...\n");
+                 "[--env-b NAME=VALUE[,...]] [--pages huge|4k] [--offset B] EXPR...\n");
     return 2;
   }
   const char* paths[2] = {argv[1], argv[2]};
@@ -131,6 +165,8 @@ int main(int argc, char** argv) {
   long out_len = 0;             // --out-len K: the result is a vector of K
   bool a_transposed = false;    // --a-order f: a is the transpose of a C-ordered (C, n / C)
   bool out_transposed = false;  // --out-order f: the same for the result
+  bool small_pages = false;     // --pages 4k: no transparent huge pages asked for
+  long offset = 0;              // --offset B: every buffer starts B bytes past a 2 MiB boundary
   std::vector<std::pair<std::string, std::string>> env[2];  // --env-a, --env-b: set while A (B) runs
   std::vector<const char*> exprs;
   for (int i = 3; i < argc; ++i) {
@@ -154,14 +190,21 @@ int main(int argc, char** argv) {
     else if (flag == "--out-len") out_len = number(argv[i - 1], value, 1);
     else if ((flag == "--a-order" || flag == "--out-order") && (std::strcmp(value, "c") == 0 || std::strcmp(value, "f") == 0))
       (flag == "--a-order" ? a_transposed : out_transposed) = value[0] == 'f';
+    else if (flag == "--offset") offset = number(argv[i - 1], value, 0);
+    else if (flag == "--pages" && (std::strcmp(value, "huge") == 0 || std::strcmp(value, "4k") == 0))
+      small_pages = value[0] == '4';
     else if ((flag == "--env-a" || flag == "--env-b") && std::strchr(value, '=')) env[flag[6] == 'b'] = assignments(value);
     else {
       std::fprintf(stderr,
                    "kiln-ab: unknown option %s %s (--dtype f32|f64, --n, --stride, --iters, --rounds, --threads, "
-                   "--cols, --a-order c|f, --out-order c|f, --out-len, --env-a, --env-b)\n",
+                   "--cols, --a-order c|f, --out-order c|f, --out-len, --env-a, --env-b, --pages huge|4k, --offset)\n",
                    argv[i - 1], value);
       return 2;
     }
+  }
+  if (offset % (f32 ? 4 : 8) != 0 || offset > 4096) {
+    std::fprintf(stderr, "kiln-ab: --offset must be a multiple of the item size, at most 4096\n");
+    return 2;
   }
   if (stride > (long{1} << 40) / n) {
     std::fprintf(stderr, "kiln-ab: --n %ld with --stride %ld is too large\n", n, stride);
@@ -173,12 +216,13 @@ int main(int argc, char** argv) {
     for (const auto& [name, value] : side)
       if (const char* v = std::getenv(name.c_str())) original.emplace(name, v);
 
-  std::vector<double> a(static_cast<size_t>(stride * n)), b(static_cast<size_t>(n)), c(b.size());
-  // The result starts on a cache line, as arrays kiln allocates do: large line-aligned
-  // outputs are the ones kiln streams past the caches.
-  std::vector<double> out_store(b.size() + 8);
-  double* out = out_store.data() + (64 - reinterpret_cast<uintptr_t>(out_store.data()) % 64) % 64 / sizeof(double);
-  auto fill = [&](std::vector<double>& v, double scale, double shift) {
+  Buffer a(static_cast<size_t>(stride * n), small_pages, offset), b(static_cast<size_t>(n), small_pages, offset),
+      c(b.size(), small_pages, offset);
+  // The result starts where the operands do: on a cache line, as arrays kiln allocates do,
+  // unless --offset says otherwise.
+  Buffer out_store(b.size(), small_pages, offset);
+  double* out = out_store.data();
+  auto fill = [&](const Buffer& v, double scale, double shift) {
     for (size_t i = 0; i < v.size(); ++i) {
       const double x = std::sin(static_cast<double>(i) * scale) + shift;
       if (f32) reinterpret_cast<float*>(v.data())[i] = static_cast<float>(x);
