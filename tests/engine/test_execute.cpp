@@ -759,6 +759,41 @@ TEST_CASE("results do not depend on how a loop is cut: layouts, offsets, sizes",
   on_every_isa<LayoutCheck>({5, 64, 100, 1001});
 }
 
+namespace {
+
+// Flat loops of several chunks cut the first one short so that the others start on the
+// cache line most operands share (line_head in execute.cpp): the operands and the result
+// at every offset within a line, alone or together, against a scalar loop. Sizes: one
+// chunk, a few, and beyond the caches (the short chunk).
+template <class T> struct LineHeadCheck {
+  static void run(int64_t n) {
+    constexpr int64_t kPerLine = 64 / static_cast<int64_t>(sizeof(T));
+    const DType d = kiln::dtype_of<T>();
+    Array a = iota(d, {n + kPerLine}, 0.25, 0.5), b = iota(d, {n + kPerLine}, -3.0, 0.125);
+    Array o = Array::zeros(d, {n + kPerLine});
+    for (int64_t oa : {int64_t{0}, int64_t{1}, kPerLine - 1})
+      for (int64_t ob : {int64_t{0}, int64_t{2}, kPerLine - 1})
+        for (int64_t oo : {int64_t{0}, int64_t{1}, kPerLine - 2}) {
+          INFO("n " << n << " offsets " << oa << " " << ob << " " << oo << " (items)");
+          Array x = a.slice(0, oa, oa + n), y = b.slice(0, ob, ob + n), out = o.slice(0, oo, oo + n);
+          kiln::eval("x * y + x", {{"x", x}, {"y", y}}, out);
+          int64_t wrong = 0;
+          for (int64_t i = 0; i < n; ++i) {
+            const T xi = x.data_as<T>()[i], yi = y.data_as<T>()[i];
+            const volatile T product = xi * yi;  // rounded apart, as kiln's two instructions
+            wrong += out.data_as<T>()[i] != static_cast<T>(product + xi);
+          }
+          CHECK(wrong == 0);
+        }
+  }
+};
+
+}  // namespace
+
+TEST_CASE("flat loops cut their chunks on the operands' cache lines: every offset, on every set", "[execute]") {
+  on_every_isa<LineHeadCheck>({1000, 4099, 600001});
+}
+
 TEST_CASE("KILN_CHUNK below a row's aligning head piece still gives right results", "[execute]") {
   // With 8-element chunks, a bool output row starting 8 bytes past a line wants a 56-element
   // head; it must be cut to the chunk (the registers hold one chunk). 6.8 MB of operands:
@@ -821,9 +856,9 @@ TEST_CASE("every instruction set's gather copies the items a scalar loop picks",
 }
 
 TEST_CASE("outputs bigger than the caches are streamed to memory with the same values", "[execute][stream]") {
-  // Above 64 MiB of line-aligned output the loop writes with non-temporal stores: the
-  // values, a ragged tail and an output that is also the input must come out as with
-  // plain stores (an output that starts mid-line takes plain stores: checked too).
+  // Above 64 MiB of output the loop writes with non-temporal stores: the values, a ragged
+  // tail and an output that is also the input must come out as with plain stores. An
+  // output that starts mid-line is streamed after a short first chunk (line_head).
   const int64_t n = (int64_t{9} << 20) + 13;
   Array a = iota(DType::Float64, {n + 1}, 0.25, 0.5);
   Array b = iota(DType::Float64, {n + 1}, -3.0, 0.125);
