@@ -5,6 +5,7 @@
 // `out` alone.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstring>
@@ -849,6 +850,74 @@ TEST_CASE("sum(x*y) folds the products as it makes them: accurate, and the same 
       check_sum_of_products<double>(n);
       check_sum_of_products<float>(n);
     }
+  }
+  kiln::set_simd_isa(original);
+}
+
+namespace {
+
+// AVX-512 folds read operands that start past a cache line a line at a time (Lines in
+// kernel_impl.hpp): the same items in the same lanes, so every offset must give the bits
+// the aligned operand gives. Whole arrays (several 16384-item pieces and a tail), rows of
+// an odd length (each row starts at another offset), products of operands at the same or
+// different offsets; general values, so that any change in the order of the additions
+// shows.
+template <class T> void check_line_offsets() {
+  constexpr int64_t kPerLine = 64 / static_cast<int64_t>(sizeof(T));
+  constexpr int64_t n = 3 * 16384 + 5, rows = 40, cols = 1003;
+  const DType d = kiln::dtype_of<T>();
+  std::mt19937_64 rng(7);
+  std::uniform_real_distribution<double> u(-1, 1);
+  std::vector<T> xv(n), yv(n), zv(n);
+  for (int64_t i = 0; i < n; ++i) {
+    xv[i] = static_cast<T>(u(rng));
+    yv[i] = static_cast<T>(u(rng));
+    zv[i] = static_cast<T>(1 + u(rng) / 4096);  // a product that neither vanishes nor overflows
+  }
+  Array xs = Array::empty(d, {n + kPerLine}), ys = Array::empty(d, {n + kPerLine}), zs = Array::empty(d, {n + kPerLine});
+  const char* exprs[] = {"sum(x)", "max(x)", "min(x)", "mean(x)", "prod(z)", "sum(x*y)", "sum(x*x)",
+                         "sum(m, axis=1)", "max(m, axis=1)", "sum(m*w, axis=1)"};
+  std::vector<Array> want;
+  for (int64_t offset = 0; offset < kPerLine; ++offset) {
+    const int64_t y_offset = (offset * 3) % kPerLine;  // y elsewhere in its line
+    auto placed = [&](Array& base, int64_t at, const std::vector<T>& values) {
+      Array v = base.slice(0, at, at + n);
+      std::memcpy(v.data_as<T>(), values.data(), values.size() * sizeof(T));
+      return v;
+    };
+    Array x = placed(xs, offset, xv), y = placed(ys, y_offset, yv), z = placed(zs, offset, zv);
+    kiln::Bindings in = {{"x", x}, {"y", y}, {"z", z},
+                         {"m", x.slice(0, 0, rows * cols).reshape({rows, cols})},
+                         {"w", y.slice(0, 0, rows * cols).reshape({rows, cols})}};
+    for (size_t e = 0; e < std::size(exprs); ++e) {
+      INFO(exprs[e] << " at offset " << offset << " (y at " << y_offset << ") items");
+      Array got = kiln::eval(exprs[e], in);
+      if (offset == 0) {
+        want.push_back(got);
+        continue;
+      }
+      REQUIRE(got.size() == want[e].size());
+      CHECK(std::memcmp(got.data_as<T>(), want[e].data_as<T>(), got.size() * sizeof(T)) == 0);
+    }
+  }
+  // The aligned results themselves: max and min exactly, the sum within the pairwise bound.
+  CHECK(want[1].data_as<T>()[0] == *std::max_element(xv.begin(), xv.end()));
+  CHECK(want[2].data_as<T>()[0] == *std::min_element(xv.begin(), xv.end()));
+  long double exact = 0;
+  for (T v : xv) exact += v;
+  CHECK(std::fabs(static_cast<double>(want[0].data_as<T>()[0] - exact)) <=
+        64 * std::numeric_limits<T>::epsilon() * std::log2(static_cast<double>(n)) * n);
+}
+
+}  // namespace
+
+TEST_CASE("folds over operands past a cache line give the aligned operand's bits, on every set", "[reduce]") {
+  std::string original = kiln::simd_isa();
+  for (const std::string& isa : kiln::available_simd_isas()) {
+    kiln::set_simd_isa(isa);
+    INFO("isa " << isa);
+    check_line_offsets<double>();
+    check_line_offsets<float>();
   }
   kiln::set_simd_isa(original);
 }
