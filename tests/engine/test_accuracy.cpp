@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "isa_loop.hpp"
 #include "kiln/kiln.hpp"
 
 using kiln::Array;
@@ -145,11 +146,8 @@ template <class T> void check_sweeps(int64_t n) {
 }  // namespace
 
 TEST_CASE("vectorised math is within 4 ulp of the correctly rounded result on every instruction set", "[ops][accuracy]") {
-  std::string original = kiln::simd_isa();
-  for (const std::string& isa : kiln::available_simd_isas()) {
-    kiln::set_simd_isa(isa);
+  kiln::test::for_each_isa([&](const std::string&) {
     check_sweeps<double>(20000);
     check_sweeps<float>(20000);
-  }
-  kiln::set_simd_isa(original);
+  });
 }

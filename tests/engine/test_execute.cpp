@@ -19,6 +19,7 @@
 #include <tbb/parallel_for.h>
 
 #include "kernels.hpp"
+#include "isa_loop.hpp"
 #include "kiln/kiln.hpp"
 #include "parser.hpp"
 #include "plan.hpp"
@@ -480,16 +481,12 @@ template <class T> void check_chains(int64_t n) {
 
 // Runs check(n) for float64 and float32 at each size, on every instruction set this CPU has.
 template <template <class> class Check> void on_every_isa(std::initializer_list<int64_t> sizes) {
-  std::string original = kiln::simd_isa();
-  for (const std::string& isa : kiln::available_simd_isas()) {
-    kiln::set_simd_isa(isa);
-    INFO("isa " << isa);
+  kiln::test::for_each_isa([&](const std::string&) {
     for (int64_t n : sizes) {
       Check<double>::run(n);
       Check<float>::run(n);
     }
-  }
-  kiln::set_simd_isa(original);
+  });
 }
 
 template <class T> struct ChainCheck {
@@ -1029,14 +1026,12 @@ TEST_CASE("transposed views move through registers a block at a time, on every i
   // last 4 items, under a block), rows and columns that blocks and bands do not divide, a
   // plane's last band shallower than a block (19 rows), rows shorter than the plan's
   // chunk (64 and 100 float32 elements); 1 and 3 threads.
-  std::string original = kiln::simd_isa();
   const std::vector<std::pair<int64_t, int64_t>> shapes = {{16, 64},   {70, 100},   {16, 200}, {19, 131},
                                                            {300, 300}, {37, 1000}, {70, 4100}, {520, 1100}};
-  for (const std::string& isa : kiln::available_simd_isas()) {
-    kiln::set_simd_isa(isa);
+  kiln::test::for_each_isa([&](const std::string&) {
     for (int threads : {1, 3}) {
       kiln::set_num_threads(threads);
-      INFO("isa " << isa << ", " << threads << " threads");
+      INFO(threads << " threads");
       for (const auto& [rows, cols] : shapes) {
         check_transposed_bands<double>(DType::Float64, rows, cols);
         check_transposed_bands<float>(DType::Float32, rows, cols);
@@ -1044,8 +1039,7 @@ TEST_CASE("transposed views move through registers a block at a time, on every i
         check_transposed_bands<int32_t>(DType::Int32, rows, cols);
       }
     }
-  }
-  kiln::set_simd_isa(original);
+  });
   kiln::set_num_threads(0);
 }
 
@@ -1055,17 +1049,15 @@ TEST_CASE("reads broadcast over leading dimensions run flat as repeating pattern
   // in one loop, a generated pattern, one longer than a chunk (cut by rows instead), a
   // result written into the matrix, a zero stride inside a pattern, a reversed row, a
   // bool condition; float32 on every instruction set, 1 and 3 threads.
-  std::string original = kiln::simd_isa();
   Array data = Array::empty(DType::Float32, {2000000});
   std::mt19937_64 rng(5);
   std::uniform_real_distribution<float> u(-4, 4);
   for (int64_t i = 0; i < data.size(); ++i) data.data_as<float>()[i] = u(rng);
   const float* d = data.data_as<float>();
-  for (const std::string& isa : kiln::available_simd_isas()) {
-    kiln::set_simd_isa(isa);
+  kiln::test::for_each_isa([&](const std::string&) {
     for (int threads : {1, 3}) {
       kiln::set_num_threads(threads);
-      INFO("isa " << isa << ", " << threads << " threads");
+      INFO(threads << " threads");
       for (int64_t period : {2, 3, 17, 100, 1000, 5000}) {
         for (int64_t rows : {1, 7, 301}) {
           INFO("rows " << rows << ", period " << period);
@@ -1107,7 +1099,6 @@ TEST_CASE("reads broadcast over leading dimensions run flat as repeating pattern
               return d[i] + prod;
             }) == 0);
     }
-  }
+  });
   kiln::set_num_threads(0);
-  kiln::set_simd_isa(original);
 }

@@ -13,6 +13,7 @@
 #include <xtensor/xoperation.hpp>
 #include <sstream>
 
+#include "isa_loop.hpp"
 #include "kiln/kiln.hpp"
 
 using kiln::Array;
@@ -308,9 +309,7 @@ template <class T> void check_all_ops(size_t n) {
 }  // namespace
 
 TEST_CASE("every op matches its scalar reference on every dtype, instruction set and edge size", "[ops]") {
-  std::string original = kiln::simd_isa();
-  for (const std::string& isa : kiln::available_simd_isas()) {
-    kiln::set_simd_isa(isa);
+  kiln::test::for_each_isa([&](const std::string&) {
     for (size_t n : {1, 7, 63, 1023, 4097}) {
       check_all_ops<bool>(n);
       check_all_ops<int32_t>(n);
@@ -319,8 +318,7 @@ TEST_CASE("every op matches its scalar reference on every dtype, instruction set
       check_all_ops<double>(n);
     }
     check_all_ops<double>(65537);
-  }
-  kiln::set_simd_isa(original);
+  });
 }
 
 TEST_CASE("integer operands of float functions compute in float64, as NumPy", "[ops]") {

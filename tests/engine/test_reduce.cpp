@@ -13,6 +13,7 @@
 #include <random>
 #include <thread>
 
+#include "isa_loop.hpp"
 #include "kiln/kiln.hpp"
 #include "plan_cache.hpp"
 #include "runtime.hpp"
@@ -136,9 +137,7 @@ struct ThreadsGuard {
 TEST_CASE("every reduction, dtype and axis choice matches a scalar reference", "[reduce]") {
   const Shape shape{4, 5, 6};
   const std::vector<std::vector<int>> axis_sets{{}, {0}, {1}, {2}, {-1}, {0, 1}, {0, 2}, {1, 2}, {0, 1, 2}};
-  const std::string original = kiln::simd_isa();
-  for (const std::string& isa : kiln::available_simd_isas()) {
-    kiln::set_simd_isa(isa);
+  kiln::test::for_each_isa([&](const std::string&) {
     for (int di = 0; di < kiln::kNumDTypes; ++di) {
       DType d = static_cast<DType>(di);
       Array x = sample(d, shape, 7 + di);
@@ -156,7 +155,7 @@ TEST_CASE("every reduction, dtype and axis choice matches a scalar reference", "
               spec.all = false;
               spec.list = axes;
             }
-            INFO("isa " << isa << ", " << kiln::dtype_name(d) << ", " << kiln::reduction_info(r).name << ", "
+            INFO(kiln::dtype_name(d) << ", " << kiln::reduction_info(r).name << ", "
                         << axes.size() << " axes starting " << (axes.empty() ? 99 : axes[0]) << ", keepdims "
                         << keepdims);
             Array got = kiln::eval(Expr::reduce(r, x, spec, keepdims, ddof));
@@ -174,8 +173,7 @@ TEST_CASE("every reduction, dtype and axis choice matches a scalar reference", "
         }
       }
     }
-  }
-  kiln::set_simd_isa(original);
+  });
 }
 
 // Long and many: the work is cut into blocks of a segment (40000 elements), into bands of
@@ -207,9 +205,7 @@ TEST_CASE("reductions cut into blocks and bands match the scalar reference", "[r
     }
     CHECK(wrong == 0);
   };
-  const std::string original = kiln::simd_isa();
-  for (const std::string& isa : kiln::available_simd_isas()) {
-    kiln::set_simd_isa(isa);
+  kiln::test::for_each_isa([&](const std::string&) {
     for (DType d : {DType::Bool, DType::Int32, DType::Float32, DType::Float64})
       for (const Case& c : cases)
         for (int operand = 0; operand < (d == DType::Bool ? 1 : 3); ++operand) {
@@ -220,13 +216,12 @@ TEST_CASE("reductions cut into blocks and bands match the scalar reference", "[r
           for (int ri = 0; ri < kiln::kNumReductions; ++ri) {
             Reduction r = static_cast<Reduction>(ri);
             if (r == Reduction::prod) continue;
-            INFO("isa " << isa << ", " << kiln::dtype_name(d) << ", " << kiln::reduction_info(r).name << ", operand "
+            INFO(kiln::dtype_name(d) << ", " << kiln::reduction_info(r).name << ", operand "
                         << operand << ", shape " << kiln::shape_str(c.shape) << ", axis " << c.axis);
             check(c, e, values, r);
           }
         }
-  }
-  kiln::set_simd_isa(original);
+  });
 }
 
 // Floats over short segments (up to 128 bytes) fold a block of rows at a time, the rows
@@ -250,9 +245,7 @@ template <class T, class F> T pairwise_order(const T* v, int64_t n, F f) {
 }
 
 template <class T> void check_short_segments(DType d) {
-  const std::string original = kiln::simd_isa();
-  for (const std::string& isa : kiln::available_simd_isas()) {
-    kiln::set_simd_isa(isa);
+  kiln::test::for_each_isa([&](const std::string&) {
     for (int64_t L : {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 23, 24, 31, 32}) {
       if (L * static_cast<int64_t>(sizeof(T)) > 128) continue;
       const int64_t M = 517 + L;  // more than one call's 256 segments; blocks cut short
@@ -293,12 +286,11 @@ template <class T> void check_short_segments(DType d) {
             if (std::memcmp(&g, &want[k], sizeof(T)) != 0 && !(std::isnan(g) && std::isnan(want[k]))) ++wrong;
           }
         }
-        INFO("isa " << isa << ", " << kiln::dtype_name(d) << ", rows of " << L << ", operand " << op.name);
+        INFO(kiln::dtype_name(d) << ", rows of " << L << ", operand " << op.name);
         CHECK(wrong == 0);
       }
     }
-  }
-  kiln::set_simd_isa(original);
+  });
 }
 
 TEST_CASE("short float segments fold in NumPy's pairwise order: the same bits at every length and count", "[reduce]") {
@@ -326,9 +318,7 @@ template <bool Max, class T> int64_t arg_ref(const T* v, int64_t n) {
 // in every lane), NaNs or the type's extremes somewhere, infinities, all equal (+0 and -0),
 // rising, falling.
 template <class T> void check_arg_runs(DType d) {
-  const std::string original = kiln::simd_isa();
-  for (const std::string& isa : kiln::available_simd_isas()) {
-    kiln::set_simd_isa(isa);
+  kiln::test::for_each_isa([&](const std::string&) {
     for (int64_t L : {1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 47, 63, 64, 65, 100, 257, 3001}) {
       const int64_t M = 36;
       std::mt19937 rng(static_cast<unsigned>(L));
@@ -361,13 +351,12 @@ template <class T> void check_arg_runs(DType d) {
         wrong += amax.data_as<int64_t>()[r] != arg_ref<true>(p + r * L, L);
         wrong += amin.data_as<int64_t>()[r] != arg_ref<false>(p + r * L, L);
       }
-      INFO("isa " << isa << ", " << kiln::dtype_name(d) << ", rows of " << L);
+      INFO(kiln::dtype_name(d) << ", rows of " << L);
       CHECK(wrong == 0);
       CHECK(get(kiln::eval(kiln::argmax(x)), 0) == arg_ref<true>(p, M * L));
       CHECK(get(kiln::eval(kiln::argmin(x)), 0) == arg_ref<false>(p, M * L));
     }
-  }
-  kiln::set_simd_isa(original);
+  });
 }
 
 TEST_CASE("argmin/argmax a SIMD lane at a time: the first NaN, the first of ties, at every length", "[reduce][arg]") {
@@ -378,11 +367,9 @@ TEST_CASE("argmin/argmax a SIMD lane at a time: the first NaN, the first of ties
 }
 
 TEST_CASE("argmax's kernel over more than one piece of 2^20 items", "[reduce][arg]") {
-  const std::string original = kiln::simd_isa();
   const int64_t n = (int64_t{1} << 21) + 5;
   std::vector<float> v(n, 0.0f);
-  for (const std::string& isa : kiln::available_simd_isas()) {
-    kiln::set_simd_isa(isa);
+  kiln::test::for_each_isa([&](const std::string&) {
     const kiln::simd::ReduceFns& fns =
         kiln::Runtime::instance().kernels().reduce[static_cast<int>(Reduction::argmax)][static_cast<int>(DType::Float32)];
     auto argmax = [&] {
@@ -390,7 +377,6 @@ TEST_CASE("argmax's kernel over more than one piece of 2^20 items", "[reduce][ar
       fns.run(v.data(), n, 100, &acc);
       return acc.index - 100;
     };
-    INFO("isa " << isa);
     std::fill(v.begin(), v.end(), 0.0f);
     v[3] = v[(1 << 20) + 9] = 5.0f;  // a tie across pieces: the first
     CHECK(argmax() == 3);
@@ -400,8 +386,7 @@ TEST_CASE("argmax's kernel over more than one piece of 2^20 items", "[reduce][ar
     CHECK(argmax() == (1 << 21) + 2);
     v[(1 << 20) + 17] = std::nanf("");
     CHECK(argmax() == (1 << 20) + 17);
-  }
-  kiln::set_simd_isa(original);
+  });
 }
 
 TEST_CASE("views reduce like their contiguous copies", "[reduce]") {
@@ -842,16 +827,12 @@ template <class T> void check_sum_of_products(int64_t n) {
 TEST_CASE("sum(x*y) folds the products as it makes them: accurate, and the same for any thread count", "[reduce]") {
   CHECK(kiln::explain(kiln::sum(Expr(Array::zeros(DType::Float64, {10})) * Array::zeros(DType::Float64, {10})))
             .find("multiply<float64>") != std::string::npos);
-  std::string original = kiln::simd_isa();
-  for (const std::string& isa : kiln::available_simd_isas()) {
-    kiln::set_simd_isa(isa);
-    INFO("isa " << isa);
+  kiln::test::for_each_isa([&](const std::string&) {
     for (int64_t n : {1, 7, 100, 16384, 16385, 100003}) {
       check_sum_of_products<double>(n);
       check_sum_of_products<float>(n);
     }
-  }
-  kiln::set_simd_isa(original);
+  });
 }
 
 namespace {
@@ -912,12 +893,8 @@ template <class T> void check_line_offsets() {
 }  // namespace
 
 TEST_CASE("folds over operands past a cache line give the aligned operand's bits, on every set", "[reduce]") {
-  std::string original = kiln::simd_isa();
-  for (const std::string& isa : kiln::available_simd_isas()) {
-    kiln::set_simd_isa(isa);
-    INFO("isa " << isa);
+  kiln::test::for_each_isa([&](const std::string&) {
     check_line_offsets<double>();
     check_line_offsets<float>();
-  }
-  kiln::set_simd_isa(original);
+  });
 }
