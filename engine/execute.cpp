@@ -1174,10 +1174,11 @@ bool overlaps(const Array& a, const Array& b) {
 }
 
 // One reduction step. The operand's iteration space is ordered so that memory is walked
-// forwards: when the innermost (non-1) axis is reduced, as [kept axes, reduced axes], and
-// every output element folds one contiguous segment; otherwise (and for many segments
-// of at most 16 bytes) as [reduced axes, kept axes], and each row of that space is added
-// element-wise into a row of accumulators.
+// forwards: when the innermost axis in memory (of the first operand read in full; see
+// below) is reduced, as [kept axes, reduced axes], and every output element folds one
+// contiguous segment; otherwise (and for many segments of at most 16 bytes) as [reduced
+// axes, kept axes], and each row of that space is added element-wise into a row of
+// accumulators.
 // Both cut the work into pieces fixed by the shape alone (blocks of a segment; bands of
 // rows and columns), fold each piece on one thread and combine the pieces' partial
 // results in order afterwards: the same bits for any number of threads. Every fold of

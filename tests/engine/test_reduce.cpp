@@ -331,8 +331,7 @@ template <class T> void check_arg_runs(DType d) {
         for (int64_t i = 0; i < L; ++i) {
           const T small = static_cast<T>(static_cast<int>(rng() % 7) - 3);
           switch (r % 6) {
-            case 0: row[i] = small; break;
-            case 1: row[i] = small; break;  // specials added below
+            case 0: case 1: row[i] = small; break;  // rows 1, 7, ...: specials added below
             case 2: row[i] = rng() % 5 == 0 ? (rng() % 2 ? std::numeric_limits<T>::max() : std::numeric_limits<T>::lowest()) : small; break;
             case 3: row[i] = kFloat && rng() % 2 ? -T(0) : T(0); break;
             case 4: row[i] = static_cast<T>(i); break;
