@@ -773,6 +773,7 @@ template <class T> struct LineHeadCheck {
         for (int64_t oo : {int64_t{0}, int64_t{1}, kPerLine - 2}) {
           INFO("n " << n << " offsets " << oa << " " << ob << " " << oo << " (items)");
           Array x = a.slice(0, oa, oa + n), y = b.slice(0, ob, ob + n), out = o.slice(0, oo, oo + n);
+          std::fill_n(o.data_as<T>(), o.size(), std::numeric_limits<T>::quiet_NaN());  // no result left from before
           kiln::eval("x * y + x", {{"x", x}, {"y", y}}, out);
           int64_t wrong = 0;
           for (int64_t i = 0; i < n; ++i) {
