@@ -63,7 +63,7 @@ class Buffer {
  public:
   Buffer(size_t size, bool small_pages, size_t offset) : size_(size) {
     constexpr size_t kHuge = size_t{2} << 20;
-    const size_t bytes = ((std::max<size_t>(size, 1) + 8) * sizeof(double) + kHuge - 1) / kHuge * kHuge;
+    const size_t bytes = (offset + std::max<size_t>(size, 1) * sizeof(double) + kHuge - 1) / kHuge * kHuge;
     base_ = static_cast<char*>(std::aligned_alloc(kHuge, bytes));
     if (!base_) {
       std::fprintf(stderr, "kiln-ab: cannot allocate %zu bytes\n", bytes);
