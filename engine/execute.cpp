@@ -627,6 +627,18 @@ Bands band_shape(const Loop& loop) {
   return {std::min({int64_t{128}, depth / across_least, loop.shape[nd - 2]}), piece};
 }
 
+// Items of `item` bytes from `at` to the next cache line (0 if it starts one), or -1 if
+// no item ever starts one (an address not a multiple of the item).
+int64_t items_to_line(const void* at, size_t item) {
+  const uintptr_t past = reinterpret_cast<uintptr_t>(at) % 64;
+  return past % item ? -1 : static_cast<int64_t>((64 - past) % 64 / item);
+}
+
+// Whether `head` items of `item` bytes past `at` start a cache line.
+bool line_after(const void* at, int64_t head, size_t item) {
+  return (reinterpret_cast<uintptr_t>(at) + head * item) % 64 == 0;
+}
+
 // Runs chunks [first, last) of a loop block whose inner dimension is at least a chunk
 // long, cutting each row (all of the inner dimension) into chunks of its own. An operand
 // then needs only its inner stride to be the item size to be read or written in place:
@@ -713,10 +725,9 @@ void run_row_chunks(const Block& b, const Loop& loop, uint64_t stamp, int64_t ch
     }
     head = 0;
     if (band == 1 && num_outs > 0 && sides[num_reads].way == Way::InPlace) {
-      const auto at = reinterpret_cast<uintptr_t>(loop.outs[0].base + sides[num_reads].offset);
-      const auto item = static_cast<int64_t>(loop.outs[0].item), line = 64 / item;
-      const int64_t to_line = static_cast<int64_t>((64 - at % 64) % 64) / item;
-      if (at % item == 0 && to_line > 0) head = std::min({inner, chunk, to_line + line});
+      const size_t item = loop.outs[0].item;
+      const int64_t to_line = items_to_line(loop.outs[0].base + sides[num_reads].offset, item);
+      if (to_line > 0) head = std::min({inner, chunk, to_line + static_cast<int64_t>(64 / item)});
     }
   };
   // The current row's reads broadcast along the row.
@@ -949,29 +960,23 @@ int64_t periodic_chunk(Loop& loop, int64_t chunk) {
 // where(a > 0, a, 0.1*a) 0.90, 2*a + 3*b*c - 1.5 0.92; at 3*10^4 0.64-0.97; operands
 // already on a line 0.97-1.04 (noise).
 int64_t line_head(const Loop& loop) {
-  constexpr uintptr_t kLine = 64;
   auto each_in_memory = [&](auto visit) {
     for (const Operand& op : loop.inputs)
       if (op.mode == Operand::InPlace && !op.gen) visit(op, 1);
     for (const Operand& op : loop.outs)
       if (op.mode == Operand::InPlace) visit(op, 2);
   };
-  // Elements until op starts a line, or -1 if it never does (an address not a multiple of its item).
-  auto head_of = [&](const Operand& op) -> int64_t {
-    const uintptr_t past = reinterpret_cast<uintptr_t>(op.base) % kLine;
-    return past % op.item ? -1 : static_cast<int64_t>((kLine - past) % kLine / op.item);
-  };
   auto votes_for = [&](int64_t head) {
     int votes = 0;
     each_in_memory([&](const Operand& op, int weight) {
-      votes += (reinterpret_cast<uintptr_t>(op.base) + head * op.item) % kLine == 0 ? weight : 0;
+      votes += line_after(op.base, head, op.item) ? weight : 0;
     });
     return votes;
   };
   int64_t best = 0;
   int best_votes = votes_for(0);
   each_in_memory([&](const Operand& candidate, int) {
-    const int64_t head = head_of(candidate);
+    const int64_t head = items_to_line(candidate.base, candidate.item);
     if (head <= 0) return;
     if (const int votes = votes_for(head); votes > best_votes) best = head, best_votes = votes;
   });
@@ -1028,7 +1033,7 @@ void run_fused(const Plan& plan, const Block& b, const Shape& shape, const std::
   bool lines = true;
   for (const Operand& op : loop.outs) {
     out_bytes += op.item * static_cast<uint64_t>(loop.total);
-    lines = lines && (reinterpret_cast<uintptr_t>(op.base) + head * op.item) % 64 == 0;
+    lines = lines && line_after(op.base, head, op.item);
   }
   const bool stream = forced >= 0 ? forced == 1 : out_bytes >= kStreamBytes && lines && !computes_much(b);
   const simd::KernelTable* streamer = stream ? &Runtime::instance().kernels() : nullptr;
