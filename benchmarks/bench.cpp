@@ -114,7 +114,8 @@ std::vector<Stats> measure_interleaved(int reps, const std::vector<std::function
   for (const auto& f : fs) f();  // warm-up
   std::vector<std::vector<double>> t(fs.size());
   for (int r = 0; r < reps; ++r)
-    for (size_t i = 0; i < fs.size(); ++i) {
+    for (size_t k = 0; k < fs.size(); ++k) {
+      const size_t i = r % 2 ? fs.size() - 1 - k : k;
       if (!warm.empty()) warm[i]();
       auto t0 = std::chrono::steady_clock::now();
       fs[i]();
