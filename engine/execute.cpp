@@ -1335,16 +1335,22 @@ bool run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values, co
   const bool direct = K == 1 && b.instrs.empty() && b.results[0] < static_cast<int>(b.reads.size()) &&
                       loop.inputs[b.results[0]].mode == Operand::InPlace && !loop.inputs[b.results[0]].gen;
   const char* direct_base = direct ? loop.inputs[b.results[0]].base : nullptr;
-  // sum(x*y) of two such operands: the products are folded as they are made, never stored.
+  // sum(x*y) of two such operands, and sum(x**2) as sum(x*x): the products are folded as
+  // they are made, never stored (the same rounded products, so the same bits). Rows of
+  // 1000 float64s: sum(x**2, axis=1) took 1.25x the time of sum(x*x, axis=1) through a
+  // computed register.
   const Instr* only = b.instrs.size() == 1 ? &b.instrs[0] : nullptr;
   auto in_place_read = [&](int r) {
     return r >= 0 && r < static_cast<int>(b.reads.size()) && loop.inputs[r].mode == Operand::InPlace && !loop.inputs[r].gen;
   };
-  const bool products = K == 1 && only && !only->is_cast && only->op == Op::multiply && only->chain_position < 0 &&
-                        only->nsrc == 2 && only->dst == b.results[0] && only->compute == runs[0].f->accumulate &&
-                        runs[0].f->fns.run_products && in_place_read(only->src[0]) && in_place_read(only->src[1]);
+  const bool multiplies =
+      only && !only->is_cast && only->chain_position < 0 &&
+      ((only->op == Op::multiply && only->nsrc == 2) || (only->op == Op::square && only->nsrc == 1));
+  const int y_src = multiplies ? only->src[only->nsrc - 1] : -1;
+  const bool products = K == 1 && multiplies && only->dst == b.results[0] && only->compute == runs[0].f->accumulate &&
+                        runs[0].f->fns.run_products && in_place_read(only->src[0]) && in_place_read(y_src);
   const char* products_x = products ? loop.inputs[only->src[0]].base : nullptr;
-  const char* products_y = products ? loop.inputs[only->src[1]].base : nullptr;
+  const char* products_y = products ? loop.inputs[y_src].base : nullptr;
   constexpr int64_t kPiece = 16384;  // elements: enough work to be worth a task
   const int64_t group = 8 * chunk, step = producer_step(b, chunk);
 

@@ -796,18 +796,24 @@ template <class T> void check_sum_of_products(int64_t n) {
   std::mt19937_64 rng(n);
   std::uniform_real_distribution<double> dist(-1, 1);
   Array x = Array::empty(kiln::dtype_of<T>(), {n}), y = Array::empty(kiln::dtype_of<T>(), {n});
-  long double exact = 0, magnitude = 0;
+  long double exact = 0, magnitude = 0, exact_squares = 0;
   for (int64_t i = 0; i < n; ++i) {
     x.data_as<T>()[i] = static_cast<T>(dist(rng));
     y.data_as<T>()[i] = static_cast<T>(dist(rng));
     T product = x.data_as<T>()[i] * y.data_as<T>()[i];  // rounded as kiln rounds it
     exact += product;
     magnitude += std::fabs(static_cast<long double>(product));
+    exact_squares += x.data_as<T>()[i] * x.data_as<T>()[i];
   }
   std::vector<T> results;
   for (int threads : {1, 2, 7}) {
     kiln::set_num_threads(threads);
     results.push_back(kiln::eval(kiln::sum(Expr(x) * y)).data_as<T>()[0]);
+    // sum(x**2) is folded as sum(x*x): the same rounded products, the same bits.
+    const T squares = kiln::eval(kiln::sum(kiln::square(x))).data_as<T>()[0];
+    CHECK(squares == kiln::eval(kiln::sum(Expr(x) * x)).data_as<T>()[0]);
+    CHECK(std::fabs(static_cast<double>(squares - exact_squares)) <=
+          8 * std::numeric_limits<T>::epsilon() * std::log2(static_cast<double>(n) + 2) * static_cast<double>(exact_squares));
     // Sliced, so that x is not read in place: the general fused path, the same sum.
     Array x2 = Array::empty(kiln::dtype_of<T>(), {2 * n});
     for (int64_t i = 0; i < n; ++i) x2.data_as<T>()[2 * i] = x.data_as<T>()[i];
@@ -823,9 +829,12 @@ template <class T> void check_sum_of_products(int64_t n) {
 }
 }  // namespace
 
-TEST_CASE("sum(x*y) folds the products as it makes them: accurate, and the same for any thread count", "[reduce]") {
+TEST_CASE("sum(x*y) and sum(x**2) fold the products as they make them: accurate, and the same for any thread count",
+          "[reduce]") {
   CHECK(kiln::explain(kiln::sum(Expr(Array::zeros(DType::Float64, {10})) * Array::zeros(DType::Float64, {10})))
             .find("multiply<float64>") != std::string::npos);
+  CHECK(kiln::explain(kiln::sum(kiln::square(Array::zeros(DType::Float64, {10})))).find("square<float64>") !=
+        std::string::npos);
   kiln::test::for_each_isa([&](const std::string&) {
     for (int64_t n : {1, 7, 100, 16384, 16385, 100003}) {
       check_sum_of_products<double>(n);
