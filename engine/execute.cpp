@@ -1453,10 +1453,20 @@ bool run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values, co
     return wrote_into;
   }
 
+  // Bands of rows, each folded into its own row of accumulators, then combined in order.
+  // With many columns (bands of columns to share out), a band takes up to 64 rows: each
+  // column then adds its rows one after another, as NumPy does, and a few rows (sum(q,
+  // axis=0) over 8 long ones) take one band, folded straight into the output when its
+  // accumulators are the result's items.
   const int64_t cols = M <= kPiece ? M : 4096, col_bands = (M + cols - 1) / cols;
-  const int64_t rows = std::max((kPiece + cols - 1) / cols, (L + 63) / 64), row_bands = (L + rows - 1) / rows;
+  int64_t rows = std::max((kPiece + cols - 1) / cols, (L + 63) / 64);
+  if (M > kPiece) rows = std::max(rows, std::min<int64_t>(L, 64));
+  const int64_t row_bands = (L + rows - 1) / rows;
+  auto in_place = [&](const FoldRun& fr) {
+    return row_bands == 1 && !fr.is_arg && fr.f->spec.reduction != Reduction::mean && fr.f->accumulate == fr.f->result;
+  };
   for (FoldRun& fr : runs) {
-    fr.partial_rows = Array::empty(fr.f->accumulate, {row_bands, M});
+    fr.partial_rows = in_place(fr) ? fr.out : Array::empty(fr.f->accumulate, {row_bands, M});
     if (fr.is_arg) fr.partial_index = Array::empty(DType::Int64, {row_bands, M});  // reused, as arrays are
   }
   for_items(row_bands * col_bands, 1, total, [&](int64_t lo, int64_t hi) {
@@ -1485,10 +1495,12 @@ bool run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values, co
       }
     }
   });
+  if (std::all_of(runs.begin(), runs.end(), in_place)) return wrote_into;
   for_items(col_bands, 1, row_bands * M, [&](int64_t lo, int64_t hi) {
     for (int64_t band = lo; band < hi; ++band) {
       int64_t c0 = band * cols, n = std::min(M, c0 + cols) - c0;
       for (FoldRun& fr : runs) {
+        if (in_place(fr)) continue;
         char* pv = fr.partial_rows.data();
         int64_t* pi = fr.is_arg ? fr.partial_index.data_as<int64_t>() : nullptr;
         for (int64_t rb = 1; rb < row_bands; ++rb)

@@ -792,6 +792,38 @@ TEST_CASE("regressions: shared passes keep each operand; wide temporaries; keys 
 }
 
 namespace {
+// Along axis 0 of a few rows longer than a task (16384 items), each column adds its rows
+// one after another, as NumPy does: one band of up to 64 rows, folded into the result.
+template <class T> void check_few_long_rows() {
+  constexpr int64_t M = 16384 + 37;
+  std::mt19937_64 rng(5);
+  std::uniform_real_distribution<double> dist(-1, 1);
+  for (int64_t L : {2, 8, 64, 66}) {
+    Array x = Array::empty(kiln::dtype_of<T>(), {L, M});
+    T* v = x.data_as<T>();
+    for (int64_t i = 0; i < L * M; ++i) v[i] = static_cast<T>(dist(rng));
+    std::vector<Array> got =
+        kiln::eval({kiln::sum(x, 0), kiln::sum(kiln::square(x), 0), kiln::max(x, 0), kiln::mean(x, 0)});
+    int64_t wrong = 0;
+    for (int64_t c = 0; c < M; ++c) {
+      T sum = v[c], squares = v[c] * v[c], top = v[c];
+      for (int64_t r = 1; r < L; ++r) {
+        const T item = v[r * M + c];
+        sum += item;
+        squares += item * item;
+        top = std::max(top, item);
+      }
+      const T mean = static_cast<T>(static_cast<double>(sum) / static_cast<double>(L));
+      const T* g[4] = {got[0].data_as<T>(), got[1].data_as<T>(), got[2].data_as<T>(), got[3].data_as<T>()};
+      if (L <= 64) wrong += g[0][c] != sum || g[1][c] != squares || g[3][c] != mean;
+      else wrong += std::fabs(g[0][c] - sum) > 64 * std::numeric_limits<T>::epsilon() * L;
+      wrong += g[2][c] != top;
+    }
+    INFO(L << " rows");
+    CHECK(wrong == 0);
+  }
+}
+
 template <class T> void check_sum_of_products(int64_t n) {
   std::mt19937_64 rng(n);
   std::uniform_real_distribution<double> dist(-1, 1);
@@ -828,6 +860,13 @@ template <class T> void check_sum_of_products(int64_t n) {
   CHECK(results[0] == results[2]);
 }
 }  // namespace
+
+TEST_CASE("sums along axis 0 of a few long rows add each column's rows in order, as NumPy does", "[reduce]") {
+  kiln::test::for_each_isa([&](const std::string&) {
+    check_few_long_rows<double>();
+    check_few_long_rows<float>();
+  });
+}
 
 TEST_CASE("sum(x*y) and sum(x**2) fold the products as they make them: accurate, and the same for any thread count",
           "[reduce]") {
