@@ -854,9 +854,10 @@ TEST_CASE("every instruction set's gather copies the items a scalar loop picks",
 }
 
 TEST_CASE("outputs bigger than the caches are streamed to memory with the same values", "[execute][stream]") {
-  // Above 64 MiB of output the loop writes with non-temporal stores: the values, a ragged
-  // tail and an output that is also the input must come out as with plain stores. An
-  // output that starts mid-line is streamed after a short first chunk (line_head).
+  // Above 64 MiB of output a loop that reads two or more operands from memory writes with
+  // non-temporal stores: the values, a ragged tail and an output that is also an input
+  // must come out as with plain stores. An output that starts mid-line is streamed after
+  // a short first chunk (line_head).
   const int64_t n = (int64_t{9} << 20) + 13;
   Array a = iota(DType::Float64, {n + 1}, 0.25, 0.5);
   Array b = iota(DType::Float64, {n + 1}, -3.0, 0.125);
@@ -868,13 +869,19 @@ TEST_CASE("outputs bigger than the caches are streamed to memory with the same v
     REQUIRE(r.data_as<double>()[i] == 2.0 * xi + (3.0 * yi) * yi - 1.5);
   }
   Array out = Array::zeros(DType::Float64, {n + 1}).slice(0, 1, n + 1);
-  kiln::eval(kiln::Expr(x) * 2.0, out);
-  for (int64_t i = 0; i < n; i += 997) REQUIRE(out.data_as<double>()[i] == x.data_as<double>()[i] * 2.0);
-  REQUIRE(out.data_as<double>()[n - 1] == x.data_as<double>()[n - 1] * 2.0);
+  kiln::eval(kiln::Expr(x) * 2.0 + y, out);
+  const double* xs = x.data_as<double>();
+  const double* ys = y.data_as<double>();
+  for (int64_t i = 0; i < n; i += 997) REQUIRE(out.data_as<double>()[i] == xs[i] * 2.0 + ys[i]);
+  REQUIRE(out.data_as<double>()[n - 1] == xs[n - 1] * 2.0 + ys[n - 1]);
   Array self = x.copy();
-  kiln::eval(kiln::Expr(self) + 1.0, self);  // out is the input
-  for (int64_t i = 0; i < n; i += 991) REQUIRE(self.data_as<double>()[i] == x.data_as<double>()[i] + 1.0);
-  REQUIRE(self.data_as<double>()[n - 1] == x.data_as<double>()[n - 1] + 1.0);
+  kiln::eval(kiln::Expr(self) + y, self);  // out is an input
+  for (int64_t i = 0; i < n; i += 991) REQUIRE(self.data_as<double>()[i] == xs[i] + ys[i]);
+  REQUIRE(self.data_as<double>()[n - 1] == xs[n - 1] + ys[n - 1]);
+  // One read: plain stores (the same values).
+  kiln::eval(kiln::Expr(x) * 2.0, out);
+  for (int64_t i = 0; i < n; i += 997) REQUIRE(out.data_as<double>()[i] == xs[i] * 2.0);
+  REQUIRE(out.data_as<double>()[n - 1] == xs[n - 1] * 2.0);
 }
 
 TEST_CASE("loops over operands beyond L2 give the scalar loop's bits", "[execute]") {
