@@ -1050,18 +1050,17 @@ void run_fused(const Plan& plan, const Block& b, const Shape& shape, const std::
   });
 }
 
-// How many elements a reduction's producer computes per call: the fold's group of 8
-// chunks, when that many of every register still fit in L1 (with the group's buffer),
-// else fewer. Each call pays for binding the reads and a call per instruction; a call
-// per 64 float64s cost more than the work over the caches, and as much as a third of it
-// from memory (Zen 5, 1 thread, 10^7 float64: std(a) 0.70x the time, max(abs(a)) 0.66,
-// sum(a*b + c) 0.89-0.91, sum(sqrt(a*a + b*b)) 0.76; std along rows of 1000 0.66, sum
-// along columns 0.83; at 10^5 0.53-0.89). Groups and calls of 16 chunks made std(a) 1.28x
-// slower than 8: its registers no longer fit.
-int64_t producer_step(const Block& b, int64_t chunk) {
-  constexpr int64_t kRegisterBytes = 24 << 10;
-  int64_t chunks = 8;
-  while (chunks > 1 && b.num_registers() * chunks * chunk * 8 > kRegisterBytes) chunks /= 2;
+// How many elements a reduction's producer computes per call: up to `most` chunks, as
+// many as keep all its registers within `bytes`. Each call pays for binding the reads and
+// a call per instruction; a call per 64 float64s cost more than the work over the caches,
+// and as much as a third of it from memory (Zen 5, 1 thread, 10^7 float64, 8 chunks a
+// call: std(a) 0.70x the time, max(abs(a)) 0.66, sum(a*b + c) 0.89-0.91, sum(sqrt(a*a +
+// b*b)) 0.76; std along rows of 1000 0.66, sum along columns 0.83; at 10^5 0.53-0.89).
+// Along segments the fold's group of 8 chunks, in L1 (24 KiB) beside the group's buffer:
+// groups and calls of 16 made std(a) 1.28x slower than 8, its registers no longer fit.
+int64_t producer_step(const Block& b, int64_t chunk, int64_t most, int64_t bytes) {
+  int64_t chunks = most;
+  while (chunks > 1 && b.num_registers() * chunks * chunk * 8 > bytes) chunks /= 2;
   return chunks * chunk;
 }
 
@@ -1359,7 +1358,7 @@ bool run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values, co
   const char* products_x = products ? loop.inputs[only->src[0]].base : nullptr;
   const char* products_y = products ? loop.inputs[y_src].base : nullptr;
   constexpr int64_t kPiece = 16384;  // elements: enough work to be worth a task
-  const int64_t group = 8 * chunk, step = producer_step(b, chunk);
+  const int64_t group = 8 * chunk, step = producer_step(b, chunk, 8, 24 << 10);
 
   if (segments) {
     const int64_t blocks = (L + kPiece - 1) / kPiece;  // per segment
@@ -1469,6 +1468,11 @@ bool run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values, co
   int64_t rows = std::max((kPiece + cols - 1) / cols, (L + 63) / 64);
   if (M > kPiece) rows = std::max(rows, std::min<int64_t>(L, 64));
   const int64_t row_bands = (L + rows - 1) / rows;
+  // A computed operand is made a longer piece of a row per call: a row's accumulators
+  // (32 KiB) leave little of L1 to keep. 8 rows of 1.25e6 float64, 2048 items a call
+  // against 512: sum(x**2, axis=0) 0.71x the time, max(abs(x), axis=0) 0.73x; 100 rows
+  // 0.79-0.82x; 9 registers (1024 a call) 0.91x; rows of 1000 0.94-1.01x.
+  const int64_t row_step = std::min(cols, producer_step(b, chunk, 32, 48 << 10));
   auto in_place = [&](const FoldRun& fr) {
     return row_bands == 1 && !fr.is_arg && fr.f->spec.reduction != Reduction::mean && fr.f->accumulate == fr.f->result;
   };
@@ -1478,11 +1482,11 @@ bool run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values, co
   }
   for_items(row_bands * col_bands, 1, total, [&](int64_t lo, int64_t hi) {
     std::optional<ChunkRunner> runner;
-    if (!direct) runner.emplace(b, loop, stamp, step);
+    if (!direct) runner.emplace(b, loop, stamp, row_step);
     for (int64_t item = lo; item < hi; ++item) {
       int64_t band = item / col_bands, r0 = band * rows, r1 = std::min(L, r0 + rows);
       int64_t c0 = (item % col_bands) * cols, c1 = std::min(M, c0 + cols);
-      const int64_t run = direct ? c1 - c0 : step;
+      const int64_t run = direct ? c1 - c0 : row_step;
       for (int64_t r = r0; r < r1; ++r) {
         for (int64_t c = c0; c < c1; c += run) {
           int64_t n = std::min(run, c1 - c);
