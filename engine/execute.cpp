@@ -1480,16 +1480,25 @@ bool run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values, co
     fr.partial_rows = in_place(fr) ? fr.out : Array::empty(fr.f->accumulate, {row_bands, M});
     if (fr.is_arg) fr.partial_index = Array::empty(DType::Int64, {row_bands, M});  // reused, as arrays are
   }
+  // sum(x*y, axis=0) and sum(x**2, axis=0): the products are added as they are made.
+  const bool column_products = products && runs[0].f->fns.accumulate_products;
+  const bool from_memory = direct || column_products;
   for_items(row_bands * col_bands, 1, total, [&](int64_t lo, int64_t hi) {
     std::optional<ChunkRunner> runner;
-    if (!direct) runner.emplace(b, loop, stamp, row_step);
+    if (!from_memory) runner.emplace(b, loop, stamp, row_step);
     for (int64_t item = lo; item < hi; ++item) {
       int64_t band = item / col_bands, r0 = band * rows, r1 = std::min(L, r0 + rows);
       int64_t c0 = (item % col_bands) * cols, c1 = std::min(M, c0 + cols);
-      const int64_t run = direct ? c1 - c0 : row_step;
+      const int64_t run = from_memory ? c1 - c0 : row_step;
       for (int64_t r = r0; r < r1; ++r) {
         for (int64_t c = c0; c < c1; c += run) {
           int64_t n = std::min(run, c1 - c);
+          if (column_products) {
+            const size_t at = static_cast<size_t>(r * M + c) * runs[0].acc_item;
+            runs[0].f->fns.accumulate_products(runs[0].partial_rows.data() + (band * M + c) * runs[0].acc_item,
+                                               products_x + at, products_y + at, n, r == r0);
+            continue;
+          }
           if (!direct) runner->run(r * M + c, n);
           for (FoldRun& fr : runs) {
             const void* src = direct ? direct_base + (r * M + c) * fr.acc_item : runner->reg(b.results[&fr - runs.data()]);

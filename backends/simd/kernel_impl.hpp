@@ -805,6 +805,22 @@ template <class T> void sum_products_kernel(const void* x, const void* y, int64_
   acc->index = 0;
 }
 
+template <class T> void accumulate_products_kernel(void* acc_v, const void* x_v, const void* y_v, int64_t n, bool first) {
+  T* acc = static_cast<T*>(acc_v);
+  const T* x = static_cast<const T*>(x_v);
+  const T* y = static_cast<const T*>(y_v);
+  constexpr int64_t width = Batch<T>::size;
+  auto product = [&](int64_t i) { return rounded(Batch<T>::load_unaligned(x + i) * Batch<T>::load_unaligned(y + i)); };
+  int64_t i = 0;
+  if (first) {
+    for (; i + width <= n; i += width) product(i).store_unaligned(acc + i);
+    for (; i < n; ++i) acc[i] = rounded(x[i] * y[i]);
+  } else {
+    for (; i + width <= n; i += width) (Batch<T>::load_unaligned(acc + i) + product(i)).store_unaligned(acc + i);
+    for (; i < n; ++i) acc[i] = acc[i] + rounded(x[i] * y[i]);
+  }
+}
+
 template <Reduction R, class T> void fold_combine(ReduceAcc* acc, const ReduceAcc* later) {
   T a, b;
   std::memcpy(&a, acc->value, sizeof a);
@@ -1190,6 +1206,7 @@ template <Reduction R, DType D> constexpr void fill_reduction(KernelTable& t) {
     if constexpr (R == Reduction::sum && kIsFloat<T>) {
       f.run_products = &sum_products_kernel<T>;
       f.run_products_segments = &products_segments_kernel<T>;
+      f.accumulate_products = &accumulate_products_kernel<T>;
     }
   }
 }

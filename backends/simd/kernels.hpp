@@ -39,6 +39,9 @@ struct ReduceFns {
   // Float sums only: *acc = the pairwise sum of x[i] * y[i] (each product rounded, as
   // multiply then sum would); null elsewhere.
   void (*run_products)(const void* x, const void* y, int64_t n, ReduceAcc* acc) = nullptr;
+  // Float sums only: acc[i] = x[i] * y[i] (first) or acc[i] + x[i] * y[i], each product
+  // rounded: sums of products along an outer axis (sum(x*y, axis=0)) without storing them.
+  void (*accumulate_products)(void* acc, const void* x, const void* y, int64_t n, bool first) = nullptr;
   // run over each of `count` segments of n values, one after another (base 0): segment
   // s's value is item s of `values` (the accumulate dtype's items, one after another) and,
   // for argmin/argmax, its index index[s]. Many short segments without a call and its

@@ -794,32 +794,43 @@ TEST_CASE("regressions: shared passes keep each operand; wide temporaries; keys 
 namespace {
 // Along axis 0 of a few rows longer than a task (16384 items), each column adds its rows
 // one after another, as NumPy does: one band of up to 64 rows, folded into the result.
-template <class T> void check_few_long_rows() {
-  constexpr int64_t M = 16384 + 37;
+// Products (x*y, x**2) are added as they are made. Many shorter rows go in bands.
+template <class T> void check_outer_axis() {
   std::mt19937_64 rng(5);
   std::uniform_real_distribution<double> dist(-1, 1);
-  for (int64_t L : {2, 8, 64, 66}) {
-    Array x = Array::empty(kiln::dtype_of<T>(), {L, M});
+  const std::pair<int64_t, int64_t> shapes[] = {{2, 16421}, {8, 16421}, {64, 16421}, {66, 16421}, {300, 1000}};
+  for (auto [L, M] : shapes) {
+    Array x = Array::empty(kiln::dtype_of<T>(), {L, M}), y = Array::empty(kiln::dtype_of<T>(), {L, M});
     T* v = x.data_as<T>();
-    for (int64_t i = 0; i < L * M; ++i) v[i] = static_cast<T>(dist(rng));
-    std::vector<Array> got =
-        kiln::eval({kiln::sum(x, 0), kiln::sum(kiln::square(x), 0), kiln::max(x, 0), kiln::mean(x, 0)});
+    T* w = y.data_as<T>();
+    for (int64_t i = 0; i < L * M; ++i) v[i] = static_cast<T>(dist(rng)), w[i] = static_cast<T>(dist(rng));
+    // Each on its own (evaluated together they would share one pass, computed first).
+    std::vector<Array> got;
+    for (const Expr& e : {kiln::sum(x, 0), kiln::sum(kiln::square(x), 0), kiln::sum(Expr(x) * y, 0), kiln::max(x, 0),
+                          kiln::mean(x, 0)})
+      got.push_back(kiln::eval(e));
+    // And together, in one pass.
+    std::vector<Array> shared = kiln::eval({kiln::sum(kiln::square(x), 0), kiln::sum(Expr(x) * y, 0)});
+    const bool in_order = L <= 64 && M > 16384;
     int64_t wrong = 0;
     for (int64_t c = 0; c < M; ++c) {
-      T sum = v[c], squares = v[c] * v[c], top = v[c];
+      T want[5] = {v[c], v[c] * v[c], v[c] * w[c], v[c], 0};
       for (int64_t r = 1; r < L; ++r) {
         const T item = v[r * M + c];
-        sum += item;
-        squares += item * item;
-        top = std::max(top, item);
+        want[0] += item;
+        want[1] += item * item;
+        want[2] += item * w[r * M + c];
+        want[3] = std::max(want[3], item);
       }
-      const T mean = static_cast<T>(static_cast<double>(sum) / static_cast<double>(L));
-      const T* g[4] = {got[0].data_as<T>(), got[1].data_as<T>(), got[2].data_as<T>(), got[3].data_as<T>()};
-      if (L <= 64) wrong += g[0][c] != sum || g[1][c] != squares || g[3][c] != mean;
-      else wrong += std::fabs(g[0][c] - sum) > 64 * std::numeric_limits<T>::epsilon() * L;
-      wrong += g[2][c] != top;
+      want[4] = static_cast<T>(static_cast<double>(want[0]) / static_cast<double>(L));
+      for (int k = 0; k < 5; ++k) {
+        const T g = got[k].data_as<T>()[c];
+        if (in_order || k == 3) wrong += g != want[k];
+        else wrong += std::fabs(g - want[k]) > 4 * std::numeric_limits<T>::epsilon() * L;
+      }
+      wrong += shared[0].data_as<T>()[c] != got[1].data_as<T>()[c] || shared[1].data_as<T>()[c] != got[2].data_as<T>()[c];
     }
-    INFO(L << " rows");
+    INFO(L << " rows of " << M);
     CHECK(wrong == 0);
   }
 }
@@ -861,10 +872,11 @@ template <class T> void check_sum_of_products(int64_t n) {
 }
 }  // namespace
 
-TEST_CASE("sums along axis 0 of a few long rows add each column's rows in order, as NumPy does", "[reduce]") {
+TEST_CASE("sums along axis 0 of a few long rows add each column's rows in order, as NumPy does; products as made",
+          "[reduce]") {
   kiln::test::for_each_isa([&](const std::string&) {
-    check_few_long_rows<double>();
-    check_few_long_rows<float>();
+    check_outer_axis<double>();
+    check_outer_axis<float>();
   });
 }
 
