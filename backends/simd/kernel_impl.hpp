@@ -805,6 +805,26 @@ template <class T> void sum_products_kernel(const void* x, const void* y, int64_
   acc->index = 0;
 }
 
+template <class T> struct Deviations {
+  const T* x;
+  T c;
+  Batch<T> batch(int64_t i) const {
+    const Batch<T> d = rounded(Batch<T>::load_unaligned(x + i) - Batch<T>(c));
+    return rounded(d * d);
+  }
+  T scalar(int64_t i) const {
+    const T d = rounded(x[i] - c);
+    return rounded(d * d);
+  }
+};
+template <class T> Deviations<T> shifted(Deviations<T> v, int64_t i) { return {v.x + i, v.c}; }
+
+template <class T> void sum_deviations_kernel(const void* x, const void* c, int64_t n, ReduceAcc* acc) {
+  T r = fold_run<Reduction::sum, T>(Deviations<T>{static_cast<const T*>(x), *static_cast<const T*>(c)}, n);
+  std::memcpy(acc->value, &r, sizeof r);
+  acc->index = 0;
+}
+
 template <class T> void accumulate_products_kernel(void* acc_v, const void* x_v, const void* y_v, int64_t n, bool first) {
   T* acc = static_cast<T*>(acc_v);
   const T* x = static_cast<const T*>(x_v);
@@ -1207,6 +1227,7 @@ template <Reduction R, DType D> constexpr void fill_reduction(KernelTable& t) {
       f.run_products = &sum_products_kernel<T>;
       f.run_products_segments = &products_segments_kernel<T>;
       f.accumulate_products = &accumulate_products_kernel<T>;
+      f.run_deviations = &sum_deviations_kernel<T>;
     }
   }
 }

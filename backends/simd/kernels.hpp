@@ -42,6 +42,9 @@ struct ReduceFns {
   // Float sums only: acc[i] = x[i] * y[i] (first) or acc[i] + x[i] * y[i], each product
   // rounded: sums of products along an outer axis (sum(x*y, axis=0)) without storing them.
   void (*accumulate_products)(void* acc, const void* x, const void* y, int64_t n, bool first) = nullptr;
+  // Float sums only: *acc = the pairwise sum of (x[i] - *c)**2, each step rounded as
+  // subtract then square would: var's second pass, read straight from memory.
+  void (*run_deviations)(const void* x, const void* c, int64_t n, ReduceAcc* acc) = nullptr;
   // run over each of `count` segments of n values, one after another (base 0): segment
   // s's value is item s of `values` (the accumulate dtype's items, one after another) and,
   // for argmin/argmax, its index index[s]. Many short segments without a call and its

@@ -854,10 +854,22 @@ template <class T> void check_sum_of_products(int64_t n) {
     magnitude += std::fabs(static_cast<long double>(product));
     exact_squares += x.data_as<T>()[i] * x.data_as<T>()[i];
   }
-  std::vector<T> results;
+  long double mean = 0, exact_var = 0;
+  for (int64_t i = 0; i < n; ++i) mean += x.data_as<T>()[i];
+  mean /= n;
+  for (int64_t i = 0; i < n; ++i) exact_var += (x.data_as<T>()[i] - mean) * (x.data_as<T>()[i] - mean);
+  exact_var /= n;
+  std::vector<T> results, variances;
   for (int threads : {1, 2, 7}) {
     kiln::set_num_threads(threads);
     results.push_back(kiln::eval(kiln::sum(Expr(x) * y)).data_as<T>()[0]);
+    // var's second pass folds (x - mean)**2 as it makes it: within the pairwise bound of
+    // the two-pass variance, and the same bits for any thread count (checked below).
+    const T var = kiln::eval(kiln::var(x)).data_as<T>()[0];
+    variances.push_back(var);
+    CHECK(std::fabs(static_cast<double>(var) - static_cast<double>(exact_var)) <=
+          8 * std::numeric_limits<T>::epsilon() * std::log2(static_cast<double>(n) + 2) * static_cast<double>(exact_var) +
+              std::numeric_limits<T>::min());
     // sum(x**2) is folded as sum(x*x): the same rounded products, the same bits.
     const T squares = kiln::eval(kiln::sum(kiln::square(x))).data_as<T>()[0];
     CHECK(squares == kiln::eval(kiln::sum(Expr(x) * x)).data_as<T>()[0]);
@@ -875,6 +887,8 @@ template <class T> void check_sum_of_products(int64_t n) {
   kiln::set_num_threads(0);
   CHECK(results[0] == results[1]);
   CHECK(results[0] == results[2]);
+  CHECK(variances[0] == variances[1]);
+  CHECK(variances[0] == variances[2]);
 }
 }  // namespace
 
@@ -886,7 +900,7 @@ TEST_CASE("sums along axis 0 of a few long rows add each column's rows in order,
   });
 }
 
-TEST_CASE("sum(x*y) and sum(x**2) fold the products as they make them: accurate, and the same for any thread count",
+TEST_CASE("sum(x*y), sum(x**2) and var(x) fold the products as they make them: accurate, the same for any thread count",
           "[reduce]") {
   CHECK(kiln::explain(kiln::sum(Expr(Array::zeros(DType::Float64, {10})) * Array::zeros(DType::Float64, {10})))
             .find("multiply<float64>") != std::string::npos);
