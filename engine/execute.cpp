@@ -1345,9 +1345,11 @@ bool run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values, co
   // they are made, never stored (the same rounded products, so the same bits). Rows of
   // 1000 float64s: sum(x**2, axis=1) took 1.25x the time of sum(x*x, axis=1) through a
   // computed register.
-  auto in_place_read = [&](int r) {
-    return r >= 0 && r < static_cast<int>(b.reads.size()) && loop.inputs[r].mode == Operand::InPlace && !loop.inputs[r].gen;
+  // Whether register r is a read of an array (not a generator) bound in this way.
+  auto read_as = [&](int r, Operand::Mode mode) {
+    return r >= 0 && r < static_cast<int>(b.reads.size()) && loop.inputs[r].mode == mode && !loop.inputs[r].gen;
   };
+  auto in_place_read = [&](int r) { return read_as(r, Operand::InPlace); };
   // An instruction of one op alone (no chain, no cast) computing in the fold's dtype.
   auto plain = [&](const Instr* in, Op op, int nsrc) {
     return in && !in->is_cast && in->chain_position < 0 && in->op == op && in->nsrc == nsrc &&
@@ -1367,12 +1369,10 @@ bool run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values, co
   // 0.87-0.93x, at 10^5 0.47x. Many short segments stay many to a call through a register.
   const Instr* sub = b.instrs.size() == 2 ? &b.instrs[0] : nullptr;
   const Instr* squaring = b.instrs.size() == 2 ? &b.instrs[1] : nullptr;
-  auto one_value = [&](int r) {
-    return r >= 0 && r < static_cast<int>(b.reads.size()) && loop.inputs[r].mode == Operand::Splat && !loop.inputs[r].gen;
-  };
   const bool deviations = K == 1 && (M == 1 || L >= kPiece) && plain(sub, Op::subtract, 2) &&
-                          plain(squaring, Op::square, 1) && squaring->src[0] == sub->dst && squaring->dst == b.results[0] &&
-                          runs[0].f->fns.run_deviations && in_place_read(sub->src[0]) && one_value(sub->src[1]);
+                          plain(squaring, Op::square, 1) && squaring->src[0] == sub->dst &&
+                          squaring->dst == b.results[0] && runs[0].f->fns.run_deviations &&
+                          in_place_read(sub->src[0]) && read_as(sub->src[1], Operand::Splat);
   const char* deviations_x = deviations ? loop.inputs[sub->src[0]].base : nullptr;
   const char* deviations_c = deviations ? loop.inputs[sub->src[1]].base : nullptr;
   const int64_t group = 8 * chunk, step = producer_step(b, chunk, 8, 24 << 10);
