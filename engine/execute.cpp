@@ -537,7 +537,11 @@ void run_chunks(const Block& b, const Loop& loop, uint64_t stamp, int64_t chunk,
   for (int64_t c = first; c < last; ++c) {
     const int64_t start = std::max<int64_t>(c * chunk - lead, 0);
     const int64_t n = std::min(c * chunk - lead + chunk, loop.total) - start;
-    for (int i = 0; i < num_reads; ++i) bind_read(loop, loop.inputs[i], r[i], regs.own_slot(i), start, n);
+    for (int i = 0; i < num_reads; ++i) {
+      const Operand& op = loop.inputs[i];
+      if (op.mode == Operand::InPlace && !op.gen) r[i] = const_cast<char*>(op.base) + start * op.item;
+      else bind_read(loop, op, r[i], regs.own_slot(i), start, n);
+    }
     for (int k = 0; k < num_outs; ++k) {
       const Operand& o = loop.outs[k];
       out[k] = o.mode == Operand::InPlace && !stream ? const_cast<char*>(o.base) + start * o.item
@@ -1192,6 +1196,36 @@ struct FoldRun {
   Array partial_index;                     // rows, argmin/argmax: where each came from
 };
 
+// A single fold's operand read straight from memory instead of computed into a register:
+// one array (sum(a), max(a, axis=1)), the products of two (sum(x*y), sum(x**2)), or one
+// array's deviations from one value (var's second pass). Products and deviations are
+// folded as they are made, never stored, with the roundings a register would have given
+// them: the same bits.
+struct MemoryOperand {
+  enum class Kind { None, Direct, Products, Deviations } kind = Kind::None;
+  const char* x = nullptr;
+  const char* y = nullptr;  // Products: the second factor; Deviations: the value
+  size_t item = 0;          // bytes per element (the fold's accumulate dtype)
+
+  explicit operator bool() const { return kind != Kind::None; }
+  // Whether whole segments go many to a call (run_segments, run_products_segments).
+  bool packs() const { return kind == Kind::Direct || kind == Kind::Products; }
+  // Elements [flat, flat + n) into *acc; `first` is the first one's index in its segment.
+  void run(const simd::ReduceFns& fns, int64_t flat, int64_t n, int64_t first, simd::ReduceAcc* acc) const {
+    const size_t at = static_cast<size_t>(flat) * item;
+    if (kind == Kind::Direct) fns.run(x + at, n, first, acc);
+    else if (kind == Kind::Products) fns.run_products(x + at, y + at, n, acc);
+    else fns.run_deviations(x + at, y, n, acc);
+  }
+  // `count` whole segments of n from element `flat` (packs() only).
+  void run_segments(const simd::ReduceFns& fns, int64_t flat, int64_t n, int64_t count, void* values,
+                    int64_t* index) const {
+    const size_t at = static_cast<size_t>(flat) * item;
+    if (kind == Kind::Direct) fns.run_segments(x + at, n, count, values, index);
+    else fns.run_products_segments(x + at, y + at, n, count, values);
+  }
+};
+
 bool overlaps(const Array& a, const Array& b) {
   const char *alo, *ahi, *blo, *bhi;
   a.byte_extent(alo, ahi);
@@ -1337,44 +1371,48 @@ bool run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values, co
   const Loop loop = make_loop(plan, b, iter_shape, reads, {});
   const uint64_t stamp = new_stamp();
   const int64_t chunk = plan.chunk, total = L * M;
-  // One operand read straight from contiguous memory is folded in place, in long runs.
-  const bool direct = K == 1 && b.instrs.empty() && b.results[0] < static_cast<int>(b.reads.size()) &&
-                      loop.inputs[b.results[0]].mode == Operand::InPlace && !loop.inputs[b.results[0]].gen;
-  const char* direct_base = direct ? loop.inputs[b.results[0]].base : nullptr;
-  // sum(x*y) of two such operands, and sum(x**2) as sum(x*x): the products are folded as
-  // they are made, never stored (the same rounded products, so the same bits). Rows of
-  // 1000 float64s: sum(x**2, axis=1) took 1.25x the time of sum(x*x, axis=1) through a
-  // computed register.
-  // Whether register r is a read of an array (not a generator) bound in this way.
-  auto read_as = [&](int r, Operand::Mode mode) {
-    return r >= 0 && r < static_cast<int>(b.reads.size()) && loop.inputs[r].mode == mode && !loop.inputs[r].gen;
-  };
-  auto in_place_read = [&](int r) { return read_as(r, Operand::InPlace); };
-  // An instruction of one op alone (no chain, no cast) computing in the fold's dtype.
-  auto plain = [&](const Instr* in, Op op, int nsrc) {
-    return in && !in->is_cast && in->chain_position < 0 && in->op == op && in->nsrc == nsrc &&
-           in->compute == runs[0].f->accumulate;
-  };
-  const Instr* only = b.instrs.size() == 1 ? &b.instrs[0] : nullptr;
-  const bool multiplies = plain(only, Op::multiply, 2) || plain(only, Op::square, 1);
-  const int y_src = multiplies ? only->src[only->nsrc - 1] : -1;
-  const bool products = K == 1 && multiplies && only->dst == b.results[0] && runs[0].f->fns.run_products &&
-                        in_place_read(only->src[0]) && in_place_read(y_src);
-  const char* products_x = products ? loop.inputs[only->src[0]].base : nullptr;
-  const char* products_y = products ? loop.inputs[y_src].base : nullptr;
   constexpr int64_t kPiece = 16384;  // elements: enough work to be worth a task
-  // var's second pass, (x - mean)**2 summed over a whole array (or long segments, the
-  // mean one value): the deviations are folded as they are made, from memory, with the
-  // roundings of subtract then square. 10^7 float64: var(a) 0.84-0.89x the time, std(a)
-  // 0.87-0.93x, at 10^5 0.47x. Many short segments stay many to a call through a register.
-  const Instr* sub = b.instrs.size() == 2 ? &b.instrs[0] : nullptr;
-  const Instr* squaring = b.instrs.size() == 2 ? &b.instrs[1] : nullptr;
-  const bool deviations = K == 1 && (M == 1 || L >= kPiece) && plain(sub, Op::subtract, 2) &&
-                          plain(squaring, Op::square, 1) && squaring->src[0] == sub->dst &&
-                          squaring->dst == b.results[0] && runs[0].f->fns.run_deviations &&
-                          in_place_read(sub->src[0]) && read_as(sub->src[1], Operand::Splat);
-  const char* deviations_x = deviations ? loop.inputs[sub->src[0]].base : nullptr;
-  const char* deviations_c = deviations ? loop.inputs[sub->src[1]].base : nullptr;
+  // A single fold's operand from memory, where the block's instructions allow (else
+  // computed into a register, chunk by chunk):
+  //  - one operand read straight from contiguous memory is folded in place, in long runs;
+  //  - sum(x*y) of two such operands, and sum(x**2) as sum(x*x). Rows of 1000 float64s:
+  //    sum(x**2, axis=1) took 1.25x the time of sum(x*x, axis=1) through a register;
+  //  - var's second pass, (x - mean)**2 over a whole array (or long segments, the mean one
+  //    value). 10^7 float64: var(a) 0.84-0.89x the time, std(a) 0.87-0.93x, at 10^5 0.47x.
+  //    Many short segments stay many to a call through a register.
+  MemoryOperand from_memory;
+  if (K == 1) {
+    // Whether register r is a read of an array (not a generator) bound in this way.
+    auto read_as = [&](int r, Operand::Mode mode) {
+      return r >= 0 && r < static_cast<int>(b.reads.size()) && loop.inputs[r].mode == mode && !loop.inputs[r].gen;
+    };
+    auto in_place_read = [&](int r) { return read_as(r, Operand::InPlace); };
+    // An instruction of one op alone (no chain, no cast) computing in the fold's dtype.
+    auto plain = [&](const Instr& in, Op op, int nsrc) {
+      return !in.is_cast && in.chain_position < 0 && in.op == op && in.nsrc == nsrc &&
+             in.compute == runs[0].f->accumulate;
+    };
+    const simd::ReduceFns& fns = runs[0].f->fns;
+    const int result = b.results[0];
+    auto base = [&](int r) { return loop.inputs[r].base; };
+    using Kind = MemoryOperand::Kind;
+    if (b.instrs.empty() && in_place_read(result)) {
+      from_memory = {Kind::Direct, base(result)};
+    } else if (b.instrs.size() == 1) {
+      const Instr& in = b.instrs[0];
+      const int y = in.src[in.nsrc - 1];
+      if ((plain(in, Op::multiply, 2) || plain(in, Op::square, 1)) && in.dst == result && fns.run_products &&
+          in_place_read(in.src[0]) && in_place_read(y))
+        from_memory = {Kind::Products, base(in.src[0]), base(y)};
+    } else if (b.instrs.size() == 2) {
+      const Instr &sub = b.instrs[0], &squaring = b.instrs[1];
+      if ((M == 1 || L >= kPiece) && plain(sub, Op::subtract, 2) && plain(squaring, Op::square, 1) &&
+          squaring.src[0] == sub.dst && squaring.dst == result && fns.run_deviations && in_place_read(sub.src[0]) &&
+          read_as(sub.src[1], Operand::Splat))
+        from_memory = {Kind::Deviations, base(sub.src[0]), base(sub.src[1])};
+    }
+    from_memory.item = runs[0].acc_item;
+  }
   const int64_t group = 8 * chunk, step = producer_step(b, chunk, 8, 24 << 10);
 
   if (segments) {
@@ -1390,12 +1428,12 @@ bool run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values, co
     };
     // Whole segments, as many as a group holds (256 of them, read from memory) per call:
     // a call apiece cost more than the fold of a short segment.
-    const bool packed = blocks == 1 && (direct || products || (L <= group && !deviations));
+    const bool packed = blocks == 1 && (from_memory ? from_memory.packs() : L <= group);
     for_items(M * blocks, kPiece / std::min(L, kPiece), total, [&](int64_t lo, int64_t hi) {
       std::optional<ChunkRunner> runner;
       std::vector<std::vector<char>> buffers;
       std::vector<PairwiseFold> folds;
-      if (!direct && !products) {  // folded straight from memory, these need nothing
+      if (!from_memory) {
         buffers.resize(K);
         if (!packed)
           for (const FoldRun& fr : runs) folds.emplace_back(fr.f->fns);
@@ -1420,15 +1458,13 @@ bool run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values, co
         constexpr int64_t kMost = 256;
         alignas(64) unsigned char values[kMost * 8];  // the accumulate dtype's items
         int64_t index[kMost];
-        const int64_t per = std::min(direct || products ? kMost : group / L, kMost);
+        const int64_t per = std::min(from_memory ? kMost : group / L, kMost);
         for (int64_t item = lo; item < hi; item += per) {
           const int64_t count = std::min(per, hi - item);
-          const size_t at = static_cast<size_t>(item * L) * runs[0].acc_item;
-          if (!direct && !products) compute(item * L, count * L);
+          if (!from_memory) compute(item * L, count * L);
           for (size_t k = 0; k < K; ++k) {
             const simd::ReduceFns& fns = runs[k].f->fns;
-            if (direct) fns.run_segments(direct_base + at, L, count, values, index);
-            else if (products) fns.run_products_segments(products_x + at, products_y + at, L, count, values);
+            if (from_memory) from_memory.run_segments(fns, item * L, L, count, values, index);
             else fns.run_segments(buffers[k].data(), L, count, values, index);
             finalize_row(*runs[k].f, values, runs[k].acc_item, index, 1, L, count,
                          runs[k].out.data() + item * runs[k].out_item);
@@ -1439,18 +1475,9 @@ bool run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values, co
       for (int64_t item = lo; item < hi; ++item) {
         int64_t first = (item % blocks) * kPiece, len = std::min(kPiece, L - first);
         int64_t flat = (item / blocks) * L + first;
-        if (direct) {  // (not packed: these segments have blocks)
-          runs[0].f->fns.run(direct_base + flat * runs[0].acc_item, len, first, &runs[0].partial[item]);
-          continue;
-        }
-        if (products) {
-          size_t at = static_cast<size_t>(flat) * runs[0].acc_item;
-          runs[0].f->fns.run_products(products_x + at, products_y + at, len, &runs[0].partial[item]);
-          continue;
-        }
-        if (deviations) {
+        if (from_memory) {
           simd::ReduceAcc a{};
-          runs[0].f->fns.run_deviations(deviations_x + static_cast<size_t>(flat) * runs[0].acc_item, deviations_c, len, &a);
+          from_memory.run(runs[0].f->fns, flat, len, first, &a);
           store(0, item, a);
           continue;
         }
@@ -1503,9 +1530,12 @@ bool run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values, co
     fr.partial_rows = in_place(fr) ? fr.out : Array::empty(fr.f->accumulate, {row_bands, M});
     if (fr.is_arg) fr.partial_index = Array::empty(DType::Int64, {row_bands, M});  // reused, as arrays are
   }
-  // sum(x*y, axis=0) and sum(x**2, axis=0): the products are added as they are made.
-  const bool column_products = products && runs[0].f->fns.accumulate_products;
-  const bool from_memory = direct || column_products;
+  // Along columns: one array read in place, and sum(x*y, axis=0) and sum(x**2, axis=0),
+  // their products added as they are made; the rest through a register.
+  using Kind = MemoryOperand::Kind;
+  if (from_memory.kind == Kind::Deviations || (from_memory.kind == Kind::Products && !runs[0].f->fns.accumulate_products))
+    from_memory = {};
+  const bool direct = from_memory.kind == Kind::Direct, column_products = from_memory.kind == Kind::Products;
   for_items(row_bands * col_bands, 1, total, [&](int64_t lo, int64_t hi) {
     std::optional<ChunkRunner> runner;
     if (!from_memory) runner.emplace(b, loop, stamp, row_step);
@@ -1519,12 +1549,12 @@ bool run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values, co
           if (column_products) {
             const size_t at = static_cast<size_t>(r * M + c) * runs[0].acc_item;
             runs[0].f->fns.accumulate_products(runs[0].partial_rows.data() + (band * M + c) * runs[0].acc_item,
-                                               products_x + at, products_y + at, n, r == r0);
+                                               from_memory.x + at, from_memory.y + at, n, r == r0);
             continue;
           }
           if (!direct) runner->run(r * M + c, n);
           for (FoldRun& fr : runs) {
-            const void* src = direct ? direct_base + (r * M + c) * fr.acc_item : runner->reg(b.results[&fr - runs.data()]);
+            const void* src = direct ? from_memory.x + (r * M + c) * fr.acc_item : runner->reg(b.results[&fr - runs.data()]);
             char* acc = fr.partial_rows.data() + (band * M + c) * fr.acc_item;
             int64_t* index = fr.is_arg ? fr.partial_index.data_as<int64_t>() + band * M + c : nullptr;
             if (r == r0) {

@@ -86,7 +86,7 @@ inline void stream_store(void* dst, const void* src, int64_t bytes) {
   auto* d = static_cast<char*>(dst);
   const auto* s = static_cast<const char*>(src);
   int64_t head = std::min<int64_t>(bytes, (kWidth - reinterpret_cast<uintptr_t>(d) % kWidth) % kWidth);
-  std::memcpy(d, s, static_cast<size_t>(head));
+  if (head) std::memcpy(d, s, static_cast<size_t>(head));
   int64_t i = head;
   for (; i + kWidth <= bytes; i += kWidth) {
 #if defined(__AVX512F__)
@@ -97,7 +97,7 @@ inline void stream_store(void* dst, const void* src, int64_t bytes) {
     _mm_stream_si128(reinterpret_cast<__m128i*>(d + i), _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i)));
 #endif
   }
-  std::memcpy(d + i, s + i, static_cast<size_t>(bytes - i));
+  if (i < bytes) std::memcpy(d + i, s + i, static_cast<size_t>(bytes - i));
 }
 
 inline void stream_fence() { _mm_sfence(); }
