@@ -10,6 +10,7 @@
 // compiler vectorises under this file's flags. Signed integer arithmetic wraps like
 // NumPy's (done in unsigned, so it is defined behaviour).
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -640,69 +641,118 @@ template <> struct Fold<Reduction::all> {
 // vector accumulators, are combined as a binary tree of whole vectors (iteratively: a
 // recursive version measured 3x slower), and only the final vector is summed across its
 // lanes (pairwise too). The error grows with log(n), not n.
-// The values a fold reads: an array, or the element-wise product of two (sum(a*b) read
-// straight from memory, the products never stored).
+// The values a fold reads: an array, the element-wise product of two (sum(a*b) read
+// straight from memory, the products never stored), or an array's squared deviations
+// from one value (var's second pass). Each source names the arrays it streams through
+// and makes its values from their items (`value`, on one item or a batch of them).
 template <class T> struct Values {
   const T* x;
+  std::array<const T*, 1> streams() const { return {x}; }
+  template <class V> V value(V a) const { return a; }
   Batch<T> batch(int64_t i) const { return Batch<T>::load_unaligned(x + i); }
   T scalar(int64_t i) const { return x[i]; }
 };
 template <class T> struct Products {
   const T *x, *y;
-  Batch<T> batch(int64_t i) const { return rounded(Batch<T>::load_unaligned(x + i) * Batch<T>::load_unaligned(y + i)); }
-  T scalar(int64_t i) const { return rounded(x[i] * y[i]); }
+  std::array<const T*, 2> streams() const { return {x, y}; }
+  template <class V> V value(V a, V b) const { return rounded(a * b); }
+  Batch<T> batch(int64_t i) const { return value(Batch<T>::load_unaligned(x + i), Batch<T>::load_unaligned(y + i)); }
+  T scalar(int64_t i) const { return value(x[i], y[i]); }
+};
+template <class T> struct Deviations {
+  const T* x;
+  T c;
+  std::array<const T*, 1> streams() const { return {x}; }
+  template <class V> V value(V a) const {  // rounded as subtract, then square
+    const V d = rounded(a - V(c));
+    return rounded(d * d);
+  }
+  Batch<T> batch(int64_t i) const { return value(Batch<T>::load_unaligned(x + i)); }
+  T scalar(int64_t i) const { return value(x[i]); }
 };
 
 template <class T> Values<T> shifted(Values<T> v, int64_t i) { return {v.x + i}; }
 template <class T> Products<T> shifted(Products<T> v, int64_t i) { return {v.x + i, v.y + i}; }
 
+// A fold reads its values' batches in order from the first (fold_leaf): a source's
+// in_order() reader gives them one after another. Sources read by lines keep the line a
+// batch ends in for the next one; the rest load each batch where it lies.
+template <class T, class Src> struct InOrder {
+  const Src* x;
+  int64_t at = 0;
+  Batch<T> next() {
+    const Batch<T> v = x->batch(at);
+    at += Batch<T>::size;
+    return v;
+  }
+};
+template <class T, class Src> InOrder<T, Src> in_order(const Src& x) { return {&x}; }
+
 // AVX-512 loads that straddle two cache lines slow a fold from memory: on Zen 5 a loop
 // summing 10^7 float64s 16 bytes past a line (as NumPy's arrays lie: malloc's large
-// blocks) read 29.8 GB/s against 41.8 on a line. Lines<T> loads the two aligned lines a
-// vector's items lie in and picks them out with one permute: the same items in the same
-// lanes, so the same result bits. kiln-ab --offset 16, 1 thread, time by lines over time
-// by straddling loads: 10^7 float64 max(a) 0.52, prod(a) 0.85, sum(a*b) 0.88, rows of
-// 1000 max 0.67, sum(a*b) 0.87; float32 max 0.56; from the caches (10^4-10^5) 0.88-1.03.
+// blocks) read 29.8 GB/s against 41.8 on a line. A LineReader loads the aligned lines a
+// source's items lie in, each once, and picks every batch out of the line the previous
+// batch ended in and the next with one permute: the same items in the same lanes, so the
+// same result bits. kiln-ab --offset 16, 1 thread, time by lines over time by straddling
+// loads: 10^7 float64 max(a) 0.52, prod(a) 0.85, sum(a*b) 0.88, rows of 1000 max 0.67,
+// sum(a*b) 0.87; float32 max 0.56; from the caches (10^4-10^5) 0.88-1.03. Loading each
+// line twice (into two permutes) had left plain sums slower by lines than straddling:
+// with the line kept, against that, sum(a) 0.85-0.91, sum(a*a) 0.84-0.93, var(a)
+// 0.93-0.95, sum(a*b) 0.96-0.98, float32 sums 0.93; rows of 1000 max and min 1.06-1.07.
 // Its loads reach past the items only within lines that hold some of them, so never onto
 // another page; AddressSanitizer cannot know that, so instrumented builds load directly.
 #if defined(__AVX512F__) && !defined(__SANITIZE_ADDRESS__)
 #define KILN_LINE_LOADS 1
 template <class T> constexpr bool kLineLoads = kIsFloat<T>;
-template <class T> class Lines {
+template <class T> class LineReader {
  public:
-  explicit Lines(const T* x) : x_(x) {
+  explicit LineReader(const T* x) {
     constexpr int64_t width = Batch<T>::size;
     const int64_t past = static_cast<int64_t>(reinterpret_cast<uintptr_t>(x) % 64 / sizeof(T));
-    line_ = x - past;
-    next_ = line_ + (past ? width : 0);  // on a line: the same one twice, never the one after
-    if constexpr (sizeof(T) == 8) pick_ = _mm512_add_epi64(_mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0), _mm512_set1_epi64(past));
+    const T* line = x - past;
+    // A batch's items lie in a line and the next; on a line, all in the one: the pick
+    // then takes them from the second operand, and no line after the items is loaded.
+    next_ = line + (past ? width : 0);
+    const int64_t from = past ? past : width;
+    if constexpr (sizeof(T) == 8) pick_ = _mm512_add_epi64(_mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0), _mm512_set1_epi64(from));
     else
       pick_ = _mm512_add_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-                               _mm512_set1_epi32(static_cast<int>(past)));
+                               _mm512_set1_epi32(static_cast<int>(from)));
+    carry_ = Batch<T>::load_aligned(line);
   }
-  const T* items() const { return x_; }
-  Batch<T> batch(int64_t i) const {  // i: a multiple of the width
-    if constexpr (sizeof(T) == 8) return _mm512_permutex2var_pd(_mm512_load_pd(line_ + i), pick_, _mm512_load_pd(next_ + i));
-    else return _mm512_permutex2var_ps(_mm512_load_ps(line_ + i), pick_, _mm512_load_ps(next_ + i));
+  Batch<T> next() {
+    // The empty asm pins the loaded line in its register: GCC otherwise loaded it a
+    // second time into the next batch's permute, undoing the carry.
+    auto line = Batch<T>::load_aligned(next_ + at_).data;
+    asm("" : "+v"(line));
+    Batch<T> v;
+    if constexpr (sizeof(T) == 8) v = _mm512_permutex2var_pd(carry_, pick_, line);
+    else v = _mm512_permutex2var_ps(carry_, pick_, line);
+    carry_ = line;
+    at_ += Batch<T>::size;
+    return v;
   }
 
  private:
-  const T *x_, *line_, *next_;
+  const T* next_;
   __m512i pick_;
+  Batch<T> carry_;
+  int64_t at_ = 0;
 };
-template <class T> struct LineValues {
-  Lines<T> x;
-  Batch<T> batch(int64_t i) const { return x.batch(i); }
-  T scalar(int64_t i) const { return x.items()[i]; }
+// A source read by lines: the same values from the same items.
+template <class Src> struct ByLines {
+  Src src;
+  auto scalar(int64_t i) const { return src.scalar(i); }
 };
-template <class T> struct LineProducts {
-  Lines<T> x, y;
-  Batch<T> batch(int64_t i) const { return rounded(x.batch(i) * y.batch(i)); }
-  T scalar(int64_t i) const { return rounded(x.items()[i] * y.items()[i]); }
+template <class T, class Src> struct ByLinesReader {
+  Src src;
+  std::array<LineReader<T>, std::tuple_size_v<decltype(src.streams())>> lines;
+  Batch<T> next() {
+    return std::apply([&](auto&... line) { return src.value(line.next()...); }, lines);
+  }
 };
-template <class T> LineValues<T> shifted(const LineValues<T>& v, int64_t i) { return {Lines<T>(v.x.items() + i)}; }
-template <class T> LineProducts<T> shifted(const LineProducts<T>& v, int64_t i) {
-  return {Lines<T>(v.x.items() + i), Lines<T>(v.y.items() + i)};
+template <class T, class Src> ByLinesReader<T, Src> in_order(const ByLines<Src>& v) {
+  return {v.src, std::apply([](auto... p) { return std::array{LineReader<T>(p)...}; }, v.src.streams())};
 }
 // Whether reading x by lines pays: it starts past a line, on a multiple of its item size
 // (wrapped memory need not be), and spans a page or more. Shorter runs (rows of 100
@@ -715,31 +765,37 @@ template <class T> bool by_lines(const T* x, int64_t n) {
 #define KILN_LINE_LOADS 0
 #endif
 
-template <Reduction R, class T, class Src> Batch<T> fold_leaf(const Src& x, int64_t n) {  // n: a multiple of the width
+// The next n values of a reader (in_order), n a multiple of the width.
+// Inlined: the reader then stays in registers (out of line, each step stored it back).
+template <Reduction R, class T, class Reader> [[gnu::always_inline]] inline Batch<T> fold_leaf(Reader& x, int64_t n) {
   constexpr int64_t width = Batch<T>::size;
-  Batch<T> a = x.batch(0);
+  Batch<T> a = x.next();
   int64_t i = width;
   if (n >= 4 * width) {
-    Batch<T> b = x.batch(width), c = x.batch(2 * width), d = x.batch(3 * width);
+    Batch<T> b = x.next(), c = x.next(), d = x.next();
+    // Not unrolled: within a pairwise leaf GCC knows the count and unrolled it whole, its
+    // checks between steps made sums from the caches 1.27x slower (var 1.36x).
+#pragma GCC unroll 1
     for (i = 4 * width; i + 4 * width <= n; i += 4 * width) {
-      a = Fold<R>::batch(a, x.batch(i));
-      b = Fold<R>::batch(b, x.batch(i + width));
-      c = Fold<R>::batch(c, x.batch(i + 2 * width));
-      d = Fold<R>::batch(d, x.batch(i + 3 * width));
+      a = Fold<R>::batch(a, x.next());
+      b = Fold<R>::batch(b, x.next());
+      c = Fold<R>::batch(c, x.next());
+      d = Fold<R>::batch(d, x.next());
     }
     a = Fold<R>::batch(Fold<R>::batch(a, b), Fold<R>::batch(c, d));
   }
-  for (; i < n; i += width) a = Fold<R>::batch(a, x.batch(i));
+  for (; i < n; i += width) a = Fold<R>::batch(a, x.next());
   return a;
 }
 
-template <Reduction R, class T, class Src> Batch<T> fold_batches(const Src& x, int64_t n) {  // n: a multiple of the width
+template <Reduction R, class T, class Src> Batch<T> fold_batches(const Src& src, int64_t n) {  // n: a multiple of the width
   constexpr int64_t leaf = 32 * Batch<T>::size;
+  auto x = in_order<T>(src);  // one reader for all the leaves: read by lines, each line once
   if (R != Reduction::sum || n <= leaf) return fold_leaf<R, T>(x, n);
   Batch<T> stack[64];
   int level[64], top = 0;
   for (int64_t i = 0; i < n; i += leaf) {
-    Batch<T> v = fold_leaf<R, T>(shifted(x, i), std::min(leaf, n - i));
+    Batch<T> v = fold_leaf<R, T>(x, std::min(leaf, n - i));
     int l = 0;
     for (; top > 0 && level[top - 1] == l; ++l) v = Fold<R>::batch(stack[--top], v);
     stack[top] = v;
@@ -772,22 +828,17 @@ template <Reduction R, class T, class Src> T fold_run(const Src& x, int64_t n) {
   return r;
 }
 
-// fold_run over values in memory, by lines where that pays (see Lines).
-// Not for sums of plain values: folded in leaves of 32 vectors (fold_batches), those ran
-// 1.01-1.06x the time by lines (sum(a*b), two streams, still gained).
-template <Reduction R, class T> T fold_memory(const Values<T>& v, int64_t n) {
-#if KILN_LINE_LOADS
-  if constexpr (kLineLoads<T> && R != Reduction::sum)
-    if (by_lines(v.x, n)) return fold_run<R, T>(LineValues<T>{Lines<T>(v.x)}, n);
-#endif
-  return fold_run<R, T>(v, n);
-}
-template <Reduction R, class T> T fold_memory(const Products<T>& v, int64_t n) {
+// fold_run over values in memory, by lines where that pays for any of its streams and
+// all of them lie on multiples of their item size (see Lines).
+template <Reduction R, class T, class Src> T fold_memory(const Src& v, int64_t n) {
 #if KILN_LINE_LOADS
   if constexpr (kLineLoads<T>) {
-    const auto x = reinterpret_cast<uintptr_t>(v.x), y = reinterpret_cast<uintptr_t>(v.y);
-    if ((by_lines(v.x, n) || by_lines(v.y, n)) && x % sizeof(T) == 0 && y % sizeof(T) == 0)
-      return fold_run<R, T>(LineProducts<T>{Lines<T>(v.x), Lines<T>(v.y)}, n);
+    bool pays = false, items = true;
+    for (const T* p : v.streams()) {
+      pays = pays || by_lines(p, n);
+      items = items && reinterpret_cast<uintptr_t>(p) % sizeof(T) == 0;
+    }
+    if (pays && items) return fold_run<R, T>(ByLines<Src>{v}, n);
   }
 #endif
   return fold_run<R, T>(v, n);
@@ -805,22 +856,8 @@ template <class T> void sum_products_kernel(const void* x, const void* y, int64_
   acc->index = 0;
 }
 
-template <class T> struct Deviations {
-  const T* x;
-  T c;
-  Batch<T> batch(int64_t i) const {
-    const Batch<T> d = rounded(Batch<T>::load_unaligned(x + i) - Batch<T>(c));
-    return rounded(d * d);
-  }
-  T scalar(int64_t i) const {
-    const T d = rounded(x[i] - c);
-    return rounded(d * d);
-  }
-};
-template <class T> Deviations<T> shifted(Deviations<T> v, int64_t i) { return {v.x + i, v.c}; }
-
 template <class T> void sum_deviations_kernel(const void* x, const void* c, int64_t n, ReduceAcc* acc) {
-  T r = fold_run<Reduction::sum, T>(Deviations<T>{static_cast<const T*>(x), *static_cast<const T*>(c)}, n);
+  T r = fold_memory<Reduction::sum, T>(Deviations<T>{static_cast<const T*>(x), *static_cast<const T*>(c)}, n);
   std::memcpy(acc->value, &r, sizeof r);
   acc->index = 0;
 }

@@ -918,7 +918,8 @@ namespace {
 
 // AVX-512 folds read operands that start past a cache line a line at a time (Lines in
 // kernel_impl.hpp): the same items in the same lanes, so every offset must give the bits
-// the aligned operand gives. Whole arrays (several 16384-item pieces and a tail), rows of
+// the aligned operand gives. Whole arrays (several 16384-item pieces and a tail; var's
+// squared deviations from the mean too), rows of
 // an odd length (each row starts at another offset), products of operands at the same or
 // different offsets; general values, so that any change in the order of the additions
 // shows.
@@ -936,7 +937,7 @@ template <class T> void check_line_offsets() {
   }
   Array xs = Array::empty(d, {n + kPerLine}), ys = Array::empty(d, {n + kPerLine}), zs = Array::empty(d, {n + kPerLine});
   const char* exprs[] = {"sum(x)", "max(x)", "min(x)", "mean(x)", "prod(z)", "sum(x*y)", "sum(x*x)",
-                         "sum(m, axis=1)", "max(m, axis=1)", "sum(m*w, axis=1)"};
+                         "var(x)", "sum(m, axis=1)", "max(m, axis=1)", "sum(m*w, axis=1)"};
   std::vector<Array> want;
   for (int64_t offset = 0; offset < kPerLine; ++offset) {
     const int64_t y_offset = (offset * 3) % kPerLine;  // y elsewhere in its line
