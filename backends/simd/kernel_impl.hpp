@@ -659,6 +659,14 @@ template <class T> struct Products {
   Batch<T> batch(int64_t i) const { return value(Batch<T>::load_unaligned(x + i), Batch<T>::load_unaligned(y + i)); }
   T scalar(int64_t i) const { return value(x[i], y[i]); }
 };
+// sum(x**2) and sum(x*x): the products of one array with itself, each item read once.
+template <class T> struct Squares {
+  const T* x;
+  std::array<const T*, 1> streams() const { return {x}; }
+  template <class V> V value(V a) const { return rounded(a * a); }
+  Batch<T> batch(int64_t i) const { return value(Batch<T>::load_unaligned(x + i)); }
+  T scalar(int64_t i) const { return value(x[i]); }
+};
 template <class T> struct Deviations {
   const T* x;
   T c;
@@ -851,7 +859,8 @@ template <Reduction R, class T> void fold_run_kernel(const void* src, int64_t n,
 }
 
 template <class T> void sum_products_kernel(const void* x, const void* y, int64_t n, ReduceAcc* acc) {
-  T r = fold_memory<Reduction::sum, T>(Products<T>{static_cast<const T*>(x), static_cast<const T*>(y)}, n);
+  const T *xs = static_cast<const T*>(x), *ys = static_cast<const T*>(y);
+  T r = xs == ys ? fold_memory<Reduction::sum, T>(Squares<T>{xs}, n) : fold_memory<Reduction::sum, T>(Products<T>{xs, ys}, n);
   std::memcpy(acc->value, &r, sizeof r);
   acc->index = 0;
 }
