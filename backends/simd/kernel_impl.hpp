@@ -681,6 +681,7 @@ template <class T> struct Deviations {
 
 template <class T> Values<T> shifted(Values<T> v, int64_t i) { return {v.x + i}; }
 template <class T> Products<T> shifted(Products<T> v, int64_t i) { return {v.x + i, v.y + i}; }
+template <class T> Squares<T> shifted(Squares<T> v, int64_t i) { return {v.x + i}; }
 
 // A fold reads its values' batches in order from the first (fold_leaf): a source's
 // in_order() reader gives them one after another. Sources read by lines keep the line a
@@ -1247,8 +1248,11 @@ template <Reduction R, class T> void fold_segments_kernel(const void* src, int64
 }
 
 template <class T> void products_segments_kernel(const void* x, const void* y, int64_t n, int64_t count, void* values) {
-  fold_segments<Reduction::sum, T>(Products<T>{static_cast<const T*>(x), static_cast<const T*>(y)}, n, count,
-                                   static_cast<T*>(values));
+  const T *xs = static_cast<const T*>(x), *ys = static_cast<const T*>(y);
+  T* out = static_cast<T*>(values);
+  // Rows of x*x read x once; short rows go a block at a time as any products do.
+  if (xs == ys && n > kShortSegment<T>) return fold_long_segments<Reduction::sum, T>(Squares<T>{xs}, n, count, out);
+  fold_segments<Reduction::sum, T>(Products<T>{xs, ys}, n, count, out);
 }
 
 template <Reduction R, DType D> constexpr void fill_reduction(KernelTable& t) {
