@@ -838,7 +838,7 @@ template <Reduction R, class T, class Src> T fold_run(const Src& x, int64_t n) {
 }
 
 // fold_run over values in memory, by lines where that pays for any of its streams and
-// all of them lie on multiples of their item size (see Lines).
+// all of them lie on multiples of their item size (see LineReader).
 template <Reduction R, class T, class Src> T fold_memory(const Src& v, int64_t n) {
 #if KILN_LINE_LOADS
   if constexpr (kLineLoads<T>) {

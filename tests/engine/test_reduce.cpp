@@ -916,7 +916,7 @@ TEST_CASE("sum(x*y), sum(x**2) and var(x) fold the products as they make them: a
 
 namespace {
 
-// AVX-512 folds read operands that start past a cache line a line at a time (Lines in
+// AVX-512 folds read operands that start past a cache line a line at a time (LineReader in
 // kernel_impl.hpp): the same items in the same lanes, so every offset must give the bits
 // the aligned operand gives. Whole arrays (several 16384-item pieces and a tail; var's
 // squared deviations from the mean too), rows of
