@@ -36,6 +36,10 @@ struct ReduceFns {
   // src[i] wins. src comes after acc.
   void (*accumulate)(void* acc, int64_t* acc_index, const void* src, const int64_t* src_index, int64_t row,
                      int64_t n);
+  // Floats (not argmin/argmax): `accumulate` over `rows` rows of n values one after another,
+  // row k at src + k * stride items, acc read and written once (first: acc starts as row 0).
+  // Folds along an outer axis of an array in memory with several rows' streams at a time.
+  void (*accumulate_rows)(void* acc, const void* src, int64_t stride, int64_t rows, int64_t n, bool first) = nullptr;
   // Float sums only: *acc = the pairwise sum of x[i] * y[i] (each product rounded, as
   // multiply then sum would); null elsewhere.
   void (*run_products)(const void* x, const void* y, int64_t n, ReduceAcc* acc) = nullptr;

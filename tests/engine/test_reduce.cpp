@@ -892,11 +892,62 @@ template <class T> void check_sum_of_products(int64_t n) {
 }
 }  // namespace
 
+// Sums and products of an array along axis 0 read up to 8 rows a call (accumulate_rows):
+// row counts around and past a group of 8, columns with a tail after the SIMD batches, rows
+// longer and shorter than a page, a result made or written into out=, infinities and NaNs
+// in a few columns. Where one band takes every row, each column's rows still go in order,
+// so the result is the running loop's to the bit.
+template <class T> void check_outer_axis_groups() {
+  std::mt19937_64 rng(11);
+  std::uniform_real_distribution<double> dist(-1, 1);
+  const DType d = kiln::dtype_of<T>();
+  const std::pair<int64_t, int64_t> shapes[] = {{1, 16421}, {7, 16421}, {8, 16421}, {9, 16421}, {13, 16421},
+                                                {64, 16421}, {9, 1027},  {16, 1027}, {16, 1000},  {5, 37}};
+  for (auto [L, M] : shapes) {
+    INFO(L << " rows of " << M);
+    Array x = Array::empty(d, {L, M}), z = Array::empty(d, {L, M});
+    T* v = x.data_as<T>();
+    T* w = z.data_as<T>();
+    for (int64_t i = 0; i < L * M; ++i) v[i] = static_cast<T>(dist(rng)), w[i] = static_cast<T>(1 + dist(rng) / 8);
+    const T inf = std::numeric_limits<T>::infinity();
+    v[(L - 1) * M + M - 1] = std::numeric_limits<T>::quiet_NaN();  // the tail's last column
+    v[M / 2] = inf;                                                // inf alone
+    v[(L / 2) * M + 3] = inf;                                      // inf - inf where L > 1
+    if (L > 1) v[(L - 1) * M + 3] = -inf;
+    w[(L - 1) * M + 5] = 0;
+    w[5] = inf;  // 0 * inf
+    std::vector<T> sums(M), prods(M);
+    for (int64_t c = 0; c < M; ++c) {
+      sums[c] = v[c];
+      prods[c] = w[c];
+      for (int64_t r = 1; r < L; ++r) {
+        sums[c] += v[r * M + c];
+        prods[c] *= w[r * M + c];
+      }
+    }
+    Array made_sum = kiln::eval(kiln::sum(x, 0)), made_prod = kiln::eval(kiln::prod(z, 0));
+    Array into_sum = Array::zeros(d, {M}), into_prod = Array::zeros(d, {M});
+    kiln::eval(kiln::sum(x, 0), into_sum);
+    kiln::eval(kiln::prod(z, 0), into_prod);
+    auto same = [](T a, T b) { return a == b || (std::isnan(a) && std::isnan(b)); };
+    int64_t wrong = 0;
+    for (int64_t c = 0; c < M; ++c) {
+      wrong += !same(made_sum.data_as<T>()[c], sums[c]) + !same(into_sum.data_as<T>()[c], sums[c]);
+      wrong += !same(made_prod.data_as<T>()[c], prods[c]) + !same(into_prod.data_as<T>()[c], prods[c]);
+    }
+    CHECK(wrong == 0);
+    CHECK(std::isnan(sums[M - 1]));
+    CHECK(std::isnan(prods[5]) == (L > 1));
+  }
+}
+
 TEST_CASE("sums along axis 0 of a few long rows add each column's rows in order, as NumPy does; products as made",
           "[reduce]") {
   kiln::test::for_each_isa([&](const std::string&) {
     check_outer_axis<double>();
     check_outer_axis<float>();
+    check_outer_axis_groups<double>();
+    check_outer_axis_groups<float>();
   });
 }
 
