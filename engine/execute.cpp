@@ -1536,14 +1536,16 @@ bool run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values, co
   if (from_memory.kind == Kind::Deviations || (from_memory.kind == Kind::Products && !runs[0].f->fns.accumulate_products))
     from_memory = {};
   const bool direct = from_memory.kind == Kind::Direct, column_products = from_memory.kind == Kind::Products;
-  // An array's sums (and products) along columns take 8 rows a call, their streams read
-  // side by side and each column's value kept in a register, where row by row adds each row
-  // to the accumulators in L1: float64 in 8 rows of 1.25e6 0.59x the time, rows of 20000
-  // 0.51x, of 2000 0.81x, of 1000 0.91x. Rows shorter than a page stay one stream, row after
-  // row: rows of 4000 bytes took 1.05-1.14x the time in 8 streams.
-  const bool by_rows = direct && std::min(cols, M) * static_cast<int64_t>(runs[0].acc_item) >= 4096 &&
-                       std::all_of(runs.begin(), runs.end(), [](const FoldRun& fr) { return fr.f->fns.accumulate_rows; });
-  const int64_t rows_at_once = by_rows ? 8 : 1;
+  // An array's sums and products along columns, and sums of products (an operand read from
+  // memory has one fold), take 8 rows a call: their streams read side by side and each
+  // column's value kept in a register, where row by row adds each row to the accumulators
+  // in L1. Sums of float64 in 8 rows of 1.25e6 took 0.59x the time, rows of 20000 0.51x, of
+  // 2000 0.81x, of 1000 0.91x; sum(x*y, axis=0) in rows of 20000 0.70x. Rows shorter than a
+  // page stay one stream, a row a call: rows of 4000 bytes took 1.05-1.14x the time in 8
+  // streams. An array's short rows go through `accumulate` as computed operands' do (float32
+  // rows of 2000 bytes took 1.08-1.13x the time through accumulate_rows, reason not found).
+  const int64_t rows_at_once = std::min(cols, M) * static_cast<int64_t>(runs[0].acc_item) >= 4096 ? 8 : 1;
+  const bool by_rows = column_products || (direct && rows_at_once > 1 && runs[0].f->fns.accumulate_rows);
   for_items(row_bands * col_bands, 1, total, [&](int64_t lo, int64_t hi) {
     std::optional<ChunkRunner> runner;
     if (!from_memory) runner.emplace(b, loop, stamp, row_step);
@@ -1551,24 +1553,20 @@ bool run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values, co
       int64_t band = item / col_bands, r0 = band * rows, r1 = std::min(L, r0 + rows);
       int64_t c0 = (item % col_bands) * cols, c1 = std::min(M, c0 + cols);
       const int64_t run = from_memory ? c1 - c0 : row_step;
-      if (rows_at_once > 1) {
-        for (FoldRun& fr : runs) {
-          char* acc = fr.partial_rows.data() + (band * M + c0) * fr.acc_item;
-          for (int64_t r = r0; r < r1; r += rows_at_once)
-            fr.f->fns.accumulate_rows(acc, from_memory.x + (r * M + c0) * fr.acc_item, M,
-                                      std::min(rows_at_once, r1 - r), c1 - c0, r == r0);
+      if (by_rows) {
+        const simd::ReduceFns& fns = runs[0].f->fns;
+        char* acc = runs[0].partial_rows.data() + (band * M + c0) * runs[0].acc_item;
+        for (int64_t r = r0; r < r1; r += rows_at_once) {
+          const int64_t k = std::min(rows_at_once, r1 - r);
+          const size_t at = static_cast<size_t>(r * M + c0) * runs[0].acc_item;
+          if (column_products) fns.accumulate_products(acc, from_memory.x + at, from_memory.y + at, M, k, c1 - c0, r == r0);
+          else fns.accumulate_rows(acc, from_memory.x + at, M, k, c1 - c0, r == r0);
         }
         continue;
       }
       for (int64_t r = r0; r < r1; ++r) {
         for (int64_t c = c0; c < c1; c += run) {
           int64_t n = std::min(run, c1 - c);
-          if (column_products) {
-            const size_t at = static_cast<size_t>(r * M + c) * runs[0].acc_item;
-            runs[0].f->fns.accumulate_products(runs[0].partial_rows.data() + (band * M + c) * runs[0].acc_item,
-                                               from_memory.x + at, from_memory.y + at, n, r == r0);
-            continue;
-          }
           if (!direct) runner->run(r * M + c, n);
           for (FoldRun& fr : runs) {
             const void* src = direct ? from_memory.x + (r * M + c) * fr.acc_item : runner->reg(b.results[&fr - runs.data()]);

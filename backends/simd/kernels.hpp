@@ -36,16 +36,18 @@ struct ReduceFns {
   // src[i] wins. src comes after acc.
   void (*accumulate)(void* acc, int64_t* acc_index, const void* src, const int64_t* src_index, int64_t row,
                      int64_t n);
-  // Floats (not argmin/argmax): `accumulate` over `rows` rows of n values one after another,
+  // Float sums and products: `accumulate` over `rows` rows of n values one after another,
   // row k at src + k * stride items, acc read and written once (first: acc starts as row 0).
   // Folds along an outer axis of an array in memory with several rows' streams at a time.
   void (*accumulate_rows)(void* acc, const void* src, int64_t stride, int64_t rows, int64_t n, bool first) = nullptr;
   // Float sums only: *acc = the pairwise sum of x[i] * y[i] (each product rounded, as
   // multiply then sum would); null elsewhere.
   void (*run_products)(const void* x, const void* y, int64_t n, ReduceAcc* acc) = nullptr;
-  // Float sums only: acc[i] = x[i] * y[i] (first) or acc[i] + x[i] * y[i], each product
-  // rounded: sums of products along an outer axis (sum(x*y, axis=0)) without storing them.
-  void (*accumulate_products)(void* acc, const void* x, const void* y, int64_t n, bool first) = nullptr;
+  // Float sums only: accumulate_rows of the products x[i] * y[i], each rounded, row k's
+  // items at x and y + k * stride items: sums of products along an outer axis (sum(x*y,
+  // axis=0), sum(x**2, axis=0)) without storing them.
+  void (*accumulate_products)(void* acc, const void* x, const void* y, int64_t stride, int64_t rows, int64_t n,
+                              bool first) = nullptr;
   // Float sums only: *acc = the pairwise sum of (x[i] - *c)**2, each step rounded as
   // subtract then square would: var's second pass, read straight from memory.
   void (*run_deviations)(const void* x, const void* c, int64_t n, ReduceAcc* acc) = nullptr;

@@ -892,7 +892,8 @@ template <class T> void check_sum_of_products(int64_t n) {
 }
 }  // namespace
 
-// Sums and products of an array along axis 0 read up to 8 rows a call (accumulate_rows):
+// Sums and products of an array along axis 0, and sums of products, read up to 8 rows a
+// call (accumulate_rows, accumulate_products):
 // row counts around and past a group of 8, columns with a tail after the SIMD batches, rows
 // longer and shorter than a page, a result made or written into out=, infinities and NaNs
 // in a few columns. Where one band takes every row, each column's rows still go in order,
@@ -916,15 +917,22 @@ template <class T> void check_outer_axis_groups() {
     if (L > 1) v[(L - 1) * M + 3] = -inf;
     w[(L - 1) * M + 5] = 0;
     w[5] = inf;  // 0 * inf
-    std::vector<T> sums(M), prods(M);
+    std::vector<T> sums(M), prods(M), dots(M), squares(M);
     for (int64_t c = 0; c < M; ++c) {
       sums[c] = v[c];
       prods[c] = w[c];
+      dots[c] = v[c] * w[c];
+      squares[c] = v[c] * v[c];
       for (int64_t r = 1; r < L; ++r) {
         sums[c] += v[r * M + c];
         prods[c] *= w[r * M + c];
+        dots[c] += v[r * M + c] * w[r * M + c];
+        squares[c] += v[r * M + c] * v[r * M + c];
       }
     }
+    // Sums of products along axis 0 take rows a group at a time too, the products made as
+    // they are read (x*x reads x once).
+    Array made_dot = kiln::eval(kiln::sum(Expr(x) * z, 0)), made_square = kiln::eval(kiln::sum(kiln::square(x), 0));
     Array made_sum = kiln::eval(kiln::sum(x, 0)), made_prod = kiln::eval(kiln::prod(z, 0));
     Array into_sum = Array::zeros(d, {M}), into_prod = Array::zeros(d, {M});
     kiln::eval(kiln::sum(x, 0), into_sum);
@@ -934,6 +942,7 @@ template <class T> void check_outer_axis_groups() {
     for (int64_t c = 0; c < M; ++c) {
       wrong += !same(made_sum.data_as<T>()[c], sums[c]) + !same(into_sum.data_as<T>()[c], sums[c]);
       wrong += !same(made_prod.data_as<T>()[c], prods[c]) + !same(into_prod.data_as<T>()[c], prods[c]);
+      wrong += !same(made_dot.data_as<T>()[c], dots[c]) + !same(made_square.data_as<T>()[c], squares[c]);
     }
     CHECK(wrong == 0);
     CHECK(std::isnan(sums[M - 1]));
