@@ -538,6 +538,8 @@ void run_chunks(const Block& b, const Loop& loop, uint64_t stamp, int64_t chunk,
     const int64_t start = std::max<int64_t>(c * chunk - lead, 0);
     const int64_t n = std::min(c * chunk - lead + chunk, loop.total) - start;
     for (int i = 0; i < num_reads; ++i) {
+      // bind_read's first case, inline here: an always_inline bind_read instead measured
+      // 1.02-1.10x the time (2*a + 3*b*c - 1.5, 10^5 and 10^7 float64).
       const Operand& op = loop.inputs[i];
       if (op.mode == Operand::InPlace && !op.gen) r[i] = const_cast<char*>(op.base) + start * op.item;
       else bind_read(loop, op, r[i], regs.own_slot(i), start, n);
