@@ -1200,13 +1200,14 @@ struct FoldRun {
 
 // A single fold's operand read straight from memory instead of computed into a register:
 // one array (sum(a), max(a, axis=1)), the products of two (sum(x*y), sum(x**2)), or one
-// array's deviations from one value (var's second pass). Products and deviations are
-// folded as they are made, never stored, with the roundings a register would have given
-// them: the same bits.
+// array's deviations from one value (var's second pass), or, along columns only, from a
+// value per column (var(x, axis=0)'s). Products and deviations are folded as they are
+// made, never stored, with the roundings a register would have given them: the same bits.
 struct MemoryOperand {
-  enum class Kind { None, Direct, Products, Deviations } kind = Kind::None;
+  enum class Kind { None, Direct, Products, Deviations, ColumnDeviations } kind = Kind::None;
   const char* x = nullptr;
-  const char* y = nullptr;  // Products: the second factor; Deviations: the value
+  // Products: the second factor; Deviations: the value; ColumnDeviations: a row of them
+  const char* y = nullptr;
   size_t item = 0;          // bytes per element (the fold's accumulate dtype)
 
   explicit operator bool() const { return kind != Kind::None; }
@@ -1381,7 +1382,8 @@ bool run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values, co
   //    sum(x**2, axis=1) took 1.25x the time of sum(x*x, axis=1) through a register;
   //  - var's second pass, (x - mean)**2 over a whole array (or long segments, the mean one
   //    value). 10^7 float64: var(a) 0.84-0.89x the time, std(a) 0.87-0.93x, at 10^5 0.47x.
-  //    Many short segments stay many to a call through a register.
+  //    Many short segments stay many to a call through a register. Along columns
+  //    (var(x, axis=0)), deviations from a row of means.
   MemoryOperand from_memory;
   if (K == 1) {
     // Whether register r is a read of an array (not a generator) bound in this way.
@@ -1412,6 +1414,17 @@ bool run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values, co
           squaring.src[0] == sub.dst && squaring.dst == result && fns.run_deviations && in_place_read(sub.src[0]) &&
           read_as(sub.src[1], Operand::Splat))
         from_memory = {Kind::Deviations, base(sub.src[0]), base(sub.src[1])};
+      // A centre per column: the same row of values (its stride along the rows 0) for
+      // every row of the (L, M) iteration.
+      const int c = sub.src[1];
+      auto centre_row = [&] {
+        return c >= 0 && c < static_cast<int>(b.reads.size()) && !loop.inputs[c].gen && loop.nd == 2 &&
+               loop.shape[1] == M && loop.inputs[c].strides[0] == 0 &&
+               loop.inputs[c].strides[1] == static_cast<int64_t>(loop.inputs[c].item);
+      };
+      if (!segments && plain(sub, Op::subtract, 2) && plain(squaring, Op::square, 1) && squaring.src[0] == sub.dst &&
+          squaring.dst == result && fns.accumulate_deviations && in_place_read(sub.src[0]) && centre_row())
+        from_memory = {Kind::ColumnDeviations, base(sub.src[0]), base(c)};
     }
     from_memory.item = runs[0].acc_item;
   }
@@ -1538,6 +1551,7 @@ bool run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values, co
   if (from_memory.kind == Kind::Deviations || (from_memory.kind == Kind::Products && !runs[0].f->fns.accumulate_products))
     from_memory = {};
   const bool direct = from_memory.kind == Kind::Direct, column_products = from_memory.kind == Kind::Products;
+  const bool column_deviations = from_memory.kind == Kind::ColumnDeviations;
   // An array's sums and products along columns, and sums of products (an operand read from
   // memory has one fold), take 8 rows a call: their streams read side by side and each
   // column's value kept in a register, where row by row adds each row to the accumulators
@@ -1547,7 +1561,8 @@ bool run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values, co
   // streams. An array's short rows go through `accumulate` as computed operands' do (float32
   // rows of 2000 bytes took 1.08-1.13x the time through accumulate_rows, reason not found).
   const int64_t rows_at_once = std::min(cols, M) * static_cast<int64_t>(runs[0].acc_item) >= 4096 ? 8 : 1;
-  const bool by_rows = column_products || (direct && rows_at_once > 1 && runs[0].f->fns.accumulate_rows);
+  const bool by_rows =
+      column_products || column_deviations || (direct && rows_at_once > 1 && runs[0].f->fns.accumulate_rows);
   for_items(row_bands * col_bands, 1, total, [&](int64_t lo, int64_t hi) {
     std::optional<ChunkRunner> runner;
     if (!from_memory) runner.emplace(b, loop, stamp, row_step);
@@ -1561,7 +1576,9 @@ bool run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values, co
         for (int64_t r = r0; r < r1; r += rows_at_once) {
           const int64_t k = std::min(rows_at_once, r1 - r);
           const size_t at = static_cast<size_t>(r * M + c0) * runs[0].acc_item;
+          const char* centre = from_memory.y + c0 * runs[0].acc_item;
           if (column_products) fns.accumulate_products(acc, from_memory.x + at, from_memory.y + at, M, k, c1 - c0, r == r0);
+          else if (column_deviations) fns.accumulate_deviations(acc, from_memory.x + at, centre, M, k, c1 - c0, r == r0);
           else fns.accumulate_rows(acc, from_memory.x + at, M, k, c1 - c0, r == r0);
         }
         continue;

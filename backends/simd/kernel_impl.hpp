@@ -679,9 +679,25 @@ template <class T> struct Deviations {
   T scalar(int64_t i) const { return value(x[i]); }
 };
 
+// var's second pass along an outer axis: each column's squared deviations from its own
+// centre (c[i] for column i, rounded as subtract then square): a row further on moves x
+// only (down).
+template <class T> struct ColumnDeviations {
+  const T *x, *c;
+  template <class V> V value(V a, V centre) const {
+    const V d = rounded(a - centre);
+    return rounded(d * d);
+  }
+  Batch<T> batch(int64_t i) const { return value(Batch<T>::load_unaligned(x + i), Batch<T>::load_unaligned(c + i)); }
+  T scalar(int64_t i) const { return value(x[i], c[i]); }
+};
+
 template <class T> Values<T> shifted(Values<T> v, int64_t i) { return {v.x + i}; }
 template <class T> Products<T> shifted(Products<T> v, int64_t i) { return {v.x + i, v.y + i}; }
 template <class T> Squares<T> shifted(Squares<T> v, int64_t i) { return {v.x + i}; }
+// The source `items` further on along a row-major array: rows further down in fold_rows.
+template <class Src> Src down(Src v, int64_t items) { return shifted(v, items); }
+template <class T> ColumnDeviations<T> down(ColumnDeviations<T> v, int64_t items) { return {v.x + items, v.c}; }
 
 // A fold reads its values' batches in order from the first (fold_leaf): a source's
 // in_order() reader gives them one after another. Sources read by lines keep the line a
@@ -894,7 +910,7 @@ void fold_accumulate(void* acc_v, int64_t*, const void* src_v, const int64_t*, i
 }
 
 // acc[i] = acc[i] (first: row 0's value) folded with item i's value in each of `rows` rows
-// in order, row r being src shifted by r * stride items. Four batches of columns at a
+// in order, row r being src down r * stride items. Four batches of columns at a
 // time, so each row's values go into four independent chains and each row is read a few
 // lines at a time while the others' streams stay open.
 template <Reduction R, class T, class Src>
@@ -916,19 +932,19 @@ void fold_rows(T* acc, Src src, int64_t stride, int64_t rows, int64_t n, bool fi
     Batch<T> v[4];
     for (int k = 0; k < 4; ++k) v[k] = first ? src.batch(i + k * width) : Batch<T>::load_unaligned(acc + i + k * width);
     for (int64_t r = r0; r < rows; ++r) {
-      const Src row = shifted(src, r * stride);
+      const Src row = down(src, r * stride);
       for (int k = 0; k < 4; ++k) v[k] = Fold<R>::batch(v[k], row.batch(i + k * width));
     }
     for (int k = 0; k < 4; ++k) v[k].store_unaligned(acc + i + k * width);
   }
   for (; i + width <= n; i += width) {
     Batch<T> v = first ? src.batch(i) : Batch<T>::load_unaligned(acc + i);
-    for (int64_t r = r0; r < rows; ++r) v = Fold<R>::batch(v, shifted(src, r * stride).batch(i));
+    for (int64_t r = r0; r < rows; ++r) v = Fold<R>::batch(v, down(src, r * stride).batch(i));
     v.store_unaligned(acc + i);
   }
   for (; i < n; ++i) {
     T v = first ? src.scalar(i) : acc[i];
-    for (int64_t r = r0; r < rows; ++r) v = Fold<R>::scalar(v, shifted(src, r * stride).scalar(i));
+    for (int64_t r = r0; r < rows; ++r) v = Fold<R>::scalar(v, down(src, r * stride).scalar(i));
     acc[i] = v;
   }
 }
@@ -936,6 +952,13 @@ void fold_rows(T* acc, Src src, int64_t stride, int64_t rows, int64_t n, bool fi
 template <Reduction R, class T>
 void fold_accumulate_rows(void* acc, const void* src, int64_t stride, int64_t rows, int64_t n, bool first) {
   fold_rows<R>(static_cast<T*>(acc), Values<T>{static_cast<const T*>(src)}, stride, rows, n, first);
+}
+
+template <class T>
+void accumulate_deviations_kernel(void* acc, const void* x, const void* centre, int64_t stride, int64_t rows, int64_t n,
+                                  bool first) {
+  fold_rows<Reduction::sum>(static_cast<T*>(acc), ColumnDeviations<T>{static_cast<const T*>(x), static_cast<const T*>(centre)},
+                            stride, rows, n, first);
 }
 
 template <class T>
@@ -1318,6 +1341,7 @@ template <Reduction R, DType D> constexpr void fill_reduction(KernelTable& t) {
       f.run_products = &sum_products_kernel<T>;
       f.run_products_segments = &products_segments_kernel<T>;
       f.accumulate_products = &accumulate_products_kernel<T>;
+      f.accumulate_deviations = &accumulate_deviations_kernel<T>;
       f.run_deviations = &sum_deviations_kernel<T>;
     }
   }

@@ -892,8 +892,8 @@ template <class T> void check_sum_of_products(int64_t n) {
 }
 }  // namespace
 
-// Sums and products of an array along axis 0, and sums of products, read up to 8 rows a
-// call (accumulate_rows, accumulate_products):
+// Sums and products of an array along axis 0, sums of products and var's deviations from
+// column means read up to 8 rows a call (accumulate_rows, _products, _deviations):
 // row counts around and past a group of 8, columns with a tail after the SIMD batches, rows
 // longer and shorter than a page, a result made or written into out=, infinities and NaNs
 // in a few columns. Where one band takes every row, each column's rows still go in order,
@@ -930,9 +930,22 @@ template <class T> void check_outer_axis_groups() {
         squares[c] += v[r * M + c] * v[r * M + c];
       }
     }
+    // var's second pass: each column's squared deviations from its mean, as the two-pass
+    // loop makes them (the mean divided in double, as kiln's means are).
+    std::vector<T> vars(M);
+    for (int64_t c = 0; c < M; ++c) {
+      const T mean = static_cast<T>(static_cast<double>(sums[c]) / static_cast<double>(L));
+      T squared = 0;
+      for (int64_t r = 0; r < L; ++r) {
+        const T d = v[r * M + c] - mean;
+        squared = r == 0 ? d * d : squared + d * d;
+      }
+      vars[c] = static_cast<T>(static_cast<double>(squared) / static_cast<double>(L));
+    }
     // Sums of products along axis 0 take rows a group at a time too, the products made as
-    // they are read (x*x reads x once).
+    // they are read (x*x reads x once), and so do var's deviations from the column means.
     Array made_dot = kiln::eval(kiln::sum(Expr(x) * z, 0)), made_square = kiln::eval(kiln::sum(kiln::square(x), 0));
+    Array made_var = kiln::eval(kiln::var(x, 0)), made_std = kiln::eval(kiln::std(x, 0));
     Array made_sum = kiln::eval(kiln::sum(x, 0)), made_prod = kiln::eval(kiln::prod(z, 0));
     Array into_sum = Array::zeros(d, {M}), into_prod = Array::zeros(d, {M});
     kiln::eval(kiln::sum(x, 0), into_sum);
@@ -943,6 +956,7 @@ template <class T> void check_outer_axis_groups() {
       wrong += !same(made_sum.data_as<T>()[c], sums[c]) + !same(into_sum.data_as<T>()[c], sums[c]);
       wrong += !same(made_prod.data_as<T>()[c], prods[c]) + !same(into_prod.data_as<T>()[c], prods[c]);
       wrong += !same(made_dot.data_as<T>()[c], dots[c]) + !same(made_square.data_as<T>()[c], squares[c]);
+      wrong += !same(made_var.data_as<T>()[c], vars[c]) + !same(made_std.data_as<T>()[c], std::sqrt(vars[c]));
     }
     CHECK(wrong == 0);
     CHECK(std::isnan(sums[M - 1]));
