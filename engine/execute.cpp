@@ -1206,19 +1206,22 @@ struct FoldRun {
 struct MemoryOperand {
   enum class Kind { None, Direct, Products, Deviations, ColumnDeviations } kind = Kind::None;
   const char* x = nullptr;
-  // Products: the second factor; Deviations: the value; ColumnDeviations: a row of them
+  // Products: the second factor; Deviations: the value (with centre_step, segment s's at
+  // y + s * centre_step bytes); ColumnDeviations: a row of them
   const char* y = nullptr;
-  size_t item = 0;          // bytes per element (the fold's accumulate dtype)
+  size_t item = 0;  // bytes per element (the fold's accumulate dtype)
+  int64_t centre_step = 0;
 
   explicit operator bool() const { return kind != Kind::None; }
   // Whether whole segments go many to a call (run_segments, run_products_segments).
   bool packs() const { return kind == Kind::Direct || kind == Kind::Products; }
-  // Elements [flat, flat + n) into *acc; `first` is the first one's index in its segment.
-  void run(const simd::ReduceFns& fns, int64_t flat, int64_t n, int64_t first, simd::ReduceAcc* acc) const {
+  // Elements [flat, flat + n) of segment `seg` into *acc; `first` is the first one's index
+  // in its segment.
+  void run(const simd::ReduceFns& fns, int64_t flat, int64_t n, int64_t seg, int64_t first, simd::ReduceAcc* acc) const {
     const size_t at = static_cast<size_t>(flat) * item;
     if (kind == Kind::Direct) fns.run(x + at, n, first, acc);
     else if (kind == Kind::Products) fns.run_products(x + at, y + at, n, acc);
-    else fns.run_deviations(x + at, y, n, acc);
+    else fns.run_deviations(x + at, y + seg * centre_step, n, acc);
   }
   // `count` whole segments of n from element `flat` (packs() only).
   void run_segments(const simd::ReduceFns& fns, int64_t flat, int64_t n, int64_t count, void* values,
@@ -1382,8 +1385,9 @@ bool run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values, co
   //    sum(x**2, axis=1) took 1.25x the time of sum(x*x, axis=1) through a register;
   //  - var's second pass, (x - mean)**2 over a whole array (or long segments, the mean one
   //    value). 10^7 float64: var(a) 0.84-0.89x the time, std(a) 0.87-0.93x, at 10^5 0.47x.
-  //    Many short segments stay many to a call through a register. Along columns
-  //    (var(x, axis=0)), deviations from a row of means.
+  //    Many short segments stay many to a call through a register. Segments of a page or
+  //    more with a mean each (var(x, axis=1), rows of 1000 float64: 0.61-0.69x the time),
+  //    and columns (var(x, axis=0), 0.51-0.60x), fold deviations from their own means.
   MemoryOperand from_memory;
   if (K == 1) {
     // Whether register r is a read of an array (not a generator) bound in this way.
@@ -1414,16 +1418,26 @@ bool run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values, co
           squaring.src[0] == sub.dst && squaring.dst == result && fns.run_deviations && in_place_read(sub.src[0]) &&
           read_as(sub.src[1], Operand::Splat))
         from_memory = {Kind::Deviations, base(sub.src[0]), base(sub.src[1])};
+      // A centre per segment (var(x, axis=1)'s mean per row): one value along each segment
+      // of the (M, L) iteration. Segments shorter than a page stay many to a call through
+      // a register.
+      const int c = sub.src[1];
+      const bool var_pattern = plain(sub, Op::subtract, 2) && plain(squaring, Op::square, 1) &&
+                               squaring.src[0] == sub.dst && squaring.dst == result && in_place_read(sub.src[0]);
+      auto centre_per_segment = [&] {
+        return c >= 0 && c < static_cast<int>(b.reads.size()) && !loop.inputs[c].gen && loop.nd == 2 &&
+               loop.shape[1] == L && loop.inputs[c].strides[1] == 0 && L * static_cast<int64_t>(runs[0].acc_item) >= 4096;
+      };
+      if (!from_memory && segments && var_pattern && fns.run_deviations && centre_per_segment())
+        from_memory = {Kind::Deviations, base(sub.src[0]), base(c), 0, loop.inputs[c].strides[0]};
       // A centre per column: the same row of values (its stride along the rows 0) for
       // every row of the (L, M) iteration.
-      const int c = sub.src[1];
       auto centre_row = [&] {
         return c >= 0 && c < static_cast<int>(b.reads.size()) && !loop.inputs[c].gen && loop.nd == 2 &&
                loop.shape[1] == M && loop.inputs[c].strides[0] == 0 &&
                loop.inputs[c].strides[1] == static_cast<int64_t>(loop.inputs[c].item);
       };
-      if (!segments && plain(sub, Op::subtract, 2) && plain(squaring, Op::square, 1) && squaring.src[0] == sub.dst &&
-          squaring.dst == result && fns.accumulate_deviations && in_place_read(sub.src[0]) && centre_row())
+      if (!segments && var_pattern && fns.accumulate_deviations && centre_row())
         from_memory = {Kind::ColumnDeviations, base(sub.src[0]), base(c)};
     }
     from_memory.item = runs[0].acc_item;
@@ -1492,7 +1506,7 @@ bool run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values, co
         int64_t flat = (item / blocks) * L + first;
         if (from_memory) {
           simd::ReduceAcc a{};
-          from_memory.run(runs[0].f->fns, flat, len, first, &a);
+          from_memory.run(runs[0].f->fns, flat, len, item / blocks, first, &a);
           store(0, item, a);
           continue;
         }

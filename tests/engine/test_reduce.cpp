@@ -1052,3 +1052,49 @@ TEST_CASE("folds over operands past a cache line give the aligned operand's bits
     check_line_offsets<float>();
   });
 }
+
+namespace {
+
+// var(x, axis=1)'s second pass reads rows of a page or more straight from memory, each
+// row's deviations from its own mean (shorter rows go through a register): within the
+// pairwise bound of a two-pass long double variance, row by row, and the bits of var over
+// the row alone. A row with an infinity is NaN; the other rows are untouched by it.
+template <class T> void check_row_variances() {
+  std::mt19937_64 rng(13);
+  std::uniform_real_distribution<double> dist(-1, 1);
+  const DType d = kiln::dtype_of<T>();
+  const std::pair<int64_t, int64_t> shapes[] = {{3, 511}, {5, 512}, {7, 1000}, {3, 1024}, {2, 16389}};
+  for (auto [R, L] : shapes) {
+    INFO(R << " rows of " << L);
+    Array x = Array::empty(d, {R, L});
+    T* v = x.data_as<T>();
+    for (int64_t i = 0; i < R * L; ++i) v[i] = static_cast<T>(3 + dist(rng));  // off zero: the mean matters
+    v[L + 7] = std::numeric_limits<T>::infinity();                                // row 1
+    Array var = kiln::eval(kiln::var(x, 1)), sd = kiln::eval(kiln::std(x, 1));
+    for (int64_t r = 0; r < R; ++r) {
+      const T got = var.data_as<T>()[r];
+      if (r == 1) {
+        CHECK(std::isnan(got));
+        continue;
+      }
+      long double mean = 0, squared = 0;
+      for (int64_t i = 0; i < L; ++i) mean += v[r * L + i];
+      mean /= L;
+      for (int64_t i = 0; i < L; ++i) squared += (v[r * L + i] - mean) * (v[r * L + i] - mean);
+      const double want = static_cast<double>(squared / L);
+      CHECK(std::fabs(static_cast<double>(got) - want) <=
+            8 * std::numeric_limits<T>::epsilon() * std::log2(static_cast<double>(L) + 2) * want);
+      CHECK(sd.data_as<T>()[r] == std::sqrt(got));
+      CHECK(got == kiln::eval(kiln::var(x.slice(0, r, r + 1).reshape({L}))).template data_as<T>()[0]);
+    }
+  }
+}
+
+}  // namespace
+
+TEST_CASE("var and std along rows: each row's deviations from its own mean, accurate, as the row alone", "[reduce]") {
+  kiln::test::for_each_isa([&](const std::string&) {
+    check_row_variances<double>();
+    check_row_variances<float>();
+  });
+}
