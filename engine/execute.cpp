@@ -1117,24 +1117,26 @@ void finalize_row(const Fold& f, const unsigned char* acc, size_t acc_step, cons
       for (int64_t k = 0; k < n; ++k) std::memcpy(dst + k * 8, index + k * index_step, 8);
       return;
     case Reduction::mean: {
-      // NumPy divides by the count in float64 (and by n - ddof, at least 0, for var).
+      // NumPy divides by the count in float64 (and by n - ddof, at least 0, for var). Many
+      // contiguous float64 means at a time in the plan's SIMD set; otherwise a loop per
+      // dtype pair. Item by item, choosing the dtypes for each, 1.25e6 means took 1.7 ms,
+      // half of mean(x, axis=0) over 8 rows.
       const double d = static_cast<double>(std::max<int64_t>(count - f.spec.ddof, 0));
-      for (int64_t k = 0; k < n; ++k) {
-        double sum;
-        if (f.accumulate == DType::Float32) {
-          float v;
-          std::memcpy(&v, acc + k * acc_step, 4);
-          sum = v;
-        } else {
-          std::memcpy(&sum, acc + k * acc_step, 8);
+      if (f.fns.divide && f.result == DType::Float64 && acc_step == 8) return f.fns.divide(acc, d, n, dst);
+      auto divide = [&]<class A, class R>(A, R) {
+        for (int64_t k = 0; k < n; ++k) {
+          A sum;
+          std::memcpy(&sum, acc + k * acc_step, sizeof sum);
+          const R q = static_cast<R>(static_cast<double>(sum) / d);
+          std::memcpy(dst + k * sizeof q, &q, sizeof q);
         }
-        double q = sum / d;
-        if (f.result == DType::Float32) {
-          float v = static_cast<float>(q);
-          std::memcpy(dst + k * 4, &v, 4);
-        } else {
-          std::memcpy(dst + k * 8, &q, 8);
-        }
+      };
+      if (f.accumulate == DType::Float32) {
+        if (f.result == DType::Float32) divide(float{}, float{});
+        else divide(float{}, double{});
+      } else {
+        if (f.result == DType::Float32) divide(double{}, float{});
+        else divide(double{}, double{});
       }
       return;
     }

@@ -954,6 +954,16 @@ void fold_accumulate_rows(void* acc, const void* src, int64_t stride, int64_t ro
   fold_rows<R>(static_cast<T*>(acc), Values<T>{static_cast<const T*>(src)}, stride, rows, n, first);
 }
 
+inline void divide_kernel(const void* acc_v, double d, int64_t n, void* dst_v) {
+  const double* acc = static_cast<const double*>(acc_v);
+  double* dst = static_cast<double*>(dst_v);
+  constexpr int64_t width = Batch<double>::size;
+  const Batch<double> by(d);
+  int64_t i = 0;
+  for (; i + width <= n; i += width) (Batch<double>::load_unaligned(acc + i) / by).store_unaligned(dst + i);
+  for (; i < n; ++i) dst[i] = acc[i] / d;
+}
+
 template <class T>
 void accumulate_deviations_kernel(void* acc, const void* x, const void* centre, int64_t stride, int64_t rows, int64_t n,
                                   bool first) {
@@ -1342,6 +1352,7 @@ template <Reduction R, DType D> constexpr void fill_reduction(KernelTable& t) {
       f.run_products_segments = &products_segments_kernel<T>;
       f.accumulate_products = &accumulate_products_kernel<T>;
       f.accumulate_deviations = &accumulate_deviations_kernel<T>;
+      if constexpr (std::is_same_v<T, double>) f.divide = &divide_kernel;
       f.run_deviations = &sum_deviations_kernel<T>;
     }
   }

@@ -48,6 +48,9 @@ struct ReduceFns {
   // axis=0), sum(x**2, axis=0)) without storing them.
   void (*accumulate_products)(void* acc, const void* x, const void* y, int64_t stride, int64_t rows, int64_t n,
                               bool first) = nullptr;
+  // Float64 sums only: dst[i] = acc[i] / d for n contiguous items (dst may be acc): a
+  // mean's last step, many at a time.
+  void (*divide)(const void* acc, double d, int64_t n, void* dst) = nullptr;
   // Float sums only: accumulate_rows of (x[i] - c[i])**2, each step rounded as subtract
   // then square would, row k's items at x + k * stride items and c the same for every row:
   // var's second pass along an outer axis (var(x, axis=0)), read straight from memory.
