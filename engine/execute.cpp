@@ -1597,9 +1597,9 @@ bool run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values, co
         for (int64_t r = r0; r < r1; r += rows_at_once) {
           const int64_t k = std::min(rows_at_once, r1 - r);
           const size_t at = static_cast<size_t>(r * M + c0) * runs[0].acc_item;
-          const char* centre = from_memory.y + c0 * runs[0].acc_item;
           if (column_products) fns.accumulate_products(acc, from_memory.x + at, from_memory.y + at, M, k, c1 - c0, r == r0);
-          else if (column_deviations) fns.accumulate_deviations(acc, from_memory.x + at, centre, M, k, c1 - c0, r == r0);
+          else if (column_deviations)
+            fns.accumulate_deviations(acc, from_memory.x + at, from_memory.y + c0 * runs[0].acc_item, M, k, c1 - c0, r == r0);
           else fns.accumulate_rows(acc, from_memory.x + at, M, k, c1 - c0, r == r0);
         }
         continue;
