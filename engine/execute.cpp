@@ -1415,31 +1415,27 @@ bool run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values, co
           in_place_read(in.src[0]) && in_place_read(y))
         from_memory = {Kind::Products, base(in.src[0]), base(y)};
     } else if (b.instrs.size() == 2) {
+      // (x - centre)**2, x read in place; the centre decides how it is read.
       const Instr &sub = b.instrs[0], &squaring = b.instrs[1];
-      if ((M == 1 || L >= kPiece) && plain(sub, Op::subtract, 2) && plain(squaring, Op::square, 1) &&
-          squaring.src[0] == sub.dst && squaring.dst == result && fns.run_deviations && in_place_read(sub.src[0]) &&
-          read_as(sub.src[1], Operand::Splat))
-        from_memory = {Kind::Deviations, base(sub.src[0]), base(sub.src[1])};
-      // A centre per segment (var(x, axis=1)'s mean per row): one value along each segment
-      // of the (M, L) iteration. Segments shorter than a page stay many to a call through
-      // a register.
       const int c = sub.src[1];
       const bool var_pattern = plain(sub, Op::subtract, 2) && plain(squaring, Op::square, 1) &&
                                squaring.src[0] == sub.dst && squaring.dst == result && in_place_read(sub.src[0]);
-      auto centre_per_segment = [&] {
-        return c >= 0 && c < static_cast<int>(b.reads.size()) && !loop.inputs[c].gen && loop.nd == 2 &&
-               loop.shape[1] == L && loop.inputs[c].strides[1] == 0 && L * static_cast<int64_t>(runs[0].acc_item) >= 4096;
-      };
-      if (!from_memory && segments && var_pattern && fns.run_deviations && centre_per_segment())
+      // The centre an array in memory, indexed in the (L, M) or (M, L) iteration by its strides.
+      const bool centre_in_memory =
+          c >= 0 && c < static_cast<int>(b.reads.size()) && !loop.inputs[c].gen && loop.nd == 2;
+      // One value for the whole operand (or long segments).
+      if ((M == 1 || L >= kPiece) && var_pattern && fns.run_deviations && read_as(c, Operand::Splat))
+        from_memory = {Kind::Deviations, base(sub.src[0]), base(c)};
+      // A centre per segment (var(x, axis=1)'s mean per row): one value along each segment
+      // of the (M, L) iteration. Segments shorter than a page stay many to a call through
+      // a register.
+      else if (segments && var_pattern && fns.run_deviations && centre_in_memory && loop.shape[1] == L &&
+               loop.inputs[c].strides[1] == 0 && L * static_cast<int64_t>(runs[0].acc_item) >= 4096)
         from_memory = {Kind::Deviations, base(sub.src[0]), base(c), 0, loop.inputs[c].strides[0]};
       // A centre per column: the same row of values (its stride along the rows 0) for
       // every row of the (L, M) iteration.
-      auto centre_row = [&] {
-        return c >= 0 && c < static_cast<int>(b.reads.size()) && !loop.inputs[c].gen && loop.nd == 2 &&
-               loop.shape[1] == M && loop.inputs[c].strides[0] == 0 &&
-               loop.inputs[c].strides[1] == static_cast<int64_t>(loop.inputs[c].item);
-      };
-      if (!segments && var_pattern && fns.accumulate_deviations && centre_row())
+      else if (!segments && var_pattern && fns.accumulate_deviations && centre_in_memory && loop.shape[1] == M &&
+               loop.inputs[c].strides[0] == 0 && loop.inputs[c].strides[1] == static_cast<int64_t>(loop.inputs[c].item))
         from_memory = {Kind::ColumnDeviations, base(sub.src[0]), base(c)};
     }
     from_memory.item = runs[0].acc_item;
