@@ -185,21 +185,60 @@ Array eval_unfused(const std::string& expr, const Bindings& inputs) {
   return values[g.roots[0]];
 }
 
-// Where parallel evaluation starts to pay: serial vs all threads by array size (run with
-// KILN_SERIAL_THRESHOLD=0 so that the parallel path is taken at every size).
+// Where parallel evaluation starts to pay, for loops of each kind of work the engine
+// weighs (serial_threshold): cheap float32 and float64 loops, a reduction, transcendental
+// math, random numbers. Run with KILN_SERIAL_THRESHOLD=0 so that the parallel path is
+// taken at every size; the serial and parallel calls alternate rep by rep, 20 in a row
+// (the first expression timed in a process measured up to 2x slower on 2 threads, so an
+// untimed one goes first).
 int run_crossover(int reps) {
-  std::printf("serial vs parallel by size (2*a + 3*b*c - 1.5, float64, median of %d; microseconds)\n", reps);
-  std::printf("%10s %12s %12s %9s\n", "n", "1 thread", "all threads", "speed-up");
-  for (int64_t n = 1024; n <= (1 << 20); n *= 2) {
-    Array a = random_array<double>(n, 1, -1, 1), b = random_array<double>(n, 2, -1, 1), c = random_array<double>(n, 3, -1, 1);
-    Array out = Array::empty(DType::Float64, {n});
-    Bindings in = {{"a", a}, {"b", b}, {"c", c}};
-    set_num_threads(1);
-    Stats one = measure(reps, [&] { for (int k = 0; k < 20; ++k) eval("2*a + 3*b*c - 1.5", in, out); });
-    set_num_threads(0);
-    Stats all = measure(reps, [&] { for (int k = 0; k < 20; ++k) eval("2*a + 3*b*c - 1.5", in, out); });
-    std::printf("%10lld %12.2f %12.2f %8.2fx\n", static_cast<long long>(n), one.median / 20 * 1e6,
-                all.median / 20 * 1e6, one.median / all.median);
+  struct Kind {
+    const char* label;
+    const char* expr;
+    DType dtype;
+  };
+  const Kind kinds[] = {{"f32 a + 1", "a + 1", DType::Float32},
+                        {"f64 2*a+3*b*c-1.5", "2*a + 3*b*c - 1.5", DType::Float64},
+                        {"f64 sum(a)", "sum(a)", DType::Float64},
+                        {"f64 sin**2+cos**2", "sin(a)**2 + cos(b)**2", DType::Float64},
+                        {"f32 a + uniform", "a + uniform(0, 1, size=N, seed=5)", DType::Float32}};
+  std::printf("serial vs parallel by size: 1-thread microseconds and the speed-up on all threads, median of %d\n", reps);
+  std::printf("(KILN_SERIAL_THRESHOLD=%s)\n", std::getenv("KILN_SERIAL_THRESHOLD") ? std::getenv("KILN_SERIAL_THRESHOLD") : "unset: kiln picks");
+  std::printf("%8s", "n");
+  for (const Kind& k : kinds) std::printf(" %24s", k.label);
+  std::printf("\n");
+  {
+    Array w = random_array<double>(1 << 17, 1, -1, 1);
+    for (int k = 0; k < 200; ++k) eval("w * 2 + 1", {{"w", w}});
+  }
+  for (int64_t n = 4096; n <= (1 << 18); n *= 2) {
+    std::printf("%8lld", static_cast<long long>(n));
+    for (const Kind& kind : kinds) {
+      Array a = random_array<double>(n, 1, -1, 1), b = random_array<double>(n, 2, -1, 1), c = random_array<double>(n, 3, -1, 1);
+      if (kind.dtype == DType::Float32) {
+        a = eval("float32(a)", {{"a", a}});
+        b = eval("float32(a)", {{"a", b}});
+        c = eval("float32(a)", {{"a", c}});
+      }
+      std::string expr = kind.expr;
+      if (size_t at = expr.find("size=N"); at != std::string::npos) expr.replace(at + 5, 1, std::to_string(n));
+      Bindings in = {{"a", a}, {"b", b}, {"c", c}};
+      Array out = eval(expr, in);
+      auto twenty = [&] { for (int k = 0; k < 20; ++k) eval(expr, in, out); };
+      std::vector<double> one, all;
+      for (int r = 0; r < reps; ++r) {
+        set_num_threads(1);
+        one.push_back(measure(1, twenty).median);
+        set_num_threads(0);
+        all.push_back(measure(1, twenty).median);
+      }
+      std::sort(one.begin(), one.end());
+      std::sort(all.begin(), all.end());
+      const double t1 = one[one.size() / 2], tall = all[all.size() / 2];
+      std::printf(" %15.2f us %5.2fx", t1 / 20 * 1e6, t1 / tall);
+    }
+    std::printf("\n");
+    std::fflush(stdout);
   }
   return 0;
 }

@@ -206,6 +206,32 @@ uint64_t operand_bytes(const Loop& loop) {
   return bytes * static_cast<uint64_t>(loop.total);
 }
 
+// The work a block's transcendental instructions (exp, log, sin, power, ...; not sqrt or
+// rounding, one instruction each) add per element, in bytes: kTranscendentalItems items
+// of each one's dtype. Zen 5, in L2, 1 thread: loops such as a*b + c, where() and a + 1,
+// and sums, moved 7-9 ps per byte; sin and cos took 250 ps per float32 element (7 items'
+// worth), 730 per float64 (10 items); a uniform random number 730-770 (80 bytes).
+uint64_t transcendental_bytes(const Block& b) {
+  uint64_t bytes = 0;
+  for (const Instr& in : b.instrs) {
+    if (in.is_cast || op_info(in.op).rule != Rule::FloatMath) continue;
+    switch (in.op) {
+      case Op::sqrt: case Op::floor: case Op::ceil: case Op::trunc: case Op::copysign: continue;
+      default: bytes += kTranscendentalItems * itemsize(in.compute);
+    }
+  }
+  return bytes;
+}
+
+// How much work a loop is, in bytes, for deciding whether threads pay (for_items): the
+// bytes its operands move, its transcendental instructions' worth, and kRandomBytes per
+// random number it makes.
+uint64_t work_bytes(const Block& b, const Loop& loop) {
+  uint64_t per_element = transcendental_bytes(b);
+  for (const Operand& op : loop.inputs) per_element += op.gen && op.gen->random ? kRandomBytes : 0;
+  return loop.bytes + per_element * static_cast<uint64_t>(loop.total);
+}
+
 // Whether a loop's operands fit in the caches together (see run_fused).
 constexpr bool cache_resident(uint64_t operand_bytes) { return operand_bytes <= (uint64_t{4} << 20); }
 
@@ -395,12 +421,12 @@ class ChunkRunner {
   size_t reg_bytes_;
 };
 
-// Runs body(first, last) over [0, items), in parallel when the work (total elements) is
-// worth it. Which thread runs an item never changes what it computes.
+// Runs body(first, last) over [0, items), in parallel when the work (work_bytes) is worth
+// it. Which thread runs an item never changes what it computes.
 template <class Body>
-void for_items(int64_t items, int64_t grain, int64_t total, const Body& body) {
+void for_items(int64_t items, int64_t grain, uint64_t work, const Body& body) {
   // Inside a BLAS tile (a matmul's epilogue) the tile is this thread's work already.
-  if (items <= 1 || total <= serial_threshold() || blas::in_parallel_region()) return body(int64_t{0}, items);
+  if (items <= 1 || work <= serial_threshold() || blas::in_parallel_region()) return body(int64_t{0}, items);
   auto arena = Runtime::instance().arena();
   if (arena->max_concurrency() == 1) return body(int64_t{0}, items);
   arena->execute([&] {
@@ -852,19 +878,10 @@ int forced_stream_stores() {
   return forced;
 }
 
-// Whether a block calls a transcendental kernel (exp, log, sin, power, ...): such a loop
-// waits on arithmetic, not memory, and streaming its output only adds the copy out of
-// scratch (exp(-a) * log1p(b) at 10^7 float64, 1 thread: 12.8 ms plain, 14.3 streamed).
-bool computes_much(const Block& b) {
-  for (const Instr& in : b.instrs) {
-    if (in.is_cast || op_info(in.op).rule != Rule::FloatMath) continue;
-    switch (in.op) {
-      case Op::sqrt: case Op::floor: case Op::ceil: case Op::trunc: case Op::copysign: continue;
-      default: return true;
-    }
-  }
-  return false;
-}
+// Whether a block calls a transcendental kernel: such a loop waits on arithmetic, not
+// memory, and streaming its output only adds the copy out of scratch (exp(-a) * log1p(b)
+// at 10^7 float64, 1 thread: 12.8 ms plain, 14.3 streamed).
+bool computes_much(const Block& b) { return transcendental_bytes(b) > 0; }
 
 // A block that only copies a generator into a contiguous output (zeros(n), uniform(...)
 // evaluated on their own) runs as pieces made in L1 and streamed to memory past the
@@ -883,7 +900,7 @@ bool stream_generator(const Block& b, const Loop& loop) {
   constexpr int64_t kPieceBytes = 16384;
   const int64_t item = static_cast<int64_t>(dst.item), piece = kPieceBytes / item;
   const int64_t pieces = (loop.total + piece - 1) / piece;
-  for_items(pieces, 1, loop.total, [&](int64_t first, int64_t last) {
+  for_items(pieces, 1, work_bytes(b, loop), [&](int64_t first, int64_t last) {
     Workspace& ws = thread_workspace();
     ws.filled_for = 0;  // the memory no longer holds any block's constants
     char* buf = ws.get(kPieceBytes);
@@ -997,6 +1014,7 @@ void run_fused(const Plan& plan, const Block& b, const Shape& shape, const std::
   Loop loop = make_loop(plan, b, shape, reads, outs);
   const int64_t plan_chunk = chunk;
   const bool in_cache = cache_resident(loop.bytes);
+  const uint64_t work = work_bytes(b, loop);
   const bool prefetch = !in_cache && prefetch_ahead();
   chunk *= chunk_factor(b, loop.bytes, prefetch);
   const int forced = forced_stream_stores();
@@ -1022,7 +1040,7 @@ void run_fused(const Plan& plan, const Block& b, const Shape& shape, const std::
     const int64_t plane_rows = loop.shape[loop.nd - 2], bands = rows / plane_rows * ((plane_rows + band - 1) / band);
     const int64_t grain =
         std::max<int64_t>(1, 4096 / (band > 1 ? band * std::min(chunk, inner) : inner)) * (band > 1 ? 1 : per_row);
-    for_items(bands * per_row, grain, loop.total,
+    for_items(bands * per_row, grain, work,
               [&](int64_t first, int64_t last) { run_row_chunks(b, loop, stamp, chunk, band, first, last, prefetch); });
     return;
   }
@@ -1051,7 +1069,7 @@ void run_fused(const Plan& plan, const Block& b, const Shape& shape, const std::
                                   : out_bytes >= kStreamBytes && lines && reads_from_memory >= 2 && !computes_much(b);
   const simd::KernelTable* streamer = stream ? &Runtime::instance().kernels() : nullptr;
   const int64_t lead = head > 0 ? chunk - head : 0, chunks = (loop.total + lead + chunk - 1) / chunk;
-  for_items(chunks, 4096 / chunk, loop.total, [&](int64_t first, int64_t last) {
+  for_items(chunks, 4096 / chunk, work, [&](int64_t first, int64_t last) {
     run_chunks(b, loop, stamp, chunk, lead, first, last, streamer, prefetch);
   });
 }
@@ -1378,7 +1396,8 @@ bool run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values, co
   for (Array& r : reads) r = r.transpose(perm);
   const Loop loop = make_loop(plan, b, iter_shape, reads, {});
   const uint64_t stamp = new_stamp();
-  const int64_t chunk = plan.chunk, total = L * M;
+  const int64_t chunk = plan.chunk;
+  const uint64_t work = work_bytes(b, loop);
   constexpr int64_t kPiece = 16384;  // elements: enough work to be worth a task
   // A single fold's operand from memory, where the block's instructions allow (else
   // computed into a register, chunk by chunk):
@@ -1456,7 +1475,7 @@ bool run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values, co
     // Whole segments, as many as a group holds (256 of them, read from memory) per call:
     // a call apiece cost more than the fold of a short segment.
     const bool packed = blocks == 1 && (from_memory ? from_memory.packs() : L <= group);
-    for_items(M * blocks, kPiece / std::min(L, kPiece), total, [&](int64_t lo, int64_t hi) {
+    for_items(M * blocks, kPiece / std::min(L, kPiece), work, [&](int64_t lo, int64_t hi) {
       std::optional<ChunkRunner> runner;
       std::vector<std::vector<char>> buffers;
       std::vector<PairwiseFold> folds;
@@ -1580,7 +1599,7 @@ bool run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values, co
       std::min(cols, M) * static_cast<int64_t>(runs[0].acc_item) >= (squares ? 24 << 10 : 4096) ? 8 : 1;
   const bool by_rows =
       column_products || column_deviations || (direct && rows_at_once > 1 && runs[0].f->fns.accumulate_rows);
-  for_items(row_bands * col_bands, 1, total, [&](int64_t lo, int64_t hi) {
+  for_items(row_bands * col_bands, 1, work, [&](int64_t lo, int64_t hi) {
     std::optional<ChunkRunner> runner;
     if (!from_memory) runner.emplace(b, loop, stamp, row_step);
     for (int64_t item = lo; item < hi; ++item) {
@@ -1620,7 +1639,9 @@ bool run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values, co
     }
   });
   if (std::all_of(runs.begin(), runs.end(), in_place)) return wrote_into;
-  for_items(col_bands, 1, row_bands * M, [&](int64_t lo, int64_t hi) {
+  uint64_t partial_bytes = 0;  // what combining the bands' partial rows reads
+  for (const FoldRun& fr : runs) partial_bytes += fr.acc_item * static_cast<uint64_t>(row_bands * M);
+  for_items(col_bands, 1, partial_bytes, [&](int64_t lo, int64_t hi) {
     for (int64_t band = lo; band < hi; ++band) {
       int64_t c0 = band * cols, n = std::min(M, c0 + cols) - c0;
       for (FoldRun& fr : runs) {
@@ -1651,10 +1672,10 @@ bool same_mapping(const Array& in, const Array& out) {
 
 uint64_t scratch_bytes_held() { return g_scratch_bytes.load(); }
 
-int64_t serial_threshold() {
-  static const int64_t threshold = [] {
+uint64_t serial_threshold() {
+  static const uint64_t threshold = [] {
     const char* forced = std::getenv("KILN_SERIAL_THRESHOLD");
-    return forced ? std::atoll(forced) : int64_t{16384};
+    return forced ? std::strtoull(forced, nullptr, 10) : uint64_t{768} << 10;
   }();
   return threshold;
 }

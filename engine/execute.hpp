@@ -18,10 +18,14 @@ Array execute(const Plan& plan, const std::vector<Array>& inputs, const Array* o
 // Every root's result, in order.
 std::vector<Array> execute_all(const Plan& plan, const std::vector<Array>& inputs);
 
-// Below this many elements evaluation runs on the calling thread: task start-up would
-// cost more than it saves (measured by `kiln bench --crossover`; KILN_SERIAL_THRESHOLD
-// overrides it, for that measurement).
-int64_t serial_threshold();
+// Up to this much work evaluation runs on the calling thread: task start-up would cost
+// more than it saves (measured by `kiln bench --crossover`; KILN_SERIAL_THRESHOLD
+// overrides it, for that measurement). Work is counted in bytes: those the operands
+// move, plus kTranscendentalItems items per element for each transcendental op (exp,
+// sin, ...) and kRandomBytes for each random number made.
+uint64_t serial_threshold();
+inline constexpr uint64_t kTranscendentalItems = 8;
+inline constexpr uint64_t kRandomBytes = 64;
 
 // Chunk scratch memory held by all threads, in bytes: registers of a few chunks per
 // thread, kept between evaluations (the only memory evaluation needs besides results

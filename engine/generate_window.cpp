@@ -55,7 +55,8 @@ Array generate_window(const GenSpec& spec, const Shape& start, const Shape& shap
     }
   };
   const int64_t items = rows * pieces;
-  if (total <= serial_threshold() || items == 1) {
+  const uint64_t work = static_cast<uint64_t>(total) * (item + (gen_info(spec.gen).random ? kRandomBytes : 0));
+  if (work <= serial_threshold() || items == 1) {
     make(0, items);
   } else {
     Runtime::instance().arena()->execute([&] {

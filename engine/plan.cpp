@@ -432,6 +432,7 @@ std::shared_ptr<const Plan> build_plan(const Graph& given, const std::vector<DTy
     gen.fn = kernels.generate[int(n.gen.gen)][int(gen.dtype)];
     KILN_ASSERT(gen.fn);
     gen.params = gen_params(n.gen, gen.dtype, kernels);
+    gen.random = gen_info(n.gen.gen).random;
     plan->node_value[id] = gen.value;
     plan->generators.push_back(gen);
   }

@@ -110,6 +110,7 @@ struct Generator {
   DType dtype = DType::Float64;
   simd::GenFn fn = nullptr;
   simd::GenParams params{};
+  bool random = false;  // costs as a transcendental op per element (work_bytes)
 };
 
 struct Plan {
