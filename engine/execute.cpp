@@ -1044,8 +1044,14 @@ void run_fused(const Plan& plan, const Block& b, const Shape& shape, const std::
               [&](int64_t first, int64_t last) { run_row_chunks(b, loop, stamp, chunk, band, first, last, prefetch); });
     return;
   }
-  // Outputs far bigger than the caches go to memory with non-temporal stores: a plain
-  // store reads each line before writing it, a fifth of the traffic of a + b.
+  // Loops far bigger than the caches write with non-temporal stores: a plain store reads
+  // each line before writing it, a fifth of the traffic of a + b. Far bigger: a block of
+  // one instruction (no scratch register) when its operands move 64 MiB, others when their
+  // outputs alone are that big. kiln-ab, streamed over plain stores, Zen 5: a*b + c,
+  // (a + b)*c, a + b at 10^7 float32 (40 MB outputs) 0.79-0.93 on 1 and 2 threads, at
+  // 3-5 * 10^6 float64 0.76-0.84; 2*a + 3*b*c - 1.5 and a*b*c + a at 10^7 float32
+  // 0.98-1.11, float64 1.03-1.08 on 1 thread but 0.89-0.95 on 2 (10^7 and 3 * 10^7), and
+  // at 10^8 on 2 threads plain stores took 1.20-1.24x the time.
   // A loop of several chunks cuts them on cache lines (line_head), unless periodic reads
   // need them to start on their patterns. Streamed only if every output's chunks then
   // start on a line: a line written half streamed and half cached costs more than plain
@@ -1066,7 +1072,8 @@ void run_fused(const Plan& plan, const Block& b, const Shape& shape, const std::
   int reads_from_memory = 0;
   for (const Operand& op : loop.inputs) reads_from_memory += op.mode != Operand::Splat && !op.gen;
   const bool stream = forced >= 0 ? forced == 1
-                                  : out_bytes >= kStreamBytes && lines && reads_from_memory >= 2 && !computes_much(b);
+                                  : (b.num_scratch == 0 ? loop.bytes : out_bytes) >= kStreamBytes && lines &&
+                                        reads_from_memory >= 2 && !computes_much(b);
   const simd::KernelTable* streamer = stream ? &Runtime::instance().kernels() : nullptr;
   const int64_t lead = head > 0 ? chunk - head : 0, chunks = (loop.total + lead + chunk - 1) / chunk;
   for_items(chunks, 4096 / chunk, work, [&](int64_t first, int64_t last) {

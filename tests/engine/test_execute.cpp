@@ -854,10 +854,11 @@ TEST_CASE("every instruction set's gather copies the items a scalar loop picks",
 }
 
 TEST_CASE("outputs bigger than the caches are streamed to memory with the same values", "[execute][stream]") {
-  // Above 64 MiB of output a loop that reads two or more operands from memory writes with
-  // non-temporal stores: the values, a ragged tail and an output that is also an input
-  // must come out as with plain stores. An output that starts mid-line is streamed after
-  // a short first chunk (line_head).
+  // A loop that reads two or more operands from memory writes with non-temporal stores
+  // from 64 MiB of output (its operands' 64 MiB for a block of one instruction): the
+  // values, a ragged tail and an output that is also an input must come out as with plain
+  // stores. An output that starts mid-line is streamed after a short first chunk
+  // (line_head).
   const int64_t n = (int64_t{9} << 20) + 13;
   Array a = iota(DType::Float64, {n + 1}, 0.25, 0.5);
   Array b = iota(DType::Float64, {n + 1}, -3.0, 0.125);
@@ -882,6 +883,17 @@ TEST_CASE("outputs bigger than the caches are streamed to memory with the same v
   kiln::eval(kiln::Expr(x) * 2.0, out);
   for (int64_t i = 0; i < n; i += 997) REQUIRE(out.data_as<double>()[i] == xs[i] * 2.0);
   REQUIRE(out.data_as<double>()[n - 1] == xs[n - 1] * 2.0);
+  // float32, one instruction: 24 MiB of output, 72 MiB moved; starting 4 bytes into a line.
+  const int64_t m = (int64_t{6} << 20) + 5;
+  Array f = iota(DType::Float32, {m + 1}, 0.25, 0.5), g = iota(DType::Float32, {m}, -3.0, 0.125);
+  Array u = f.slice(0, 1, m + 1);
+  Array out32 = Array::zeros(DType::Float32, {m + 1}).slice(0, 1, m + 1);
+  kiln::eval(kiln::Expr(u) * 2.0 + kiln::Expr(g), out32);
+  const float* us = u.data_as<float>();
+  const float* gs = g.data_as<float>();
+  for (int64_t i = 0; i < m; i += 499) REQUIRE(out32.data_as<float>()[i] == us[i] * 2.0f + gs[i]);
+  REQUIRE(out32.data_as<float>()[m - 1] == us[m - 1] * 2.0f + gs[m - 1]);
+  REQUIRE(out32.data_as<float>()[0] == us[0] * 2.0f + gs[0]);
 }
 
 TEST_CASE("loops over operands beyond L2 give the scalar loop's bits", "[execute]") {
