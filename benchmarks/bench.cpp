@@ -203,7 +203,8 @@ int run_crossover(int reps) {
                         {"f64 sin**2+cos**2", "sin(a)**2 + cos(b)**2", DType::Float64},
                         {"f32 a + uniform", "a + uniform(0, 1, size=N, seed=5)", DType::Float32}};
   std::printf("serial vs parallel by size: 1-thread microseconds and the speed-up on all threads, median of %d\n", reps);
-  std::printf("(KILN_SERIAL_THRESHOLD=%s)\n", std::getenv("KILN_SERIAL_THRESHOLD") ? std::getenv("KILN_SERIAL_THRESHOLD") : "unset: kiln picks");
+  const char* forced = std::getenv("KILN_SERIAL_THRESHOLD");
+  std::printf("(KILN_SERIAL_THRESHOLD=%s)\n", forced ? forced : "unset: kiln picks");
   std::printf("%8s", "n");
   for (const Kind& k : kinds) std::printf(" %24s", k.label);
   std::printf("\n");
