@@ -1143,11 +1143,11 @@ void finalize_row(const Fold& f, const unsigned char* acc, size_t acc_step, cons
       return;
     case Reduction::mean: {
       // NumPy divides by the count in float64 (and by n - ddof, at least 0, for var). Many
-      // contiguous float64 means at a time in the plan's SIMD set; otherwise a loop per
-      // dtype pair. Item by item, choosing the dtypes for each, 1.25e6 means took 1.7 ms,
-      // half of mean(x, axis=0) over 8 rows.
+      // contiguous means of the accumulator's dtype at a time in the plan's SIMD set;
+      // otherwise a loop per dtype pair. Item by item, choosing the dtypes for each, 1.25e6
+      // means took 1.7 ms, half of mean(x, axis=0) over 8 rows.
       const double d = static_cast<double>(std::max<int64_t>(count - f.spec.ddof, 0));
-      if (f.fns.divide && f.result == DType::Float64 && acc_step == 8) return f.fns.divide(acc, d, n, dst);
+      if (f.fns.divide && f.result == f.accumulate && acc_step == out_item) return f.fns.divide(acc, d, n, dst);
       auto divide = [&]<class A, class R>(A, R) {
         for (int64_t k = 0; k < n; ++k) {
           A sum;

@@ -954,14 +954,20 @@ void fold_accumulate_rows(void* acc, const void* src, int64_t stride, int64_t ro
   fold_rows<R>(static_cast<T*>(acc), Values<T>{static_cast<const T*>(src)}, stride, rows, n, first);
 }
 
-inline void divide_kernel(const void* acc_v, double d, int64_t n, void* dst_v) {
-  const double* acc = static_cast<const double*>(acc_v);
-  double* dst = static_cast<double*>(dst_v);
-  constexpr int64_t width = Batch<double>::size;
-  const Batch<double> by(d);
+// dst[i] = acc[i] / d, as NumPy's mean divides: in float64, then rounded to T. For float32
+// the same bits come from a float32 division while d is a float32 exactly: the quotient
+// rounded to float64 and then to float32 is rounded once (53 >= 2 * 24 + 2 bits).
+template <class T>
+void divide_kernel(const void* acc_v, double d, int64_t n, void* dst_v) {
+  const T* acc = static_cast<const T*>(acc_v);
+  T* dst = static_cast<T*>(dst_v);
+  constexpr int64_t width = Batch<T>::size;
   int64_t i = 0;
-  for (; i + width <= n; i += width) (Batch<double>::load_unaligned(acc + i) / by).store_unaligned(dst + i);
-  for (; i < n; ++i) dst[i] = acc[i] / d;
+  if (static_cast<double>(static_cast<T>(d)) == d) {
+    const Batch<T> by(static_cast<T>(d));
+    for (; i + width <= n; i += width) (Batch<T>::load_unaligned(acc + i) / by).store_unaligned(dst + i);
+  }
+  for (; i < n; ++i) dst[i] = static_cast<T>(static_cast<double>(acc[i]) / d);
 }
 
 template <class T>
@@ -1352,7 +1358,7 @@ template <Reduction R, DType D> constexpr void fill_reduction(KernelTable& t) {
       f.run_products_segments = &products_segments_kernel<T>;
       f.accumulate_products = &accumulate_products_kernel<T>;
       f.accumulate_deviations = &accumulate_deviations_kernel<T>;
-      if constexpr (std::is_same_v<T, double>) f.divide = &divide_kernel;
+      f.divide = &divide_kernel<T>;
       f.run_deviations = &sum_deviations_kernel<T>;
     }
   }

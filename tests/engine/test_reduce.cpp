@@ -893,7 +893,8 @@ template <class T> void check_sum_of_products(int64_t n) {
 }  // namespace
 
 // Sums and products of an array along axis 0, sums of products and var's deviations from
-// column means read up to 8 rows a call (accumulate_rows, _products, _deviations):
+// column means read up to 8 rows a call (accumulate_rows, _products, _deviations), and
+// the means, each rounded once from the float64 quotient as NumPy's:
 // row counts around and past a group of 8, columns with a tail after the SIMD batches, rows
 // longer and shorter than a page, a result made or written into out=, infinities and NaNs
 // in a few columns. Where one band takes every row, each column's rows still go in order,
@@ -947,6 +948,7 @@ template <class T> void check_outer_axis_groups() {
     Array made_dot = kiln::eval(kiln::sum(Expr(x) * z, 0)), made_square = kiln::eval(kiln::sum(kiln::square(x), 0));
     Array made_var = kiln::eval(kiln::var(x, 0)), made_std = kiln::eval(kiln::std(x, 0));
     Array made_sum = kiln::eval(kiln::sum(x, 0)), made_prod = kiln::eval(kiln::prod(z, 0));
+    Array made_mean = kiln::eval(kiln::mean(x, 0));  // divided many at a time (divide_kernel)
     Array into_sum = Array::zeros(d, {M}), into_prod = Array::zeros(d, {M});
     kiln::eval(kiln::sum(x, 0), into_sum);
     kiln::eval(kiln::prod(z, 0), into_prod);
@@ -957,6 +959,7 @@ template <class T> void check_outer_axis_groups() {
       wrong += !same(made_prod.data_as<T>()[c], prods[c]) + !same(into_prod.data_as<T>()[c], prods[c]);
       wrong += !same(made_dot.data_as<T>()[c], dots[c]) + !same(made_square.data_as<T>()[c], squares[c]);
       wrong += !same(made_var.data_as<T>()[c], vars[c]) + !same(made_std.data_as<T>()[c], std::sqrt(vars[c]));
+      wrong += !same(made_mean.data_as<T>()[c], static_cast<T>(static_cast<double>(sums[c]) / static_cast<double>(L)));
     }
     CHECK(wrong == 0);
     CHECK(std::isnan(sums[M - 1]));
