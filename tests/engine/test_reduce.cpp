@@ -933,7 +933,9 @@ template <class T> void check_outer_axis_groups() {
     }
     // var's second pass: each column's squared deviations from its mean, as the two-pass
     // loop makes them (the mean divided in double, as kiln's means are).
-    std::vector<T> vars(M);
+    // A ddof that makes the divisor 2^24 + 1, which no float32 holds: the float64 quotient.
+    const int wide_ddof = static_cast<int>(L - (int64_t{1} << 24) - 1);
+    std::vector<T> vars(M), wide_vars(M);
     for (int64_t c = 0; c < M; ++c) {
       const T mean = static_cast<T>(static_cast<double>(sums[c]) / static_cast<double>(L));
       T squared = 0;
@@ -942,6 +944,7 @@ template <class T> void check_outer_axis_groups() {
         squared = r == 0 ? d * d : squared + d * d;
       }
       vars[c] = static_cast<T>(static_cast<double>(squared) / static_cast<double>(L));
+      wide_vars[c] = static_cast<T>(static_cast<double>(squared) / 16777217.0);
     }
     // Sums of products along axis 0 take rows a group at a time too, the products made as
     // they are read (x*x reads x once), and so do var's deviations from the column means.
@@ -949,6 +952,7 @@ template <class T> void check_outer_axis_groups() {
     Array made_var = kiln::eval(kiln::var(x, 0)), made_std = kiln::eval(kiln::std(x, 0));
     Array made_sum = kiln::eval(kiln::sum(x, 0)), made_prod = kiln::eval(kiln::prod(z, 0));
     Array made_mean = kiln::eval(kiln::mean(x, 0));  // divided many at a time (divide_kernel)
+    Array made_wide_var = kiln::eval(kiln::var(x, 0, false, wide_ddof));
     Array into_sum = Array::zeros(d, {M}), into_prod = Array::zeros(d, {M});
     kiln::eval(kiln::sum(x, 0), into_sum);
     kiln::eval(kiln::prod(z, 0), into_prod);
@@ -960,6 +964,7 @@ template <class T> void check_outer_axis_groups() {
       wrong += !same(made_dot.data_as<T>()[c], dots[c]) + !same(made_square.data_as<T>()[c], squares[c]);
       wrong += !same(made_var.data_as<T>()[c], vars[c]) + !same(made_std.data_as<T>()[c], std::sqrt(vars[c]));
       wrong += !same(made_mean.data_as<T>()[c], static_cast<T>(static_cast<double>(sums[c]) / static_cast<double>(L)));
+      wrong += !same(made_wide_var.data_as<T>()[c], wide_vars[c]);
     }
     CHECK(wrong == 0);
     CHECK(std::isnan(sums[M - 1]));
