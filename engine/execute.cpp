@@ -210,7 +210,8 @@ uint64_t operand_bytes(const Loop& loop) {
 // rounding, one instruction each) add per element, in bytes: kTranscendentalItems items
 // of each one's dtype. Zen 5, in L2, 1 thread: loops such as a*b + c, where() and a + 1,
 // and sums, moved 7-9 ps per byte; sin and cos took 250 ps per float32 element (7 items'
-// worth), 730 per float64 (10 items); a uniform random number 730-770 (80 bytes).
+// worth), 730 per float64 (10 items); a uniform random number 730-770 (80 bytes; counted
+// as kRandomBytes).
 uint64_t transcendental_bytes(const Block& b) {
   uint64_t bytes = 0;
   for (const Instr& in : b.instrs) {
@@ -1047,11 +1048,12 @@ void run_fused(const Plan& plan, const Block& b, const Shape& shape, const std::
   // Loops far bigger than the caches write with non-temporal stores: a plain store reads
   // each line before writing it, a fifth of the traffic of a + b. Far bigger: a block of
   // one instruction (no scratch register) when its operands move 64 MiB, others when their
-  // outputs alone are that big. kiln-ab, streamed over plain stores, Zen 5: a*b + c,
-  // (a + b)*c, a + b at 10^7 float32 (40 MB outputs) 0.79-0.93 on 1 and 2 threads, at
-  // 3-5 * 10^6 float64 0.76-0.84; 2*a + 3*b*c - 1.5 and a*b*c + a at 10^7 float32
-  // 0.98-1.11, float64 1.03-1.08 on 1 thread but 0.89-0.95 on 2 (10^7 and 3 * 10^7), and
-  // at 10^8 on 2 threads plain stores took 1.20-1.24x the time.
+  // outputs alone are that big. kiln-ab, streamed over plain stores, Zen 5, quiet minutes:
+  // a*b + c, (a + b)*c, a + b at 10^7 float32 (40 MB outputs) 0.79-0.96 on 1 and 2 threads,
+  // at 3-5 * 10^6 float64 0.76-0.84; 2*a + 3*b*c - 1.5 and a*b*c + a at 10^7 float32
+  // 0.96-1.11, float64 0.95-1.18 on 1 thread and 0.89-1.06 on 2 (10^7, 3 * 10^7), but at
+  // 10^8 on 2 threads plain stores took 1.20-1.24x the time. With the memory bus loaded by
+  // neighbours, streaming float32's one-instruction blocks took 1.00-1.12x the time.
   // A loop of several chunks cuts them on cache lines (line_head), unless periodic reads
   // need them to start on their patterns. Streamed only if every output's chunks then
   // start on a line: a line written half streamed and half cached costs more than plain

@@ -110,7 +110,7 @@ struct Generator {
   DType dtype = DType::Float64;
   simd::GenFn fn = nullptr;
   simd::GenParams params{};
-  bool random = false;  // costs as a transcendental op per element (work_bytes)
+  bool random = false;  // counts kRandomBytes of work per element (work_bytes)
 };
 
 struct Plan {
