@@ -188,9 +188,11 @@ Array eval_unfused(const std::string& expr, const Bindings& inputs) {
 // Where parallel evaluation starts to pay, for loops of each kind of work the engine
 // weighs (serial_threshold): cheap float32 and float64 loops, a reduction, transcendental
 // math, random numbers. Run with KILN_SERIAL_THRESHOLD=0 so that the parallel path is
-// taken at every size; the serial and parallel calls alternate rep by rep, 20 in a row
-// (the first expression timed in a process measured up to 2x slower on 2 threads, so an
-// untimed one goes first).
+// taken at every size. Serial and parallel blocks of calls (at least 20, some 4 ms) alternate
+// rep by rep, each after 5 ms of untimed calls: a new thread count makes a new arena, and
+// blocks of 20 calls straight after one ran no faster on 2 threads than on 1 at sizes where
+// longer blocks ran 1.3-1.7x faster (the first expression a process times measured up to 2x
+// slower too, so an untimed one goes first).
 int run_crossover(int reps) {
   struct Kind {
     const char* label;
@@ -225,18 +227,25 @@ int run_crossover(int reps) {
       if (size_t at = expr.find("size=N"); at != std::string::npos) expr.replace(at + 5, 1, std::to_string(n));
       Bindings in = {{"a", a}, {"b", b}, {"c", c}};
       Array out = eval(expr, in);
-      auto twenty = [&] { for (int k = 0; k < 20; ++k) eval(expr, in, out); };
+      const int calls = static_cast<int>(std::max<int64_t>(20, (int64_t{1} << 22) / n));
+      auto block = [&] { for (int k = 0; k < calls; ++k) eval(expr, in, out); };
+      auto warm = [&] {
+        const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(5);
+        while (std::chrono::steady_clock::now() < until) eval(expr, in, out);
+      };
       std::vector<double> one, all;
       for (int r = 0; r < reps; ++r) {
         set_num_threads(1);
-        one.push_back(measure(1, twenty).median);
+        warm();
+        one.push_back(measure(1, block).median);
         set_num_threads(0);
-        all.push_back(measure(1, twenty).median);
+        warm();
+        all.push_back(measure(1, block).median);
       }
       std::sort(one.begin(), one.end());
       std::sort(all.begin(), all.end());
       const double t1 = one[one.size() / 2], tall = all[all.size() / 2];
-      std::printf(" %15.2f us %5.2fx", t1 / 20 * 1e6, t1 / tall);
+      std::printf(" %15.2f us %5.2fx", t1 / calls * 1e6, t1 / tall);
     }
     std::printf("\n");
     std::fflush(stdout);
