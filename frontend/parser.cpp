@@ -421,10 +421,16 @@ class Parser {
         }
         case Linalg::norm: {
           std::vector<int> axes;
-          if (seen[1] && given[1].kind == Value::Number) axes = {static_cast<int>(given[1].number)};
-          else if (const Value* a = want(1, Value::Axes, "an integer, a pair of integers or None")) axes = a->axes;
-          if (seen[1] && given[1].kind == Value::Number && given[1].number != std::floor(given[1].number))
-            parse_error(given[1].pos, "norm: axis must be an integer");
+          if (seen[1] && given[1].kind == Value::Number) {
+            // Checked before the cast: a double with no int value (2.5, inf, nan, 1e300) has
+            // no defined conversion.
+            const double axis = given[1].number;
+            if (axis != std::floor(axis) || std::isinf(axis)) parse_error(given[1].pos, "norm: axis must be an integer");
+            if (std::fabs(axis) > 1e9) parse_error(given[1].pos, "norm: axis is out of range");
+            axes = {static_cast<int>(axis)};
+          } else if (const Value* a = want(1, Value::Axes, "an integer, a pair of integers or None")) {
+            axes = a->axes;
+          }
           const Value* k = want(2, Value::Flag, "True or False");
           bool number = seen[0] && given[0].kind == Value::Number;
           std::string_view ord_name = !seen[0] || number || given[0].kind == Value::None ? "" : given[0].text;

@@ -625,6 +625,10 @@ TEST_CASE("linalg calls refuse bad arguments with what was wrong", "[parser][lin
   fails_with("norm(x, ord='max')", "invalid ord 'max'");
   fails_with("norm(x, 'fro', 0)", "needs two axes");
   fails_with("norm(x, axis=(0, 1, 2))", "axis must be None");
+  fails_with("norm(x, 2, 1.5)", "axis must be an integer");
+  fails_with("norm(x, 8, inf)", "axis must be an integer");  // found by the parser fuzzer
+  fails_with("norm(x, 2, -inf)", "axis must be an integer");
+  fails_with("norm(x, 2, 1e300)", "axis is out of range");
   fails_with("solve(a)", "takes 2 arrays, got 1");
   fails_with("inv(a, b)", "inv takes at most 1 argument");
   fails_with("svd(a, True, True, True)", "svd takes at most 3 arguments");
