@@ -888,8 +888,8 @@ bool computes_much(const Block& b) { return transcendental_bytes(b) > 0; }
 // evaluated on their own) runs as pieces made in L1 and streamed to memory past the
 // caches: a plain store first reads every line it writes, so a write-only stream moved
 // twice its bytes (full(n, 7.0) at 10^8: 69% of the STREAM triad's rate with plain
-// stores). Returns false when the block is not such a copy.
-bool stream_generator(const Block& b, const Loop& loop) {
+// stores). `work` is the loop's work_bytes. Returns false when the block is not such a copy.
+bool stream_generator(const Block& b, const Loop& loop, uint64_t work) {
   if (b.instrs.size() != 1 || loop.outs.size() != 1 || loop.inputs.size() != 1) return false;
   const Instr& in = b.instrs[0];
   const Operand& src = loop.inputs[0];
@@ -901,7 +901,7 @@ bool stream_generator(const Block& b, const Loop& loop) {
   constexpr int64_t kPieceBytes = 16384;
   const int64_t item = static_cast<int64_t>(dst.item), piece = kPieceBytes / item;
   const int64_t pieces = (loop.total + piece - 1) / piece;
-  for_items(pieces, 1, work_bytes(b, loop), [&](int64_t first, int64_t last) {
+  for_items(pieces, 1, work, [&](int64_t first, int64_t last) {
     Workspace& ws = thread_workspace();
     ws.filled_for = 0;  // the memory no longer holds any block's constants
     char* buf = ws.get(kPieceBytes);
@@ -1019,7 +1019,7 @@ void run_fused(const Plan& plan, const Block& b, const Shape& shape, const std::
   const bool prefetch = !in_cache && prefetch_ahead();
   chunk *= chunk_factor(b, loop.bytes, prefetch);
   const int forced = forced_stream_stores();
-  if ((forced >= 0 ? forced == 1 : !in_cache) && stream_generator(b, loop)) return;
+  if ((forced >= 0 ? forced == 1 : !in_cache) && stream_generator(b, loop, work)) return;
   uint64_t stamp = new_stamp();
   // Tasks of at least 4096 elements: small chunks keep registers in L1, but each task
   // must be worth scheduling. Chunk boundaries, not tasks, decide results.
