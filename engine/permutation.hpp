@@ -11,6 +11,8 @@ namespace kiln {
 // same for any thread count: element i gets a 64-bit Philox key from (seed, i) and the
 // order sorts (key, i). A copy; `a` is not changed.
 Array permutation(uint64_t seed, int64_t n);
+// order[0..n) = 0..n-1 sorted by (key[i], i): the permutation's sort, apart for its tests.
+void order_by_key(const int64_t* key, int64_t n, int64_t* order);
 Array permuted(const Array& a, uint64_t seed);
 // NumPy's Generator.shuffle: `a`'s rows (axis 0) permuted in place, as permuted().
 void shuffle(const Array& a, uint64_t seed);

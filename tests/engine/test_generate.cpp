@@ -11,6 +11,7 @@
 #include <functional>
 #include <limits>
 #include <numeric>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -239,6 +240,51 @@ TEST_CASE("permutation, permuted and shuffle: a permutation, the same for any th
   CHECK(same_bytes(view, expected));
   for (int64_t r = 0; r < 1000; ++r) REQUIRE(wide.data_as<int64_t>()[r * 6 + 1] % 6 == 1);  // untouched columns
   CHECK_THROWS_WITH(kiln::random::permuted(Array::scalar(1.0), 1), Catch::Contains("0-d"));
+}
+
+// The scalar reference of order_by_key: indices sorted by (key, index).
+std::vector<int64_t> sorted_by_key(const std::vector<int64_t>& key) {
+  std::vector<int64_t> order(key.size());
+  std::iota(order.begin(), order.end(), int64_t{0});
+  std::sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return key[a] != key[b] ? key[a] < key[b] : a < b; });
+  return order;
+}
+
+TEST_CASE("permutation's sort orders by (key, index) for any keys and thread count", "[generate][random]") {
+  // Random keys (the permutation's own), ties of few values (runs longer than a radix
+  // digit separates), one value, the extremes, keys that differ only in their low bits,
+  // and descending keys; sizes around the radix passes' bucket sizes.
+  std::mt19937_64 rng(7);
+  const std::vector<std::pair<std::string, std::function<int64_t(int64_t, int64_t)>>> kinds = {
+      {"random", [&](int64_t, int64_t) { return static_cast<int64_t>(rng()); }},
+      {"seven values", [&](int64_t, int64_t) { return static_cast<int64_t>(rng() % 7) - 3; }},
+      {"one value", [](int64_t, int64_t) { return int64_t{42}; }},
+      {"extremes", [&](int64_t, int64_t) {
+         const int64_t v[] = {INT64_MIN, INT64_MAX, -1, 0, INT64_MIN + 1, INT64_MAX - 1};
+         return v[rng() % 6];
+       }},
+      {"low bits", [&](int64_t, int64_t) { return static_cast<int64_t>(rng() % 4096); }},
+      {"descending", [](int64_t i, int64_t n) { return (n - i) * 3; }}};
+  for (const auto& [name, make_key] : kinds)
+    for (int64_t n : {0, 1, 2, 17, 1023, 1025, 5000, 70001}) {
+      INFO(name << ", n = " << n);
+      std::vector<int64_t> key(static_cast<size_t>(n));
+      for (int64_t i = 0; i < n; ++i) key[i] = make_key(i, n);
+      const std::vector<int64_t> expected = sorted_by_key(key);
+      for (int threads : {1, 2, 5}) {
+        kiln::set_num_threads(threads);
+        std::vector<int64_t> order(static_cast<size_t>(n), -1);
+        kiln::order_by_key(key.data(), n, order.data());
+        REQUIRE(order == expected);
+      }
+      kiln::set_num_threads(0);
+    }
+  // permutation(seed, n) is that sort of the seed's int64 random stream.
+  const int64_t n = 100003;
+  const Array keys = kiln::eval(kiln::random::integers(9, Shape{n}, INT64_MIN, INT64_MAX, DType::Int64));
+  const std::vector<int64_t> expected = sorted_by_key({keys.data_as<int64_t>(), keys.data_as<int64_t>() + n});
+  const Array p = kiln::random::permutation(9, n);
+  CHECK(std::equal(expected.begin(), expected.end(), p.data_as<int64_t>()));
 }
 
 TEST_CASE("explain shows a generator as a read of the loop, not a step of its own", "[generate][plan]") {
