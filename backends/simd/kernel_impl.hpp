@@ -1131,12 +1131,52 @@ template <bool Max, class T> void arg_combine(ReduceAcc* acc, const ReduceAcc* l
   if (replaces<Max>(b, a)) *acc = *later;
 }
 
+// Lanes [h * w, (h + 1) * w) of a comparison as a mask of int64 lanes, w = Batch<int64_t>::size.
+template <class T> xsimd::batch_bool<int64_t, Arch> index_lanes(const xsimd::batch_bool<T, Arch>& m, int h) {
+  using Mask = xsimd::batch_bool<int64_t, Arch>;
+  if constexpr (sizeof(T) == 8) {
+    const Batch<T> ones(std::bit_cast<T>(int64_t{-1})), zeros(std::bit_cast<T>(int64_t{0}));
+    return xsimd::bitwise_cast<Batch<int64_t>>(xsimd::select(m, ones, zeros)) != Batch<int64_t>(0);
+  } else {
+#if defined(__AVX512F__)
+    return Mask(static_cast<__mmask8>(static_cast<__mmask16>(m) >> (8 * h)));
+#elif defined(__AVX2__)
+    const __m256i bits = xsimd::bitwise_cast<Batch<int32_t>>(xsimd::select(m, Batch<T>(std::bit_cast<T>(-1)), Batch<T>(T(0))));
+    return Mask(_mm256_cvtepi32_epi64(h ? _mm256_extracti128_si256(bits, 1) : _mm256_castsi256_si128(bits)));
+#else
+    const __m128i bits = xsimd::bitwise_cast<Batch<int32_t>>(xsimd::select(m, Batch<T>(std::bit_cast<T>(-1)), Batch<T>(T(0))));
+    return Mask(h ? _mm_unpackhi_epi32(bits, bits) : _mm_unpacklo_epi32(bits, bits));
+#endif
+  }
+}
+
 template <bool Max, class T>
 void arg_accumulate(void* acc_v, int64_t* acc_index, const void* src_v, const int64_t* src_index, int64_t row,
                     int64_t n) {
   T* acc = static_cast<T*>(acc_v);
   const T* src = static_cast<const T*>(src_v);
-  for (int64_t i = 0; i < n; ++i) {
+  int64_t i = 0;
+  if constexpr (kArgBatches<T>) {
+    // A register of values at a time and their indices by selects, without a branch:
+    // the scalar loop took 4-6x max's time over 1000 rows of 1000 float64s.
+    constexpr int64_t W = Batch<T>::size;
+    for (; i + W <= n; i += W) {
+      const Batch<T> later = Batch<T>::load_unaligned(src + i), best = Batch<T>::load_unaligned(acc + i);
+      auto better = Max ? later > best : later < best;
+      if constexpr (kIsFloat<T>) better = better || (xsimd::isnan(later) && !xsimd::isnan(best));
+      xsimd::select(better, later, best).store_unaligned(acc + i);
+      // Branching past registers where nothing was replaced, or lane by lane, mispredicted
+      // (each band of rows starts afresh, and its first rows replace as many lanes as not)
+      // and ran 1.0-2.5x the scalar loop's time.
+      using Index = Batch<int64_t>;
+      for (int h = 0; h < static_cast<int>(W / Index::size); ++h) {
+        const Index now = Index::load_unaligned(acc_index + i + h * Index::size);
+        const Index later_index = src_index ? Index::load_unaligned(src_index + i + h * Index::size) : Index(row);
+        xsimd::select(index_lanes(better, h), later_index, now).store_unaligned(acc_index + i + h * Index::size);
+      }
+    }
+  }
+  for (; i < n; ++i) {
     if (replaces<Max>(src[i], acc[i])) {
       acc[i] = src[i];
       acc_index[i] = src_index ? src_index[i] : row;

@@ -350,8 +350,18 @@ template <class T> void check_arg_runs(DType d) {
         wrong += amax.data_as<int64_t>()[r] != arg_ref<true>(p + r * L, L);
         wrong += amin.data_as<int64_t>()[r] != arg_ref<false>(p + r * L, L);
       }
+      // Along columns (axis 0): rows of accumulators, a register of columns at a time.
+      const Array cmax = kiln::eval(kiln::argmax(x, Axes(0))), cmin = kiln::eval(kiln::argmin(x, Axes(0)));
+      std::vector<T> column(M);
+      int64_t wrong_columns = 0;
+      for (int64_t c = 0; c < L; ++c) {
+        for (int64_t r = 0; r < M; ++r) column[r] = p[r * L + c];
+        wrong_columns += cmax.data_as<int64_t>()[c] != arg_ref<true>(column.data(), M);
+        wrong_columns += cmin.data_as<int64_t>()[c] != arg_ref<false>(column.data(), M);
+      }
       INFO(kiln::dtype_name(d) << ", rows of " << L);
       CHECK(wrong == 0);
+      CHECK(wrong_columns == 0);
       CHECK(get(kiln::eval(kiln::argmax(x)), 0) == arg_ref<true>(p, M * L));
       CHECK(get(kiln::eval(kiln::argmin(x)), 0) == arg_ref<false>(p, M * L));
     }
