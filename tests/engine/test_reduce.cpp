@@ -500,10 +500,12 @@ TEST_CASE("reductions give the same bits for 1, 2 and 7 threads", "[reduce][thre
   Array a = sample(DType::Float64, {3000, 1000}, 11);
   Array b = sample(DType::Float64, {3000, 1000}, 12);
   Array f = sample(DType::Float32, {3000, 1000}, 13);
+  // Few rows, many columns: bands of columns split by the thread count (rows never are).
+  Array w = sample(DType::Float64, {60, 6000}, 14);
   std::vector<Expr> exprs{kiln::sum(a * b),        kiln::mean(a),          kiln::std(a),
                           kiln::argmax(a + b),     kiln::sum(a * b, 0),    kiln::sum(kiln::square(a), 1),
                           kiln::var(f, 0, false, 1), kiln::prod(f * 0.001f + 1.0f), kiln::max(kiln::abs(a - b), -1),
-                          (a - kiln::mean(a)) / kiln::std(a)};
+                          (a - kiln::mean(a)) / kiln::std(a), kiln::sum(w, 0), kiln::var(w, 0), kiln::argmin(w * 2.0, 0)};
   std::vector<std::vector<uint8_t>> first;
   for (int threads : {1, 2, 7}) {
     kiln::set_num_threads(threads);
