@@ -274,8 +274,10 @@ TEST_CASE("permutation's sort orders by (key, index) for any keys and thread cou
       for (int threads : {1, 2, 5}) {
         kiln::set_num_threads(threads);
         std::vector<int64_t> order(static_cast<size_t>(n), -1);
-        kiln::order_by_key(key.data(), n, order.data());
+        int keys_read = 0;
+        kiln::order_by_key(key.data(), n, order.data(), [&] { ++keys_read; });
         REQUIRE(order == expected);
+        REQUIRE(keys_read == (n > 0 ? 1 : 0));
       }
       kiln::set_num_threads(0);
     }
