@@ -187,6 +187,36 @@ KILN_MVEC_FUNCTIONS(KILN_MVEC_DECLARE)
 #undef KILN_MVEC_F64
 #undef KILN_MVEC_F32
 
+// Two-argument functions from libmvec (glibc 2.35 added atan2; pow since 2.22): libm's
+// scalar atan2 took 20 ns an element (float64), 13 (float32), pow 10 and 4; NumPy's SIMD
+// loops 2.6 and 0.6, 1.9 and 0.6. libmvec sends lanes with special arguments (zeros,
+// infinities, NaN, negative bases) to the scalar function, so those keep libm's values.
+#if defined(__AVX512F__)
+#define KILN_MVEC2_F64(fn) _ZGVeN8vv_##fn
+#define KILN_MVEC2_F32(fn) _ZGVeN16vv_##fn##f
+#elif defined(__AVX2__)
+#define KILN_MVEC2_F64(fn) _ZGVdN4vv_##fn
+#define KILN_MVEC2_F32(fn) _ZGVdN8vv_##fn##f
+#endif
+#if defined(KILN_MVEC2_F64)
+#define KILN_MVEC2_DECLARE(fn)                                                                                   \
+  extern "C" Batch<double>::register_type KILN_MVEC2_F64(fn)(Batch<double>::register_type,                     \
+                                                             Batch<double>::register_type);                    \
+  extern "C" Batch<float>::register_type KILN_MVEC2_F32(fn)(Batch<float>::register_type,                       \
+                                                            Batch<float>::register_type);                      \
+  inline Batch<double> mvec_##fn(Batch<double> a, Batch<double> b) { return KILN_MVEC2_F64(fn)(a, b); }         \
+  inline Batch<float> mvec_##fn(Batch<float> a, Batch<float> b) { return KILN_MVEC2_F32(fn)(a, b); }
+KILN_MVEC2_DECLARE(atan2)
+KILN_MVEC2_DECLARE(pow)
+#undef KILN_MVEC2_DECLARE
+#define KILN_MVEC2_BATCH(fn) \
+  template <class V> static V batch(V a, V b) { return mvec_##fn(a, b); }
+#else
+#define KILN_MVEC2_BATCH(fn)  // SSE2: libm, an element at a time
+#endif
+#undef KILN_MVEC2_F64
+#undef KILN_MVEC2_F32
+
 template <class T> constexpr bool prefer_mvec(Op op) {
   std::span<const Op> ops = sizeof(T) == 8 ? std::span<const Op>(kMvec64) : std::span<const Op>(kMvec32);
   return std::find(ops.begin(), ops.end(), op) != ops.end();
@@ -228,6 +258,7 @@ template <> struct Impl<Op::power> {
     if constexpr (kIsInt<T>) return int_power(a, b);
     else return std::pow(a, b);
   }
+  KILN_MVEC2_BATCH(pow)
 };
 template <> struct Impl<Op::negative> {
   template <class T> static T scalar(T a) {
@@ -289,8 +320,8 @@ template <> struct Impl<Op::tan> { KILN_MATH1_MVEC(Op::tan, tan) };
 template <> struct Impl<Op::arcsin> { KILN_MATH1_MVEC(Op::arcsin, asin) };
 template <> struct Impl<Op::arccos> { KILN_MATH1_MVEC(Op::arccos, acos) };
 template <> struct Impl<Op::arctan> { KILN_MATH1_MVEC(Op::arctan, atan) };
-// xsimd's atan2 gets the signed-zero and infinite quadrants wrong: libm only.
-template <> struct Impl<Op::arctan2> { KILN_SCALAR2(std::atan2(a, b)) };
+// xsimd's atan2 gets the signed-zero and infinite quadrants wrong: libmvec's or libm's.
+template <> struct Impl<Op::arctan2> { KILN_SCALAR2(std::atan2(a, b)) KILN_MVEC2_BATCH(atan2) };
 template <> struct Impl<Op::sinh> { KILN_MATH1_MVEC(Op::sinh, sinh) KILN_SAFE_BETWEEN(-709, 709, -88, 88) };
 template <> struct Impl<Op::cosh> { KILN_MATH1_MVEC(Op::cosh, cosh) KILN_SAFE_BETWEEN(-709, 709, -88, 88) };
 template <> struct Impl<Op::tanh> { KILN_MATH1_MVEC(Op::tanh, tanh) };

@@ -6,9 +6,11 @@
 // those where the polynomial is at its best.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -149,5 +151,95 @@ TEST_CASE("vectorised math is within 4 ulp of the correctly rounded result on ev
   kiln::test::for_each_isa([&](const std::string&) {
     check_sweeps<double>(20000);
     check_sweeps<float>(20000);
+  });
+}
+
+namespace {
+
+// arctan2 and power of pairs drawn over wide ranges (magnitudes uniform in their
+// logarithm, random signs for arctan2), against atan2l and powl rounded once.
+template <class T> void check_binary_sweeps(int64_t n) {
+  constexpr int64_t kMaxUlps = 4;
+  uint64_t s = 7;
+  auto next = [&] {  // splitmix64 in [0, 1)
+    uint64_t z = (s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return static_cast<double>((z ^ (z >> 31)) >> 11) * 0x1.0p-53;
+  };
+  const double span = sizeof(T) == 8 ? 300 : 35;  // decades of magnitude each way
+  const double exp_limit = sizeof(T) == 8 ? 700 : 85;  // |y * ln x| keeping x**y normal
+  for (Op op : {Op::arctan2, Op::power}) {
+    std::vector<T> x, y;
+    for (int64_t i = 0; i < n; ++i) {
+      if (op == Op::arctan2) {
+        x.push_back(static_cast<T>((next() < 0.5 ? -1 : 1) * std::pow(10.0, span * (2 * next() - 1))));
+        y.push_back(static_cast<T>((next() < 0.5 ? -1 : 1) * std::pow(10.0, span * (2 * next() - 1))));
+      } else {  // bases over many decades, exponents as large as the result allows
+        const double base = std::pow(10.0, (i % 2 ? span : 2.0) * (2 * next() - 1));
+        const double limit = std::min(exp_limit / std::max(std::fabs(std::log(base)), 1e-3), 1e4);
+        x.push_back(static_cast<T>(base));
+        y.push_back(static_cast<T>(limit * (2 * next() - 1)));
+      }
+    }
+    Array a = Array::empty(kiln::dtype_of<T>(), {n}), b = Array::empty(kiln::dtype_of<T>(), {n});
+    std::memcpy(a.data(), (op == Op::arctan2 ? y : x).data(), n * sizeof(T));
+    std::memcpy(b.data(), (op == Op::arctan2 ? x : y).data(), n * sizeof(T));
+    Array r = kiln::eval(kiln::Expr::apply(op, {a, b}));
+    int64_t worst = 0, worst_at = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      const long double p = a.data_as<T>()[i], q = b.data_as<T>()[i];
+      const T want = static_cast<T>(op == Op::arctan2 ? atan2l(p, q) : powl(p, q));
+      if (std::fpclassify(want) != FP_NORMAL) continue;  // underflow: not this sweep's business
+      const int64_t d = ulps(r.data_as<T>()[i], want);
+      if (d > worst) worst = d, worst_at = i;
+    }
+    INFO(kiln::op_info(op).name << "<" << kiln::dtype_name(kiln::dtype_of<T>()) << "> on " << kiln::simd_isa()
+                                << ": worst " << worst << " ulp at (" << static_cast<double>(a.data_as<T>()[worst_at])
+                                << ", " << static_cast<double>(b.data_as<T>()[worst_at]) << ")");
+    CHECK(worst <= kMaxUlps);
+  }
+}
+
+// Every pairing of special arguments gives libm's value exactly, the sign of zero included:
+// atan2's quadrants at zeros and infinities, pow's negative bases, zeros, ones and NaNs.
+template <class T> void check_binary_specials() {
+  const T inf = std::numeric_limits<T>::infinity(), nan = std::numeric_limits<T>::quiet_NaN();
+  const T tiny = std::numeric_limits<T>::denorm_min(), big = std::numeric_limits<T>::max();
+  const std::vector<T> values = {T(0), -T(0), T(1), T(-1), T(0.5), T(-0.5), T(2), T(-2), T(3), T(-3), T(2.5),
+                                 T(-2.5), inf, -inf, nan, tiny, -tiny, big, -big, T(1e-3), T(-7)};
+  std::vector<T> x, y;
+  for (T p : values)
+    for (T q : values) x.push_back(p), y.push_back(q);
+  const int64_t n = static_cast<int64_t>(x.size());
+  Array a = Array::empty(kiln::dtype_of<T>(), {n}), b = Array::empty(kiln::dtype_of<T>(), {n});
+  std::memcpy(a.data(), x.data(), n * sizeof(T));
+  std::memcpy(b.data(), y.data(), n * sizeof(T));
+  for (Op op : {Op::arctan2, Op::power}) {
+    Array r = kiln::eval(kiln::Expr::apply(op, {a, b}));
+    int wrong = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      const T want = op == Op::arctan2 ? std::atan2(x[i], y[i]) : std::pow(x[i], y[i]);
+      const T got = r.data_as<T>()[i];
+      const bool same = std::isnan(want) ? std::isnan(got)
+                                         : (got == want && std::signbit(got) == std::signbit(want)) ||
+                                               (std::isfinite(want) && want != 0 && ulps(got, want) <= 4);
+      if (!same && wrong++ < 5)
+        FAIL_CHECK(kiln::op_info(op).name << "<" << kiln::dtype_name(kiln::dtype_of<T>()) << "> on " << kiln::simd_isa()
+                                          << " (" << static_cast<double>(x[i]) << ", " << static_cast<double>(y[i])
+                                          << "): got " << static_cast<double>(got) << ", want " << static_cast<double>(want));
+    }
+  }
+}
+
+}  // namespace
+
+TEST_CASE("arctan2 and power: within 4 ulp, and libm's values at special arguments, on every instruction set",
+          "[ops][accuracy]") {
+  kiln::test::for_each_isa([&](const std::string&) {
+    check_binary_sweeps<double>(20000);
+    check_binary_sweeps<float>(20000);
+    check_binary_specials<double>();
+    check_binary_specials<float>();
   });
 }

@@ -28,7 +28,7 @@ bool approximate(Op op) {
     case Op::exp: case Op::exp2: case Op::expm1: case Op::log: case Op::log2: case Op::log10: case Op::log1p:
     case Op::sin: case Op::cos: case Op::tan: case Op::arcsin: case Op::arccos: case Op::arctan: case Op::arctan2:
     case Op::sinh: case Op::cosh: case Op::tanh: case Op::arcsinh: case Op::arccosh: case Op::arctanh:
-    case Op::cbrt: case Op::sigmoid:
+    case Op::cbrt: case Op::sigmoid: case Op::power:  // float power from libmvec; ints exact
       return true;
     default:
       return false;
