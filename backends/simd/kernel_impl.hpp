@@ -1165,17 +1165,17 @@ template <bool Max, class T> void arg_combine(ReduceAcc* acc, const ReduceAcc* l
 // Lanes [h * w, (h + 1) * w) of a comparison as a mask of int64 lanes, w = Batch<int64_t>::size.
 template <class T> xsimd::batch_bool<int64_t, Arch> index_lanes(const xsimd::batch_bool<T, Arch>& m, int h) {
   using Mask = xsimd::batch_bool<int64_t, Arch>;
+  using Bits = std::conditional_t<sizeof(T) == 8, int64_t, int32_t>;
+  const Batch<T> set(std::bit_cast<T>(Bits{-1})), clear(T(0));
+  const Batch<Bits> bits = xsimd::bitwise_cast<Batch<Bits>>(xsimd::select(m, set, clear));
   if constexpr (sizeof(T) == 8) {
-    const Batch<T> ones(std::bit_cast<T>(int64_t{-1})), zeros(std::bit_cast<T>(int64_t{0}));
-    return xsimd::bitwise_cast<Batch<int64_t>>(xsimd::select(m, ones, zeros)) != Batch<int64_t>(0);
+    return bits != Batch<int64_t>(0);
   } else {
 #if defined(__AVX512F__)
     return Mask(static_cast<__mmask8>(static_cast<__mmask16>(m) >> (8 * h)));
 #elif defined(__AVX2__)
-    const __m256i bits = xsimd::bitwise_cast<Batch<int32_t>>(xsimd::select(m, Batch<T>(std::bit_cast<T>(-1)), Batch<T>(T(0))));
     return Mask(_mm256_cvtepi32_epi64(h ? _mm256_extracti128_si256(bits, 1) : _mm256_castsi256_si128(bits)));
 #else
-    const __m128i bits = xsimd::bitwise_cast<Batch<int32_t>>(xsimd::select(m, Batch<T>(std::bit_cast<T>(-1)), Batch<T>(T(0))));
     return Mask(h ? _mm_unpackhi_epi32(bits, bits) : _mm_unpacklo_epi32(bits, bits));
 #endif
   }

@@ -76,16 +76,21 @@ struct Sweep {
   bool log_spread;  // magnitudes uniform in their logarithm (from 1e-3 where lo < 0), random signs
 };
 
-// n arguments spread over [lo, hi], plus the ends themselves.
-template <class T> std::vector<T> arguments(const Sweep& sw, double lo, double hi, int64_t n) {
-  std::vector<T> v;
-  uint64_t s = 0;
-  auto next = [&] {  // splitmix64 in [0, 1)
+// splitmix64's numbers in [0, 1), from a seed.
+struct Uniform {
+  uint64_t s;
+  double operator()() {
     uint64_t z = (s += 0x9E3779B97F4A7C15ull);
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
     return static_cast<double>((z ^ (z >> 31)) >> 11) * 0x1.0p-53;
-  };
+  }
+};
+
+// n arguments spread over [lo, hi], plus the ends themselves.
+template <class T> std::vector<T> arguments(const Sweep& sw, double lo, double hi, int64_t n) {
+  std::vector<T> v;
+  Uniform next{0};
   double log_lo = std::log(lo > 0 ? lo : 1e-3), log_hi = std::log(hi);
   for (int64_t i = 0; i < n; ++i) {
     double x = lo + (hi - lo) * next();
@@ -160,13 +165,7 @@ namespace {
 // logarithm, random signs for arctan2), against atan2l and powl rounded once.
 template <class T> void check_binary_sweeps(int64_t n) {
   constexpr int64_t kMaxUlps = 4;
-  uint64_t s = 7;
-  auto next = [&] {  // splitmix64 in [0, 1)
-    uint64_t z = (s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return static_cast<double>((z ^ (z >> 31)) >> 11) * 0x1.0p-53;
-  };
+  Uniform next{7};
   const double span = sizeof(T) == 8 ? 300 : 35;  // decades of magnitude each way
   const double exp_limit = sizeof(T) == 8 ? 700 : 85;  // |y * ln x| keeping x**y normal
   for (Op op : {Op::arctan2, Op::power}) {
@@ -227,7 +226,8 @@ template <class T> void check_binary_specials() {
       if (!same && wrong++ < 5)
         FAIL_CHECK(kiln::op_info(op).name << "<" << kiln::dtype_name(kiln::dtype_of<T>()) << "> on " << kiln::simd_isa()
                                           << " (" << static_cast<double>(x[i]) << ", " << static_cast<double>(y[i])
-                                          << "): got " << static_cast<double>(got) << ", want " << static_cast<double>(want));
+                                          << "): got " << static_cast<double>(got)
+                                          << ", want " << static_cast<double>(want));
     }
   }
 }

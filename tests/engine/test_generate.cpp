@@ -246,7 +246,8 @@ TEST_CASE("permutation, permuted and shuffle: a permutation, the same for any th
 std::vector<int64_t> sorted_by_key(const std::vector<int64_t>& key) {
   std::vector<int64_t> order(key.size());
   std::iota(order.begin(), order.end(), int64_t{0});
-  std::sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return key[a] != key[b] ? key[a] < key[b] : a < b; });
+  std::sort(order.begin(), order.end(),
+            [&](int64_t a, int64_t b) { return key[a] != key[b] ? key[a] < key[b] : a < b; });
   return order;
 }
 

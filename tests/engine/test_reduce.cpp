@@ -505,7 +505,8 @@ TEST_CASE("reductions give the same bits for 1, 2 and 7 threads", "[reduce][thre
   std::vector<Expr> exprs{kiln::sum(a * b),        kiln::mean(a),          kiln::std(a),
                           kiln::argmax(a + b),     kiln::sum(a * b, 0),    kiln::sum(kiln::square(a), 1),
                           kiln::var(f, 0, false, 1), kiln::prod(f * 0.001f + 1.0f), kiln::max(kiln::abs(a - b), -1),
-                          (a - kiln::mean(a)) / kiln::std(a), kiln::sum(w, 0), kiln::var(w, 0), kiln::argmin(w * 2.0, 0)};
+                          (a - kiln::mean(a)) / kiln::std(a), kiln::sum(w, 0),         kiln::var(w, 0),
+                          kiln::argmin(w * 2.0, 0)};
   std::vector<std::vector<uint8_t>> first;
   for (int threads : {1, 2, 7}) {
     kiln::set_num_threads(threads);
