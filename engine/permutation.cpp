@@ -58,7 +58,9 @@ struct Keyed {
 void sort_bucket(const Keyed* records, int64_t m, int used, int64_t* order, std::vector<Keyed>& sorted,
                  std::vector<int64_t>& counts) {
   if (m == 0) return;
-  const int bits = std::min(static_cast<int>(std::bit_width(static_cast<uint64_t>(m))), 64 - used);
+  // At most 2^16 sub-buckets: a bucket of many equal keys (not random ones) must not ask
+  // for counts of twice its size.
+  const int bits = std::min({static_cast<int>(std::bit_width(static_cast<uint64_t>(m))), 64 - used, 16});
   const auto digit = [used, bits](uint64_t k) {
     return bits ? static_cast<int64_t>((k << used) >> (64 - bits)) : int64_t{0};
   };
