@@ -18,6 +18,7 @@
 #include "gemm.hpp"
 #include "lapack.hpp"
 #include "linalg.hpp"
+#include "parallel.hpp"
 #include "runtime.hpp"
 #include "threads.hpp"
 
@@ -421,20 +422,6 @@ class ChunkRunner {
   char* own_;  // register i's own memory is own_ + reg_bytes_ * i (a generated read is made there)
   size_t reg_bytes_;
 };
-
-// Runs body(first, last) over [0, items), in parallel when the work (work_bytes) is worth
-// it. Which thread runs an item never changes what it computes.
-template <class Body>
-void for_items(int64_t items, int64_t grain, uint64_t work, const Body& body) {
-  // Inside a BLAS tile (a matmul's epilogue) the tile is this thread's work already.
-  if (items <= 1 || work <= serial_threshold() || blas::in_parallel_region()) return body(int64_t{0}, items);
-  auto arena = Runtime::instance().arena();
-  if (arena->max_concurrency() == 1) return body(int64_t{0}, items);
-  arena->execute([&] {
-    tbb::parallel_for(tbb::blocked_range<int64_t>(0, items, std::max<int64_t>(1, grain)),
-                      [&](const tbb::blocked_range<int64_t>& r) { body(r.begin(), r.end()); });
-  });
-}
 
 // The generator behind each read of a block (null for arrays).
 std::vector<const Generator*> generators_of(const Plan& plan, const Block& b) {

@@ -1,12 +1,12 @@
 // generate_window: a window of a generator made on its own, in parallel (generate.hpp).
 // Apart from generate.cpp, whose specs the parser and the fuzzers use without the executor.
-#include <tbb/parallel_for.h>
 
 #include <algorithm>
 
 #include "error.hpp"
 #include "execute.hpp"
 #include "generate.hpp"
+#include "parallel.hpp"
 #include "runtime.hpp"
 
 namespace kiln {
@@ -56,14 +56,7 @@ Array generate_window(const GenSpec& spec, const Shape& start, const Shape& shap
   };
   const int64_t items = rows * pieces;
   const uint64_t work = static_cast<uint64_t>(total) * (item + (gen_info(spec.gen).random ? kRandomBytes : 0));
-  if (work <= serial_threshold() || items == 1) {
-    make(0, items);
-  } else {
-    Runtime::instance().arena()->execute([&] {
-      tbb::parallel_for(tbb::blocked_range<int64_t>(0, items, std::max<int64_t>(1, (1 << 16) / piece)),
-                        [&](const tbb::blocked_range<int64_t>& r) { make(r.begin(), r.end()); });
-    });
-  }
+  for_items(items, (1 << 16) / piece, work, make);
   return out;
 }
 

@@ -9,33 +9,16 @@
 #include <utility>
 #include <vector>
 
-#include <tbb/blocked_range.h>
-#include <tbb/parallel_for.h>
-
 #include "error.hpp"
 #include "execute.hpp"
 #include "generate.hpp"
+#include "parallel.hpp"
 #include "plan.hpp"
 #include "runtime.hpp"
 
 namespace kiln {
 
 namespace {
-
-// The threads worth starting for this much work (serial_threshold's bytes): 1 or the arena's.
-int threads_for(uint64_t work) {
-  return work > serial_threshold() ? Runtime::instance().arena()->max_concurrency() : 1;
-}
-
-// body(first, last) over [0, items): on the calling thread, or in parallel on the arena.
-template <class Body>
-void for_ranges(int threads, int64_t items, const Body& body) {
-  if (threads == 1 || items <= 1) return body(int64_t{0}, items);
-  Runtime::instance().arena()->execute([&] {
-    tbb::parallel_for(tbb::blocked_range<int64_t>(0, items),
-                      [&](const tbb::blocked_range<int64_t>& r) { body(r.begin(), r.end()); });
-  });
-}
 
 Array make(const GenSpec& spec) {
   Graph g;
@@ -104,10 +87,11 @@ void order_by_key(const int64_t* key, int64_t n, int64_t* order, const std::func
   // Work per element, in serial_threshold's bytes: 5 passes over 8-16 bytes each, and
   // three parallel starts instead of a loop's one (measured on 2 cores: two threads pay
   // from ~3000 elements, 1.1x at 4096, 1.4x at 16384, 2.0x at 2^20).
-  const int threads = threads_for(static_cast<uint64_t>(n) * 256);
-  const int64_t chunks = std::min<int64_t>(threads, n);
+  // A chunk of keys per thread the arena may run (run one after another when the work is small).
+  const uint64_t work = static_cast<uint64_t>(n) * 256;
+  const int64_t chunks = std::min<int64_t>(Runtime::instance().arena()->max_concurrency(), n);
   const auto chunk_begin = [n, chunks](int64_t c) { return n / chunks * c + std::min(c, n % chunks); };
-  const auto for_each = [threads](int64_t items, const auto& body) { for_ranges(threads, items, body); };
+  const auto for_each = [work](int64_t items, const auto& body) { for_items(items, 1, work, body); };
 
   // offsets[c * buckets + b]: where chunk c's first key of bucket b goes.
   std::vector<int64_t> offsets(static_cast<size_t>(chunks * buckets), 0);
@@ -166,7 +150,7 @@ Array permuted(const Array& a, uint64_t seed) {
   const int64_t rows = src.shape()[0];
   const size_t row_bytes = rows ? static_cast<size_t>(src.size() / rows) * src.itemsize() : 0;
   const int64_t* idx = order.data_as<int64_t>();
-  for_ranges(threads_for(2 * static_cast<uint64_t>(rows) * row_bytes), rows, [&](int64_t first, int64_t last) {
+  for_items(rows, 1, 2 * static_cast<uint64_t>(rows) * row_bytes, [&](int64_t first, int64_t last) {
     for (int64_t r = first; r < last; ++r)
       std::memcpy(out.data() + r * row_bytes, src.data() + idx[r] * row_bytes, row_bytes);
   });
