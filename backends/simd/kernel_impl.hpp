@@ -120,8 +120,11 @@ template <class T> inline T int_power(T base, T exp) {
 // Float math with a libm scalar and an xsimd batch of the same name.
 #define KILN_MATH1(fn) KILN_SCALAR1(std::fn(a)) KILN_BATCH1(xsimd::fn(a))
 // The same, with the batch from libmvec where prefer_mvec says so (fn: libm's name).
+// libmvec is right over the whole domain (it sends special lanes to libm itself), so
+// from_mvec also switches off the batch_safe check below.
 #define KILN_MATH1_MVEC(op, fn)                                                      \
   KILN_SCALAR1(std::fn(a))                                                           \
+  template <class T> static constexpr bool from_mvec = prefer_mvec<T>(op);           \
   template <class V> static V batch(V a) {                                           \
     if constexpr (prefer_mvec<typename V::value_type>(op)) return mvec_##fn(a);      \
     else return xsimd::fn(a);                                                        \
@@ -147,9 +150,12 @@ template <class T> inline T int_power(T base, T exp) {
 // path calls it. AVX-512 (Zen 5 EPYC): xsimd keeps sin, cos, exp and log. AVX2, measured
 // again on a Zen 3 EPYC (AVX2 only: where this table runs by default): libmvec is faster
 // for all of float64 but arcsin and arctan (1.3-3.6x: sin and cos 2.2x on (-3.2, 3.2),
-// exp 2.2x, log1p 2.2x) and float32 but the exp family, the inverse hyperbolics, arcsin
-// and tanh (1.1-2.4x: sin and cos 2.0x); float64 arctan and float32 tanh tie there and
-// keep libmvec, which won on the Zen 5 under AVX2 flags. SSE2 keeps xsimd (not measured).
+// exp 2.2x, log1p 2.2x) and float32 but expm1, the inverse hyperbolics, arcsin and tanh
+// (1.1-2.4x: sin and cos 2.0x); float64 arctan and float32 tanh tie there and keep
+// libmvec, which won on the Zen 5 under AVX2 flags. float32 exp and exp2 moved to libmvec
+// once its calls stopped paying the domain check xsimd's need (kiln-ab on the Zen 3, 10^6
+// elements: exp 0.91x the time, exp2 0.84x; expm1 stays, 1.04-1.2x slower from libmvec).
+// SSE2 keeps xsimd (not measured).
 // Entry points follow the x86-64 vector function ABI (d = AVX2, e = AVX-512); each set's
 // file declares only its own, as a wider vector type would change the calling convention.
 #define KILN_MVEC_FUNCTIONS(X) \
@@ -166,8 +172,8 @@ constexpr Op kMvec32[] = {Op::sin, Op::expm1, Op::log2, Op::log10, Op::cosh, Op:
 constexpr Op kMvec64[] = {Op::sin,     Op::cos,   Op::tan,    Op::exp,     Op::exp2,    Op::expm1,
                           Op::log,     Op::log2,  Op::log10,  Op::log1p,   Op::sinh,    Op::cosh,
                           Op::tanh,    Op::arccos, Op::arctan, Op::arcsinh, Op::arccosh, Op::arctanh, Op::cbrt};
-constexpr Op kMvec32[] = {Op::sin,  Op::cos,  Op::tan,    Op::log,    Op::log2, Op::log10, Op::log1p,
-                          Op::sinh, Op::cosh, Op::tanh,   Op::arccos, Op::arctan, Op::cbrt};
+constexpr Op kMvec32[] = {Op::sin,  Op::cos,  Op::tan,  Op::exp,  Op::exp2,   Op::log,    Op::log2, Op::log10,
+                          Op::log1p, Op::sinh, Op::cosh, Op::tanh, Op::arccos, Op::arctan, Op::cbrt};
 #endif
 #if defined(KILN_MVEC_F64)
 // The register types of this set's batches: __m512d/__m512 or __m256d/__m256.
@@ -433,7 +439,8 @@ template <> struct Impl<Op::relu> {
 };
 template <> struct Impl<Op::sigmoid> {
   KILN_SCALAR1(T(1) / (T(1) + std::exp(-a)))
-  KILN_BATCH1(V(1) / (V(1) + xsimd::exp(-a)))
+  template <class T> static constexpr bool from_mvec = Impl<Op::exp>::from_mvec<T>;
+  KILN_BATCH1(V(1) / (V(1) + Impl<Op::exp>::batch(-a)))
   KILN_SAFE_BETWEEN(-708, 709, -87, 88)
 };
 
@@ -503,11 +510,16 @@ void run(const void* const* src, void* dst, int64_t n, std::index_sequence<I...>
     // only, never on where a kernel call starts or ends, so how a loop is cut into chunks
     // (by size, by rows, by alignment) cannot change a bit.
     constexpr int64_t width = Batch<T>::size;
+    constexpr bool checks_domain = [] {
+      if constexpr (!requires(Batch<T> v) { F::batch_safe(v); }) return false;
+      else if constexpr (requires { F::template from_mvec<T>; }) return !F::template from_mvec<T>;
+      else return true;
+    }();
     // One batch of results at p[...]: the batch function, with the lanes batch_safe
     // refuses (if any) replaced by the scalar function's. Out of line: inlined into the
     // main loop below it made float32 exp(-a) * log1p(b) 10% slower.
     auto one = [&](const T* const (&p)[sizeof...(I)], R* o) __attribute__((noinline, cold)) {
-      if constexpr (requires(Batch<T> v) { F::batch_safe(v); }) {
+      if constexpr (checks_domain) {
         const auto safe = F::batch_safe(Batch<T>::load_unaligned(p[0]));
         if (!xsimd::all(safe)) {
           alignas(64) bool ok[width];
@@ -535,7 +547,7 @@ void run(const void* const* src, void* dst, int64_t n, std::index_sequence<I...>
       else return std::get<K>(in) + k;
     };
     auto step = [&](int64_t k) {  // the batch of elements k .. k + width
-      if constexpr (requires(Batch<T> v) { F::batch_safe(v); }) {
+      if constexpr (checks_domain) {
         if (!xsimd::all(F::batch_safe(load(Index<0>{}, k)))) return one({at(Index<I>{}, k)...}, out + k);
       }
       F::batch(load(Index<I>{}, k)...).store_unaligned(out + k);
