@@ -582,6 +582,36 @@ void run(const void* const* src, void* dst, int64_t n, std::index_sequence<I...>
       i = n;
     }
   }
+  if constexpr (kIsInt<T> && std::is_same_v<F, Impl<Op::power>>) {
+    // Exponentiation by squaring a batch at a time, as many steps as the batch's longest
+    // exponent has bits (64-bit multiplies built from 32-bit ones where the set has none):
+    // int_power an element at a time mispredicts its loop's end on every change of
+    // exponent length (NumPy's loop too).
+    using U = Unsigned<T>;
+    using B = Batch<U>;
+    constexpr int64_t width = B::size;
+    alignas(64) U lanes[2][width];
+    const B one(1);
+    for (; i + width <= n; i += width) {
+      for (int64_t k = 0; k < width; ++k) lanes[0][k] = U(elem(Index<0>{}, i + k)), lanes[1][k] = U(elem(Index<1>{}, i + k));
+      B base = B::load_aligned(lanes[0]), exp = B::load_aligned(lanes[1]), result = one;
+      const auto negative = (exp >> (8 * sizeof(U) - 1)) != B(0);
+      exp = xsimd::select(negative, B(0), exp);
+      while (xsimd::any(exp != B(0))) {
+        result = result * xsimd::select((exp & one) != B(0), base, one);  // wraps, as wrap_mul
+        base = base * base;
+        exp = exp >> 1;
+      }
+      if (xsimd::any(negative)) {  // int_power's values for negative exponents
+        alignas(64) U got[width];
+        result.store_aligned(got);
+        for (int64_t k = 0; k < width; ++k)
+          if (T(lanes[1][k]) < 0) got[k] = U(int_power(T(lanes[0][k]), T(lanes[1][k])));
+        result = B::load_aligned(got);
+      }
+      result.store_unaligned(reinterpret_cast<U*>(out + i));
+    }
+  }
   for (; i < n; ++i) out[i] = F::scalar(elem(Index<I>{}, i)...);
 }
 
