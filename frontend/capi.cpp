@@ -226,16 +226,17 @@ int64_t load(const int64_t* p) {
   return v;
 }
 
-// The records of kiln_eval_views as arrays over the caller's memory (no release: borrowed).
-std::vector<kiln::Array> views_from(size_t n, const int64_t* views, size_t views_len) {
-  require(n == 0 || views, "kiln_eval_views: views is NULL");
+// The records of kiln_eval_views (`fn`) as arrays over the caller's memory (no release:
+// borrowed).
+std::vector<kiln::Array> views_from(const char* fn, size_t n, const int64_t* views, size_t views_len) {
+  require(n == 0 || views, [&] { return std::string(fn) + ": views is NULL"; });
   require(n <= views_len / 3, [&] {
-    return "kiln_eval_views: " + std::to_string(n) + " views cannot fit in views_len " + std::to_string(views_len) +
+    return std::string(fn) + ": " + std::to_string(n) + " views cannot fit in views_len " + std::to_string(views_len) +
            " (each takes at least 3 values)";
   });
   // Messages are built only on failure: this runs on every call of a binding.
-  auto check = [](bool ok, size_t i, const auto& message) {
-    if (!ok) throw kiln::Error(kiln::Status::BadArgument, "kiln_eval_views: view " + std::to_string(i) + message());
+  auto check = [fn](bool ok, size_t i, const auto& message) {
+    if (!ok) throw kiln::Error(kiln::Status::BadArgument, std::string(fn) + ": view " + std::to_string(i) + message());
   };
   std::vector<kiln::Array> arrays;
   arrays.reserve(n);
@@ -258,10 +259,16 @@ std::vector<kiln::Array> views_from(size_t n, const int64_t* views, size_t views
     at += 3 + 2 * static_cast<size_t>(ndim);
   }
   require(at == views_len, [&] {
-    return "kiln_eval_views: views_len is " + std::to_string(views_len) + " but the " + std::to_string(n) +
+    return std::string(fn) + ": views_len is " + std::to_string(views_len) + " but the " + std::to_string(n) +
            " views take " + std::to_string(at);
   });
   return arrays;
+}
+
+void require_names(const char* fn, size_t n, const char* const* names) {
+  require(n == 0 || names, [&] { return std::string(fn) + ": names is NULL"; });
+  for (size_t i = 0; i < n; ++i)
+    require(names[i], [&] { return std::string(fn) + ": names[" + std::to_string(i) + "] is NULL"; });
 }
 }  // namespace
 
@@ -269,11 +276,9 @@ kiln_status kiln_eval_views(const char* expr, size_t n, const char* const* names
                             size_t views_len, kiln_array* out, kiln_array** result, int64_t* info) {
   return guarded([&] {
     require(expr, "kiln_eval_views: expr is NULL");
-    require(n == 0 || names, "kiln_eval_views: names is NULL");
     require(out || result, "kiln_eval_views: both out and result are NULL: there is nowhere to put the result");
-    for (size_t i = 0; i < n; ++i)
-      require(names[i], [&] { return "kiln_eval_views: names[" + std::to_string(i) + "] is NULL"; });
-    std::vector<kiln::Array> arrays = views_from(n, views, views_len);
+    require_names("kiln_eval_views", n, names);
+    std::vector<kiln::Array> arrays = views_from("kiln_eval_views", n, views, views_len);
     kiln::FewOrMany<const kiln::Array*> bound(n);
     for (size_t i = 0; i < n; ++i) bound[i] = &arrays[i];
     if (out) {
@@ -295,6 +300,19 @@ kiln_status kiln_eval_views(const char* expr, size_t n, const char* const* names
       }
     }
     *result = new_handle(std::move(r));
+  });
+}
+
+kiln_status kiln_eval_views_into(const char* expr, size_t n, const char* const* names, const int64_t* views,
+                                 size_t views_len) {
+  return guarded([&] {
+    require(expr, "kiln_eval_views_into: expr is NULL");
+    require(n < SIZE_MAX, "kiln_eval_views_into: n is too large");
+    require_names("kiln_eval_views_into", n, names);
+    std::vector<kiln::Array> arrays = views_from("kiln_eval_views_into", n + 1, views, views_len);
+    kiln::FewOrMany<const kiln::Array*> bound(n);
+    for (size_t i = 0; i < n; ++i) bound[i] = &arrays[i];
+    kiln::eval_string(expr, n, names, bound.data(), &arrays[n]);
   });
 }
 

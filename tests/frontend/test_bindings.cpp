@@ -240,6 +240,39 @@ TEST_CASE("kiln_eval_views evaluates over described memory and describes its res
   kiln_array_release(o);
 }
 
+TEST_CASE("kiln_eval_views_into writes into described memory, broadcast and cast, or leaves it alone",
+          "[capi][views]") {
+  std::vector<double> a = {1, 2, 3, 4, 5, 6};  // (2, 3)
+  std::vector<float> b = {10, 20, 30};         // read reversed: stride -4 from its last element
+  std::vector<float> out(6, -1);               // written transposed: (2, 3) with strides (4, 8)
+  const int64_t views[] = {reinterpret_cast<intptr_t>(a.data()), KILN_FLOAT64, 2, 2, 3, 24, 8,
+                           reinterpret_cast<intptr_t>(b.data() + 2), KILN_FLOAT32, 1, 3, -4,
+                           reinterpret_cast<intptr_t>(out.data()), KILN_FLOAT32, 2, 2, 3, 4, 8};
+  const char* names[] = {"a", "b"};
+  const int64_t live = kiln_live_buffers();
+  REQUIRE(kiln_eval_views_into("a * b", 2, names, views, std::size(views)) == KILN_OK);
+  CHECK(kiln_live_buffers() == live);  // nothing made, nothing kept
+  const float expected[] = {30, 120, 40, 100, 30, 60};  // a * b[::-1], stored column by column
+  for (int i = 0; i < 6; ++i) CHECK(out[i] == expected[i]);
+
+  // Errors leave the output as it was: a parse error, a shape that does not broadcast into
+  // it, a dtype it cannot take (same_kind), a record short of the output's.
+  const std::vector<float> before = out;
+  CHECK(kiln_eval_views_into("a *", 2, names, views, std::size(views)) == KILN_ERROR_PARSE);
+  const int64_t wrong_shape[] = {reinterpret_cast<intptr_t>(a.data()), KILN_FLOAT64, 1, 6, 8,
+                                 reinterpret_cast<intptr_t>(out.data()), KILN_FLOAT32, 2, 2, 3, 12, 4};
+  CHECK(kiln_eval_views_into("a + 1", 1, names, wrong_shape, std::size(wrong_shape)) == KILN_ERROR_SHAPE);
+  std::vector<int32_t> ints(6);
+  const int64_t to_int[] = {reinterpret_cast<intptr_t>(a.data()), KILN_FLOAT64, 2, 2, 3, 24, 8,
+                            reinterpret_cast<intptr_t>(ints.data()), KILN_INT32, 2, 2, 3, 12, 4};
+  CHECK(kiln_eval_views_into("a", 1, names, to_int, std::size(to_int)) == KILN_ERROR_TYPE);
+  CHECK(kiln_eval_views_into("a * b", 2, names, views, std::size(views) - 7) == KILN_ERROR_BAD_ARGUMENT);
+  CHECK(std::string(kiln_last_error()).find("kiln_eval_views_into: view 2") != std::string::npos);
+  CHECK(kiln_eval_views_into("a * b", 2, nullptr, views, std::size(views)) == KILN_ERROR_BAD_ARGUMENT);
+  CHECK(kiln_eval_views_into(nullptr, 2, names, views, std::size(views)) == KILN_ERROR_BAD_ARGUMENT);
+  CHECK(out == before);
+}
+
 TEST_CASE("kiln_eval_views refuses malformed records without reading past them", "[capi][views]") {
   double x = 1;
   const char* names[] = {"a"};

@@ -103,6 +103,7 @@ def _views(names, values):
 _packers = {}
 _TYPESTR_OF_CODE = {code: d.str for d, code in _lib._CODE_OF.items()}
 _eval_views = lib.kiln_eval_views
+_eval_views_into = lib.kiln_eval_views_into
 
 
 def evaluate(expr, local_dict=None, global_dict=None, out=None):
@@ -119,14 +120,13 @@ def evaluate(expr, local_dict=None, global_dict=None, out=None):
     """
     text, names, c_names = _input_names(expr)
     values = _lookup(names, local_dict, global_dict, sys._getframe(1))
-    views, views_len = _views(names, values)
-    if out is not None:
-        out_handle = wrap(out, "out", writable=True)
-        try:
-            check(_eval_views(text, len(names), c_names, views, views_len, out_handle, None, None))
-        finally:
-            lib.kiln_array_release(out_handle)
+    if out is not None:  # described after the inputs, written in place: no handle to make
+        if type(out) is not np.ndarray or not out.flags.writeable:
+            input_code(out, "out", writable=True)  # raises the error that names what is wrong
+        views, views_len = _views(names + ("out",), values + [out])
+        check(_eval_views_into(text, len(names), c_names, views, views_len))
         return out
+    views, views_len = _views(names, values)
     result = c_void_p()
     info = (c_int64 * 67)()
     status = _eval_views(text, len(names), c_names, views, views_len, None, byref(result), info)

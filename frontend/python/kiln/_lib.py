@@ -60,6 +60,7 @@ _declare("kiln_eval", c_int, c_char_p, c_size_t, POINTER(c_char_p), POINTER(c_vo
 # views as bytes (struct-packed int64s: far cheaper to build than a ctypes array).
 _declare("kiln_eval_views", c_int, c_char_p, c_size_t, POINTER(c_char_p), c_char_p, c_size_t, c_void_p,
          _handle_p, POINTER(c_int64))
+_declare("kiln_eval_views_into", c_int, c_char_p, c_size_t, POINTER(c_char_p), c_char_p, c_size_t)
 _declare("kiln_input_names", c_int, c_char_p, POINTER(c_char_p))
 _declare("kiln_explain", c_int, c_char_p, c_size_t, POINTER(c_char_p), POINTER(c_void_p), POINTER(c_char_p))
 _declare("kiln_live_buffers", c_int64)
