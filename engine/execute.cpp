@@ -927,13 +927,14 @@ bool stream_generator(const Block& b, const Loop& loop, uint64_t work) {
 //    memory (10^7, streamed stores) it took 1.03-1.13x the time: the short chunk stays.
 int64_t chunk_factor(const Block& b, const Loop& loop, bool prefetch) {
   const uint64_t operand_bytes = loop.bytes;
+  const bool from_cache_without_scratch = b.num_scratch == 0 && operand_bytes <= (uint64_t{24} << 20);
   auto in_place = [](const Operand& op) { return op.mode == Operand::InPlace && !op.gen; };
-  if (!prefetch && operand_bytes <= (uint64_t{24} << 20) && b.num_scratch == 0 && b.constants.empty() &&
+  if (!prefetch && from_cache_without_scratch && b.constants.empty() &&
       std::all_of(loop.inputs.begin(), loop.inputs.end(), in_place) && std::all_of(loop.outs.begin(), loop.outs.end(), in_place))
     return 64;
   if (cache_resident(operand_bytes)) return 8;
   if (prefetch) return 1;
-  if (b.num_scratch == 0 && operand_bytes <= (uint64_t{24} << 20)) return 8;
+  if (from_cache_without_scratch) return 8;
   if (operand_bytes <= (uint64_t{16} << 20)) return 4;
   return 1;
 }
