@@ -453,17 +453,21 @@ template <> struct Impl<Op::sigmoid> {
 #undef KILN_SAFE_NORMAL
 #undef KILN_SAFE_BETWEEN
 
-// A mask of `count` (<= 64) bits: bit k is set when byte k at p is not zero. Eight bytes
-// at a time: each byte's "not zero" goes to its high bit, then one multiply gathers the
-// eight high bits into the top byte (bit k from byte k).
-template <int64_t count> inline uint64_t nonzero_byte_bits(const bool* p) {
+// Each byte of w that is not zero made 1, the others 0: its "not zero" goes to its high
+// bit (no carry crosses into the next byte), then down to the low one.
+inline uint64_t nonzero_bytes(uint64_t w) {
   constexpr uint64_t low7 = 0x7F7F7F7F7F7F7F7Full, high = 0x8080808080808080ull;
+  return ((((w & low7) + low7) | w) & high) >> 7;
+}
+
+// A mask of `count` (<= 64) bits: bit k is set when byte k at p is not zero. Eight bytes
+// at a time, one multiply gathering their low bits into the top byte (bit k from byte k).
+template <int64_t count> inline uint64_t nonzero_byte_bits(const bool* p) {
   uint64_t bits = 0;
   for (int64_t j = 0; j < count; j += 8) {
     uint64_t w = 0;
     std::memcpy(&w, p + j, count - j < 8 ? count - j : 8);
-    uint64_t nonzero = (((w & low7) + low7) | w) & high;
-    bits |= ((nonzero >> 7) * 0x0102040810204080ull >> 56) << j;
+    bits |= (nonzero_bytes(w) * 0x0102040810204080ull >> 56) << j;
   }
   return bits;
 }
@@ -942,8 +946,35 @@ template <Reduction R, class T, class Src> T fold_memory(const Src& v, int64_t n
   return fold_run<R, T>(v, n);
 }
 
+// any and all over bools, as bytes: any nonzero byte is true (a NumPy view of uint8 as
+// bool may hold others than 1). Four batches at a time are ORed (any) or min'ed (all) and
+// the scan stops once the answer is known, as NumPy's does. A byte at a time with
+// `a || b` it ran 40-50x NumPy's time over 10^6 bools (2.4 GB/s), even when NumPy read
+// them all.
+template <Reduction R> bool logical_fold(const bool* items, int64_t n) {
+  using B = Batch<uint8_t>;
+  constexpr int64_t width = B::size;
+  constexpr bool kAny = R == Reduction::any;
+  const auto* x = reinterpret_cast<const uint8_t*>(items);
+  auto decided = [](B v) { return kAny ? xsimd::any(v != B(0)) : xsimd::any(v == B(0)); };
+  auto fold = [](B a, B b) { return kAny ? (a | b) : xsimd::min(a, b); };
+  int64_t i = 0;
+  for (; i + 4 * width <= n; i += 4 * width) {
+    const B a = B::load_unaligned(x + i), b = B::load_unaligned(x + i + width);
+    const B c = B::load_unaligned(x + i + 2 * width), d = B::load_unaligned(x + i + 3 * width);
+    if (decided(fold(fold(a, b), fold(c, d)))) return kAny;
+  }
+  for (; i + width <= n; i += width)
+    if (decided(B::load_unaligned(x + i))) return kAny;
+  for (; i < n; ++i)
+    if ((x[i] != 0) == kAny) return kAny;
+  return !kAny;
+}
+
 template <Reduction R, class T> void fold_run_kernel(const void* src, int64_t n, int64_t, ReduceAcc* acc) {
-  T r = fold_memory<R, T>(Values<T>{static_cast<const T*>(src)}, n);
+  T r;
+  if constexpr (kIsBool<T> && (R == Reduction::any || R == Reduction::all)) r = logical_fold<R>(static_cast<const T*>(src), n);
+  else r = fold_memory<R, T>(Values<T>{static_cast<const T*>(src)}, n);
   std::memcpy(acc->value, &r, sizeof r);
   acc->index = 0;
 }
@@ -974,6 +1005,27 @@ void fold_accumulate(void* acc_v, int64_t*, const void* src_v, const int64_t*, i
   T* acc = static_cast<T*>(acc_v);
   const T* src = static_cast<const T*>(src_v);
   int64_t i = 0;
+  // Rows of bools as bytes, each result 0 or 1 (as NumPy's, whatever nonzero bytes came
+  // in): batches, then words of eight (rows of 8 a byte at a time ran 1.5x slower).
+  if constexpr (kIsBool<T> && (R == Reduction::any || R == Reduction::all)) {
+    using B = Batch<uint8_t>;
+    auto* a = reinterpret_cast<uint8_t*>(acc);
+    const auto* x = reinterpret_cast<const uint8_t*>(src);
+    constexpr bool kAny = R == Reduction::any;
+    for (; i + static_cast<int64_t>(B::size) <= n; i += B::size) {
+      const B u = B::load_unaligned(a + i), v = B::load_unaligned(x + i);
+      xsimd::min(kAny ? (u | v) : xsimd::min(u, v), B(1)).store_unaligned(a + i);
+    }
+    for (; i + 8 <= n; i += 8) {
+      uint64_t u, v;
+      std::memcpy(&u, a + i, 8);
+      std::memcpy(&v, x + i, 8);
+      u = kAny ? nonzero_bytes(u | v) : nonzero_bytes(u) & nonzero_bytes(v);
+      std::memcpy(a + i, &u, 8);
+    }
+    for (; i < n; ++i) a[i] = kAny ? (a[i] | x[i]) != 0 : (a[i] != 0) & (x[i] != 0);
+    return;
+  }
   if constexpr (kIsFloat<T> && requires(Batch<T> v) { Fold<R>::batch(v, v); }) {
     constexpr int64_t width = Batch<T>::size;
     for (; i + width <= n; i += width)

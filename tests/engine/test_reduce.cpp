@@ -398,6 +398,75 @@ TEST_CASE("argmax's kernel over more than one piece of 2^20 items", "[reduce][ar
   });
 }
 
+// any and all scan bools as bytes, whole batches at a time, and stop at the byte that
+// decides: that byte anywhere (first, in a block of four batches, in a single batch, in
+// the tail), none at all, and bytes other than 1 (a NumPy view of uint8 as bool) true.
+// Whole arrays, rows (axis=1), columns of long rows (axis=0: the result 0 or 1), and the
+// bools a comparison computes in chunks.
+TEST_CASE("any and all over bools: the deciding byte anywhere, bytes other than 1 true, every path", "[reduce]") {
+  auto eval_bool = [](const char* expr, const Array& x) { return kiln::eval(expr, {{"x", x}}); };
+  kiln::test::for_each_isa([&](const std::string&) {
+    for (int64_t n : {1, 5, 31, 32, 33, 64, 127, 128, 129, 200, 257, 1000, 4099, 70001}) {
+      std::vector<int64_t> places = {0, n / 2, n - 1};
+      for (int64_t p = 97; p < n; p *= 3) places.push_back(p);
+      // Every byte true, with values from 1 to 255: any and all true, and 1 in every column.
+      Array t = Array::empty(DType::Bool, {n});
+      for (int64_t i = 0; i < n; ++i) reinterpret_cast<uint8_t*>(t.data())[i] = static_cast<uint8_t>(1 + (i * 37) % 255);
+      CHECK(eval_bool("any(x)", t).data_as<bool>()[0]);
+      CHECK(eval_bool("all(x)", t).data_as<bool>()[0]);
+      if (n % 2 == 0) {
+        for (const char* e : {"any(x, axis=0)", "all(x, axis=0)", "any(x, axis=1)", "all(x, axis=1)"}) {
+          Array got = eval_bool(e, t.reshape({2, n / 2}));
+          INFO(e << " over 2 rows of " << n / 2);
+          const auto* bytes = reinterpret_cast<const uint8_t*>(got.data());
+          CHECK(std::all_of(bytes, bytes + got.size(), [](uint8_t b) { return b == 1; }));
+        }
+      }
+      for (uint8_t fill : {0, 1}) {
+        for (uint8_t mark : {uint8_t(1 - fill), uint8_t(fill ? 0 : 2), uint8_t(fill ? 0 : 0x80)}) {
+          for (int64_t at : places) {
+            INFO("n " << n << ", bytes " << int(fill) << " but " << int(mark) << " at " << at);
+            Array x = Array::empty(DType::Bool, {n});
+            auto* bytes = reinterpret_cast<uint8_t*>(x.data());
+            std::memset(bytes, fill, n);
+            bytes[at] = mark;
+            const bool others = n > 1;  // bytes other than `mark`, all `fill`
+            const bool any = mark || (others && fill), all = mark && (!others || fill);
+            CHECK(eval_bool("any(x)", x).data_as<bool>()[0] == any);
+            CHECK(eval_bool("all(x)", x).data_as<bool>()[0] == all);
+            // The same bytes as floats, compared in chunks: the fused path.
+            Array f = Array::empty(DType::Float64, {n});
+            for (int64_t i = 0; i < n; ++i) f.data_as<double>()[i] = bytes[i] ? 1.5 : -1.5;
+            CHECK(kiln::eval("any(f > 0)", {{"f", f}}).data_as<bool>()[0] == any);
+            CHECK(kiln::eval("all(f > 0)", {{"f", f}}).data_as<bool>()[0] == all);
+            if (n % 2 == 0 && n >= 64) {  // two rows: along each, and down the columns
+              Array m = x.reshape({2, n / 2});
+              for (int axis : {0, 1}) {
+                Array got_any = eval_bool(axis ? "any(x, axis=1)" : "any(x, axis=0)", m);
+                Array got_all = eval_bool(axis ? "all(x, axis=1)" : "all(x, axis=0)", m);
+                const int64_t outs = axis ? 2 : n / 2;
+                int64_t wrong = 0;
+                for (int64_t k = 0; k < outs; ++k) {
+                  bool want_any = false, want_all = true;
+                  for (int64_t j = 0; j < (axis ? n / 2 : 2); ++j) {
+                    const uint8_t b = axis ? bytes[k * (n / 2) + j] : bytes[j * (n / 2) + k];
+                    want_any = want_any || b;
+                    want_all = want_all && b;
+                  }
+                  const uint8_t a = reinterpret_cast<const uint8_t*>(got_any.data())[k];
+                  const uint8_t l = reinterpret_cast<const uint8_t*>(got_all.data())[k];
+                  wrong += (a != uint8_t(want_any)) + (l != uint8_t(want_all));
+                }
+                CHECK(wrong == 0);
+              }
+            }
+          }
+        }
+      }
+    }
+  });
+}
+
 TEST_CASE("views reduce like their contiguous copies", "[reduce]") {
   Array base = sample(DType::Float64, {30, 40}, 3);
   Array views[] = {base.transpose(), base.slice(0, 28, 1, -3), base.slice(1, 1, 40, 2), base.index(1, 5)};
