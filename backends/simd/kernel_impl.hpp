@@ -616,6 +616,16 @@ void run(const void* const* src, void* dst, int64_t n, std::index_sequence<I...>
       result.store_unaligned(reinterpret_cast<U*>(out + i));
     }
   }
+  if constexpr (kIsBool<T> && std::is_same_v<F, Impl<Op::invert>>) {
+    // NumPy's logical not, a batch of bytes at a time: 1 where the byte is zero. GCC left
+    // the loop below a byte at a time here (8.7x NumPy's time over 10^6 bools).
+    using B = Batch<uint8_t>;
+    const auto* x = reinterpret_cast<const uint8_t*>(std::get<0>(in));
+    auto* o = reinterpret_cast<uint8_t*>(out);
+    for (; i + static_cast<int64_t>(B::size) <= n; i += B::size)
+      xsimd::select(B::load_unaligned(x + i) == B(0), B(1), B(0)).store_unaligned(o + i);
+    for (; i < n; ++i) o[i] = x[i] == 0;
+  }
   for (; i < n; ++i) out[i] = F::scalar(elem(Index<I>{}, i)...);
 }
 

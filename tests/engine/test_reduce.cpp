@@ -403,7 +403,7 @@ TEST_CASE("argmax's kernel over more than one piece of 2^20 items", "[reduce][ar
 // the tail), none at all, and bytes other than 1 (a NumPy view of uint8 as bool) true.
 // Whole arrays, rows (axis=1), columns of long rows (axis=0: the result 0 or 1), and the
 // bools a comparison computes in chunks.
-TEST_CASE("any and all over bools: the deciding byte anywhere, bytes other than 1 true, every path", "[reduce]") {
+TEST_CASE("any and all over bools: the deciding byte anywhere, bytes other than 1 true, every path; ~ of such bytes", "[reduce]") {
   auto eval_bool = [](const char* expr, const Array& x) { return kiln::eval(expr, {{"x", x}}); };
   kiln::test::for_each_isa([&](const std::string&) {
     for (int64_t n : {1, 5, 31, 32, 33, 64, 127, 128, 129, 200, 257, 1000, 4099, 70001}) {
@@ -414,6 +414,12 @@ TEST_CASE("any and all over bools: the deciding byte anywhere, bytes other than 
       for (int64_t i = 0; i < n; ++i) reinterpret_cast<uint8_t*>(t.data())[i] = static_cast<uint8_t>(1 + (i * 37) % 255);
       CHECK(eval_bool("any(x)", t).data_as<bool>()[0]);
       CHECK(eval_bool("all(x)", t).data_as<bool>()[0]);
+      {  // ~ is NumPy's logical not: 0 for every such byte, 1 for zeros
+        Array nots = eval_bool("~x", t), zeros = eval_bool("~x", eval_bool("x & False", t));
+        const auto *a = reinterpret_cast<const uint8_t*>(nots.data()), *z = reinterpret_cast<const uint8_t*>(zeros.data());
+        CHECK(std::all_of(a, a + n, [](uint8_t b) { return b == 0; }));
+        CHECK(std::all_of(z, z + n, [](uint8_t b) { return b == 1; }));
+      }
       if (n % 2 == 0) {
         for (const char* e : {"any(x, axis=0)", "all(x, axis=0)", "any(x, axis=1)", "all(x, axis=1)"}) {
           Array got = eval_bool(e, t.reshape({2, n / 2}));
