@@ -143,6 +143,11 @@ def test_a_failure_leaves_out_untouched():
         ro = np.zeros(5)
         ro.flags.writeable = False
         kiln.evaluate("a", out=ro)
+    buffer = bytearray(8 * 8)  # writable, its data aligned, its stride not a multiple of 8
+    skewed = np.ndarray((5,), np.float64, buffer, 0, (12,))
+    with pytest.raises(TypeError, match="'out' is not aligned"):
+        kiln.evaluate("a", out=skewed)
+    assert buffer == bytearray(8 * 8)
 
 
 def test_kiln_errors_are_value_errors_with_status_message_and_offset():
@@ -164,6 +169,7 @@ def test_kiln_errors_are_value_errors_with_status_message_and_offset():
     (np.ones(3, dtype=np.float16), "'x' has dtype float16"),
     (np.ones(3, dtype=">f8"), "'x' has byte-swapped dtype >f8"),
     (np.frombuffer(bytes(17), dtype=np.float64, offset=1), "'x' is not aligned"),
+    (np.ndarray((3,), np.float64, bytes(48), 0, (12,)), "'x' is not aligned"),  # strides of 12 bytes
     ([1.0, 2.0], "'x' is a list"),
     ("text", "'x' is a str"),
     (None, "'x' is a NoneType"),

@@ -88,12 +88,13 @@ def _views(names, values):
         interface = value.__array_interface__
         code, itemsize = _CODE_OF_TYPESTR.get(interface["typestr"], (None, 1))
         data = interface["data"][0]
-        if code is None or data % itemsize:
+        strides = interface["strides"]  # None when C-contiguous
+        if code is None or data % itemsize or (strides and any(s % itemsize for s in strides)):
             input_code(value, name)  # raises the TypeError that names what is wrong
         shape = interface["shape"]
         views += (data, code, len(shape))
         views += shape
-        views += interface["strides"] or value.strides
+        views += strides or value.strides
     packer = _packers.get(len(views))
     if packer is None:
         packer = _packers[len(views)] = struct.Struct(f"={len(views)}q").pack
