@@ -36,7 +36,8 @@ DType promote(DType a, DType b);
 // NumPy's can_cast(from, to, casting="same_kind"): what an `out=` array may receive.
 bool can_cast_same_kind(DType from, DType to);
 
-// C++ type of each dtype; bool is stored as one byte holding 0 or 1, like NumPy.
+// C++ type of each dtype. A bool is one byte: kiln writes 0 or 1 and reads any nonzero byte as
+// true, as NumPy does (kernels read bools as bytes: see item() in kernel_impl.hpp).
 template <DType D> struct CType;
 template <> struct CType<DType::Bool> { using type = bool; };
 template <> struct CType<DType::Int32> { using type = int32_t; };

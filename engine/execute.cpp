@@ -1182,6 +1182,15 @@ void finalize_row(const Fold& f, const unsigned char* acc, size_t acc_step, cons
   }
 }
 
+// A fold's first row of accumulators: its items as they are, but bools as NumPy reads
+// them (any nonzero byte 1: a view of uint8 as bool may hold others), which the kernels'
+// later rows and a length-1 axis's result take them to be.
+void copy_first_row(char* acc, const void* src, int64_t n, size_t item, DType accumulate) {
+  if (accumulate != DType::Bool) return (void)std::memcpy(acc, src, static_cast<size_t>(n) * item);
+  const auto* bytes = static_cast<const unsigned char*>(src);
+  for (int64_t i = 0; i < n; ++i) acc[i] = bytes[i] != 0;
+}
+
 // n finished accumulators of the segments path, one after another in an array.
 void finalize(const Fold& f, const simd::ReduceAcc* a, int64_t count, int64_t n, char* dst) {
   finalize_row(f, a->value, sizeof(simd::ReduceAcc), &a->index, sizeof(simd::ReduceAcc) / sizeof(int64_t), count, n, dst);
@@ -1648,7 +1657,7 @@ bool run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values, co
             char* acc = fr.partial_rows.data() + (band * M + c) * fr.acc_item;
             int64_t* index = fr.is_arg ? fr.partial_index.data_as<int64_t>() + band * M + c : nullptr;
             if (r == r0) {
-              std::memcpy(acc, src, n * fr.acc_item);
+              copy_first_row(acc, src, n, fr.acc_item, fr.f->accumulate);
               if (index) std::fill(index, index + n, r);
             } else {
               fr.f->fns.accumulate(acc, index, src, nullptr, r, n);

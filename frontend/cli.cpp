@@ -76,7 +76,7 @@ void print_array(const kiln::Array& a) {
   int64_t n = c.size(), shown = n > 20 ? 10 : n;
   auto show = [&](int64_t i) {
     switch (c.dtype()) {
-      case kiln::DType::Bool: std::printf("%s", c.data_as<bool>()[i] ? "True" : "False"); break;
+      case kiln::DType::Bool: std::printf("%s", c.data_as<unsigned char>()[i] ? "True" : "False"); break;
       case kiln::DType::Int32: std::printf("%d", c.data_as<int32_t>()[i]); break;
       case kiln::DType::Int64: std::printf("%lld", static_cast<long long>(c.data_as<int64_t>()[i])); break;
       case kiln::DType::Float32: std::printf("%.9g", c.data_as<float>()[i]); break;

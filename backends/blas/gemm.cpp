@@ -85,6 +85,18 @@ const char* at_batch(const Matrix& m, const Shape& batch, int64_t index) {
   return p;
 }
 
+// An item at p (memcpy: wrapped memory need not be aligned). A bool is any nonzero byte, as
+// NumPy reads them: a view of uint8 as bool may hold others than 0 and 1.
+template <class T> T item(const char* p) {
+  if constexpr (std::is_same_v<T, bool>) {
+    return *reinterpret_cast<const unsigned char*>(p) != 0;
+  } else {
+    T v;
+    std::memcpy(&v, p, sizeof(T));
+    return v;
+  }
+}
+
 // Exact integer (wrapping, as NumPy's) and bool (or of ands) products over rows
 // [r0, r1) and columns [c0, c1); strides in bytes; C rows are contiguous.
 template <class T>
@@ -96,13 +108,11 @@ void small_kernel(const char* a, int64_t ar, int64_t ac, const char* b, int64_t 
     U* row = reinterpret_cast<U*>(c + i * ldc);
     for (int64_t j = c0; j < c1; ++j) row[j] = U{};
     for (int64_t p = 0; p < k; ++p) {
-      T aip;
-      std::memcpy(&aip, a + i * ar + p * ac, sizeof(T));
+      const T aip = item<T>(a + i * ar + p * ac);
       if (!aip) continue;
       const char* brow = b + p * br;
       for (int64_t j = c0; j < c1; ++j) {
-        T bpj;
-        std::memcpy(&bpj, brow + j * bc, sizeof(T));
+        const T bpj = item<T>(brow + j * bc);
         if constexpr (std::is_same_v<T, bool>) row[j] = row[j] || bpj;
         else row[j] = static_cast<U>(row[j] + static_cast<U>(aip) * static_cast<U>(bpj));
       }

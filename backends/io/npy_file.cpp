@@ -160,7 +160,9 @@ Array map_data(const OpenFile& o, const NpyHeader& h, const std::string& path, b
   std::shared_ptr<void> mapping(m, [length](void* p) { ::munmap(p, length); });
   char* data = static_cast<char*>(m) + h.data_offset;
   if (h.dtype == DType::Bool) {
-    // kiln's kernels take a bool byte as 0 or 1; anything else is read and fixed instead.
+    // What kiln loads holds 0s and 1s, as every bool it returns (the kernels would read
+    // other bytes as true, but a mapped array is also handed back as it is): others are
+    // read and fixed instead.
     const unsigned char* b = reinterpret_cast<const unsigned char*>(data);
     if (std::any_of(b, b + h.data_bytes, [](unsigned char c) { return c > 1; })) return {};
   }

@@ -368,3 +368,93 @@ TEST_CASE("float ops agree with xtensor's evaluation", "[ops][xtensor]") {
     }
   }
 }
+
+// A NumPy view of uint8 as bool may hold bytes other than 0 and 1; NumPy reads any nonzero
+// byte as true. kiln must too: before, GCC ANDed, ORed and compared the raw bytes (2 & 1
+// gave 0, sum counted 255 for a 0xFF, max returned 2). Every op, cast, reduction and
+// matmul over such bytes must give what it gives over the same truths as 0 and 1, and
+// every bool it returns must be a 0 or a 1.
+TEST_CASE("bool operands are read as NumPy reads them: any nonzero byte true, in every op, cast, reduction and matmul",
+          "[ops]") {
+  // Bytes 0, 1, 2, 0x80, 0xFF in a pattern that pairs each with every other across a and b.
+  auto bytes_of = [](int64_t n, int seed) {
+    Array raw = Array::empty(DType::Bool, {n}), same = Array::empty(DType::Bool, {n});
+    static constexpr uint8_t kinds[] = {0, 1, 2, 0x80, 0xFF, 0, 3};
+    for (int64_t i = 0; i < n; ++i) {
+      const uint8_t b = kinds[(i * (seed + 2) + i / 7 + seed) % 7];
+      reinterpret_cast<uint8_t*>(raw.data())[i] = b;
+      reinterpret_cast<uint8_t*>(same.data())[i] = b != 0;
+    }
+    return std::pair{raw, same};
+  };
+  auto same_result = [](const Array& got, const Array& want) {
+    REQUIRE(got.dtype() == want.dtype());
+    REQUIRE(got.shape() == want.shape());
+    const auto* g = reinterpret_cast<const uint8_t*>(got.data());
+    if (got.dtype() == DType::Bool)
+      CHECK(std::all_of(g, g + got.size(), [](uint8_t b) { return b <= 1; }));
+    CHECK(std::memcmp(got.data(), want.data(), static_cast<size_t>(got.size()) * kiln::itemsize(got.dtype())) == 0);
+  };
+  kiln::test::for_each_isa([&](const std::string& isa) {
+    for (int64_t n : {1, 7, 64, 1023, 4098}) {
+      auto [a, a01] = bytes_of(n, 0);
+      auto [b, b01] = bytes_of(n, 1);
+      Array f = Array::empty(DType::Float64, {n}), k = Array::empty(DType::Int32, {n});
+      for (int64_t i = 0; i < n; ++i) f.data_as<double>()[i] = 0.5 * static_cast<double>(i % 9) - 2, k.data_as<int32_t>()[i] = int32_t(i % 5) - 2;
+      int ops_taking_bools = 0;
+      for (int o = 0; o < kiln::kNumOps; ++o) {
+        const Op op = static_cast<Op>(o);
+        const auto& info = kiln::op_info(op);
+        // The bools as each operand in turn, beside bools, int32s or float64s.
+        std::vector<std::pair<std::vector<Array>, std::vector<Array>>> operand_sets;
+        if (info.arity == 1) operand_sets.push_back({{a}, {a01}});
+        if (info.arity == 2)
+          for (const Array& other : {f, k})
+            operand_sets.push_back({{a, b}, {a01, b01}}), operand_sets.push_back({{a, other}, {a01, other}}),
+                operand_sets.push_back({{other, a}, {other, a01}});
+        if (info.arity == 3) operand_sets.push_back({{a, b, a}, {a01, b01, a01}}), operand_sets.push_back({{a, f, f}, {a01, f, f}});
+        for (auto& [raw, same] : operand_sets) {
+          auto apply = [&](const std::vector<Array>& in) {
+            return kiln::eval(in.size() == 1   ? kiln::Expr::apply(op, {in[0]})
+                              : in.size() == 2 ? kiln::Expr::apply(op, {in[0], in[1]})
+                                               : kiln::Expr::apply(op, {in[0], in[1], in[2]}));
+          };
+          Array want;
+          try {
+            want = apply(same);
+          } catch (const kiln::Error&) {
+            continue;  // an op that refuses these dtypes (say, sqrt of bools: NumPy's float16)
+          }
+          ++ops_taking_bools;
+          INFO(info.name << " on " << isa << ", n " << n << ", operand dtypes " << kiln::dtype_name(raw[0].dtype()) << ", "
+                         << kiln::dtype_name(raw.back().dtype()));
+          same_result(apply(raw), want);
+        }
+      }
+      CHECK(ops_taking_bools >= 20);
+      for (const char* cast : {"bool(x)", "int32(x)", "int64(x)", "float32(x)", "float64(x)", "x + 0.5", "x * y"}) {
+        INFO(cast << " on " << isa << ", n " << n);
+        same_result(kiln::eval(cast, {{"x", a}, {"y", b}}), kiln::eval(cast, {{"x", a01}, {"y", b01}}));
+      }
+      // Every reduction: whole, and along each axis of 2 rows, n rows of 1 and 1 row of n.
+      for (int r = 0; r < kiln::kNumReductions; ++r) {
+        const std::string name = kiln::reduction_info(static_cast<kiln::Reduction>(r)).name;
+        std::vector<std::pair<std::string, kiln::Shape>> cases = {{name + "(x)", {n}}};
+        for (const kiln::Shape& s : {kiln::Shape{1, n}, kiln::Shape{n, 1}})
+          for (const char* axis : {", axis=0)", ", axis=1)"}) cases.push_back({name + "(x" + axis, s});
+        if (n % 2 == 0)
+          for (const char* axis : {", axis=0)", ", axis=1)"}) cases.push_back({name + "(x" + axis, kiln::Shape{2, n / 2}});
+        for (const auto& [expr, shape] : cases) {
+          INFO(expr << " over shape (" << shape[0] << (shape.size() > 1 ? ", " + std::to_string(shape[1]) : "") << ") on "
+                    << isa);
+          same_result(kiln::eval(expr, {{"x", a.reshape(shape)}}), kiln::eval(expr, {{"x", a01.reshape(shape)}}));
+        }
+      }
+      if (n % 2 == 0) {  // or of ands, by the matmul's own loop
+        INFO("matmul of bools on " << isa << ", n " << n);
+        same_result(kiln::eval("x @ y", {{"x", a.reshape({2, n / 2})}, {"y", b.reshape({n / 2, 2})}}),
+                    kiln::eval("x @ y", {{"x", a01.reshape({2, n / 2})}, {"y", b01.reshape({n / 2, 2})}}));
+      }
+    }
+  });
+}

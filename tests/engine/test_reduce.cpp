@@ -403,7 +403,7 @@ TEST_CASE("argmax's kernel over more than one piece of 2^20 items", "[reduce][ar
 // the tail), none at all, and bytes other than 1 (a NumPy view of uint8 as bool) true.
 // Whole arrays, rows (axis=1), columns of long rows (axis=0: the result 0 or 1), and the
 // bools a comparison computes in chunks.
-TEST_CASE("any and all over bools: the deciding byte anywhere, bytes other than 1 true, every path; ~ of such bytes", "[reduce]") {
+TEST_CASE("any, all, max, min, argmax and argmin over bools: the deciding byte anywhere, bytes other than 1 true, every path; ~ of such bytes", "[reduce]") {
   auto eval_bool = [](const char* expr, const Array& x) { return kiln::eval(expr, {{"x", x}}); };
   kiln::test::for_each_isa([&](const std::string&) {
     for (int64_t n : {1, 5, 31, 32, 33, 64, 127, 128, 129, 200, 257, 1000, 4099, 70001}) {
@@ -443,6 +443,13 @@ TEST_CASE("any and all over bools: the deciding byte anywhere, bytes other than 
             const bool any = mark || (others && fill), all = mark && (!others || fill);
             CHECK(eval_bool("any(x)", x).data_as<bool>()[0] == any);
             CHECK(eval_bool("all(x)", x).data_as<bool>()[0] == all);
+            // max and min over bools are any and all; argmax and argmin the first deciding byte.
+            CHECK(eval_bool("max(x)", x).data_as<bool>()[0] == any);
+            CHECK(eval_bool("min(x)", x).data_as<bool>()[0] == all);
+            const int64_t first_true = std::find_if(bytes, bytes + n, [](uint8_t b) { return b != 0; }) - bytes;
+            const int64_t first_false = std::find(bytes, bytes + n, uint8_t{0}) - bytes;
+            CHECK(eval_bool("argmax(x)", x).data_as<int64_t>()[0] == (first_true < n ? first_true : 0));
+            CHECK(eval_bool("argmin(x)", x).data_as<int64_t>()[0] == (first_false < n ? first_false : 0));
             // The same bytes as floats, compared in chunks: the fused path.
             Array f = Array::empty(DType::Float64, {n});
             for (int64_t i = 0; i < n; ++i) f.data_as<double>()[i] = bytes[i] ? 1.5 : -1.5;

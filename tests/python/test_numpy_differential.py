@@ -461,6 +461,32 @@ def test_matches_numpy(expr, dtypes, kind, abs_scale, layout):
                     inputs=arrays.values(), abs_scale=abs_scale)
 
 
+# Bools as a view of uint8 hold any byte; NumPy reads each nonzero one as true. kiln must
+# too, and return 0s and 1s (NumPy itself passes raw bytes through where and max over a
+# length-1 axis: compared as truths, as assert_same compares bools).
+RAW_BOOL_EXPRS = ["a & b", "a | b", "a ^ b", "a == b", "a != b", "a < b", "a >= b", "~a", "a + b", "a * b", "a + 1",
+                  "a * 2.5", "float32(a)", "int64(a) - 1", "where(a, 1.5, 0)", "where(a, b, a)", "maximum(a, b)",
+                  "sum(a)", "max(a)", "min(a)", "argmax(a)", "argmin(a)", "mean(a)", "any(a)", "all(a)",
+                  "sum(a, axis=0)", "max(a, axis=1)", "min(a, axis=0)", "argmax(a, axis=0)", "argmin(a, axis=1)",
+                  "any(a, axis=1)", "all(a, axis=0)", "a @ b"]
+
+
+@pytest.mark.parametrize("expr", RAW_BOOL_EXPRS)
+@pytest.mark.parametrize("shape", [(1, 37), (37, 1), (67, 67)])
+def test_bools_with_bytes_other_than_one(expr, shape):
+    rng = np.random.default_rng(zlib.crc32(expr.encode()))
+    a, b = (np.where(rng.random(shape) < 0.5, 0, rng.integers(1, 256, shape)).astype(np.uint8).view(np.bool_)
+            for _ in range(2))
+    if expr == "a @ b":
+        b = b.T.copy()
+    reductions = {name: getattr(np, name) for name in ("sum", "max", "min", "argmax", "argmin", "mean", "any", "all")}
+    want = numpy_eval(expr, a=a, b=b, **reductions)
+    for isa, got in in_every_isa(lambda: kiln_eval(expr, a=a, b=b)):
+        assert_same(got, want, expr, f"shape {shape} isa {isa}")
+        if got.dtype == np.bool_:
+            assert (got.view(np.uint8) <= 1).all(), f"{expr} shape {shape} isa {isa}: bool bytes other than 0 and 1"
+
+
 # --------------------------------------------------------------------------------------
 # Errors: where NumPy raises TypeError kiln says KILN_ERROR_TYPE; and kiln's documented
 # refusals of bool operands NumPy would turn into int8/float16
