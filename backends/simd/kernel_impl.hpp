@@ -548,6 +548,11 @@ void run(const void* const* src, void* dst, int64_t n, std::index_sequence<I...>
     if constexpr ((Scalars >> K & 1) != 0) return std::get<K>(value);
     else return item(std::get<K>(in), i);
   };
+  // A batch of operand K from element `at`: loaded, or its value in every lane (the batch paths').
+  auto load = [&]<size_t K>(Index<K>, int64_t at) {
+    if constexpr ((Scalars >> K & 1) != 0) return Batch<T>(std::get<K>(value));
+    else return Batch<T>::load_unaligned(std::get<K>(in) + at);
+  };
   using R = decltype(F::scalar(elem(Index<I>{}, 0)...));
   R* out = static_cast<R*>(dst);
   int64_t i = 0;
@@ -595,11 +600,6 @@ void run(const void* const* src, void* dst, int64_t n, std::index_sequence<I...>
         }
       }
       F::batch(Batch<T>::load_unaligned(p[I])...).store_unaligned(o);
-    };
-    // A batch of operand K: loaded, or its value in every lane.
-    auto load = [&]<size_t K>(Index<K>, int64_t at) {
-      if constexpr ((Scalars >> K & 1) != 0) return Batch<T>(std::get<K>(value));
-      else return Batch<T>::load_unaligned(std::get<K>(in) + at);
     };
     // Where `one` reads a scalar operand: its value in every lane.
     alignas(64) T splat[sizeof...(I)][width];
@@ -677,10 +677,6 @@ void run(const void* const* src, void* dst, int64_t n, std::index_sequence<I...>
 #if KILN_PACKED_COMPARES
   if constexpr (kPackedCompare<T> && requires(Batch<T> v) { F::compare(v, v); }) {
     constexpr int64_t width = Batch<T>::size;
-    auto load = [&]<size_t K>(Index<K>, int64_t at) {
-      if constexpr ((Scalars >> K & 1) != 0) return Batch<T>(std::get<K>(value));
-      else return Batch<T>::load_unaligned(std::get<K>(in) + at);
-    };
     for (; i + 4 * width <= n; i += 4 * width) {
       const xsimd::batch_bool<T, Arch> m[4] = {
           packed_compare<F, T>(load(Index<I>{}, i)...), packed_compare<F, T>(load(Index<I>{}, i + width)...),
