@@ -1184,11 +1184,12 @@ void finalize_row(const Fold& f, const unsigned char* acc, size_t acc_step, cons
 
 // A fold's first row of accumulators: its items as they are, but bools as NumPy reads
 // them (any nonzero byte 1: a view of uint8 as bool may hold others), which the kernels'
-// later rows and a length-1 axis's result take them to be.
-void copy_first_row(char* acc, const void* src, int64_t n, size_t item, DType accumulate) {
+// later rows and a length-1 axis's result take them to be: the bool-to-bool cast.
+void copy_first_row(const simd::KernelTable& kernels, char* acc, const void* src, int64_t n, size_t item,
+                    DType accumulate) {
   if (accumulate != DType::Bool) return (void)std::memcpy(acc, src, static_cast<size_t>(n) * item);
-  const auto* bytes = static_cast<const unsigned char*>(src);
-  for (int64_t i = 0; i < n; ++i) acc[i] = bytes[i] != 0;
+  const void* from[] = {src};
+  kernels.cast[static_cast<int>(DType::Bool)][static_cast<int>(DType::Bool)](from, acc, n);
 }
 
 // n finished accumulators of the segments path, one after another in an array.
@@ -1242,22 +1243,24 @@ struct FoldRun {
 // value per column (var(x, axis=0)'s). Products and deviations are folded as they are
 // made, never stored, with the roundings a register would have given them: the same bits.
 struct MemoryOperand {
-  enum class Kind { None, Direct, Products, Deviations, ColumnDeviations } kind = Kind::None;
+  // Bools: bools cast to the accumulate dtype, counted as bytes (count_bools).
+  enum class Kind { None, Direct, Products, Deviations, ColumnDeviations, Bools } kind = Kind::None;
   const char* x = nullptr;
   // Products: the second factor; Deviations: the value (with centre_step, segment s's at
   // y + s * centre_step bytes); ColumnDeviations: a row of them
   const char* y = nullptr;
-  size_t item = 0;  // bytes per element (the fold's accumulate dtype)
+  size_t item = 0;  // bytes per element (the fold's accumulate dtype; a bool's for Bools)
   int64_t centre_step = 0;
 
   explicit operator bool() const { return kind != Kind::None; }
   // Whether whole segments go many to a call (run_segments, run_products_segments).
-  bool packs() const { return kind == Kind::Direct || kind == Kind::Products; }
+  bool packs() const { return kind == Kind::Direct || kind == Kind::Products || kind == Kind::Bools; }
   // Elements [flat, flat + n) of segment `seg` into *acc; `first` is the first one's index
   // in its segment.
   void run(const simd::ReduceFns& fns, int64_t flat, int64_t n, int64_t seg, int64_t first, simd::ReduceAcc* acc) const {
     const size_t at = static_cast<size_t>(flat) * item;
     if (kind == Kind::Direct) fns.run(x + at, n, first, acc);
+    else if (kind == Kind::Bools) fns.count_bools(x + at, n, 1, acc->value);
     else if (kind == Kind::Products) fns.run_products(x + at, y + at, n, acc);
     else fns.run_deviations(x + at, y + seg * centre_step, n, acc);
   }
@@ -1266,6 +1269,7 @@ struct MemoryOperand {
                     int64_t* index) const {
     const size_t at = static_cast<size_t>(flat) * item;
     if (kind == Kind::Direct) fns.run_segments(x + at, n, count, values, index);
+    else if (kind == Kind::Bools) fns.count_bools(x + at, n, count, values);
     else fns.run_products_segments(x + at, y + at, n, count, values);
   }
 };
@@ -1451,6 +1455,11 @@ bool run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values, co
       if ((plain(in, Op::multiply, 2) || plain(in, Op::square, 1)) && in.dst == result && fns.run_products &&
           in_place_read(in.src[0]) && in_place_read(y))
         from_memory = {Kind::Products, base(in.src[0]), base(y)};
+      // sum and mean of bools along their last axis: their bytes counted where the cast
+      // would write 8 bytes per bool to be read again.
+      else if (in.is_cast && in.compute == DType::Bool && in.result == runs[0].f->accumulate && in.dst == result &&
+               fns.count_bools && in_place_read(in.src[0]) && segments)
+        from_memory = {Kind::Bools, base(in.src[0])};
     } else if (b.instrs.size() == 2) {
       // (x - centre)**2, x read in place; the centre decides how it is read.
       const Instr &sub = b.instrs[0], &squaring = b.instrs[1];
@@ -1475,7 +1484,7 @@ bool run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values, co
                loop.inputs[c].strides[0] == 0 && loop.inputs[c].strides[1] == static_cast<int64_t>(loop.inputs[c].item))
         from_memory = {Kind::ColumnDeviations, base(sub.src[0]), base(c)};
     }
-    from_memory.item = runs[0].acc_item;
+    from_memory.item = from_memory.kind == Kind::Bools ? 1 : runs[0].acc_item;
   }
   const int64_t group = 8 * chunk, step = producer_step(b, chunk, 8, 24 << 10);
 
@@ -1657,7 +1666,7 @@ bool run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values, co
             char* acc = fr.partial_rows.data() + (band * M + c) * fr.acc_item;
             int64_t* index = fr.is_arg ? fr.partial_index.data_as<int64_t>() + band * M + c : nullptr;
             if (r == r0) {
-              copy_first_row(acc, src, n, fr.acc_item, fr.f->accumulate);
+              copy_first_row(*plan.kernels, acc, src, n, fr.acc_item, fr.f->accumulate);
               if (index) std::fill(index, index + n, r);
             } else {
               fr.f->fns.accumulate(acc, index, src, nullptr, r, n);

@@ -59,6 +59,9 @@ struct ReduceFns {
   // Float sums only: *acc = the pairwise sum of (x[i] - *c)**2, each step rounded as
   // subtract then square would: var's second pass, read straight from memory.
   void (*run_deviations)(const void* x, const void* c, int64_t n, ReduceAcc* acc) = nullptr;
+  // Sums and means into int64 and float64 only: run_segments over bools cast to the
+  // accumulate dtype, read as their bytes (any nonzero one counts 1); null elsewhere.
+  void (*count_bools)(const void* bools, int64_t n, int64_t count, void* values) = nullptr;
   // run over each of `count` segments of n values, one after another (base 0): segment
   // s's value is item s of `values` (the accumulate dtype's items, one after another) and,
   // for argmin/argmax, its index index[s]. Many short segments without a call and its

@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <numeric>
 #include <random>
 #include <thread>
 
@@ -477,6 +478,52 @@ TEST_CASE("any, all, max, min, argmax and argmin over bools: the deciding byte a
               }
             }
           }
+        }
+      }
+    }
+  });
+}
+
+TEST_CASE("sum and mean over bools count their nonzero bytes: row lengths around the batches, long runs of 255, views, every set", "[reduce]") {
+  kiln::test::for_each_isa([&](const std::string&) {
+    // Lengths around the count's four batches (128 or 256 bytes) and its byte lanes' widening
+    // after 63 rounds: 8064 or 16128 bytes of 255 would carry a lane over were it late.
+    for (int64_t len : {1, 3, 7, 8, 9, 16, 31, 64, 127, 128, 129, 255, 256, 300, 4096, 8063, 8064, 8065, 16128, 16129, 70001}) {
+      for (int64_t rows : {1, 3}) {
+        for (bool all_255 : {true, false}) {
+          INFO(rows << " rows of " << len << (all_255 ? ", every byte 255" : ", mixed bytes"));
+          Array x = Array::empty(DType::Bool, {rows, len});
+          auto* bytes = reinterpret_cast<uint8_t*>(x.data());
+          for (int64_t i = 0; i < rows * len; ++i)
+            bytes[i] = all_255 ? 255 : (i * 7919 + i / 13) % 5 ? static_cast<uint8_t>(1 + i % 255) : 0;
+          // The references: each row's and each column's count of nonzero bytes.
+          std::vector<int64_t> per_row(rows), per_column(len);
+          for (int64_t r = 0; r < rows; ++r)
+            for (int64_t c = 0; c < len; ++c) {
+              per_row[r] += bytes[r * len + c] != 0;
+              per_column[c] += bytes[r * len + c] != 0;
+            }
+          const int64_t total = std::accumulate(per_row.begin(), per_row.end(), int64_t{0});
+          auto eval_x = [&](const char* e, const Array& v) { return kiln::eval(e, {{"x", v}}); };
+          Array sum = eval_x("sum(x)", x), mean = eval_x("mean(x)", x);
+          REQUIRE(sum.dtype() == DType::Int64);
+          REQUIRE(mean.dtype() == DType::Float64);
+          CHECK(sum.data_as<int64_t>()[0] == total);
+          CHECK(mean.data_as<double>()[0] == static_cast<double>(total) / static_cast<double>(rows * len));
+          Array row_sums = eval_x("sum(x, axis=1)", x), row_means = eval_x("mean(x, axis=1)", x);
+          Array column_sums = eval_x("sum(x, axis=0)", x);
+          int64_t wrong = 0;
+          for (int64_t r = 0; r < rows; ++r)
+            wrong += (row_sums.data_as<int64_t>()[r] != per_row[r]) +
+                     (row_means.data_as<double>()[r] != static_cast<double>(per_row[r]) / static_cast<double>(len));
+          for (int64_t c = 0; c < len; ++c) wrong += column_sums.data_as<int64_t>()[c] != per_column[c];
+          CHECK(wrong == 0);
+          // Every other byte, and the float64 sum of a cast (counted too), as their copies.
+          if (len > 1) {
+            Array odd = x.slice(1, 1, len, 2);
+            CHECK(bytes_of(eval_x("sum(x, axis=1)", odd)) == bytes_of(eval_x("sum(x, axis=1)", odd.copy())));
+          }
+          CHECK(eval_x("sum(float64(x))", x).data_as<double>()[0] == static_cast<double>(total));
         }
       }
     }
