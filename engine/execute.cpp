@@ -1230,6 +1230,7 @@ std::vector<Array> broadcast_reads(const Plan& plan, const Block& b, const std::
 struct FoldRun {
   const Fold* f;
   size_t acc_item, out_item;
+  size_t op_item;  // the operand's items: the accumulate dtype's, or bools counted (count_bools)
   bool is_arg;
   Array out;
   std::vector<simd::ReduceAcc> partial;  // segments: one per (output, block)
@@ -1296,7 +1297,7 @@ bool overlaps(const Array& a, const Array& b) {
 // C-contiguous, writable, apart from every operand). Returns whether one did.
 bool run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values, const Array* into = nullptr,
                 int into_value = -1) {
-  const Block& b = st.body;
+  const Block& given = st.body;
   if (!st.separate.empty()) {
     Shape first = block_shape(plan, st.separate[0], values);
     bool same = true;
@@ -1313,7 +1314,7 @@ bool run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values, co
       return wrote;
     }
   }
-  const Shape shape = block_shape(plan, b, values);
+  const Shape shape = block_shape(plan, given, values);
   auto where = [&](const Fold& f) {
     int pos = plan.graph.node(f.node).pos;
     return std::string(f.spec.name()) + (pos >= 0 ? " at position " + std::to_string(pos) : "");
@@ -1351,12 +1352,12 @@ bool run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values, co
       if (!reduced[d] || f.spec.keepdims) out_shape.push_back(reduced[d] ? 1 : shape[d]);
     auto fits = [&](const Array& out) {
       if (out.dtype() != f.result || out.shape() != out_shape || !out.is_c_contiguous() || !out.writable()) return false;
-      for (int v : b.reads)
+      for (int v : given.reads)
         if (!plan.generator_of(v) && overlaps(values[v], out)) return false;
       return true;
     };
     runs[k].f = &f;
-    runs[k].acc_item = itemsize(f.accumulate);
+    runs[k].acc_item = runs[k].op_item = itemsize(f.accumulate);
     runs[k].out_item = itemsize(f.result);
     runs[k].is_arg = f.spec.reduction == Reduction::argmin || f.spec.reduction == Reduction::argmax;
     const bool to_into = f.value == into_value && fits(*into);
@@ -1378,7 +1379,7 @@ bool run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values, co
   // transposed operand's logical last axis were read an item at a time: sum(a.T, axis=1)
   // over 10^7 float64s took 30x the time of sum(a, axis=1). Not for argmin/argmax over
   // several axes: their index counts in the logical order.
-  std::vector<Array> reads = broadcast_reads(plan, b, values, shape);
+  std::vector<Array> reads = broadcast_reads(plan, given, values, shape);
   int last = nd - 1;
   while (last >= 0 && shape[last] == 1) --last;
   int reduced_axes = 0;
@@ -1407,6 +1408,22 @@ bool run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values, co
       std::all_of(runs.begin(), runs.end(), [](const FoldRun& fr) { return fr.f->fns.blocks_short_segments; });
   const bool segments =
       (last < 0 || reduced[last]) && (short_by_blocks || !(L * runs[0].acc_item <= 16 && M >= 1024));
+  // sum and mean of bools along segments (the fold's operand a cast from bool: sum(x),
+  // sum(a > 0, axis=1)) count the bools' nonzero bytes, and the cast, which wrote 8 bytes
+  // per bool to be read again, is left out of the block: the fold's operand is the bools.
+  const Instr* cast = K == 1 && segments && !given.instrs.empty() ? &given.instrs.back() : nullptr;
+  const int num_read_or_constant = static_cast<int>(given.reads.size() + given.constants.size());
+  const bool count_bools = cast && cast->is_cast && cast->compute == DType::Bool && cast->dst == given.results[0] &&
+                           cast->result == runs[0].f->accumulate && runs[0].f->fns.count_bools &&
+                           !(cast->src[0] >= static_cast<int>(given.reads.size()) && cast->src[0] < num_read_or_constant);
+  Block counted;
+  if (count_bools) {
+    counted = given;
+    counted.instrs.pop_back();
+    counted.results[0] = cast->src[0];
+  }
+  const Block& b = count_bools ? counted : given;
+  runs[0].op_item = count_bools ? 1 : runs[0].acc_item;
   std::vector<int> perm;
   perm.reserve(nd);
   for (int pass = 0; pass < 2; ++pass)
@@ -1448,18 +1465,15 @@ bool run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values, co
     auto base = [&](int r) { return loop.inputs[r].base; };
     using Kind = MemoryOperand::Kind;
     if (b.instrs.empty() && in_place_read(result)) {
-      from_memory = {Kind::Direct, base(result)};
+      from_memory = {count_bools ? Kind::Bools : Kind::Direct, base(result)};
+    } else if (count_bools) {
+      // computed bools (sum(a > 0)) are counted through a register
     } else if (b.instrs.size() == 1) {
       const Instr& in = b.instrs[0];
       const int y = in.src[in.nsrc - 1];
       if ((plain(in, Op::multiply, 2) || plain(in, Op::square, 1)) && in.dst == result && fns.run_products &&
           in_place_read(in.src[0]) && in_place_read(y))
         from_memory = {Kind::Products, base(in.src[0]), base(y)};
-      // sum and mean of bools along their last axis: their bytes counted where the cast
-      // would write 8 bytes per bool to be read again.
-      else if (in.is_cast && in.compute == DType::Bool && in.result == runs[0].f->accumulate && in.dst == result &&
-               fns.count_bools && in_place_read(in.src[0]) && segments)
-        from_memory = {Kind::Bools, base(in.src[0])};
     } else if (b.instrs.size() == 2) {
       // (x - centre)**2, x read in place; the centre decides how it is read.
       const Instr &sub = b.instrs[0], &squaring = b.instrs[1];
@@ -1484,7 +1498,7 @@ bool run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values, co
                loop.inputs[c].strides[0] == 0 && loop.inputs[c].strides[1] == static_cast<int64_t>(loop.inputs[c].item))
         from_memory = {Kind::ColumnDeviations, base(sub.src[0]), base(c)};
     }
-    from_memory.item = from_memory.kind == Kind::Bools ? 1 : runs[0].acc_item;
+    from_memory.item = runs[0].op_item;
   }
   const int64_t group = 8 * chunk, step = producer_step(b, chunk, 8, 24 << 10);
 
@@ -1513,17 +1527,17 @@ bool run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values, co
         runner.emplace(b, loop, stamp, step);
         // A single fold's operand is computed straight into its buffer (see run()); the
         // register may first hold wider temporaries of the chunk: room for 8-byte items.
-        for (size_t k = 0; k < K; ++k) buffers[k].resize(group * runs[k].acc_item + (K == 1 ? step * 8 : 0));
+        for (size_t k = 0; k < K; ++k) buffers[k].resize(group * runs[k].op_item + (K == 1 ? step * 8 : 0));
       }
       // The operands of elements [flat, flat + m), m <= group, computed into the buffers.
       auto compute = [&](int64_t flat, int64_t m) {
         for (int64_t j = 0; j < m; j += step) {
           int64_t n = std::min(step, m - j);
-          runner->run(flat + j, n, K == 1 ? buffers[0].data() + j * runs[0].acc_item : nullptr);
+          runner->run(flat + j, n, K == 1 ? buffers[0].data() + j * runs[0].op_item : nullptr);
           for (size_t k = 0; k < K; ++k) {
-            char* at = buffers[k].data() + j * runs[k].acc_item;
+            char* at = buffers[k].data() + j * runs[k].op_item;
             const void* p = runner->reg(b.results[k]);
-            if (p != at) std::memcpy(at, p, n * runs[k].acc_item);
+            if (p != at) std::memcpy(at, p, n * runs[k].op_item);
           }
         }
       };
@@ -1538,6 +1552,7 @@ bool run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values, co
           for (size_t k = 0; k < K; ++k) {
             const simd::ReduceFns& fns = runs[k].f->fns;
             if (from_memory) from_memory.run_segments(fns, item * L, L, count, values, index);
+            else if (count_bools) fns.count_bools(buffers[k].data(), L, count, values);
             else fns.run_segments(buffers[k].data(), L, count, values, index);
             finalize_row(*runs[k].f, values, runs[k].acc_item, index, 1, L, count,
                          runs[k].out.data() + item * runs[k].out_item);
@@ -1562,7 +1577,8 @@ bool run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values, co
           compute(flat + off, m);
           for (size_t k = 0; k < K; ++k) {
             simd::ReduceAcc a{};
-            runs[k].f->fns.run(buffers[k].data(), m, first + off, &a);
+            if (count_bools) runs[k].f->fns.count_bools(buffers[k].data(), m, 1, a.value);
+            else runs[k].f->fns.run(buffers[k].data(), m, first + off, &a);
             folds[k].add(a);
           }
         }

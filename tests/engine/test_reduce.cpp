@@ -524,6 +524,17 @@ TEST_CASE("sum and mean over bools count their nonzero bytes: row lengths around
             CHECK(bytes_of(eval_x("sum(x, axis=1)", odd)) == bytes_of(eval_x("sum(x, axis=1)", odd.copy())));
           }
           CHECK(eval_x("sum(float64(x))", x).data_as<double>()[0] == static_cast<double>(total));
+          // Bools computed in the pass (counted through a register): the same bytes as floats.
+          Array f = Array::empty(DType::Float64, {rows, len});
+          for (int64_t i = 0; i < rows * len; ++i) f.data_as<double>()[i] = bytes[i] ? 1.5 : -1.5;
+          CHECK(eval_x("sum(x > 0)", f).data_as<int64_t>()[0] == total);
+          CHECK(eval_x("mean(x > 0)", f).data_as<double>()[0] == static_cast<double>(total) / static_cast<double>(rows * len));
+          CHECK(bytes_of(eval_x("sum(x > 0, axis=1)", f)) == bytes_of(row_sums));
+          CHECK(bytes_of(eval_x("mean(x > 0, axis=1)", f)) == bytes_of(row_means));
+          // A row broadcast down 3 rows (read with stride 0 along them).
+          Array first_row = x.slice(0, 0, 1).broadcast_to({3, len});
+          Array broadcast_sums = eval_x("sum(x, axis=1)", first_row);
+          for (int64_t r = 0; r < 3; ++r) CHECK(broadcast_sums.data_as<int64_t>()[r] == per_row[0]);
         }
       }
     }
