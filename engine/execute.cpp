@@ -1408,10 +1408,10 @@ bool run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values, co
       std::all_of(runs.begin(), runs.end(), [](const FoldRun& fr) { return fr.f->fns.blocks_short_segments; });
   const bool segments =
       (last < 0 || reduced[last]) && (short_by_blocks || !(L * runs[0].acc_item <= 16 && M >= 1024));
-  // sum and mean of bools along segments (the fold's operand a cast from bool: sum(x),
-  // sum(a > 0, axis=1)) count the bools' nonzero bytes, and the cast, which wrote 8 bytes
-  // per bool to be read again, is left out of the block: the fold's operand is the bools.
-  const Instr* cast = K == 1 && segments && !given.instrs.empty() ? &given.instrs.back() : nullptr;
+  // sum and mean of bools (the fold's operand a cast from bool: sum(x), sum(a > 0, axis=1))
+  // count the bools' nonzero bytes, and the cast, which wrote 8 bytes per bool to be read
+  // again, is left out of the block: the fold's operand is the bools.
+  const Instr* cast = K == 1 && !given.instrs.empty() ? &given.instrs.back() : nullptr;
   const int num_read_or_constant = static_cast<int>(given.reads.size() + given.constants.size());
   const bool count_bools = cast && cast->is_cast && cast->compute == DType::Bool && cast->dst == given.results[0] &&
                            cast->result == runs[0].f->accumulate && runs[0].f->fns.count_bools &&
@@ -1635,7 +1635,8 @@ bool run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values, co
   using Kind = MemoryOperand::Kind;
   if (from_memory.kind == Kind::Deviations || (from_memory.kind == Kind::Products && !runs[0].f->fns.accumulate_products))
     from_memory = {};
-  const bool direct = from_memory.kind == Kind::Direct, column_products = from_memory.kind == Kind::Products;
+  const bool direct = from_memory.kind == Kind::Direct || from_memory.kind == Kind::Bools;
+  const bool column_products = from_memory.kind == Kind::Products;
   const bool column_deviations = from_memory.kind == Kind::ColumnDeviations;
   // An array's sums and products along columns, and sums of products (an operand read from
   // memory has one fold), take 8 rows a call: their streams read side by side and each
@@ -1652,7 +1653,8 @@ bool run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values, co
   const int64_t rows_at_once =
       std::min(cols, M) * static_cast<int64_t>(runs[0].acc_item) >= (squares ? 24 << 10 : 4096) ? 8 : 1;
   const bool by_rows =
-      column_products || column_deviations || (direct && rows_at_once > 1 && runs[0].f->fns.accumulate_rows);
+      column_products || column_deviations ||
+      (from_memory.kind == Kind::Direct && rows_at_once > 1 && runs[0].f->fns.accumulate_rows);
   for_items(row_bands * col_bands, 1, work, [&](int64_t lo, int64_t hi) {
     std::optional<ChunkRunner> runner;
     if (!from_memory) runner.emplace(b, loop, stamp, row_step);
@@ -1678,10 +1680,12 @@ bool run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values, co
           int64_t n = std::min(run, c1 - c);
           if (!direct) runner->run(r * M + c, n);
           for (FoldRun& fr : runs) {
-            const void* src = direct ? from_memory.x + (r * M + c) * fr.acc_item : runner->reg(b.results[&fr - runs.data()]);
+            const void* src = direct ? from_memory.x + (r * M + c) * fr.op_item : runner->reg(b.results[&fr - runs.data()]);
             char* acc = fr.partial_rows.data() + (band * M + c) * fr.acc_item;
             int64_t* index = fr.is_arg ? fr.partial_index.data_as<int64_t>() + band * M + c : nullptr;
-            if (r == r0) {
+            if (count_bools) {
+              fr.f->fns.accumulate_bools(acc, src, n, r == r0);
+            } else if (r == r0) {
               copy_first_row(*plan.kernels, acc, src, n, fr.acc_item, fr.f->accumulate);
               if (index) std::fill(index, index + n, r);
             } else {

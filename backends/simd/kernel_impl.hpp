@@ -1121,6 +1121,16 @@ template <class T> void count_bools_kernel(const void* bools, int64_t n, int64_t
   }
 }
 
+// Their counts along columns: the form GCC vectorises (as a cast from bool).
+template <class T> void accumulate_bools_kernel(void* acc_v, const void* bools, int64_t n, bool first) {
+  T* acc = static_cast<T*>(acc_v);
+  const auto* x = static_cast<const uint8_t*>(bools);
+  if (first)
+    for (int64_t i = 0; i < n; ++i) acc[i] = x[i] != 0 ? T(1) : T(0);
+  else
+    for (int64_t i = 0; i < n; ++i) acc[i] += x[i] != 0 ? T(1) : T(0);
+}
+
 template <class T> void sum_products_kernel(const void* x, const void* y, int64_t n, ReduceAcc* acc) {
   const T *xs = static_cast<const T*>(x), *ys = static_cast<const T*>(y);
   T r = xs == ys ? fold_memory<Reduction::sum, T>(Squares<T>{xs}, n) : fold_memory<Reduction::sum, T>(Products<T>{xs, ys}, n);
@@ -1699,7 +1709,10 @@ template <Reduction R, DType D> constexpr void fill_reduction(KernelTable& t) {
       if constexpr (R == Reduction::sum || R == Reduction::prod) f.accumulate_rows = &fold_accumulate_rows<R, T>;
     } else f.run_segments = &segments_kernel<&fold_run_kernel<R, T>, T>;
     if constexpr ((R == Reduction::sum || R == Reduction::mean) && (D == DType::Int64 || D == DType::Float64))
+    {
       f.count_bools = &count_bools_kernel<T>;
+      f.accumulate_bools = &accumulate_bools_kernel<T>;
+    }
     if constexpr (R == Reduction::sum && kIsFloat<T>) {
       f.run_products = &sum_products_kernel<T>;
       f.run_products_segments = &products_segments_kernel<T>;

@@ -62,6 +62,8 @@ struct ReduceFns {
   // Sums and means into int64 and float64 only: run_segments over bools cast to the
   // accumulate dtype, read as their bytes (any nonzero one counts 1); null elsewhere.
   void (*count_bools)(const void* bools, int64_t n, int64_t count, void* values) = nullptr;
+  // The same folds along columns: acc[i] = (first ? 0 : acc[i]) + (bools[i] != 0), n items.
+  void (*accumulate_bools)(void* acc, const void* bools, int64_t n, bool first) = nullptr;
   // run over each of `count` segments of n values, one after another (base 0): segment
   // s's value is item s of `values` (the accumulate dtype's items, one after another) and,
   // for argmin/argmax, its index index[s]. Many short segments without a call and its
