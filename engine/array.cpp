@@ -241,10 +241,15 @@ Array Array::wrap(void* data, DType dtype, Shape shape, Shape byte_strides, std:
   a.dtype_ = dtype;
   a.strides_ = byte_strides.empty() ? c_strides(shape, kiln::itemsize(dtype)) : std::move(byte_strides);
   a.shape_ = std::move(shape);
-  for (int64_t s : a.strides_)
-    if (s % static_cast<int64_t>(kiln::itemsize(dtype)) != 0)
+  // A dimension of length 1 never steps (nor any of an empty array): its stride is taken
+  // as the C-order one, as NumPy ignores it (also for its `aligned` flag), so such views wrap.
+  const Shape c_order = c_strides(a.shape_, kiln::itemsize(dtype));
+  for (size_t d = 0; d < a.strides_.size(); ++d) {
+    if (a.shape_[d] == 1 || n == 0) a.strides_[d] = c_order[d];
+    else if (a.strides_[d] % static_cast<int64_t>(kiln::itemsize(dtype)) != 0)
       throw Error(Status::BadArgument, std::string("wrap: byte strides must be multiples of the ") +
                                            dtype_name(dtype) + " item size");
+  }
   a.buffer_ = std::make_shared<Buffer>(data, static_cast<size_t>(n) * kiln::itemsize(dtype), std::move(release));
   return a;
 }

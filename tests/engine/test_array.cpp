@@ -96,6 +96,19 @@ TEST_CASE("wrapped memory: release runs once, after the last view is gone; not o
   CHECK(released == 1);
 }
 
+TEST_CASE("wrap takes any stride on a dimension of length 1 or of an empty array, as NumPy does", "[array]") {
+  std::vector<double> mem(10);
+  for (int i = 0; i < 10; ++i) mem[i] = i;
+  // A row of every other item whose length-1 axis has a stride of 3 bytes (NumPy calls it aligned).
+  Array row = Array::wrap(mem.data(), DType::Float64, {1, 5}, {3, 16}, nullptr);
+  CHECK(row.strides() == Shape{40, 16});
+  Array copy = row.copy();
+  for (int i = 0; i < 5; ++i) CHECK(copy.data_as<double>()[i] == 2 * i);
+  CHECK(Array::wrap(mem.data(), DType::Float64, {0, 5}, {3, 5}, nullptr).size() == 0);
+  // Two rows: the 3-byte stride steps, and is refused.
+  CHECK_THROWS_AS(Array::wrap(mem.data(), DType::Float64, {2, 5}, {3, 16}, nullptr), kiln::Error);
+}
+
 TEST_CASE("byte extent covers negative strides", "[array]") {
   Array a = arange(10);
   Array r = a.slice(0, 9, -100, -2);  // 9 7 5 3 1

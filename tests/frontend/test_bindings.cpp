@@ -286,9 +286,15 @@ TEST_CASE("kiln_eval_views refuses malformed records without reading past them",
   const int64_t one[] = {reinterpret_cast<intptr_t>(&x), KILN_FLOAT64, 0, 0};
   CHECK(kiln_eval_views("a", 1, names, one, 4, nullptr, &r, nullptr) == KILN_ERROR_BAD_ARGUMENT);
   CHECK(std::string(kiln_last_error()).find("views_len is 4") != std::string::npos);
-  const int64_t odd_stride[] = {reinterpret_cast<intptr_t>(&x), KILN_FLOAT64, 1, 1, 3};
+  const int64_t odd_stride[] = {reinterpret_cast<intptr_t>(&x), KILN_FLOAT64, 1, 2, 3};
   CHECK(kiln_eval_views("a", 1, names, odd_stride, 5, nullptr, &r, nullptr) == KILN_ERROR_BAD_ARGUMENT);
   CHECK(r == nullptr);
+  // On an extent of 1 a stride never steps: any is taken, as NumPy does.
+  const int64_t odd_stride_of_one[] = {reinterpret_cast<intptr_t>(&x), KILN_FLOAT64, 1, 1, 3};
+  REQUIRE(kiln_eval_views("a * 2", 1, names, odd_stride_of_one, 5, nullptr, &r, nullptr) == KILN_OK);
+  CHECK(*static_cast<const double*>(kiln_array_data(r)) == 2);
+  kiln_array_release(r);
+  r = nullptr;
   CHECK(kiln_eval_views("a +", 1, names, one, 3, nullptr, &r, nullptr) == KILN_ERROR_PARSE);
   CHECK(kiln_eval_views("a", 1, names, one, 3, nullptr, nullptr, nullptr) == KILN_ERROR_BAD_ARGUMENT);
 }

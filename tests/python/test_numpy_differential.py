@@ -468,7 +468,8 @@ RAW_BOOL_EXPRS = ["a & b", "a | b", "a ^ b", "a == b", "a != b", "a < b", "a >= 
                   "a * 2.5", "float32(a)", "int64(a) - 1", "where(a, 1.5, 0)", "where(a, b, a)", "maximum(a, b)",
                   "sum(a)", "max(a)", "min(a)", "argmax(a)", "argmin(a)", "mean(a)", "any(a)", "all(a)",
                   "sum(a, axis=0)", "max(a, axis=1)", "min(a, axis=0)", "argmax(a, axis=0)", "argmin(a, axis=1)",
-                  "any(a, axis=1)", "all(a, axis=0)", "a @ b"]
+                  "any(a, axis=1)", "all(a, axis=0)", "a @ b", "sum(a, axis=1)", "mean(a, axis=0)",
+                  "mean(a, axis=1)", "sum(a & b)", "sum(a != b, axis=1)", "mean(a ^ b, axis=0)"]
 
 
 @pytest.mark.parametrize("expr", RAW_BOOL_EXPRS)
@@ -485,6 +486,21 @@ def test_bools_with_bytes_other_than_one(expr, shape):
         assert_same(got, want, expr, f"shape {shape} isa {isa}")
         if got.dtype == np.bool_:
             assert (got.view(np.uint8) <= 1).all(), f"{expr} shape {shape} isa {isa}: bool bytes other than 0 and 1"
+
+
+# NumPy calls a view aligned whatever the stride of a length-1 axis (it never steps), and
+# of any axis of an empty array; kiln reads such views in place as NumPy does.
+@pytest.mark.parametrize("expr", ["a * 2", "sum(a, axis=0)", "a + b", "sum(b * b, axis=1)", "e + 1"])
+def test_any_stride_on_a_length_1_axis(expr):
+    base = np.arange(12.0)
+    as_strided = np.lib.stride_tricks.as_strided
+    a = as_strided(base, shape=(1, 5), strides=(3, 16))
+    b = as_strided(base[1:], shape=(5, 1), strides=(8, 5))
+    e = as_strided(base, shape=(0, 5), strides=(3, 5))
+    assert a.flags.aligned and b.flags.aligned and e.flags.aligned
+    want = numpy_eval(expr, a=a, b=b, e=e, sum=np.sum)
+    for isa, got in in_every_isa(lambda: kiln_eval(expr, a=a, b=b, e=e)):
+        assert_same(got, want, expr, f"isa {isa}")
 
 
 # --------------------------------------------------------------------------------------
