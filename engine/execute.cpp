@@ -1410,12 +1410,14 @@ bool run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values, co
       (last < 0 || reduced[last]) && (short_by_blocks || !(L * runs[0].acc_item <= 16 && M >= 1024));
   // sum and mean of bools (the fold's operand a cast from bool: sum(x), sum(a > 0, axis=1))
   // count the bools' nonzero bytes, and the cast, which wrote 8 bytes per bool to be read
-  // again, is left out of the block: the fold's operand is the bools.
+  // again, is left out of the block: the fold's operand is the bools (not a constant's
+  // register, which is filled once for the plan's chunk).
   const Instr* cast = K == 1 && !given.instrs.empty() ? &given.instrs.back() : nullptr;
-  const int num_read_or_constant = static_cast<int>(given.reads.size() + given.constants.size());
+  const auto num_reads = static_cast<int>(given.reads.size());
+  const bool of_constant = cast && cast->src[0] >= num_reads &&
+                           cast->src[0] < num_reads + static_cast<int>(given.constants.size());
   const bool count_bools = cast && cast->is_cast && cast->compute == DType::Bool && cast->dst == given.results[0] &&
-                           cast->result == runs[0].f->accumulate && runs[0].f->fns.count_bools &&
-                           !(cast->src[0] >= static_cast<int>(given.reads.size()) && cast->src[0] < num_read_or_constant);
+                           cast->result == runs[0].f->accumulate && runs[0].f->fns.count_bools && !of_constant;
   Block counted;
   if (count_bools) {
     counted = given;
