@@ -302,6 +302,13 @@ template <> struct Impl<Op::greater_equal> { KILN_COMPARE(a >= b, a >= b) };
 template <> struct Impl<Op::equal> { KILN_COMPARE(a == b, a == b) };
 template <> struct Impl<Op::not_equal> { KILN_COMPARE(a != b, !(a == b)) };
 #undef KILN_COMPARE
+// NumPy's logical ops: a nonzero operand (NaN too) is true. `&`, not `&&`: no branch.
+template <> struct Impl<Op::logical_and> { KILN_SCALAR2(bool((a != T(0)) & (b != T(0)))) };
+template <> struct Impl<Op::logical_or> { KILN_SCALAR2(bool((a != T(0)) | (b != T(0)))) };
+template <> struct Impl<Op::logical_xor> { KILN_SCALAR2(bool((a != T(0)) != (b != T(0)))) };
+template <> struct Impl<Op::logical_not> {
+  template <class T> static bool scalar(T a) { return a == T(0); }
+};
 template <> struct Impl<Op::abs> {
   template <class T> static T scalar(T a) {
     if constexpr (kIsBool<T>) return a;

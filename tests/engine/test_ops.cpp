@@ -172,6 +172,10 @@ template <class T> bool reference_bool(Op op, T a, T b) {
     case Op::isnan: if constexpr (std::is_floating_point_v<T>) return std::isnan(a); else return false;
     case Op::isinf: if constexpr (std::is_floating_point_v<T>) return std::isinf(a); else return false;
     case Op::isfinite: if constexpr (std::is_floating_point_v<T>) return std::isfinite(a); else return true;
+    case Op::logical_and: return a != 0 && b != 0;
+    case Op::logical_or: return a != 0 || b != 0;
+    case Op::logical_xor: return (a != 0) != (b != 0);
+    case Op::logical_not: return !(a != 0);
     default: FAIL("no bool reference for op " << kiln::op_info(op).name); return false;
   }
 }

@@ -198,7 +198,8 @@ NUMPY_NS = {name: getattr(np, name) for name in (
     "not_equal", "sqrt", "cbrt", "square", "reciprocal", "exp", "exp2", "expm1", "log", "log2", "log10",
     "log1p", "sin", "cos", "tan", "arcsin", "arccos", "arctan", "arctan2", "sinh", "cosh", "tanh", "arcsinh",
     "arccosh", "arctanh", "floor", "ceil", "trunc", "sign", "copysign", "hypot", "minimum", "maximum", "fmin",
-    "fmax", "isnan", "isinf", "isfinite", "where", "clip")}
+    "fmax", "isnan", "isinf", "isfinite", "where", "clip", "logical_and", "logical_or", "logical_xor",
+    "logical_not")}
 NUMPY_NS.update(
     abs=np.absolute,
     relu=lambda x: np.maximum(x, 0),
@@ -412,7 +413,8 @@ case(["sqrt(a)", "cbrt(a)", "log(a)", "log2(a)", "log10(a)", "log1p(a)", "sin(a)
       "trunc(a)"], NUM)
 case(["exp(a)", "exp2(a)", "expm1(a)"], NUM, kind="moderate")
 case(["arcsin(a)", "arccos(a)", "arctanh(a)"], NUM, kind="small")
-case(["isnan(a)", "isinf(a)", "isfinite(a)"], ALL)
+case(["isnan(a)", "isinf(a)", "isfinite(a)", "logical_not(a)"], ALL)
+case(["logical_and(a, b)", "logical_or(a, b)", "logical_xor(a, b)"], _pairs(ALL))
 case(["arctan2(a, b)", "hypot(a, b)", "copysign(a, b)"], _pairs(NUM))
 case(["a ** b", "power(a, 2)", "a ** 3", "power(a, 0.5)", "a ** -1"], _pairs(FLOATS))
 case(["a ** (b % 5)", "a ** (b % 64)", "power(a, 3)", "a ** 0"], _pairs(INTS))  # % 64: long exponents, wrapping
@@ -469,7 +471,8 @@ RAW_BOOL_EXPRS = ["a & b", "a | b", "a ^ b", "a == b", "a != b", "a < b", "a >= 
                   "sum(a)", "max(a)", "min(a)", "argmax(a)", "argmin(a)", "mean(a)", "any(a)", "all(a)",
                   "sum(a, axis=0)", "max(a, axis=1)", "min(a, axis=0)", "argmax(a, axis=0)", "argmin(a, axis=1)",
                   "any(a, axis=1)", "all(a, axis=0)", "a @ b", "sum(a, axis=1)", "mean(a, axis=0)",
-                  "mean(a, axis=1)", "sum(a & b)", "sum(a != b, axis=1)", "mean(a ^ b, axis=0)"]
+                  "mean(a, axis=1)", "sum(a & b)", "sum(a != b, axis=1)", "mean(a ^ b, axis=0)", "logical_and(a, b)",
+                  "logical_or(a, 2)", "logical_xor(a, b)", "logical_not(a)"]
 
 
 @pytest.mark.parametrize("expr", RAW_BOOL_EXPRS)
