@@ -1185,11 +1185,12 @@ void finalize_row(const Fold& f, const unsigned char* acc, size_t acc_step, cons
 // A fold's first row of accumulators: its items as they are, but bools as NumPy reads
 // them (any nonzero byte 1: a view of uint8 as bool may hold others), which the kernels'
 // later rows and a length-1 axis's result take them to be: the bool-to-bool cast.
-void copy_first_row(const simd::KernelTable& kernels, char* acc, const void* src, int64_t n, size_t item,
+void copy_first_row(const simd::KernelTable& kernels, char* acc, const void* src, int64_t n, DType operand,
                     DType accumulate) {
-  if (accumulate != DType::Bool) return (void)std::memcpy(acc, src, static_cast<size_t>(n) * item);
+  if (operand == accumulate && accumulate != DType::Bool)
+    return (void)std::memcpy(acc, src, static_cast<size_t>(n) * itemsize(accumulate));
   const void* from[] = {src};
-  kernels.cast[static_cast<int>(DType::Bool)][static_cast<int>(DType::Bool)](from, acc, n);
+  kernels.cast[static_cast<int>(operand)][static_cast<int>(accumulate)](from, acc, n);
 }
 
 // n finished accumulators of the segments path, one after another in an array.
@@ -1230,7 +1231,7 @@ std::vector<Array> broadcast_reads(const Plan& plan, const Block& b, const std::
 struct FoldRun {
   const Fold* f;
   size_t acc_item, out_item;
-  size_t op_item;  // the operand's items: the accumulate dtype's, or bools counted (count_bools)
+  size_t op_item;  // the operand's items (Fold::operand)
   bool is_arg;
   Array out;
   std::vector<simd::ReduceAcc> partial;  // segments: one per (output, block)
@@ -1244,24 +1245,22 @@ struct FoldRun {
 // value per column (var(x, axis=0)'s). Products and deviations are folded as they are
 // made, never stored, with the roundings a register would have given them: the same bits.
 struct MemoryOperand {
-  // Bools: bools cast to the accumulate dtype, counted as bytes (count_bools).
-  enum class Kind { None, Direct, Products, Deviations, ColumnDeviations, Bools } kind = Kind::None;
+  enum class Kind { None, Direct, Products, Deviations, ColumnDeviations } kind = Kind::None;
   const char* x = nullptr;
   // Products: the second factor; Deviations: the value (with centre_step, segment s's at
   // y + s * centre_step bytes); ColumnDeviations: a row of them
   const char* y = nullptr;
-  size_t item = 0;  // bytes per element (the fold's accumulate dtype; a bool's for Bools)
+  size_t item = 0;  // bytes per element (the fold's operand's)
   int64_t centre_step = 0;
 
   explicit operator bool() const { return kind != Kind::None; }
   // Whether whole segments go many to a call (run_segments, run_products_segments).
-  bool packs() const { return kind == Kind::Direct || kind == Kind::Products || kind == Kind::Bools; }
+  bool packs() const { return kind == Kind::Direct || kind == Kind::Products; }
   // Elements [flat, flat + n) of segment `seg` into *acc; `first` is the first one's index
   // in its segment.
   void run(const simd::ReduceFns& fns, int64_t flat, int64_t n, int64_t seg, int64_t first, simd::ReduceAcc* acc) const {
     const size_t at = static_cast<size_t>(flat) * item;
     if (kind == Kind::Direct) fns.run(x + at, n, first, acc);
-    else if (kind == Kind::Bools) fns.count_bools(x + at, n, 1, acc->value);
     else if (kind == Kind::Products) fns.run_products(x + at, y + at, n, acc);
     else fns.run_deviations(x + at, y + seg * centre_step, n, acc);
   }
@@ -1270,7 +1269,6 @@ struct MemoryOperand {
                     int64_t* index) const {
     const size_t at = static_cast<size_t>(flat) * item;
     if (kind == Kind::Direct) fns.run_segments(x + at, n, count, values, index);
-    else if (kind == Kind::Bools) fns.count_bools(x + at, n, count, values);
     else fns.run_products_segments(x + at, y + at, n, count, values);
   }
 };
@@ -1297,7 +1295,7 @@ bool overlaps(const Array& a, const Array& b) {
 // C-contiguous, writable, apart from every operand). Returns whether one did.
 bool run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values, const Array* into = nullptr,
                 int into_value = -1) {
-  const Block& given = st.body;
+  const Block& b = st.body;
   if (!st.separate.empty()) {
     Shape first = block_shape(plan, st.separate[0], values);
     bool same = true;
@@ -1314,7 +1312,7 @@ bool run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values, co
       return wrote;
     }
   }
-  const Shape shape = block_shape(plan, given, values);
+  const Shape shape = block_shape(plan, b, values);
   auto where = [&](const Fold& f) {
     int pos = plan.graph.node(f.node).pos;
     return std::string(f.spec.name()) + (pos >= 0 ? " at position " + std::to_string(pos) : "");
@@ -1352,12 +1350,13 @@ bool run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values, co
       if (!reduced[d] || f.spec.keepdims) out_shape.push_back(reduced[d] ? 1 : shape[d]);
     auto fits = [&](const Array& out) {
       if (out.dtype() != f.result || out.shape() != out_shape || !out.is_c_contiguous() || !out.writable()) return false;
-      for (int v : given.reads)
+      for (int v : b.reads)
         if (!plan.generator_of(v) && overlaps(values[v], out)) return false;
       return true;
     };
     runs[k].f = &f;
-    runs[k].acc_item = runs[k].op_item = itemsize(f.accumulate);
+    runs[k].acc_item = itemsize(f.accumulate);
+    runs[k].op_item = itemsize(f.operand);
     runs[k].out_item = itemsize(f.result);
     runs[k].is_arg = f.spec.reduction == Reduction::argmin || f.spec.reduction == Reduction::argmax;
     const bool to_into = f.value == into_value && fits(*into);
@@ -1379,7 +1378,7 @@ bool run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values, co
   // transposed operand's logical last axis were read an item at a time: sum(a.T, axis=1)
   // over 10^7 float64s took 30x the time of sum(a, axis=1). Not for argmin/argmax over
   // several axes: their index counts in the logical order.
-  std::vector<Array> reads = broadcast_reads(plan, given, values, shape);
+  std::vector<Array> reads = broadcast_reads(plan, b, values, shape);
   int last = nd - 1;
   while (last >= 0 && shape[last] == 1) --last;
   int reduced_axes = 0;
@@ -1405,27 +1404,9 @@ bool run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values, co
   // rows are, a column at a time: that took 0.3-0.8x the time of folding segment by
   // segment; from 24 bytes, 0.6-3x.
   const bool short_by_blocks =
-      std::all_of(runs.begin(), runs.end(), [](const FoldRun& fr) { return fr.f->fns.blocks_short_segments; });
+      std::all_of(runs.begin(), runs.end(), [](const FoldRun& fr) { return fr.f->operand_fns.blocks_short_segments; });
   const bool segments =
       (last < 0 || reduced[last]) && (short_by_blocks || !(L * runs[0].acc_item <= 16 && M >= 1024));
-  // sum and mean of bools (the fold's operand a cast from bool: sum(x), sum(a > 0, axis=1))
-  // count the bools' nonzero bytes, and the cast, which wrote 8 bytes per bool to be read
-  // again, is left out of the block: the fold's operand is the bools (not a constant's
-  // register, which is filled once for the plan's chunk).
-  const Instr* cast = K == 1 && !given.instrs.empty() ? &given.instrs.back() : nullptr;
-  const auto num_reads = static_cast<int>(given.reads.size());
-  const bool of_constant = cast && cast->src[0] >= num_reads &&
-                           cast->src[0] < num_reads + static_cast<int>(given.constants.size());
-  const bool count_bools = cast && cast->is_cast && cast->compute == DType::Bool && cast->dst == given.results[0] &&
-                           cast->result == runs[0].f->accumulate && runs[0].f->fns.count_bools && !of_constant;
-  Block counted;
-  if (count_bools) {
-    counted = given;
-    counted.instrs.pop_back();
-    counted.results[0] = cast->src[0];
-  }
-  const Block& b = count_bools ? counted : given;
-  runs[0].op_item = count_bools ? 1 : runs[0].acc_item;
   std::vector<int> perm;
   perm.reserve(nd);
   for (int pass = 0; pass < 2; ++pass)
@@ -1462,14 +1443,12 @@ bool run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values, co
       return !in.is_cast && in.chain_position < 0 && in.op == op && in.nsrc == nsrc &&
              in.compute == runs[0].f->accumulate;
     };
-    const simd::ReduceFns& fns = runs[0].f->fns;
+    const simd::ReduceFns& fns = runs[0].f->operand_fns;
     const int result = b.results[0];
     auto base = [&](int r) { return loop.inputs[r].base; };
     using Kind = MemoryOperand::Kind;
     if (b.instrs.empty() && in_place_read(result)) {
-      from_memory = {count_bools ? Kind::Bools : Kind::Direct, base(result)};
-    } else if (count_bools) {
-      // computed bools (sum(a > 0)) are counted through a register
+      from_memory = {Kind::Direct, base(result)};
     } else if (b.instrs.size() == 1) {
       const Instr& in = b.instrs[0];
       const int y = in.src[in.nsrc - 1];
@@ -1552,9 +1531,8 @@ bool run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values, co
           const int64_t count = std::min(per, hi - item);
           if (!from_memory) compute(item * L, count * L);
           for (size_t k = 0; k < K; ++k) {
-            const simd::ReduceFns& fns = runs[k].f->fns;
+            const simd::ReduceFns& fns = runs[k].f->operand_fns;
             if (from_memory) from_memory.run_segments(fns, item * L, L, count, values, index);
-            else if (count_bools) fns.count_bools(buffers[k].data(), L, count, values);
             else fns.run_segments(buffers[k].data(), L, count, values, index);
             finalize_row(*runs[k].f, values, runs[k].acc_item, index, 1, L, count,
                          runs[k].out.data() + item * runs[k].out_item);
@@ -1567,7 +1545,7 @@ bool run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values, co
         int64_t flat = (item / blocks) * L + first;
         if (from_memory) {
           simd::ReduceAcc a{};
-          from_memory.run(runs[0].f->fns, flat, len, item / blocks, first, &a);
+          from_memory.run(runs[0].f->operand_fns, flat, len, item / blocks, first, &a);
           store(0, item, a);
           continue;
         }
@@ -1579,8 +1557,7 @@ bool run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values, co
           compute(flat + off, m);
           for (size_t k = 0; k < K; ++k) {
             simd::ReduceAcc a{};
-            if (count_bools) runs[k].f->fns.count_bools(buffers[k].data(), m, 1, a.value);
-            else runs[k].f->fns.run(buffers[k].data(), m, first + off, &a);
+            runs[k].f->operand_fns.run(buffers[k].data(), m, first + off, &a);
             folds[k].add(a);
           }
         }
@@ -1635,9 +1612,10 @@ bool run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values, co
   // Along columns: one array read in place, and sum(x*y, axis=0) and sum(x**2, axis=0),
   // their products added as they are made; the rest through a register.
   using Kind = MemoryOperand::Kind;
-  if (from_memory.kind == Kind::Deviations || (from_memory.kind == Kind::Products && !runs[0].f->fns.accumulate_products))
+  if (from_memory.kind == Kind::Deviations ||
+      (from_memory.kind == Kind::Products && !runs[0].f->operand_fns.accumulate_products))
     from_memory = {};
-  const bool direct = from_memory.kind == Kind::Direct || from_memory.kind == Kind::Bools;
+  const bool direct = from_memory.kind == Kind::Direct;
   const bool column_products = from_memory.kind == Kind::Products;
   const bool column_deviations = from_memory.kind == Kind::ColumnDeviations;
   // An array's sums and products along columns, and sums of products (an operand read from
@@ -1656,7 +1634,7 @@ bool run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values, co
       std::min(cols, M) * static_cast<int64_t>(runs[0].acc_item) >= (squares ? 24 << 10 : 4096) ? 8 : 1;
   const bool by_rows =
       column_products || column_deviations ||
-      (from_memory.kind == Kind::Direct && rows_at_once > 1 && runs[0].f->fns.accumulate_rows);
+      (from_memory.kind == Kind::Direct && rows_at_once > 1 && runs[0].f->operand_fns.accumulate_rows);
   for_items(row_bands * col_bands, 1, work, [&](int64_t lo, int64_t hi) {
     std::optional<ChunkRunner> runner;
     if (!from_memory) runner.emplace(b, loop, stamp, row_step);
@@ -1665,7 +1643,7 @@ bool run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values, co
       int64_t c0 = (item % col_bands) * cols, c1 = std::min(M, c0 + cols);
       const int64_t run = from_memory ? c1 - c0 : row_step;
       if (by_rows) {
-        const simd::ReduceFns& fns = runs[0].f->fns;
+        const simd::ReduceFns& fns = runs[0].f->operand_fns;
         char* acc = runs[0].partial_rows.data() + (band * M + c0) * runs[0].acc_item;
         for (int64_t r = r0; r < r1; r += rows_at_once) {
           const int64_t k = std::min(rows_at_once, r1 - r);
@@ -1685,13 +1663,11 @@ bool run_reduce(const Plan& plan, const Step& st, std::vector<Array>& values, co
             const void* src = direct ? from_memory.x + (r * M + c) * fr.op_item : runner->reg(b.results[&fr - runs.data()]);
             char* acc = fr.partial_rows.data() + (band * M + c) * fr.acc_item;
             int64_t* index = fr.is_arg ? fr.partial_index.data_as<int64_t>() + band * M + c : nullptr;
-            if (count_bools) {
-              fr.f->fns.accumulate_bools(acc, src, n, r == r0);
-            } else if (r == r0) {
-              copy_first_row(*plan.kernels, acc, src, n, fr.acc_item, fr.f->accumulate);
+            if (r == r0) {
+              copy_first_row(*plan.kernels, acc, src, n, fr.f->operand, fr.f->accumulate);
               if (index) std::fill(index, index + n, r);
             } else {
-              fr.f->fns.accumulate(acc, index, src, nullptr, r, n);
+              fr.f->operand_fns.accumulate(acc, index, src, nullptr, r, n);
             }
           }
         }

@@ -393,6 +393,19 @@ class BlockBuilder {
 // The reduction kernel a reduction runs on: mean is a sum divided at the end.
 Reduction kernel_reduction(Reduction r) { return r == Reduction::mean ? Reduction::sum : r; }
 
+// The bools a sum may count in place of its operand node `id`: the operand itself (sum(a >
+// 0), sum(b)) or what it casts from bool (mean(b); any cast of a bool is 0 or 1 exactly),
+// else -1. Not a literal's: its constant register holds the plan's chunk, and a fold reads
+// longer runs of its operand.
+int counted_bools(const Graph& g, const std::vector<NodeType>& types, int id) {
+  if (g.node(id).kind == NodeKind::Cast && types[g.node(id).args[0]].dtype == DType::Bool) id = g.node(id).args[0];
+  if (types[id].dtype != DType::Bool) return -1;
+  for (int at = id;; at = g.node(at).args[0]) {
+    if (g.node(at).kind == NodeKind::Literal) return -1;
+    if (g.node(at).kind != NodeKind::Cast) return id;
+  }
+}
+
 std::string axes_text(const ReduceSpec& s) {
   if (s.all_axes) return "all axes";
   std::string t = "axis (";
@@ -553,7 +566,13 @@ std::shared_ptr<const Plan> build_plan(const Graph& given, const std::vector<DTy
         f.result = types[id].dtype;
         f.fns = kernels.reduce[int(kernel_reduction(f.spec.reduction))][int(f.accumulate)];
         KILN_ASSERT(f.fns.run);
-        operands.push_back(b.value(g.node(id).args[0], f.accumulate));
+        const int arg = g.node(id).args[0], bools = counted_bools(g, types, arg);
+        const simd::ReduceFns& counting = kernels.count_bools[int(f.accumulate)];
+        const bool count = nodes.size() == 1 && kernel_reduction(f.spec.reduction) == Reduction::sum && counting.run &&
+                           bools >= 0;
+        f.operand = count ? DType::Bool : f.accumulate;
+        f.operand_fns = count ? counting : f.fns;
+        operands.push_back(count ? b.value(bools, DType::Bool) : b.value(arg, f.accumulate));
         st.folds.push_back(f);
         if (nodes.size() > 1) {
           BlockBuilder one(g, types, plan->node_value, kernels);
@@ -712,7 +731,8 @@ std::string Plan::explain() const {
     for (size_t k = 0; k < st.folds.size(); ++k) {
       const Fold& f = st.folds[k];
       s += "  " + value_name(f.value) + " = " + reduction_info(f.spec.reduction).name + "<" + dtype_name(f.accumulate) +
-           "->" + dtype_name(f.result) + ">(" + reg(b.results[k]) + (f.spec.keepdims ? ", keepdims" : "") +
+           "->" + dtype_name(f.result) + ">(" + reg(b.results[k]) +
+           (f.operand != f.accumulate ? std::string(" counted as ") + dtype_name(f.operand) + "s" : "") + (f.spec.keepdims ? ", keepdims" : "") +
            (f.spec.ddof ? ", ddof " + std::to_string(f.spec.ddof) : "") + ")\n";
     }
   }

@@ -78,6 +78,11 @@ struct Fold {
   ReduceSpec spec;
   DType accumulate = DType::Float64, result = DType::Float64;
   simd::ReduceFns fns{};  // the kernels, from the plan's instruction set
+  // The operand as the body makes it, and the kernels that fold it into accumulators:
+  // the accumulate dtype and fns, or, for a single sum or mean of bools (sum(a > 0)),
+  // the bools, counted (KernelTable::count_bools) without a cast to the accumulate dtype.
+  DType operand = DType::Float64;
+  simd::ReduceFns operand_fns{};
   int value = -1;         // the value it makes
 };
 

@@ -734,16 +734,25 @@ template <class From, class To> inline To convert(From v) {
   }
 }
 
+// f(i, byte i as a To: 1 if nonzero, else 0) for i in [0, n), in the form GCC vectorises.
+// For float To, its scalar form branches on each byte, mispredicted half the time over
+// random bools (column means over rows of 10 bools took 6 ns a bool, 3x the int64 sums),
+// so all but whole 32s take a form without a branch, which vectorises worse.
+template <class To, class F> void bools_as(const uint8_t* bytes, int64_t n, F f) {
+  int64_t i = 0;
+  for (const int64_t body = kIsFloat<To> ? n & ~int64_t(31) : n; i < body; ++i) f(i, bytes[i] != 0 ? To(1) : To(0));
+  for (; i < n; ++i) f(i, static_cast<To>(std::min<uint8_t>(bytes[i], 1)));
+}
+
 template <class From, class To>
 void cast_kernel(const void* const* src, void* dst, int64_t n) {
   const From* in = static_cast<const From*>(src[0]);
   To* out = static_cast<To*>(dst);
   if constexpr (kIsBool<From>) {
-    // Bytes, any nonzero one true (item): GCC vectorises this form, where it left a cast
+    // Bytes, any nonzero one true (item): GCC vectorises bools_as, where it left a cast
     // from bool a byte at a time (10^6 bools to float64 from Python: 491 -> 297 us, NumPy
     // 221; to int32 370 -> 130, NumPy 92).
-    const auto* bytes = reinterpret_cast<const uint8_t*>(in);
-    for (int64_t i = 0; i < n; ++i) out[i] = bytes[i] != 0 ? To(1) : To(0);
+    bools_as<To>(reinterpret_cast<const uint8_t*>(in), n, [out](int64_t i, To v) { out[i] = v; });
   } else {
     for (int64_t i = 0; i < n; ++i) out[i] = convert<From, To>(in[i]);
   }
@@ -1117,10 +1126,17 @@ inline int64_t count_nonzero_bytes(const uint8_t* x, int64_t n) {
   return count;
 }
 
-// sum and mean over segments of bools cast to T: their nonzero bytes counted, a byte read
-// per item. Through the cast 8 bytes were written and read again per bool (10^6 from
-// Python: 1.4x NumPy's time, half of it the cast).
-template <class T> void count_bools_kernel(const void* bools, int64_t n, int64_t count, void* values) {
+// sum (and mean) of bools cast to T, the bools read as bytes and their nonzero ones
+// counted, without the cast: it wrote 8 bytes per bool to be read again (10^6 from
+// Python: 1.4x NumPy's time, half of it the cast). run, run_segments and accumulate as
+// ReduceFns has them, over a byte per item.
+template <class T> void count_run_kernel(const void* bools, int64_t n, int64_t, ReduceAcc* acc) {
+  const T r = static_cast<T>(count_nonzero_bytes(static_cast<const uint8_t*>(bools), n));
+  std::memcpy(acc->value, &r, sizeof r);
+  acc->index = 0;
+}
+
+template <class T> void count_segments_kernel(const void* bools, int64_t n, int64_t count, void* values, int64_t*) {
   const auto* x = static_cast<const uint8_t*>(bools);
   for (int64_t s = 0; s < count; ++s) {
     const T r = static_cast<T>(count_nonzero_bytes(x + s * n, n));
@@ -1128,14 +1144,11 @@ template <class T> void count_bools_kernel(const void* bools, int64_t n, int64_t
   }
 }
 
-// Their counts along columns: the form GCC vectorises (as a cast from bool).
-template <class T> void accumulate_bools_kernel(void* acc_v, const void* bools, int64_t n, bool first) {
+// Along columns.
+template <class T>
+void count_accumulate_kernel(void* acc_v, int64_t*, const void* bools, const int64_t*, int64_t, int64_t n) {
   T* acc = static_cast<T*>(acc_v);
-  const auto* x = static_cast<const uint8_t*>(bools);
-  if (first)
-    for (int64_t i = 0; i < n; ++i) acc[i] = x[i] != 0 ? T(1) : T(0);
-  else
-    for (int64_t i = 0; i < n; ++i) acc[i] += x[i] != 0 ? T(1) : T(0);
+  bools_as<T>(static_cast<const uint8_t*>(bools), n, [acc](int64_t i, T v) { acc[i] += v; });
 }
 
 template <class T> void sum_products_kernel(const void* x, const void* y, int64_t n, ReduceAcc* acc) {
@@ -1715,10 +1728,11 @@ template <Reduction R, DType D> constexpr void fill_reduction(KernelTable& t) {
       // plain max chain cost more than grouping saved (rows of 1000 and of 20000, float64).
       if constexpr (R == Reduction::sum || R == Reduction::prod) f.accumulate_rows = &fold_accumulate_rows<R, T>;
     } else f.run_segments = &segments_kernel<&fold_run_kernel<R, T>, T>;
-    if constexpr ((R == Reduction::sum || R == Reduction::mean) && (D == DType::Int64 || D == DType::Float64))
-    {
-      f.count_bools = &count_bools_kernel<T>;
-      f.accumulate_bools = &accumulate_bools_kernel<T>;
+    if constexpr (R == Reduction::sum && (D == DType::Int64 || D == DType::Float64)) {
+      ReduceFns& c = t.count_bools[static_cast<int>(D)];
+      c = {&count_run_kernel<T>, f.combine, &count_accumulate_kernel<T>};
+      c.run_segments = &count_segments_kernel<T>;
+      c.blocks_short_segments = f.blocks_short_segments;
     }
     if constexpr (R == Reduction::sum && kIsFloat<T>) {
       f.run_products = &sum_products_kernel<T>;

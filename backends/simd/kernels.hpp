@@ -59,11 +59,6 @@ struct ReduceFns {
   // Float sums only: *acc = the pairwise sum of (x[i] - *c)**2, each step rounded as
   // subtract then square would: var's second pass, read straight from memory.
   void (*run_deviations)(const void* x, const void* c, int64_t n, ReduceAcc* acc) = nullptr;
-  // Sums and means into int64 and float64 only: run_segments over bools cast to the
-  // accumulate dtype, read as their bytes (any nonzero one counts 1); null elsewhere.
-  void (*count_bools)(const void* bools, int64_t n, int64_t count, void* values) = nullptr;
-  // The same folds along columns: acc[i] = (first ? 0 : acc[i]) + (bools[i] != 0), n items.
-  void (*accumulate_bools)(void* acc, const void* bools, int64_t n, bool first) = nullptr;
   // run over each of `count` segments of n values, one after another (base 0): segment
   // s's value is item s of `values` (the accumulate dtype's items, one after another) and,
   // for argmin/argmax, its index index[s]. Many short segments without a call and its
@@ -180,6 +175,10 @@ struct KernelTable {
   KernelFn where_compare_scalar[6][2][kNumWhereMasks];
   KernelFn where_compare_op_scalar[6][4][2][2][kNumWhereOpMasks];
   ReduceFns reduce[kNumReductions][kNumDTypes];  // by reduction and accumulate dtype
+  // sum's kernels over bools cast to the accumulate dtype (int64 and float64; run null for
+  // the rest): run, run_segments and accumulate read the bools as bytes, any nonzero one
+  // counting 1, without the cast; combine and blocks_short_segments are sum's.
+  ReduceFns count_bools[kNumDTypes];
   KernelFn op[kNumOps][kNumDTypes];        // by op and compute dtype; null where the op
                                            // does not compute in that dtype
   KernelFn cast[kNumDTypes][kNumDTypes];   // [from][to], NumPy astype semantics

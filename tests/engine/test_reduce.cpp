@@ -527,6 +527,9 @@ TEST_CASE("sum and mean over bools count their nonzero bytes: row lengths around
             CHECK(bytes_of(eval_x("sum(x, axis=1)", odd)) == bytes_of(eval_x("sum(x, axis=1)", odd.copy())));
           }
           CHECK(eval_x("sum(float64(x))", x).data_as<double>()[0] == static_cast<double>(total));
+          // Casts of bools to another dtype are counted too (any cast of a bool is 0 or 1).
+          CHECK(eval_x("sum(int32(x))", x).data_as<int64_t>()[0] == total);
+          CHECK(bytes_of(eval_x("sum(float32(x), axis=1)", x)) == bytes_of(eval_x("float32(sum(x, axis=1))", x)));
           // Bools computed in the pass (counted through a register): the same bytes as floats.
           Array f = Array::empty(DType::Float64, {rows, len});
           for (int64_t i = 0; i < rows * len; ++i) f.data_as<double>()[i] = bytes[i] ? 1.5 : -1.5;
@@ -544,6 +547,21 @@ TEST_CASE("sum and mean over bools count their nonzero bytes: row lengths around
       }
     }
   });
+}
+
+TEST_CASE("the planner counts bools for a single sum or mean of bools or of their casts, not of a literal", "[reduce]") {
+  Array b = Array::empty(DType::Bool, {4, 5});
+  Array f = Array::empty(DType::Float64, {4, 5});
+  auto counted = [](const Expr& e) { return kiln::explain(e).find("counted as bools") != std::string::npos; };
+  CHECK(counted(kiln::sum(b)));
+  CHECK(counted(kiln::mean(b, Axes(0))));
+  CHECK(counted(kiln::sum(Expr(f) > 0.0, Axes(1))));
+  CHECK(counted(kiln::sum(kiln::astype(b, DType::Int32))));
+  // float32 sums have no counting kernels; two folds of a step read one register each
+  CHECK_FALSE(counted(kiln::sum(kiln::astype(b, DType::Float32))));
+  CHECK_FALSE(counted(kiln::sum(b) + kiln::max(f)));
+  CHECK_FALSE(counted(kiln::sum(f)));
+  CHECK_FALSE(counted(kiln::sum(Expr(true))));
 }
 
 TEST_CASE("views reduce like their contiguous copies", "[reduce]") {
