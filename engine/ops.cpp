@@ -11,7 +11,7 @@ const char* rule_description(Rule rule) {
     case Rule::TrueDivide: return "result float (ints in float64)";
     case Rule::FloatMath: return "float math (ints in float64)";
     case Rule::IntOrBool: return "bool or int";
-    case Rule::Compare: return "compares; result bool";
+    case Rule::Compare: return "any dtypes, promoted; result bool";
     case Rule::Predicate: return "any dtype; result bool";
     case Rule::Where: return "condition as bool; x, y promoted";
   }

@@ -368,6 +368,19 @@ template <> struct Impl<Op::arctanh> { KILN_MATH1_MVEC(Op::arctanh, atanh) };
 template <> struct Impl<Op::floor> { KILN_SCALAR1(std::floor(a)) KILN_BATCH1(xsimd::copysign(xsimd::floor(a), a)) };
 template <> struct Impl<Op::ceil> { KILN_SCALAR1(std::ceil(a)) KILN_BATCH1(xsimd::copysign(xsimd::ceil(a), a)) };
 template <> struct Impl<Op::trunc> { KILN_SCALAR1(std::trunc(a)) KILN_BATCH1(xsimd::copysign(xsimd::trunc(a), a)) };
+// To the nearest integer, halves to even (the default rounding mode's); -0.4 gives -0.0.
+template <> struct Impl<Op::rint> {
+  KILN_SCALAR1(std::nearbyint(a)) KILN_BATCH1(xsimd::copysign(xsimd::nearbyint(a), a))
+};
+// C's fmod, as NumPy: the remainder with the dividend's sign, exact (a - trunc(a / b) * b
+// is not), NaN where b is 0. Integers: 0 where b is 0 (NumPy warns) or -1 (the smallest
+// integer % -1 overflows).
+template <> struct Impl<Op::fmod> {
+  template <class T> static T scalar(T a, T b) {
+    if constexpr (kIsInt<T>) return b == 0 || b == -1 ? T(0) : T(a % b);
+    else return std::fmod(a, b);
+  }
+};
 template <> struct Impl<Op::sign> {
   // NaN stays NaN; -0.0 gives +0.0 (NumPy).
   template <class T> static T scalar(T a) {

@@ -135,11 +135,15 @@ template <class T> T reference(Op op, T a, T b, T c) {
     FLOAT_FN(log10, log10) FLOAT_FN(log1p, log1p) FLOAT_FN(sin, sin) FLOAT_FN(cos, cos) FLOAT_FN(tan, tan)
     FLOAT_FN(arcsin, asin) FLOAT_FN(arccos, acos) FLOAT_FN(arctan, atan) FLOAT_FN(sinh, sinh) FLOAT_FN(cosh, cosh)
     FLOAT_FN(tanh, tanh) FLOAT_FN(arcsinh, asinh) FLOAT_FN(arccosh, acosh) FLOAT_FN(arctanh, atanh)
-    FLOAT_FN(floor, floor) FLOAT_FN(ceil, ceil) FLOAT_FN(trunc, trunc)
+    FLOAT_FN(floor, floor) FLOAT_FN(ceil, ceil) FLOAT_FN(trunc, trunc) FLOAT_FN(rint, nearbyint)
 #undef FLOAT_FN
     case Op::arctan2: if constexpr (!B && !I) return std::atan2(a, b); break;
     case Op::copysign: if constexpr (!B && !I) return std::copysign(a, b); break;
     case Op::hypot: if constexpr (!B && !I) return std::hypot(a, b); break;
+    case Op::fmod:
+      if constexpr (I) return b == 0 ? T(0) : static_cast<T>(wide(a) % wide(b));
+      else if constexpr (!B) return std::fmod(a, b);
+      break;
     case Op::sign:
       if constexpr (I) return static_cast<T>((a > 0) - (a < 0));
       else if constexpr (!B) return std::isnan(a) ? a : a > 0 ? T(1) : a < 0 ? T(-1) : T(0);
@@ -180,8 +184,8 @@ template <class T> bool reference_bool(Op op, T a, T b) {
   }
 }
 
-// Values that break naive kernels, then random ones.
-template <class T> std::vector<T> test_values(size_t n, uint64_t seed) {
+// Values that break naive kernels.
+template <class T> std::vector<T> edge_values() {
   std::vector<T> v;
   if constexpr (std::is_same_v<T, bool>) {
     v = {false, true};
@@ -197,6 +201,12 @@ template <class T> std::vector<T> test_values(size_t n, uint64_t seed) {
          T(88.5), T(-87.5), T(-100), T(127), T(-126.5), T(-149), T(709.5), T(710), T(-708.5), T(-720),
          T(1023), T(-1022.5), T(-1074), T(1e-310)};
   }
+  return v;
+}
+
+// The edge values, then random ones.
+template <class T> std::vector<T> test_values(size_t n, uint64_t seed) {
+  std::vector<T> v = edge_values<T>();
   std::mt19937_64 rng(seed);
   while (v.size() < n) {
     if constexpr (std::is_same_v<T, bool>) v.push_back(rng() & 1);
@@ -248,8 +258,15 @@ template <class T> std::string show(T v) {
 template <class T> void check_op(Op op, size_t n) {
   const auto& info = kiln::op_info(op);
   auto va = test_values<T>(n, 1), vb = test_values<T>(n, 2), vc = test_values<T>(n, 3);
-  // Give binary ops every pairing of the special values, not only equal ones.
+  // Give binary ops pairings of unequal special values and, where n holds them, all of them
+  // (INT_MIN % -1 overflows in a naive kernel).
   std::rotate(vb.begin(), vb.begin() + std::min<size_t>(n, 5) % std::max<size_t>(n, 1), vb.end());
+  const std::vector<T> edges = edge_values<T>();
+  if (info.arity == 2 && n >= edges.size() * edges.size())
+    for (size_t k = 0; k < edges.size() * edges.size(); ++k) {
+      va[k] = edges[k / edges.size()];
+      vb[k] = edges[k % edges.size()];
+    }
   std::vector<bool> cond(n);
   for (size_t i = 0; i < n; ++i) cond[i] = (i * 7 + 3) % 5 < 2;
   Array a = make_array(va), b = make_array(vb), c = make_array(vc);

@@ -199,7 +199,7 @@ NUMPY_NS = {name: getattr(np, name) for name in (
     "log1p", "sin", "cos", "tan", "arcsin", "arccos", "arctan", "arctan2", "sinh", "cosh", "tanh", "arcsinh",
     "arccosh", "arctanh", "floor", "ceil", "trunc", "sign", "copysign", "hypot", "minimum", "maximum", "fmin",
     "fmax", "isnan", "isinf", "isfinite", "where", "clip", "logical_and", "logical_or", "logical_xor",
-    "logical_not")}
+    "logical_not", "rint", "fmod")}
 NUMPY_NS.update(
     abs=np.absolute,
     relu=lambda x: np.maximum(x, 0),
@@ -392,6 +392,7 @@ def case(exprs, dtype_sets, kind="edges", abs_scale=0.0):
 # Arithmetic. bool - bool, bool // bool and bool % bool are refused by kiln (NumPy: int8).
 case(["a + b", "a * b", "a / b"], _pairs(ALL))
 case(["a - b", "a // b", "a % b", "a + b * a - b", "(a - b) * (a + b)"], _pairs(NUM) + [(B, I32), (B, F64)])
+case(["fmod(a, b)", "fmod(a, 3)", "fmod(a, -2.5)", "fmod(7, b)"], _pairs(NUM) + [(B, I32), (B, F64)])
 case(["-a", "abs(a) - a", "square(a)", "sign(a)", "negative(a) + 1"], NUM)
 case(["abs(a)"], ALL)
 case(["+a"], NUM)
@@ -410,7 +411,7 @@ case(["sigmoid(a)"], NUM)
 # Math functions; integer operands compute in float64, as NumPy.
 case(["sqrt(a)", "cbrt(a)", "log(a)", "log2(a)", "log10(a)", "log1p(a)", "sin(a)", "cos(a)", "tan(a)",
       "arctan(a)", "sinh(a)", "cosh(a)", "tanh(a)", "arcsinh(a)", "arccosh(a)", "floor(a)", "ceil(a)",
-      "trunc(a)"], NUM)
+      "trunc(a)", "rint(a)"], NUM)
 case(["exp(a)", "exp2(a)", "expm1(a)"], NUM, kind="moderate")
 case(["arcsin(a)", "arccos(a)", "arctanh(a)"], NUM, kind="small")
 case(["isnan(a)", "isinf(a)", "isfinite(a)", "logical_not(a)"], ALL)
@@ -518,6 +519,7 @@ TYPE_ERRORS = [
 KILN_ONLY_TYPE_ERRORS = [
     ("sqrt(a)", (B,)), ("a // b", (B, B)), ("a ** b", (B, B)), ("a % b", (B, B)), ("square(a)", (B,)),
     ("sign(a)", (B,)), ("exp(a)", (B,)), ("clip(a, True, False)", (B,)), ("relu(a)", (B,)), ("negative(a)", (B,)),
+    ("rint(a)", (B,)), ("fmod(a, b)", (B, B)),
 ]
 
 
