@@ -1182,9 +1182,10 @@ void finalize_row(const Fold& f, const unsigned char* acc, size_t acc_step, cons
   }
 }
 
-// A fold's first row of accumulators: its items as they are, but bools as NumPy reads
-// them (any nonzero byte 1: a view of uint8 as bool may hold others), which the kernels'
-// later rows and a length-1 axis's result take them to be: the bool-to-bool cast.
+// A fold's first row of accumulators: its operand's items as they are, but bools as NumPy
+// reads them (any nonzero byte 1: a view of uint8 as bool may hold others), which the
+// kernels' later rows and a length-1 axis's result take them to be: the bool-to-bool cast,
+// or, for counted bools, the cast to the accumulate dtype.
 void copy_first_row(const simd::KernelTable& kernels, char* acc, const void* src, int64_t n, DType operand,
                     DType accumulate) {
   if (operand == accumulate && accumulate != DType::Bool)
