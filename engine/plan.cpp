@@ -394,15 +394,15 @@ class BlockBuilder {
 Reduction kernel_reduction(Reduction r) { return r == Reduction::mean ? Reduction::sum : r; }
 
 // The bools a sum may count in place of its operand node `id`: the operand itself (sum(a >
-// 0), sum(b)) or what it casts from bool (mean(b); any cast of a bool is 0 or 1 exactly),
-// else -1. Not a literal's: its constant register holds the plan's chunk, and a fold reads
-// longer runs of its operand.
+// 0), sum(b)) or the bools at the bottom of a chain of casts (mean(b), sum(int32(b)),
+// mean(int32(b)): a cast of 0 or 1 is 0 or 1), else -1. Not a literal's (sum(True)):
+// there is nothing to gain, and constant registers stay on the paths they had.
 int counted_bools(const Graph& g, const std::vector<NodeType>& types, int id) {
-  if (g.node(id).kind == NodeKind::Cast && types[g.node(id).args[0]].dtype == DType::Bool) id = g.node(id).args[0];
-  if (types[id].dtype != DType::Bool) return -1;
+  int bools = -1;
   for (int at = id;; at = g.node(at).args[0]) {
     if (g.node(at).kind == NodeKind::Literal) return -1;
-    if (g.node(at).kind != NodeKind::Cast) return id;
+    if (types[at].dtype == DType::Bool) bools = at;
+    if (g.node(at).kind != NodeKind::Cast) return bools;
   }
 }
 

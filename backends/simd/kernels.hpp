@@ -24,7 +24,8 @@ struct ReduceAcc {
 };
 
 // The kernels of one reduction in one accumulate dtype (unset for mean, std and var:
-// the simplifier rewrites them into sums).
+// the simplifier rewrites them into sums). Values are the accumulate dtype's, but in
+// KernelTable::count_bools, whose run, run_segments and accumulate read bools.
 struct ReduceFns {
   // *acc = the reduction of n >= 1 contiguous values, pairwise for sums (argmin/argmax:
   // acc->index = base + the position of the first minimum/maximum or NaN).

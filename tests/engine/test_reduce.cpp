@@ -529,6 +529,7 @@ TEST_CASE("sum and mean over bools count their nonzero bytes: row lengths around
           CHECK(eval_x("sum(float64(x))", x).data_as<double>()[0] == static_cast<double>(total));
           // Casts of bools to another dtype are counted too (any cast of a bool is 0 or 1).
           CHECK(eval_x("sum(int32(x))", x).data_as<int64_t>()[0] == total);
+          CHECK(bytes_of(eval_x("mean(int32(x), axis=0)", x)) == bytes_of(column_means));
           CHECK(bytes_of(eval_x("sum(float32(x), axis=1)", x)) == bytes_of(eval_x("float32(sum(x, axis=1))", x)));
           // Bools computed in the pass (counted through a register): the same bytes as floats.
           Array f = Array::empty(DType::Float64, {rows, len});
@@ -557,6 +558,8 @@ TEST_CASE("the planner counts bools for a single sum or mean of bools or of thei
   CHECK(counted(kiln::mean(b, Axes(0))));
   CHECK(counted(kiln::sum(Expr(f) > 0.0, Axes(1))));
   CHECK(counted(kiln::sum(kiln::astype(b, DType::Int32))));
+  CHECK(counted(kiln::mean(kiln::astype(b, DType::Int32), Axes(1))));
+  CHECK(counted(kiln::sum(kiln::astype(kiln::astype(Expr(f) > 0.0, DType::Float32), DType::Int64))));
   // float32 sums have no counting kernels; two folds of a step read one register each
   CHECK_FALSE(counted(kiln::sum(kiln::astype(b, DType::Float32))));
   CHECK_FALSE(counted(kiln::sum(b) + kiln::max(f)));
