@@ -732,8 +732,8 @@ std::string Plan::explain() const {
       const Fold& f = st.folds[k];
       s += "  " + value_name(f.value) + " = " + reduction_info(f.spec.reduction).name + "<" + dtype_name(f.accumulate) +
            "->" + dtype_name(f.result) + ">(" + reg(b.results[k]) +
-           (f.operand != f.accumulate ? std::string(" counted as ") + dtype_name(f.operand) + "s" : "") + (f.spec.keepdims ? ", keepdims" : "") +
-           (f.spec.ddof ? ", ddof " + std::to_string(f.spec.ddof) : "") + ")\n";
+           (f.operand != f.accumulate ? std::string(" counted as ") + dtype_name(f.operand) + "s" : "") +
+           (f.spec.keepdims ? ", keepdims" : "") + (f.spec.ddof ? ", ddof " + std::to_string(f.spec.ddof) : "") + ")\n";
     }
   }
   for (size_t k = 0; k < outputs.size(); ++k)

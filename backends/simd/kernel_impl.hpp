@@ -1149,14 +1149,6 @@ template <class T> void count_run_kernel(const void* bools, int64_t n, int64_t, 
   acc->index = 0;
 }
 
-template <class T> void count_segments_kernel(const void* bools, int64_t n, int64_t count, void* values, int64_t*) {
-  const auto* x = static_cast<const uint8_t*>(bools);
-  for (int64_t s = 0; s < count; ++s) {
-    const T r = static_cast<T>(count_nonzero_bytes(x + s * n, n));
-    std::memcpy(static_cast<char*>(values) + s * sizeof(T), &r, sizeof r);
-  }
-}
-
 // Along columns.
 template <class T>
 void count_accumulate_kernel(void* acc_v, int64_t*, const void* bools, const int64_t*, int64_t, int64_t n) {
@@ -1501,8 +1493,10 @@ void arg_accumulate(void* acc_v, int64_t* acc_index, const void* src_v, const in
   }
 }
 
-template <auto Run, class T> void segments_kernel(const void* src, int64_t n, int64_t count, void* values, int64_t* index) {
-  const T* x = static_cast<const T*>(src);
+// Src: the operand's items, T's but for bools counted into T.
+template <auto Run, class T, class Src = T>
+void segments_kernel(const void* src, int64_t n, int64_t count, void* values, int64_t* index) {
+  const Src* x = static_cast<const Src*>(src);
   for (int64_t s = 0; s < count; ++s) {
     ReduceAcc acc;
     Run(x + s * n, n, 0, &acc);
@@ -1744,7 +1738,7 @@ template <Reduction R, DType D> constexpr void fill_reduction(KernelTable& t) {
     if constexpr (R == Reduction::sum && (D == DType::Int64 || D == DType::Float64)) {
       ReduceFns& c = t.count_bools[static_cast<int>(D)];
       c = {&count_run_kernel<T>, f.combine, &count_accumulate_kernel<T>};
-      c.run_segments = &count_segments_kernel<T>;
+      c.run_segments = &segments_kernel<&count_run_kernel<T>, T, uint8_t>;
       c.blocks_short_segments = f.blocks_short_segments;
     }
     if constexpr (R == Reduction::sum && kIsFloat<T>) {
