@@ -14,6 +14,7 @@ const char* rule_description(Rule rule) {
     case Rule::Compare: return "any dtypes, promoted; result bool";
     case Rule::Predicate: return "any dtype; result bool";
     case Rule::Where: return "condition as bool; x, y promoted";
+    case Rule::Round: return "int or float, its dtype; decimals an integer";
   }
   return "";
 }
@@ -35,6 +36,10 @@ OpTyping resolve_op_types(Op op, const DType* operands, int n) {
       compute = is_float(p) ? p : DType::Float64;
       break;
     case Rule::IntOrBool: ok = !is_float(p); break;
+    case Rule::Round:  // the result keeps x's dtype; decimals (a literal: already x's) is cast to it
+      compute = operands[0];
+      ok = compute != DType::Bool && (n < 2 || operands[1] != DType::Bool);
+      break;
   }
   if (!ok) {
     std::string types;

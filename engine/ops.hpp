@@ -28,6 +28,7 @@ enum class Rule : uint8_t {
   Compare,        // compute in promoted dtype, result bool
   Predicate,      // isnan & co: any dtype, result bool
   Where,          // where(cond, x, y): cond as bool, x and y promoted
+  Round,          // round(x, decimals): int or float x, its dtype; decimals taken as an integer
 };
 
 // One line for docs and `kiln ops`.
@@ -52,7 +53,7 @@ constexpr const OpInfo& op_info(Op op) { return kOpInfo[static_cast<int>(op)]; }
 constexpr bool op_computes_in(Op op, DType t) {
   switch (op_info(op).rule) {
     case Rule::Arith: case Rule::Compare: case Rule::Predicate: case Rule::Where: return true;
-    case Rule::NumericNoBool: return t != DType::Bool;
+    case Rule::NumericNoBool: case Rule::Round: return t != DType::Bool;
     case Rule::TrueDivide: case Rule::FloatMath: return is_float(t);
     case Rule::IntOrBool: return !is_float(t);
   }

@@ -39,7 +39,8 @@ int binary_level(std::string_view symbol) {
 constexpr std::pair<std::string_view, std::string_view> kAliases[] = {
     {"absolute", "abs"},  {"mod", "remainder"}, {"true_divide", "divide"}, {"pow", "power"},
     {"asin", "arcsin"},   {"acos", "arccos"},   {"atan", "arctan"},        {"atan2", "arctan2"},
-    {"asinh", "arcsinh"}, {"acosh", "arccosh"}, {"atanh", "arctanh"}};
+    {"asinh", "arcsinh"}, {"acosh", "arccosh"}, {"atanh", "arctanh"},      {"radians", "deg2rad"},
+    {"degrees", "rad2deg"}, {"around", "round"}};
 
 // Unary and binary minus share a spelling; arity tells them apart.
 std::optional<Op> find_operator(std::string_view symbol, int arity) {
@@ -883,6 +884,7 @@ class Parser {
     if (std::optional<Reduction> r = find_reduction(name.text)) return parse_reduction(name, *r);
     if (const GenSignature* sig = find_generator(name.text)) return parse_generator(name, *sig);
     if (std::optional<Linalg> fn = find_linalg(name.text)) return parse_linalg(name, *fn, false)[0];
+    if (name.text == "isclose" || name.text == "allclose") return parse_isclose(name);
     std::optional<Op> op = find_function(name.text);
     DType cast_to{};
     bool is_cast = !op && dtype_from_name(name.text, cast_to);
@@ -896,11 +898,24 @@ class Parser {
         if (!at_punct(",")) unexpected(tok_, "; expected ',' or ')'");
         advance();
       }
-      if (tok_.kind == Tok::Name && lex(text_, tok_.end).text == "=")
-        parse_error(tok_.pos, "keyword arguments are not supported (" + quoted(tok_.text) + ")");
+      if (tok_.kind == Tok::Name && lex(text_, tok_.end).text == "=") {
+        if (op != Op::round || tok_.text != "decimals" || args.size() != 1)
+          parse_error(tok_.pos, "keyword arguments are not supported (" + quoted(tok_.text) + ")" +
+                                    (op == Op::round ? "; round takes decimals=" : ""));
+        advance();
+        advance();  // '='
+      }
       args.push_back(parse_binary(kCompareLevel));
     }
     advance();  // ')'
+    if (op == Op::round) {  // NumPy's round(a, decimals=0); an array of decimals is kiln's own
+      if (args.size() == 1) args.push_back(g_.literal(Scalar::of_int(0), pos));
+      if (args.size() == 2) {
+        const Node& d = g_.node(args[1]);
+        if (d.kind == NodeKind::Literal && d.value.kind != Kind::Int)
+          parse_error(static_cast<size_t>(std::max(d.pos, pos)), "round: decimals must be an integer");
+      }
+    }
     int arity = is_cast ? 1 : op_info(*op).arity;
     if (static_cast<int>(args.size()) != arity)
       throw Error(Status::BadArgument, std::string(name.text) + " takes " + std::to_string(arity) + " argument" +
@@ -909,6 +924,71 @@ class Parser {
                   pos);
     if (is_cast) return g_.cast(cast_to, args[0], pos);
     return g_.op(*op, args.data(), arity, pos);
+  }
+
+  // isclose(a, b, rtol=1e-05, atol=1e-08, equal_nan=False), NumPy's test written out:
+  // |a - b| <= atol + rtol * |b| where both are finite, else a == b (equal infinities),
+  // with b made float first (b * 1.0: NumPy's result_type(b, 1.0)). allclose is all() of it.
+  int parse_isclose(const Token& name) {
+    const int pos = static_cast<int>(name.pos);
+    const std::string fn(name.text);
+    constexpr std::string_view kParams[] = {"a", "b", "rtol", "atol", "equal_nan"};
+    int args[5] = {-1, -1, -1, -1, -1};
+    bool equal_nan = false;
+    advance();  // '('
+    int positional = 0;
+    bool keywords = false;
+    while (!at_punct(")")) {
+      if (positional > 0 || keywords) {
+        if (!at_punct(",")) unexpected(tok_, "; expected ',' or ')'");
+        advance();
+      }
+      int slot = positional;
+      if (tok_.kind == Tok::Name && lex(text_, tok_.end).text == "=") {
+        slot = -1;
+        for (int i = 0; i < 5; ++i)
+          if (kParams[i] == tok_.text) slot = i;
+        if (slot < 0)
+          parse_error(tok_.pos, fn + " has no keyword argument " + quoted(tok_.text) + " (it takes a, b, rtol, atol, equal_nan)");
+        if (args[slot] >= 0 || (slot == 4 && equal_nan))
+          parse_error(tok_.pos, fn + " got argument " + quoted(tok_.text) + " twice");
+        advance();
+        advance();  // '='
+        keywords = true;
+      } else {
+        if (keywords) parse_error(tok_.pos, "positional argument after keyword arguments");
+        if (positional == 5) parse_error(tok_.pos, fn + " takes at most 5 arguments");
+        ++positional;
+      }
+      if (slot == 4) {
+        if (tok_.kind != Tok::Name || (tok_.text != "True" && tok_.text != "False"))
+          unexpected(tok_, "; equal_nan takes True or False");
+        equal_nan = tok_.text == "True";
+        args[4] = 0;
+        advance();
+      } else {
+        args[slot] = parse_binary(kCompareLevel);
+      }
+    }
+    advance();  // ')'
+    if (args[0] < 0 || args[1] < 0)
+      throw Error(Status::BadArgument, fn + " at position " + std::to_string(pos) + " needs a and b", pos);
+    const int a = args[0], b = g_.op(Op::multiply, {args[1], g_.literal(Scalar::of_float(1.0), pos)}, pos);
+    const int rtol = args[2] >= 0 ? args[2] : g_.literal(Scalar::of_float(1e-05), pos);
+    const int atol = args[3] >= 0 ? args[3] : g_.literal(Scalar::of_float(1e-08), pos);
+    const int finite = g_.op(Op::bitwise_and, {g_.op(Op::isfinite, {a}, pos), g_.op(Op::isfinite, {b}, pos)}, pos);
+    const int within = g_.op(Op::less_equal,
+                             {g_.op(Op::abs, {g_.op(Op::subtract, {a, b}, pos)}, pos),
+                              g_.op(Op::add, {atol, g_.op(Op::multiply, {rtol, g_.op(Op::abs, {b}, pos)}, pos)}, pos)},
+                             pos);
+    int close = g_.op(Op::where, {finite, within, g_.op(Op::equal, {a, b}, pos)}, pos);
+    if (equal_nan)
+      close = g_.op(Op::bitwise_or,
+                    {close, g_.op(Op::bitwise_and, {g_.op(Op::isnan, {a}, pos), g_.op(Op::isnan, {b}, pos)}, pos)}, pos);
+    if (fn == "isclose") return close;
+    ReduceSpec all;
+    all.reduction = Reduction::all;
+    return g_.reduce(all, close, pos);
   }
 
   std::string_view text_;

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <numbers>
 #include <span>
 #include <tuple>
 #include <utility>
@@ -137,8 +138,8 @@ template <class T> inline T int_power(T base, T exp) {
     if constexpr (prefer_mvec<typename V::value_type>(op)) return mvec_##fn(a);      \
     else return xsimd::fn(a);                                                        \
   }
-// Where xsimd's batch version is only right for part of the domain, `batch_safe` says
-// which lanes are inside it; a batch with any lane outside is computed by `scalar`.
+// Where xsimd's batch version is only right for part of the domain, `batch_safe` (given
+// every operand) says which lanes are inside it; a batch with any lane outside is computed by `scalar`.
 // xsimd's log and cbrt treat subnormal inputs as zero; its exp family overflows a little
 // early and flushes subnormal results to zero (limits: float64, then float32).
 #define KILN_SAFE_NORMAL                                                            \
@@ -477,6 +478,140 @@ template <> struct Impl<Op::sigmoid> {
   KILN_BATCH1(V(1) / (V(1) + Impl<Op::exp>::batch(-a)))
   KILN_SAFE_BETWEEN(-708, 709, -87, 88)
 };
+// log(e^a + e^b) and log2(2^a + 2^b), NumPy's way: the larger plus log1p(e^-|a - b|)
+// (in log2's units); a + ln 2 (a + 1) where a == b, equal infinities too; NaN where a - b
+// is. The batch takes the lanes whose e^-|a - b| is a normal number; the scalar function
+// the others (NaN, infinities, subnormal terms, which the batch exp flushes to zero).
+template <bool Base2> struct LogAddExp {
+  template <class T> static T scalar(T a, T b) {
+    if (a == b) return a + (Base2 ? T(1) : std::numbers::ln2_v<T>);
+    const T d = a - b;
+    if (d > 0) return a + term(-d);
+    if (d <= 0) return b + term(d);
+    return d;
+  }
+  template <class V> static V batch(V a, V b) {
+    using T = typename V::value_type;
+    const V e = -xsimd::abs(a - b);
+    const V sum = Base2 ? Impl<Op::log1p>::batch(Impl<Op::exp2>::batch(e)) * V(std::numbers::log2e_v<T>)
+                        : Impl<Op::log1p>::batch(Impl<Op::exp>::batch(e));
+    return xsimd::max(a, b) + sum;
+  }
+  template <class V> static auto batch_safe(V a, V b) {
+    using T = typename V::value_type;
+    constexpr T limit = sizeof(T) == 8 ? (Base2 ? 1000 : 700) : (Base2 ? 120 : 85);
+    return xsimd::abs(a - b) < V(limit);
+  }
+
+ private:
+  template <class T> static T term(T e) {  // e <= 0
+    if constexpr (Base2) return std::log1p(std::exp2(e)) * std::numbers::log2e_v<T>;
+    else return std::log1p(std::exp(e));
+  }
+};
+template <> struct Impl<Op::logaddexp> : LogAddExp<false> {};
+template <> struct Impl<Op::logaddexp2> : LogAddExp<true> {};
+// NumPy's heaviside(x, h0): 0 below zero, h0 at zero, 1 above, NaN for NaN.
+template <> struct Impl<Op::heaviside> {
+  template <class T> static T scalar(T x, T h0) {
+    return std::isnan(x) ? x : x == 0 ? h0 : x < 0 ? T(0) : T(1);
+  }
+  KILN_BATCH2(xsimd::select(a < V(0), V(0), xsimd::select(a > V(0), V(1), xsimd::select(a == V(0), b, a))))
+};
+// NaN to 0, infinities to the largest finite values (NumPy's defaults); integers as they are.
+template <> struct Impl<Op::nan_to_num> {
+  template <class T> static T scalar(T a) {
+    if constexpr (kIsFloat<T>) {
+      using L = std::numeric_limits<T>;
+      return std::isnan(a) ? T(0) : a > L::max() ? L::max() : a < L::lowest() ? L::lowest() : a;
+    } else {
+      return a;
+    }
+  }
+  template <class V> static V batch(V a) {
+    using L = std::numeric_limits<typename V::value_type>;
+    return xsimd::select(xsimd::isnan(a), V(0), xsimd::min(xsimd::max(a, V(L::lowest())), V(L::max())));
+  }
+};
+template <> struct Impl<Op::fabs> { KILN_SCALAR1(std::fabs(a)) KILN_BATCH1(xsimd::abs(a)) };
+template <> struct Impl<Op::signbit> {
+  template <class T> static bool scalar(T a) {
+    if constexpr (kIsFloat<T>) return std::signbit(a);
+    else if constexpr (kIsInt<T>) return a < 0;
+    else return (void)a, false;
+  }
+};
+// 10^k as NumPy's round takes it (k >= 0 whole): 1 multiplied by 10 k times in float64
+// (from 10^23 not always the nearest double to 10^k), inf from k = 309 or for NaN; as T.
+template <class T> T power_of_ten(double k) {
+  static const std::array<double, 309> table = [] {
+    std::array<double, 309> t{};
+    t[0] = 1;
+    for (size_t i = 1; i < t.size(); ++i) t[i] = t[i - 1] * 10;
+    return t;
+  }();
+  return k < 309 ? static_cast<T>(table[static_cast<int>(k)]) : std::numeric_limits<T>::infinity();
+}
+// NumPy's round(x, decimals) (around): x * 10^d rounded to a whole number, halves to even,
+// then divided back (d < 0: x / 10^-d, rounded, multiplied back), NumPy's own arithmetic,
+// so the same bits (2.675 to 2 decimals is 2.67: 267.49999...). decimals is taken as a
+// whole number (truncated). float32 with 10^|d| beyond float32 multiplies and divides in
+// float64, as NumPy's value-based casting does, rounding to float32 between the steps. Integers: as they are for d >= 0; for d < 0 through
+// float64, the smallest integer where the result does not fit (x86's conversion: NumPy's).
+template <> struct Impl<Op::round> {
+  template <class T> static T scalar(T x, T decimals) {
+    const double k = std::trunc(static_cast<double>(decimals));
+    if constexpr (kIsInt<T>) {
+      if (k >= 0) return x;
+      const double p = power_of_ten<double>(-k), r = std::nearbyint(static_cast<double>(x) / p) * p;
+      constexpr double kLimit = -static_cast<double>(std::numeric_limits<T>::min());
+      return r >= -kLimit && r < kLimit ? static_cast<T>(r) : std::numeric_limits<T>::min();
+    } else {
+      if (k == 0) return std::nearbyint(x);
+      if constexpr (sizeof(T) == 4) {
+        if (!(std::fabs(k) < 39)) {  // NumPy: each step in float64, stored back in float32
+          const double p = power_of_ten<double>(std::fabs(k)), v = x;
+          const T y = std::nearbyint(static_cast<T>(k > 0 ? v * p : v / p));
+          return static_cast<T>(k > 0 ? y / p : y * p);
+        }
+      }
+      const T p = power_of_ten<T>(std::fabs(k));
+      return k > 0 ? std::nearbyint(x * p) / p : std::nearbyint(x / p) * p;
+    }
+  }
+  // Decimals are nearly always one literal: the same in every lane, one power of ten.
+  template <class V> static V batch(V x, V decimals) {
+    using T = typename V::value_type;
+    alignas(64) T lanes[V::size];
+    decimals.store_aligned(lanes);
+    const T k = std::trunc(lanes[0]);
+    if (!xsimd::all(decimals == V(lanes[0])) || !(std::fabs(k) < (sizeof(T) == 8 ? 309 : 39))) {
+      alignas(64) T xs[V::size];
+      x.store_aligned(xs);
+      for (size_t i = 0; i < V::size; ++i) xs[i] = scalar(xs[i], lanes[i]);
+      return V::load_aligned(xs);
+    }
+    auto rint = [](V y) { return xsimd::copysign(xsimd::nearbyint(y), y); };
+    if (k == 0) return rint(x);
+    const V p(power_of_ten<T>(std::fabs(k)));
+    return k > 0 ? rint(x * p) / p : rint(x / p) * p;
+  }
+};
+// NumPy's constants: pi / 180 and 180 / pi worked out in the operand's own type.
+template <> struct Impl<Op::deg2rad> {
+  KILN_SCALAR1(a * (std::numbers::pi_v<T> / T(180)))
+  template <class V> static V batch(V a) {
+    using T = typename V::value_type;
+    return a * V(std::numbers::pi_v<T> / T(180));
+  }
+};
+template <> struct Impl<Op::rad2deg> {
+  KILN_SCALAR1(a * (T(180) / std::numbers::pi_v<T>))
+  template <class V> static V batch(V a) {
+    using T = typename V::value_type;
+    return a * V(T(180) / std::numbers::pi_v<T>);
+  }
+};
 
 #undef KILN_SCALAR1
 #undef KILN_BATCH1
@@ -598,7 +733,7 @@ void run(const void* const* src, void* dst, int64_t n, std::index_sequence<I...>
     // (by size, by rows, by alignment) cannot change a bit.
     constexpr int64_t width = Batch<T>::size;
     constexpr bool checks_domain = [] {
-      if constexpr (!requires(Batch<T> v) { F::batch_safe(v); }) return false;
+      if constexpr (!requires(Batch<T> v) { F::batch_safe((I, v)...); }) return false;
       else if constexpr (requires { F::template from_mvec<T>; }) return !F::template from_mvec<T>;
       else return true;
     }();
@@ -607,7 +742,7 @@ void run(const void* const* src, void* dst, int64_t n, std::index_sequence<I...>
     // main loop below it made float32 exp(-a) * log1p(b) 10% slower.
     auto one = [&](const T* const (&p)[sizeof...(I)], R* o) __attribute__((noinline, cold)) {
       if constexpr (checks_domain) {
-        const auto safe = F::batch_safe(Batch<T>::load_unaligned(p[0]));
+        const auto safe = F::batch_safe(Batch<T>::load_unaligned(p[I])...);
         if (!xsimd::all(safe)) {
           alignas(64) bool ok[width];
           alignas(64) R lanes[width];
@@ -630,7 +765,7 @@ void run(const void* const* src, void* dst, int64_t n, std::index_sequence<I...>
     };
     auto step = [&](int64_t k) {  // the batch of elements k .. k + width
       if constexpr (checks_domain) {
-        if (!xsimd::all(F::batch_safe(load(Index<0>{}, k)))) return one({at(Index<I>{}, k)...}, out + k);
+        if (!xsimd::all(F::batch_safe(load(Index<I>{}, k)...))) return one({at(Index<I>{}, k)...}, out + k);
       }
       F::batch(load(Index<I>{}, k)...).store_unaligned(out + k);
     };

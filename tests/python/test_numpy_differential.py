@@ -199,7 +199,8 @@ NUMPY_NS = {name: getattr(np, name) for name in (
     "log1p", "sin", "cos", "tan", "arcsin", "arccos", "arctan", "arctan2", "sinh", "cosh", "tanh", "arcsinh",
     "arccosh", "arctanh", "floor", "ceil", "trunc", "sign", "copysign", "hypot", "minimum", "maximum", "fmin",
     "fmax", "isnan", "isinf", "isfinite", "where", "clip", "logical_and", "logical_or", "logical_xor",
-    "logical_not", "rint", "fmod")}
+    "logical_not", "rint", "fmod", "logaddexp", "logaddexp2", "heaviside", "nan_to_num", "fabs", "signbit",
+    "deg2rad", "rad2deg", "radians", "degrees", "round", "around", "isclose", "allclose")}
 NUMPY_NS.update(
     abs=np.absolute,
     relu=lambda x: np.maximum(x, 0),
@@ -222,7 +223,7 @@ def numpy_eval(expr, **arrays):
 
 APPROX_FUNCS = ("exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "sin", "cos", "tan", "arcsin",
                 "arccos", "arctan", "arctan2", "sinh", "cosh", "tanh", "arcsinh", "arccosh", "arctanh", "cbrt",
-                "sigmoid", "power", "hypot", "sqrt")
+                "sigmoid", "power", "hypot", "sqrt", "logaddexp", "logaddexp2")
 # The sign of a zero result is not pinned down for min/max of 0.0 and -0.0.
 ZERO_SIGN_FREE = ("minimum", "maximum", "fmin", "fmax", "clip", "relu")
 
@@ -408,6 +409,19 @@ case(["where(a, b, c)"], [(F64, I32, F32), (I32, F64, F64)])
 case(["clip(a, -2, 3)", "clip(a, -2.5, 2.5)", "relu(a)", "relu(a - 1) * 2"], NUM)
 case(["clip(a, b, c)", "clip(a, b, 3)"], [(F64, F64, F64), (I32, I32, I32), (F32, F32, F32), (I32, F32, I64)])
 case(["sigmoid(a)"], NUM)
+# NumPy's other element-wise functions. logaddexp cancels near zero (the larger operand
+# plus a term of at most ln 2): a few ulp of 1 there, as NumPy's own formula.
+case(["logaddexp(a, b)", "logaddexp2(a, b)", "logaddexp(a, 1)"], _pairs(NUM), abs_scale=1.0)
+case(["heaviside(a, b)", "heaviside(a, 0.5)"], _pairs(NUM))
+case(["fabs(a)", "deg2rad(a)", "rad2deg(a)", "radians(a) * 2", "degrees(a)"], NUM)
+case(["nan_to_num(a)", "signbit(a)"], ALL)
+# Literal operands are folded once, by the kernels' scalar functions.
+case(["where(a > 0, nan_to_num(nan), nan_to_num(-inf))", "where(a > 0, round(2.675, 2), heaviside(0.0, 0.25))",
+      "where(a > 0, round(-2.5), fabs(-3) + signbit(-0.0))"], ALL)
+case(["round(a)", "round(a, 2)", "around(a, -1)", "round(a, decimals=3)", "round(a, -2)", "round(a * 1000, -3)",
+      "round(a, 40)", "round(a, -39)", "round(a, 308)", "round(a, 309)", "round(a, -309)"], NUM)
+case(["isclose(a, b)", "isclose(a, b, equal_nan=True)", "isclose(a, b, 1e-3, 0.5)", "allclose(a, b)",
+      "allclose(a, a, equal_nan=True)", "isclose(a, 1.0, atol=0.5)"], _pairs(ALL))
 # Math functions; integer operands compute in float64, as NumPy.
 case(["sqrt(a)", "cbrt(a)", "log(a)", "log2(a)", "log10(a)", "log1p(a)", "sin(a)", "cos(a)", "tan(a)",
       "arctan(a)", "sinh(a)", "cosh(a)", "tanh(a)", "arcsinh(a)", "arccosh(a)", "floor(a)", "ceil(a)",
@@ -519,7 +533,8 @@ TYPE_ERRORS = [
 KILN_ONLY_TYPE_ERRORS = [
     ("sqrt(a)", (B,)), ("a // b", (B, B)), ("a ** b", (B, B)), ("a % b", (B, B)), ("square(a)", (B,)),
     ("sign(a)", (B,)), ("exp(a)", (B,)), ("clip(a, True, False)", (B,)), ("relu(a)", (B,)), ("negative(a)", (B,)),
-    ("rint(a)", (B,)), ("fmod(a, b)", (B, B)),
+    ("rint(a)", (B,)), ("fmod(a, b)", (B, B)), ("round(a)", (B,)), ("logaddexp(a, b)", (B, B)),
+    ("heaviside(a, b)", (B, B)), ("fabs(a)", (B,)), ("deg2rad(a)", (B,)),
 ]
 
 

@@ -82,6 +82,9 @@ class Expr {
 #undef KILN_EXPR_FN_2
 #undef KILN_EXPR_FN_3
 
+// round(x) is round(x, 0), as NumPy's decimals=0.
+inline Expr round(const Expr& a) { return round(a, 0); }
+
 inline Expr operator+(const Expr& a, const Expr& b) { return add(a, b); }
 inline Expr operator-(const Expr& a, const Expr& b) { return subtract(a, b); }
 inline Expr operator*(const Expr& a, const Expr& b) { return multiply(a, b); }
