@@ -11,6 +11,7 @@ const char* rule_description(Rule rule) {
     case Rule::TrueDivide: return "result float (ints in float64)";
     case Rule::FloatMath: return "float math (ints in float64)";
     case Rule::IntOrBool: return "bool or int";
+    case Rule::IntOnly: return "int; result promoted";
     case Rule::Compare: return "any dtypes, promoted; result bool";
     case Rule::Predicate: return "any dtype; result bool";
     case Rule::Where: return "condition as bool; x, y promoted";
@@ -36,6 +37,7 @@ OpTyping resolve_op_types(Op op, const DType* operands, int n) {
       compute = is_float(p) ? p : DType::Float64;
       break;
     case Rule::IntOrBool: ok = !is_float(p); break;
+    case Rule::IntOnly: ok = !is_float(p) && p != DType::Bool; break;
     case Rule::Round:  // the result keeps x's dtype; decimals (a literal: already x's) is cast to it
       compute = operands[0];
       ok = compute != DType::Bool && (n < 2 || operands[1] != DType::Bool);
@@ -45,6 +47,7 @@ OpTyping resolve_op_types(Op op, const DType* operands, int n) {
     std::string types;
     for (int i = 0; i < n; ++i) types += std::string(i ? ", " : "") + dtype_name(operands[i]);
     std::string hint = info.rule == Rule::IntOrBool ? " (it takes bool or integer operands)"
+                       : info.rule == Rule::IntOnly ? " (it takes integer operands; cast bools first)"
                                                     : " (it takes integer or float operands; cast bools first)";
     throw Error(Status::TypeError,
                 std::string(info.name) + ": not supported for operand dtype" + (n > 1 ? "s " : " ") + types + hint);

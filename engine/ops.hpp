@@ -25,6 +25,7 @@ enum class Rule : uint8_t {
   TrueDivide,     // result float: ints compute in float64
   FloatMath,      // float functions: ints compute in float64, bool is refused (NumPy: float16)
   IntOrBool,      // bitwise ops: bool or int only
+  IntOnly,        // shifts: int only, result promoted (NumPy: int8 from bools)
   Compare,        // compute in promoted dtype, result bool
   Predicate,      // isnan & co: any dtype, result bool
   Where,          // where(cond, x, y): cond as bool, x and y promoted
@@ -56,6 +57,7 @@ constexpr bool op_computes_in(Op op, DType t) {
     case Rule::NumericNoBool: case Rule::Round: return t != DType::Bool;
     case Rule::TrueDivide: case Rule::FloatMath: return is_float(t);
     case Rule::IntOrBool: return !is_float(t);
+    case Rule::IntOnly: return !is_float(t) && t != DType::Bool;
   }
   return false;
 }

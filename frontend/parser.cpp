@@ -22,11 +22,12 @@ namespace kiln {
 namespace {
 
 // Binding strength of what a subexpression is written as; larger binds tighter.
-constexpr int kCompareLevel = 1, kUnaryLevel = 7, kPowerLevel = 8, kAtomLevel = 9;
+constexpr int kCompareLevel = 1, kUnaryLevel = 8, kPowerLevel = 9, kAtomLevel = 10;
 
 constexpr std::pair<std::string_view, int> kBinaryLevels[] = {
     {"<", 1}, {"<=", 1}, {">", 1}, {">=", 1}, {"==", 1}, {"!=", 1}, {"|", 2}, {"^", 3},
-    {"&", 4}, {"+", 5},  {"-", 5},  {"*", 6}, {"/", 6},  {"//", 6}, {"%", 6},  {"@", 6}, {"**", kPowerLevel}};
+    {"&", 4}, {"<<", 5}, {">>", 5}, {"+", 6}, {"-", 6},  {"*", 7}, {"/", 7},  {"//", 7}, {"%", 7},  {"@", 7},
+    {"**", kPowerLevel}};
 constexpr std::string_view kPrefixOps = "-+~";
 
 int binary_level(std::string_view symbol) {
@@ -189,7 +190,7 @@ Token lex(std::string_view text, size_t at) {
     t.text = text.substr(at + 1, end - at - 1);
     return t;
   } else {
-    static constexpr std::string_view kTwoChar[] = {"**", "//", "<=", ">=", "==", "!="};
+    static constexpr std::string_view kTwoChar[] = {"**", "//", "<=", ">=", "==", "!=", "<<", ">>"};
     t.kind = Tok::Punct;
     bool two = false;
     for (std::string_view p : kTwoChar) two = two || text.substr(at, 2) == p;

@@ -291,6 +291,14 @@ template <> struct Impl<Op::invert> {
 template <> struct Impl<Op::bitwise_and> { KILN_SCALAR2(T(a & b)) };
 template <> struct Impl<Op::bitwise_or> { KILN_SCALAR2(T(a | b)) };
 template <> struct Impl<Op::bitwise_xor> { KILN_SCALAR2(T(a ^ b)) };
+// NumPy's shifts: a shift by the width or more (or by a negative amount) gives 0, or -1 for
+// a negative number shifted right; left shifts wrap.
+template <> struct Impl<Op::left_shift> {
+  KILN_SCALAR2(Unsigned<T>(b) < sizeof(T) * 8 ? T(Unsigned<T>(a) << b) : T(0))
+};
+template <> struct Impl<Op::right_shift> {
+  KILN_SCALAR2(Unsigned<T>(b) < sizeof(T) * 8 ? T(a >> b) : T(a < 0 ? -1 : 0))
+};
 // Comparisons; `compare` is the same on batches, a batch_bool (false for NaN but in !=;
 // xsimd's != is false for NaN too, so it is taken as not ==).
 #define KILN_COMPARE(expr, batch_expr) \

@@ -166,6 +166,12 @@ template <class T> T reference(Op op, T a, T b, T c) {
     case Op::bitwise_and: if constexpr (B || I) return static_cast<T>(a & b); break;
     case Op::bitwise_or: if constexpr (B || I) return static_cast<T>(a | b); break;
     case Op::bitwise_xor: if constexpr (B || I) return static_cast<T>(a ^ b); break;
+    case Op::left_shift:
+      if constexpr (I) return b < 0 || b >= static_cast<T>(sizeof(T) * 8) ? T(0) : to_wrapped<T>(wide(a) * (__int128(1) << b));
+      break;
+    case Op::right_shift:
+      if constexpr (I) return b < 0 || b >= static_cast<T>(sizeof(T) * 8) ? T(a < 0 ? -1 : 0) : static_cast<T>(wide(a) / (__int128(1) << b) - (a < 0 && wide(a) % (__int128(1) << b) != 0));
+      break;
     case Op::abs: if constexpr (B) return a; else if constexpr (I) return to_wrapped<T>(a < 0 ? -wide(a) : wide(a)); else return std::fabs(a);
     case Op::sqrt: if constexpr (!B && !I) return std::sqrt(a); break;
     case Op::cbrt: if constexpr (!B && !I) return std::cbrt(a); break;

@@ -478,8 +478,8 @@ TEST_CASE("every op name is callable in an expression with its arity", "[capi]")
     auto op = static_cast<kiln_op>(k);
     std::string name = kiln_op_name(op);
     int arity = kiln_op_arity(op);
-    // Bitwise ops take ints; everything else takes floats; where's condition is bool.
-    bool bitwise = name == "invert" || name.rfind("bitwise_", 0) == 0;
+    // Bitwise ops and shifts take ints; everything else takes floats; where's condition is bool.
+    bool bitwise = name == "invert" || name.rfind("bitwise_", 0) == 0 || name.find("_shift") != std::string::npos;
     std::string arg = bitwise ? "i" : "f";
     std::string expr = name + "(";
     for (int j = 0; j < arity; ++j) expr += (j ? ", " : "") + (name == "where" && j == 0 ? std::string("c") : arg);

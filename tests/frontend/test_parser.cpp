@@ -113,7 +113,13 @@ TEST_CASE("the exponent of a power may carry its own sign", "[parser]") {
   CHECK(key_of("2 ** -x ** 3") == key_of("2 ** (-(x ** 3))"));
 }
 
-TEST_CASE("bitwise operators follow Python: & over ^ over | over comparisons", "[parser]") {
+TEST_CASE("bitwise operators follow Python: + over shifts over & over ^ over | over comparisons", "[parser]") {
+  CHECK(key_of("a << b + c") == key_of("a << (b + c)"));
+  CHECK(key_of("a >> b * c") == key_of("a >> (b * c)"));
+  CHECK(key_of("a & b << c") == key_of("a & (b << c)"));
+  CHECK(key_of("a << b >> c") == key_of("(a << b) >> c"));
+  CHECK(key_of("a < b << c") == key_of("a < (b << c)"));
+  CHECK(key_of("a <= b >> c") == key_of("a <= (b >> c)"));
   CHECK(key_of("a | b & c") == key_of("a | (b & c)"));
   CHECK(key_of("a ^ b & c") == key_of("a ^ (b & c)"));
   CHECK(key_of("a | b ^ c") == key_of("a | (b ^ c)"));
@@ -261,7 +267,8 @@ TEST_CASE("varied expressions survive print -> parse", "[parser][roundtrip]") {
            "-(a + b)", "-(a ** b) ** c", "a % -b", "isnan(x) | isinf(y) & isfinite(z)",
            // power nodes whose `**` form would read back as square, sqrt or reciprocal
            "power(relu(x) - 7, .5)", "power(x, 2)", "power(x, 2.0) + 1", "power(x, -1.0) * y", "power(-x, 0.5) ** 3",
-           "power(x, -1) + power(2, 0.5) + x ** 3",
+           "power(x, -1) + power(2, 0.5) + x ** 3", "a << b >> c", "a << (b >> c)", "(a & b) << c + 1",
+           "-a << -b", "a >> b ** 2 < c", "(a << b) + c",
        })
     check_round_trip(text);
 }
@@ -308,7 +315,10 @@ TEST_CASE("function names, aliases and casts resolve through the op table", "[pa
            {"absolute(x)", "abs(x)"}, {"mod(x, y)", "remainder(x, y)"}, {"true_divide(x, y)", "divide(x, y)"},
            {"pow(x, y)", "power(x, y)"}, {"asin(x)", "arcsin(x)"}, {"acos(x)", "arccos(x)"},
            {"atan(x)", "arctan(x)"}, {"atan2(x, y)", "arctan2(x, y)"}, {"asinh(x)", "arcsinh(x)"},
-           {"acosh(x)", "arccosh(x)"}, {"atanh(x)", "arctanh(x)"}, {"add(x, y)", "x + y"}})
+           {"acosh(x)", "arccosh(x)"}, {"atanh(x)", "arctanh(x)"}, {"add(x, y)", "x + y"},
+           {"radians(x)", "deg2rad(x)"}, {"degrees(x)", "rad2deg(x)"}, {"around(x, 2)", "round(x, 2)"},
+           {"round(x)", "round(x, 0)"}, {"round(x, decimals=-1)", "round(x, -1)"}, {"left_shift(x, y)", "x << y"},
+           {"right_shift(x, 2)", "x >> 2"}})
     CHECK(key_of(alias) == key_of(canonical));
   for (DType t : {DType::Bool, DType::Int32, DType::Int64, DType::Float32, DType::Float64}) {
     Graph g;
@@ -357,6 +367,16 @@ TEST_CASE("bad expressions report status, position and the offending token", "[p
       {"  \n", Status::ParseError, 3, "parse error at position 3: unexpected end of expression"},
       {"sqr(a)", Status::UnknownName, 0, "unknown function 'sqr' at position 0"},
       {"sqrt(a, b)", Status::BadArgument, 0, "sqrt takes 1 argument, got 2 at position 0"},
+      {"round(a, 1.5)", Status::ParseError, 9, "parse error at position 9: round: decimals must be an integer"},
+      {"round(a, True)", Status::ParseError, 9, "parse error at position 9: round: decimals must be an integer"},
+      {"round(a, b, 1)", Status::BadArgument, 0, "round takes 2 arguments, got 3 at position 0"},
+      {"round(a, digits=1)", Status::ParseError, 9,
+       "parse error at position 9: keyword arguments are not supported ('digits'); round takes decimals="},
+      {"isclose(a)", Status::BadArgument, 0, "isclose at position 0 needs a and b"},
+      {"allclose(a, b, tol=1)", Status::ParseError, 15,
+       "parse error at position 15: allclose has no keyword argument 'tol' (it takes a, b, rtol, atol, equal_nan)"},
+      {"isclose(a, b, equal_nan=1)", Status::ParseError, 24, "parse error at position 24: unexpected '1'; equal_nan takes True or False"},
+      {"isclose(a, b, 1, 2, False, 3)", Status::ParseError, 27, "parse error at position 27: isclose takes at most 5 arguments"},
       {"x + where(a, b)", Status::BadArgument, 4, "where takes 3 arguments, got 2 at position 4"},
       {"float32()", Status::BadArgument, 0, "float32 takes 1 argument, got 0 at position 0"},
       {"a < b < c", Status::ParseError, 6,

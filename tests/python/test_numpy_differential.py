@@ -200,7 +200,8 @@ NUMPY_NS = {name: getattr(np, name) for name in (
     "arccosh", "arctanh", "floor", "ceil", "trunc", "sign", "copysign", "hypot", "minimum", "maximum", "fmin",
     "fmax", "isnan", "isinf", "isfinite", "where", "clip", "logical_and", "logical_or", "logical_xor",
     "logical_not", "rint", "fmod", "logaddexp", "logaddexp2", "heaviside", "nan_to_num", "fabs", "signbit",
-    "deg2rad", "rad2deg", "radians", "degrees", "round", "around", "isclose", "allclose")}
+    "deg2rad", "rad2deg", "radians", "degrees", "round", "around", "isclose", "allclose", "left_shift",
+    "right_shift")}
 NUMPY_NS.update(
     abs=np.absolute,
     relu=lambda x: np.maximum(x, 0),
@@ -435,6 +436,10 @@ case(["a ** b", "power(a, 2)", "a ** 3", "power(a, 0.5)", "a ** -1"], _pairs(FLO
 case(["a ** (b % 5)", "a ** (b % 64)", "power(a, 3)", "a ** 0"], _pairs(INTS))  # % 64: long exponents, wrapping
 case(["sqrt(a * a + b * b)", "exp(-a * a) * cos(b)"], _pairs(FLOATS), kind="moderate")
 case(["log(abs(a) + 1) - sin(b) / 2"], _pairs(FLOATS), abs_scale=1.0)
+# Shifts: by the width or more, by negative amounts (NumPy: 0, or -1 for negatives shifted right).
+case(["a << b", "a >> b", "a << (b % 70)", "a >> (b % 70)", "left_shift(a, 3) + (a >> 1)", "a << 2 >> 1",
+      "right_shift(a, -1)", "1 << b % 40"], _pairs(INTS))
+case(["a >> 1", "a << 2"], [B])  # a Python int takes bools to int64, in NumPy too
 # Integer division: zero divisors, negatives, min // -1.
 case(["a // 3", "a % -3", "a // -1", "a % -1", "a // 0", "a % 0"], INTS)
 case(["(a // b) * b + a % b"], _pairs(INTS))
@@ -529,12 +534,13 @@ def test_any_stride_on_a_length_1_axis(expr):
 TYPE_ERRORS = [
     ("a & b", (F64, F64)), ("a | b", (F32, I32)), ("a ^ b", (I64, F64)), ("~a", (F32,)),
     ("-a", (B,)), ("a - b", (B, B)), ("invert(a)", (F64,)), ("bitwise_and(a, 1.5)", (I32,)),
+    ("a << b", (F64, I32)), ("a >> 1.5", (I32,)),
 ]
 KILN_ONLY_TYPE_ERRORS = [
     ("sqrt(a)", (B,)), ("a // b", (B, B)), ("a ** b", (B, B)), ("a % b", (B, B)), ("square(a)", (B,)),
     ("sign(a)", (B,)), ("exp(a)", (B,)), ("clip(a, True, False)", (B,)), ("relu(a)", (B,)), ("negative(a)", (B,)),
     ("rint(a)", (B,)), ("fmod(a, b)", (B, B)), ("round(a)", (B,)), ("logaddexp(a, b)", (B, B)),
-    ("heaviside(a, b)", (B, B)), ("fabs(a)", (B,)), ("deg2rad(a)", (B,)),
+    ("heaviside(a, b)", (B, B)), ("fabs(a)", (B,)), ("deg2rad(a)", (B,)), ("a << b", (B, B)),
 ]
 
 
