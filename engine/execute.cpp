@@ -218,7 +218,8 @@ uint64_t transcendental_bytes(const Block& b) {
   for (const Instr& in : b.instrs) {
     if (in.is_cast || op_info(in.op).rule != Rule::FloatMath) continue;
     switch (in.op) {
-      case Op::sqrt: case Op::floor: case Op::ceil: case Op::trunc: case Op::copysign: continue;
+      case Op::sqrt: case Op::floor: case Op::ceil: case Op::trunc: case Op::rint: case Op::copysign: case Op::fabs:
+      case Op::heaviside: case Op::deg2rad: case Op::rad2deg: continue;
       default: bytes += kTranscendentalItems * itemsize(in.compute);
     }
   }

@@ -38,7 +38,7 @@ OpTyping resolve_op_types(Op op, const DType* operands, int n) {
       break;
     case Rule::IntOrBool: ok = !is_float(p); break;
     case Rule::IntOnly: ok = !is_float(p) && p != DType::Bool; break;
-    case Rule::Round:  // the result keeps x's dtype; decimals (a literal: already x's) is cast to it
+    case Rule::Round:  // the result keeps x's dtype; decimals (a number, or an array) is cast to it
       compute = operands[0];
       ok = compute != DType::Bool && (n < 2 || operands[1] != DType::Bool);
       break;

@@ -894,28 +894,33 @@ class Parser {
                   pos);
     advance();  // '('
     std::vector<int> args;
+    std::vector<size_t> arg_pos;
     while (!at_punct(")")) {
       if (!args.empty()) {
         if (!at_punct(",")) unexpected(tok_, "; expected ',' or ')'");
         advance();
       }
+      arg_pos.push_back(tok_.pos);
       if (tok_.kind == Tok::Name && lex(text_, tok_.end).text == "=") {
         if (op != Op::round || tok_.text != "decimals" || args.size() != 1)
           parse_error(tok_.pos, "keyword arguments are not supported (" + quoted(tok_.text) + ")" +
                                     (op == Op::round ? "; round takes decimals=" : ""));
         advance();
         advance();  // '='
+        arg_pos.back() = tok_.pos;
       }
       args.push_back(parse_binary(kCompareLevel));
     }
     advance();  // ')'
     if (op == Op::round) {  // NumPy's round(a, decimals=0); an array of decimals is kiln's own
       if (args.size() == 1) args.push_back(g_.literal(Scalar::of_int(0), pos));
-      if (args.size() == 2) {
-        const Node& d = g_.node(args[1]);
-        if (d.kind == NodeKind::Literal && d.value.kind != Kind::Int)
-          parse_error(static_cast<size_t>(std::max(d.pos, pos)), "round: decimals must be an integer");
-      }
+      if (args.size() != 2)
+        throw Error(Status::BadArgument, "round takes an array and decimals, got " + std::to_string(args.size()) +
+                                             " arguments at position " + std::to_string(pos), pos);
+      const Node& d = g_.node(args[1]);
+      if (d.kind == NodeKind::Literal &&
+          (d.value.kind != Kind::Int || d.value.i < INT32_MIN || d.value.i > INT32_MAX))  // NumPy's is a C int
+        parse_error(arg_pos[1], "round: decimals must be an integer (of int32's range)");
     }
     int arity = is_cast ? 1 : op_info(*op).arity;
     if (static_cast<int>(args.size()) != arity)

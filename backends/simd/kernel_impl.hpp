@@ -487,8 +487,8 @@ template <> struct Impl<Op::sigmoid> {
   KILN_SAFE_BETWEEN(-708, 709, -87, 88)
 };
 // log(e^a + e^b) and log2(2^a + 2^b), NumPy's way: the larger plus log1p(e^-|a - b|)
-// (in log2's units); a + ln 2 (a + 1) where a == b, equal infinities too; NaN where a - b
-// is. The batch takes the lanes whose e^-|a - b| is a normal number; the scalar function
+// (in log2's units); exactly a + ln 2 (a + 1) where a == b, equal infinities too; NaN where
+// a - b is. The batch takes the lanes whose e^-|a - b| is a normal number; the scalar function
 // the others (NaN, infinities, subnormal terms, which the batch exp flushes to zero).
 template <bool Base2> struct LogAddExp {
   template <class T> static T scalar(T a, T b) {
@@ -503,7 +503,7 @@ template <bool Base2> struct LogAddExp {
     const V e = -xsimd::abs(a - b);
     const V sum = Base2 ? Impl<Op::log1p>::batch(Impl<Op::exp2>::batch(e)) * V(std::numbers::log2e_v<T>)
                         : Impl<Op::log1p>::batch(Impl<Op::exp>::batch(e));
-    return xsimd::max(a, b) + sum;
+    return xsimd::select(a == b, a + V(Base2 ? T(1) : std::numbers::ln2_v<T>), xsimd::max(a, b) + sum);
   }
   template <class V> static auto batch_safe(V a, V b) {
     using T = typename V::value_type;
@@ -519,12 +519,15 @@ template <bool Base2> struct LogAddExp {
 };
 template <> struct Impl<Op::logaddexp> : LogAddExp<false> {};
 template <> struct Impl<Op::logaddexp2> : LogAddExp<true> {};
-// NumPy's heaviside(x, h0): 0 below zero, h0 at zero, 1 above, NaN for NaN.
+// NumPy's heaviside(x, h0): 0 below zero, h0 at zero, 1 above, a positive NaN for NaN.
 template <> struct Impl<Op::heaviside> {
   template <class T> static T scalar(T x, T h0) {
-    return std::isnan(x) ? x : x == 0 ? h0 : x < 0 ? T(0) : T(1);
+    return std::isnan(x) ? std::numeric_limits<T>::quiet_NaN() : x == 0 ? h0 : x < 0 ? T(0) : T(1);
   }
-  KILN_BATCH2(xsimd::select(a < V(0), V(0), xsimd::select(a > V(0), V(1), xsimd::select(a == V(0), b, a))))
+  template <class V> static V batch(V a, V b) {
+    const V nan(std::numeric_limits<typename V::value_type>::quiet_NaN());
+    return xsimd::select(a < V(0), V(0), xsimd::select(a > V(0), V(1), xsimd::select(a == V(0), b, nan)));
+  }
 };
 // NaN to 0, infinities to the largest finite values (NumPy's defaults); integers as they are.
 template <> struct Impl<Op::nan_to_num> {
@@ -551,14 +554,14 @@ template <> struct Impl<Op::signbit> {
 };
 // 10^k as NumPy's round takes it (k >= 0 whole): 1 multiplied by 10 k times in float64
 // (from 10^23 not always the nearest double to 10^k), inf from k = 309 or for NaN; as T.
+inline constexpr std::array<double, 309> kPowersOfTen = [] {
+  std::array<double, 309> t{};
+  t[0] = 1;
+  for (size_t i = 1; i < t.size(); ++i) t[i] = t[i - 1] * 10;
+  return t;
+}();
 template <class T> T power_of_ten(double k) {
-  static const std::array<double, 309> table = [] {
-    std::array<double, 309> t{};
-    t[0] = 1;
-    for (size_t i = 1; i < t.size(); ++i) t[i] = t[i - 1] * 10;
-    return t;
-  }();
-  return k < 309 ? static_cast<T>(table[static_cast<int>(k)]) : std::numeric_limits<T>::infinity();
+  return k < 309 ? static_cast<T>(kPowersOfTen[static_cast<int>(k)]) : std::numeric_limits<T>::infinity();
 }
 // NumPy's round(x, decimals) (around): x * 10^d rounded to a whole number, halves to even,
 // then divided back (d < 0: x / 10^-d, rounded, multiplied back), NumPy's own arithmetic,

@@ -212,7 +212,7 @@ template <class T> T reference(Op op, T a, T b, T c) {
     case Op::logaddexp: if constexpr (!B && !I) return static_cast<T>(log_add_exp<false>(a, b)); break;
     case Op::logaddexp2: if constexpr (!B && !I) return static_cast<T>(log_add_exp<true>(a, b)); break;
     case Op::heaviside:
-      if constexpr (!B && !I) return std::isnan(a) ? a : a == 0 ? b : a < 0 ? T(0) : T(1);
+      if constexpr (!B && !I) return std::isnan(a) ? std::numeric_limits<T>::quiet_NaN() : a == 0 ? b : a < 0 ? T(0) : T(1);
       break;
     case Op::nan_to_num:
       if constexpr (!B && !I) {
@@ -442,6 +442,35 @@ TEST_CASE("every op matches its scalar reference on every dtype, instruction set
       check_all_ops<double>(n);
     }
     check_all_ops<double>(65537);
+  });
+}
+
+// round(x, d) with d one number, as written (the batch path with one power of ten), where
+// the sweep above gives every element its own decimals.
+template <class T> void check_round_by_literal() {
+  const std::vector<T> x = test_values<T>(4097, 11);
+  const Array a = make_array(x);
+  for (T d : decimals_edges<T>()) {
+    const Array r = kiln::eval(kiln::Expr::apply(Op::round, {a, kiln::Expr(d)}));
+    REQUIRE(r.dtype() == kiln::dtype_of<T>());
+    int failures = 0;
+    for (size_t i = 0; i < x.size() && failures < 3; ++i) {
+      const T got = r.data_as<T>()[i], want = np_round(x[i], d);
+      if (!matches(got, want, false, 0)) {
+        ++failures;
+        FAIL_CHECK("round(" << show(x[i]) << ", " << show(d) << ") on " << kiln::simd_isa() << ": got " << show(got)
+                            << ", want " << show(want));
+      }
+    }
+  }
+}
+
+TEST_CASE("round by a literal number of decimals matches NumPy's arithmetic on every instruction set", "[ops]") {
+  kiln::test::for_each_isa([&](const std::string&) {
+    check_round_by_literal<int32_t>();
+    check_round_by_literal<int64_t>();
+    check_round_by_literal<float>();
+    check_round_by_literal<double>();
   });
 }
 

@@ -416,7 +416,7 @@ case(["logaddexp(a, b)", "logaddexp2(a, b)", "logaddexp(a, 1)"], _pairs(NUM), ab
 case(["heaviside(a, b)", "heaviside(a, 0.5)"], _pairs(NUM))
 case(["fabs(a)", "deg2rad(a)", "rad2deg(a)", "radians(a) * 2", "degrees(a)"], NUM)
 case(["nan_to_num(a)", "signbit(a)"], ALL)
-# Literal operands are folded once, by the kernels' scalar functions.
+# Literal operands are folded once, by the kernels (a call on one element).
 case(["where(a > 0, nan_to_num(nan), nan_to_num(-inf))", "where(a > 0, round(2.675, 2), heaviside(0.0, 0.25))",
       "where(a > 0, round(-2.5), fabs(-3) + signbit(-0.0))"], ALL)
 case(["round(a)", "round(a, 2)", "around(a, -1)", "round(a, decimals=3)", "round(a, -2)", "round(a * 1000, -3)",
