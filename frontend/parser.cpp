@@ -955,7 +955,8 @@ class Parser {
         for (int i = 0; i < 5; ++i)
           if (kParams[i] == tok_.text) slot = i;
         if (slot < 0)
-          parse_error(tok_.pos, fn + " has no keyword argument " + quoted(tok_.text) + " (it takes a, b, rtol, atol, equal_nan)");
+          parse_error(tok_.pos,
+                      fn + " has no keyword argument " + quoted(tok_.text) + " (it takes a, b, rtol, atol, equal_nan)");
         if (args[slot] >= 0 || (slot == 4 && equal_nan))
           parse_error(tok_.pos, fn + " got argument " + quoted(tok_.text) + " twice");
         advance();
@@ -988,9 +989,10 @@ class Parser {
                               g_.op(Op::add, {atol, g_.op(Op::multiply, {rtol, g_.op(Op::abs, {b}, pos)}, pos)}, pos)},
                              pos);
     int close = g_.op(Op::where, {finite, within, g_.op(Op::equal, {a, b}, pos)}, pos);
-    if (equal_nan)
-      close = g_.op(Op::bitwise_or,
-                    {close, g_.op(Op::bitwise_and, {g_.op(Op::isnan, {a}, pos), g_.op(Op::isnan, {b}, pos)}, pos)}, pos);
+    if (equal_nan) {
+      const int both_nan = g_.op(Op::bitwise_and, {g_.op(Op::isnan, {a}, pos), g_.op(Op::isnan, {b}, pos)}, pos);
+      close = g_.op(Op::bitwise_or, {close, both_nan}, pos);
+    }
     if (fn == "isclose") return close;
     ReduceSpec all;
     all.reduction = Reduction::all;

@@ -139,7 +139,8 @@ template <class T> inline T int_power(T base, T exp) {
     else return xsimd::fn(a);                                                        \
   }
 // Where xsimd's batch version is only right for part of the domain, `batch_safe` (given
-// every operand) says which lanes are inside it; a batch with any lane outside is computed by `scalar`.
+// every operand) says which lanes are inside it; a batch with any lane outside is computed
+// by `scalar`.
 // xsimd's log and cbrt treat subnormal inputs as zero; its exp family overflows a little
 // early and flushes subnormal results to zero (limits: float64, then float32).
 #define KILN_SAFE_NORMAL                                                            \
@@ -567,8 +568,9 @@ template <class T> T power_of_ten(double k) {
 // then divided back (d < 0: x / 10^-d, rounded, multiplied back), NumPy's own arithmetic,
 // so the same bits (2.675 to 2 decimals is 2.67: 267.49999...). decimals is taken as a
 // whole number (truncated). float32 with 10^|d| beyond float32 multiplies and divides in
-// float64, as NumPy's value-based casting does, rounding to float32 between the steps. Integers: as they are for d >= 0; for d < 0 through
-// float64, the smallest integer where the result does not fit (x86's conversion: NumPy's).
+// float64, as NumPy's value-based casting does, rounding to float32 between the steps.
+// Integers: as they are for d >= 0; for d < 0 through float64, the smallest integer where
+// the result does not fit (x86's conversion: NumPy's).
 template <> struct Impl<Op::round> {
   template <class T> static T scalar(T x, T decimals) {
     const double k = std::trunc(static_cast<double>(decimals));

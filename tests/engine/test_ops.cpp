@@ -166,11 +166,18 @@ template <class T> T reference(Op op, T a, T b, T c) {
     case Op::bitwise_and: if constexpr (B || I) return static_cast<T>(a & b); break;
     case Op::bitwise_or: if constexpr (B || I) return static_cast<T>(a | b); break;
     case Op::bitwise_xor: if constexpr (B || I) return static_cast<T>(a ^ b); break;
-    case Op::left_shift:
-      if constexpr (I) return b < 0 || b >= static_cast<T>(sizeof(T) * 8) ? T(0) : to_wrapped<T>(wide(a) * (__int128(1) << b));
+    case Op::left_shift:  // a * 2^b, wrapped; 0 past the width
+      if constexpr (I) {
+        if (b < 0 || b >= static_cast<T>(sizeof(T) * 8)) return T(0);
+        return to_wrapped<T>(wide(a) * (__int128(1) << b));
+      }
       break;
-    case Op::right_shift:
-      if constexpr (I) return b < 0 || b >= static_cast<T>(sizeof(T) * 8) ? T(a < 0 ? -1 : 0) : static_cast<T>(wide(a) / (__int128(1) << b) - (a < 0 && wide(a) % (__int128(1) << b) != 0));
+    case Op::right_shift:  // floor(a / 2^b); past the width 0, or -1 for negatives
+      if constexpr (I) {
+        if (b < 0 || b >= static_cast<T>(sizeof(T) * 8)) return T(a < 0 ? -1 : 0);
+        const __int128 p = __int128(1) << b;
+        return static_cast<T>(wide(a) / p - (a < 0 && wide(a) % p != 0));
+      }
       break;
     case Op::abs: if constexpr (B) return a; else if constexpr (I) return to_wrapped<T>(a < 0 ? -wide(a) : wide(a)); else return std::fabs(a);
     case Op::sqrt: if constexpr (!B && !I) return std::sqrt(a); break;
@@ -212,7 +219,8 @@ template <class T> T reference(Op op, T a, T b, T c) {
     case Op::logaddexp: if constexpr (!B && !I) return static_cast<T>(log_add_exp<false>(a, b)); break;
     case Op::logaddexp2: if constexpr (!B && !I) return static_cast<T>(log_add_exp<true>(a, b)); break;
     case Op::heaviside:
-      if constexpr (!B && !I) return std::isnan(a) ? std::numeric_limits<T>::quiet_NaN() : a == 0 ? b : a < 0 ? T(0) : T(1);
+      if constexpr (!B && !I)
+        return std::isnan(a) ? std::numeric_limits<T>::quiet_NaN() : a == 0 ? b : a < 0 ? T(0) : T(1);
       break;
     case Op::nan_to_num:
       if constexpr (!B && !I) {
