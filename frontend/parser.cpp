@@ -10,6 +10,7 @@
 #include <cstring>
 #include <limits>
 #include <optional>
+#include <span>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -736,14 +737,14 @@ class Parser {
     return a;
   }
 
-  // zeros((3, 4)), arange(0, 1, 0.1), uniform(size=1000, seed=7), zeros_like(x), ...
-  int parse_generator(const Token& name, const GenSignature& sig) {
-    const int pos = static_cast<int>(name.pos);
-    const std::string fn(name.text);
+  // A call's arguments, from after the name up to its ')', in Python's way: positional ones,
+  // then keywords (`shape=` is `size=`), a trailing comma allowed. parse_one(slot) reads the
+  // argument for params[slot].
+  template <class ParseOne>
+  void parse_arguments(const std::string& fn, std::span<const std::string_view> params, ParseOne parse_one) {
     advance();  // '('
-    GenArg args[5];
-    int nparams = 0;
-    while (nparams < 5 && !sig.params[nparams].empty()) ++nparams;
+    const int nparams = static_cast<int>(params.size());
+    std::vector<bool> given(params.size());
     int positional = 0;
     bool keywords = false;
     bool first = true;
@@ -756,16 +757,16 @@ class Parser {
       first = false;
       int slot;
       if (tok_.kind == Tok::Name && lex(text_, tok_.end).text == "=") {
-        Token key = tok_;
+        const Token key = tok_;
         slot = -1;
         for (int i = 0; i < nparams; ++i)
-          if (sig.params[i] == key.text || (key.text == "shape" && sig.params[i] == "size")) slot = i;  // shape= is size=
+          if (params[i] == key.text || (key.text == "shape" && params[i] == "size")) slot = i;  // shape= is size=
         if (slot < 0) {
           std::string names;
-          for (int i = 0; i < nparams; ++i) names += (i ? ", " : "") + std::string(sig.params[i]);
+          for (int i = 0; i < nparams; ++i) names += (i ? ", " : "") + std::string(params[i]);
           parse_error(key.pos, fn + " has no keyword argument " + quoted(key.text) + " (it takes " + names + ")");
         }
-        if (args[slot].given) parse_error(key.pos, fn + " got argument " + quoted(key.text) + " twice");
+        if (given[slot]) parse_error(key.pos, fn + " got argument " + quoted(key.text) + " twice");
         advance();
         advance();  // '='
         keywords = true;
@@ -775,8 +776,19 @@ class Parser {
           parse_error(tok_.pos, fn + " takes at most " + std::to_string(nparams) + " arguments");
         slot = positional++;
       }
-      args[slot] = parse_gen_arg();
+      given[slot] = true;
+      parse_one(slot);
     }
+  }
+
+  // zeros((3, 4)), arange(0, 1, 0.1), uniform(size=1000, seed=7), zeros_like(x), ...
+  int parse_generator(const Token& name, const GenSignature& sig) {
+    const int pos = static_cast<int>(name.pos);
+    const std::string fn(name.text);
+    GenArg args[5];
+    int nparams = 0;
+    while (nparams < 5 && !sig.params[nparams].empty()) ++nparams;
+    parse_arguments(fn, std::span(sig.params, nparams), [&](int slot) { args[slot] = parse_gen_arg(); });
     advance();  // ')'
     for (int i = 0; i < sig.required; ++i)
       if (!args[i].given)
@@ -939,44 +951,18 @@ class Parser {
     const int pos = static_cast<int>(name.pos);
     const std::string fn(name.text);
     constexpr std::string_view kParams[] = {"a", "b", "rtol", "atol", "equal_nan"};
-    int args[5] = {-1, -1, -1, -1, -1};
+    int args[4] = {-1, -1, -1, -1};
     bool equal_nan = false;
-    advance();  // '('
-    int positional = 0;
-    bool keywords = false;
-    while (!at_punct(")")) {
-      if (positional > 0 || keywords) {
-        if (!at_punct(",")) unexpected(tok_, "; expected ',' or ')'");
-        advance();
-      }
-      int slot = positional;
-      if (tok_.kind == Tok::Name && lex(text_, tok_.end).text == "=") {
-        slot = -1;
-        for (int i = 0; i < 5; ++i)
-          if (kParams[i] == tok_.text) slot = i;
-        if (slot < 0)
-          parse_error(tok_.pos,
-                      fn + " has no keyword argument " + quoted(tok_.text) + " (it takes a, b, rtol, atol, equal_nan)");
-        if (args[slot] >= 0 || (slot == 4 && equal_nan))
-          parse_error(tok_.pos, fn + " got argument " + quoted(tok_.text) + " twice");
-        advance();
-        advance();  // '='
-        keywords = true;
-      } else {
-        if (keywords) parse_error(tok_.pos, "positional argument after keyword arguments");
-        if (positional == 5) parse_error(tok_.pos, fn + " takes at most 5 arguments");
-        ++positional;
-      }
-      if (slot == 4) {
-        if (tok_.kind != Tok::Name || (tok_.text != "True" && tok_.text != "False"))
-          unexpected(tok_, "; equal_nan takes True or False");
-        equal_nan = tok_.text == "True";
-        args[4] = 0;
-        advance();
-      } else {
+    parse_arguments(fn, kParams, [&](int slot) {
+      if (slot < 4) {
         args[slot] = parse_binary(kCompareLevel);
+        return;
       }
-    }
+      if (tok_.kind != Tok::Name || (tok_.text != "True" && tok_.text != "False"))
+        unexpected(tok_, "; equal_nan takes True or False");
+      equal_nan = tok_.text == "True";
+      advance();
+    });
     advance();  // ')'
     if (args[0] < 0 || args[1] < 0)
       throw Error(Status::BadArgument, fn + " at position " + std::to_string(pos) + " needs a and b", pos);
