@@ -8,16 +8,26 @@
 
 namespace kiln::simd {
 
+// The sets this build compiled (meson's -Dsimd; KILN_SIMD_<SET> for each); SSE2 always.
 const KernelTable& kernels_sse2();
+#ifdef KILN_SIMD_AVX2
 const KernelTable& kernels_avx2();
+#endif
+#ifdef KILN_SIMD_AVX512
 const KernelTable& kernels_avx512();
+#endif
 
+// The sets both this CPU runs and this build has, narrowest first.
 std::vector<std::string> available_isas() {
-  auto cpu = xsimd::available_architectures();
+  [[maybe_unused]] auto cpu = xsimd::available_architectures();
   std::vector<std::string> isas;
   if (cpu.sse2) isas.push_back("sse2");
+#ifdef KILN_SIMD_AVX2
   if (cpu.fma3_avx2) isas.push_back("avx2");
+#endif
+#ifdef KILN_SIMD_AVX512
   if (cpu.avx512bw && cpu.avx512dq && cpu.avx512cd && cpu.avx512f) isas.push_back("avx512");
+#endif
   return isas;
 }
 
@@ -25,8 +35,12 @@ const KernelTable* table_for(const std::string& isa) {
   for (const std::string& have : available_isas()) {
     if (have != isa) continue;
     if (isa == "sse2") return &kernels_sse2();
+#ifdef KILN_SIMD_AVX2
     if (isa == "avx2") return &kernels_avx2();
+#endif
+#ifdef KILN_SIMD_AVX512
     if (isa == "avx512") return &kernels_avx512();
+#endif
   }
   return nullptr;
 }
@@ -40,7 +54,7 @@ const KernelTable& default_table() {
         std::string have;
         for (const std::string& s : available_isas()) have += " " + s;
         throw Error(Status::BadArgument, std::string("KILN_SIMD=") + forced +
-                                             " is not an instruction set this CPU supports (available:" + have + ")");
+                                             " is not an instruction set this CPU runs and this build has (available:" + have + ")");
       }
       return t;
     }
