@@ -120,7 +120,7 @@ void Runtime::set_isa(const std::string& isa) {
   if (!t) {
     std::string have;
     for (const std::string& s : simd::available_isas()) have += " " + s;
-    throw Error(Status::BadArgument, "instruction set '" + isa + "' is not available (this CPU and this build have:" + have + ")");
+    throw Error(Status::BadArgument, "instruction set '" + isa + "' is not available on this CPU in this build (available:" + have + ")");
   }
   std::lock_guard<std::mutex> lock(mutex_);
   kernels_ = t;

@@ -9,11 +9,18 @@ mkdir -p "$out"
 common=(engine/dtype.cpp engine/array.cpp engine/ops.cpp engine/graph.cpp engine/generate.cpp engine/linalg.cpp)
 flags=(-std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Iengine -Ifrontend -Ibackends/io
        -Ibackends/simd -Ibackends/blas)
-clang++ "${flags[@]}" "${common[@]}" frontend/parser.cpp fuzz/fuzz_parser.cpp -o "$out/fuzz_parser"
-clang++ "${flags[@]}" "${common[@]}" backends/io/npy.cpp fuzz/fuzz_npy.cpp -o "$out/fuzz_npy"
+# The three targets compile side by side (each is one clang++ call over its sources).
+clang++ "${flags[@]}" "${common[@]}" frontend/parser.cpp fuzz/fuzz_parser.cpp -o "$out/fuzz_parser" &
+parser_build=$!
+clang++ "${flags[@]}" "${common[@]}" backends/io/npy.cpp fuzz/fuzz_npy.cpp -o "$out/fuzz_npy" &
+npy_build=$!
 # CRC-32 checks are skipped in this build only: a fuzzer cannot forge them.
 clang++ "${flags[@]}" -DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION "${common[@]}" backends/io/npy.cpp \
-  backends/io/atomic_file.cpp backends/io/npz.cpp fuzz/fuzz_npz.cpp -lz -o "$out/fuzz_npz"
+  backends/io/atomic_file.cpp backends/io/npz.cpp fuzz/fuzz_npz.cpp -lz -o "$out/fuzz_npz" &
+npz_build=$!
+wait $parser_build
+wait $npy_build
+wait $npz_build
 mkdir -p "$out/corpus_parser" "$out/corpus_npy" "$out/corpus_npz"
 i=0
 for e in 'sqrt(a*a + b*b)' 'where(x > 0, x, 0.1*x)' '-x**2 // 3 % y' '(a < b) & ~(c >= 1e-3)' 'clip(float32(a), -1, .5)' \
