@@ -18,9 +18,9 @@ npy_build=$!
 clang++ "${flags[@]}" -DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION "${common[@]}" backends/io/npy.cpp \
   backends/io/atomic_file.cpp backends/io/npz.cpp fuzz/fuzz_npz.cpp -lz -o "$out/fuzz_npz" &
 npz_build=$!
-wait $parser_build
-wait $npy_build
-wait $npz_build
+built=0
+for job in $parser_build $npy_build $npz_build; do wait $job || built=1; done
+[ $built = 0 ] || exit 1
 mkdir -p "$out/corpus_parser" "$out/corpus_npy" "$out/corpus_npz"
 i=0
 for e in 'sqrt(a*a + b*b)' 'where(x > 0, x, 0.1*x)' '-x**2 // 3 % y' '(a < b) & ~(c >= 1e-3)' 'clip(float32(a), -1, .5)' \

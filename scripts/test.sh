@@ -37,8 +37,12 @@ has() { grep -qw "$1" /proc/cpuinfo; }
 simd=sse2
 if has avx2 && has fma; then simd+=,avx2; fi
 if has avx512f && has avx512cd && has avx512dq && has avx512bw; then simd+=,avx512; fi  # as dispatch.cpp asks
-[ -d build-asan/meson-info ] || meson setup build-asan --buildtype=plain -Doptimization=2 -Db_ndebug=false -Dcpp_args=-g1 \
-  -Db_sanitize=address,undefined -Db_lundef=false -Dsimd=$simd >/dev/null || exit 1
+if [ -d build-asan/meson-info ]; then
+  meson configure build-asan -Dsimd=$simd >/dev/null || exit 1
+else
+  meson setup build-asan --buildtype=plain -Doptimization=2 -Db_ndebug=false -Dcpp_args=-g1 \
+    -Db_sanitize=address,undefined -Db_lundef=false -Dsimd=$simd >/dev/null || exit 1
+fi
 echo "kernels for $simd"
 
 if ninja -C build-asan -j "$jobs" >build-asan/ninja.log 2>&1; then
