@@ -58,6 +58,26 @@ Graph simplify(const Graph& g, const std::vector<NodeType>& types) {
           m = literal_of(out, t.dtype, t.value, n.pos);
           break;
         }
+        // x * 1 where the product keeps x's dtype is x, bit for bit (-0.0 and NaN included):
+        // isclose's `b * 1.0`, NumPy's idiom for making b float, costs nothing for float b.
+        if (n.op == Op::multiply) {
+          auto is_one = [&](int arg) {
+            const NodeType& u = types[n.args[arg]];
+            return u.weak && u.known && u.value.kind != Kind::Bool && u.value.as_double() == 1.0;
+          };
+          auto keeps_dtype = [&](int arg) {
+            const NodeType& u = types[n.args[arg]];
+            return !u.weak && u.dtype == t.dtype && u.dtype == t.compute;
+          };
+          if (is_one(1) && keeps_dtype(0)) {
+            m = args[0];
+            break;
+          }
+          if (is_one(0) && keeps_dtype(1)) {
+            m = args[1];
+            break;
+          }
+        }
         if (n.op == Op::power) {
           const NodeType& base = types[n.args[0]];
           const NodeType& e = types[n.args[1]];

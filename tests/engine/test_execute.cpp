@@ -294,6 +294,41 @@ TEST_CASE("common subexpressions are computed once per chunk", "[execute][plan]"
   CHECK(count("add<") == 1);
 }
 
+TEST_CASE("x * 1 that keeps x's dtype is no instruction and gives x's bits", "[execute][plan]") {
+  const double specials[] = {-0.0, 0.0, std::nan(""), -std::numeric_limits<double>::infinity(), 5e-324, -1.5, 3.0};
+  Array a = Array::empty(DType::Float64, {7});
+  std::memcpy(a.data(), specials, sizeof specials);
+  Array f = Array::empty(DType::Float32, {7}), k = Array::empty(DType::Int32, {7}), p = Array::empty(DType::Bool, {7});
+  for (int i = 0; i < 7; ++i) {
+    f.data_as<float>()[i] = static_cast<float>(specials[i]);
+    k.data_as<int32_t>()[i] = i - 3;
+    p.data_as<bool>()[i] = i % 2;
+  }
+  auto multiplies = [](const kiln::Expr& e) {
+    const std::string plan = kiln::explain(e);
+    size_t n = 0;
+    for (size_t at = plan.find("multiply<"); at != std::string::npos; at = plan.find("multiply<", at + 1)) ++n;
+    return n;
+  };
+  CHECK(multiplies(kiln::Expr(a) * 1.0 + a) == 0);
+  CHECK(multiplies(1.0 * kiln::Expr(a) + a) == 0);
+  CHECK(multiplies(kiln::Expr(f) * 1 + f) == 0);
+  CHECK(multiplies(kiln::Expr(k) * 1 + k) == 0);
+  CHECK(multiplies(kiln::Expr(k) * 1.0 + k) == 1);  // int32 * 1.0 is float64: a conversion
+  CHECK(multiplies(kiln::Expr(p) * 1 + p) == 1);    // bool * 1 is int64
+  CHECK(multiplies(kiln::Expr(f) * kiln::Expr(a) + a) == 1);
+  CHECK(multiplies(kiln::Expr(a) * 2.0 + a) == 1);
+  for (const kiln::Expr& e : {kiln::Expr(a) * 1.0, 1.0 * kiln::Expr(a), kiln::Expr(a) * 1}) {
+    Array r = kiln::eval(e);
+    REQUIRE(r.dtype() == DType::Float64);
+    CHECK(std::memcmp(r.data(), a.data(), sizeof specials) == 0);
+    CHECK(r.data() != a.data());  // a new array, as NumPy's a * 1.0
+  }
+  Array r = kiln::eval(kiln::Expr(k) * 1.0);
+  REQUIRE(r.dtype() == DType::Float64);
+  for (int i = 0; i < 7; ++i) CHECK(r.data_as<double>()[i] == i - 3);
+}
+
 TEST_CASE("concurrent evaluation from 8 user threads", "[execute][threads]") {
   std::atomic<int> failures{0};
   std::vector<std::thread> threads;
