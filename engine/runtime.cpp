@@ -117,11 +117,7 @@ const simd::KernelTable& Runtime::kernels() {
 
 void Runtime::set_isa(const std::string& isa) {
   const simd::KernelTable* t = simd::table_for(isa);
-  if (!t) {
-    std::string have;
-    for (const std::string& s : simd::available_isas()) have += " " + s;
-    throw Error(Status::BadArgument, "instruction set '" + isa + "' is not available on this CPU in this build (available:" + have + ")");
-  }
+  if (!t) throw Error(Status::BadArgument, "instruction set '" + isa + "' " + simd::unavailable_reason(isa));
   std::lock_guard<std::mutex> lock(mutex_);
   kernels_ = t;
 }

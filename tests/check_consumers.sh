@@ -60,6 +60,8 @@ from kiln._lib import lib
 assert lib.kiln_set_simd_isa(b"none") != 0
 built = lib.kiln_last_error().decode()
 assert built.endswith("(available: sse2)"), f"built with -Dkiln:simd=sse2: {built}"
+assert lib.kiln_set_simd_isa(b"avx2") != 0
+assert "was not built" in lib.kiln_last_error().decode(), lib.kiln_last_error().decode()
 print("import kiln:", kiln.LIBRARY)
 PY
 echo "both consumers built and passed; the Python package imports"

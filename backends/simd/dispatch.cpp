@@ -45,17 +45,28 @@ const KernelTable* table_for(const std::string& isa) {
   return nullptr;
 }
 
+std::string unavailable_reason(const std::string& isa) {
+  bool built = isa == "sse2";
+#ifdef KILN_SIMD_AVX2
+  built = built || isa == "avx2";
+#endif
+#ifdef KILN_SIMD_AVX512
+  built = built || isa == "avx512";
+#endif
+  std::string why = isa != "sse2" && isa != "avx2" && isa != "avx512" ? "is not an instruction set kiln has"
+                    : !built ? "was not built (meson's -Dsimd)"
+                             : "is not one this CPU runs";
+  std::string have;
+  for (const std::string& s : available_isas()) have += " " + s;
+  return why + " (available:" + have + ")";
+}
+
 const KernelTable& default_table() {
   static const KernelTable* chosen = [] {
     const char* forced = std::getenv("KILN_SIMD");
     if (forced && *forced) {
       const KernelTable* t = table_for(forced);
-      if (!t) {
-        std::string have;
-        for (const std::string& s : available_isas()) have += " " + s;
-        throw Error(Status::BadArgument, std::string("KILN_SIMD=") + forced +
-                                             " is not an instruction set this CPU runs and this build has (available:" + have + ")");
-      }
+      if (!t) throw Error(Status::BadArgument, std::string("KILN_SIMD=") + forced + " " + unavailable_reason(forced));
       return t;
     }
     return table_for(available_isas().back());

@@ -204,6 +204,9 @@ struct KernelTable {
 std::vector<std::string> available_isas();
 // The table for a named set; null when unknown or not supported by this CPU.
 const KernelTable* table_for(const std::string& isa);
+// Why table_for(isa) is null (a name kiln does not know, a set this build did not compile,
+// one this CPU does not run), ending "(available: <sets>)".
+std::string unavailable_reason(const std::string& isa);
 // KILN_SIMD if set (an unknown or unsupported value is an error at first use), else the best.
 const KernelTable& default_table();
 
