@@ -1,5 +1,8 @@
 // Chooses a kernel table at run time from what the CPU supports (xsimd's cpuid).
+#include <algorithm>
 #include <cstdlib>
+#include <iterator>
+#include <string_view>
 
 #include <xsimd/xsimd.hpp>
 
@@ -8,51 +11,47 @@
 
 namespace kiln::simd {
 
-// The sets this build compiled (meson's -Dsimd; KILN_SIMD_<SET> for each); SSE2 always.
 const KernelTable& kernels_sse2();
-#ifdef KILN_SIMD_AVX2
 const KernelTable& kernels_avx2();
-#endif
-#ifdef KILN_SIMD_AVX512
 const KernelTable& kernels_avx512();
-#endif
 
-// The sets both this CPU runs and this build has, narrowest first.
-std::vector<std::string> available_isas() {
-  [[maybe_unused]] auto cpu = xsimd::available_architectures();
-  std::vector<std::string> isas;
-  if (cpu.sse2) isas.push_back("sse2");
+using Cpu = decltype(xsimd::available_architectures());
+
+// The sets this build compiled (meson's -Dsimd defines KILN_SIMD_<SET> for each; SSE2
+// always), narrowest first, and whether a CPU runs each.
+struct BuiltSet {
+  std::string_view name;
+  const KernelTable& (*table)();
+  bool (*runs)(const Cpu&);
+};
+constexpr BuiltSet kBuilt[] = {
+    {"sse2", kernels_sse2, [](const Cpu& cpu) { return bool(cpu.sse2); }},
 #ifdef KILN_SIMD_AVX2
-  if (cpu.fma3_avx2) isas.push_back("avx2");
+    {"avx2", kernels_avx2, [](const Cpu& cpu) { return bool(cpu.fma3_avx2); }},
 #endif
 #ifdef KILN_SIMD_AVX512
-  if (cpu.avx512bw && cpu.avx512dq && cpu.avx512cd && cpu.avx512f) isas.push_back("avx512");
+    {"avx512", kernels_avx512,
+     [](const Cpu& cpu) { return bool(cpu.avx512bw && cpu.avx512dq && cpu.avx512cd && cpu.avx512f); }},
 #endif
+};
+
+std::vector<std::string> available_isas() {
+  const Cpu cpu = xsimd::available_architectures();
+  std::vector<std::string> isas;
+  for (const BuiltSet& set : kBuilt)
+    if (set.runs(cpu)) isas.emplace_back(set.name);
   return isas;
 }
 
 const KernelTable* table_for(const std::string& isa) {
-  for (const std::string& have : available_isas()) {
-    if (have != isa) continue;
-    if (isa == "sse2") return &kernels_sse2();
-#ifdef KILN_SIMD_AVX2
-    if (isa == "avx2") return &kernels_avx2();
-#endif
-#ifdef KILN_SIMD_AVX512
-    if (isa == "avx512") return &kernels_avx512();
-#endif
-  }
+  const Cpu cpu = xsimd::available_architectures();
+  for (const BuiltSet& set : kBuilt)
+    if (set.name == isa && set.runs(cpu)) return &set.table();
   return nullptr;
 }
 
 std::string unavailable_reason(const std::string& isa) {
-  bool built = isa == "sse2";
-#ifdef KILN_SIMD_AVX2
-  built = built || isa == "avx2";
-#endif
-#ifdef KILN_SIMD_AVX512
-  built = built || isa == "avx512";
-#endif
+  const bool built = std::any_of(std::begin(kBuilt), std::end(kBuilt), [&](const BuiltSet& set) { return set.name == isa; });
   std::string why = isa != "sse2" && isa != "avx2" && isa != "avx512" ? "is not an instruction set kiln has"
                     : !built ? "was not built (meson's -Dsimd)"
                              : "is not one this CPU runs";
