@@ -281,14 +281,17 @@ TEST_CASE("out: broadcasting into it, same_kind casting, and errors that leave i
   CHECK_THROWS_AS(kiln::eval(kiln::Expr(v) + 1.0, bcast), kiln::Error);
 }
 
+// How many times `what` occurs in `text` (instructions of a kind in an explained plan).
+size_t occurrences(const std::string& text, const std::string& what) {
+  size_t n = 0;
+  for (size_t p = text.find(what); p != std::string::npos; p = text.find(what, p + 1)) ++n;
+  return n;
+}
+
 TEST_CASE("common subexpressions are computed once per chunk", "[execute][plan]") {
   Array a = random_f64({10}, 15), b = random_f64({10}, 16);
   std::string plan = kiln::explain(kiln::sqrt(a * b) + kiln::sqrt(a * b) * (a * b));
-  auto count = [&](const std::string& what) {
-    size_t n = 0;
-    for (size_t p = plan.find(what); p != std::string::npos; p = plan.find(what, p + 1)) ++n;
-    return n;
-  };
+  auto count = [&](const std::string& what) { return occurrences(plan, what); };
   CHECK(count("multiply<") == 2);  // a*b once, then sqrt(a*b) * (a*b)
   CHECK(count("sqrt<") == 1);
   CHECK(count("add<") == 1);
@@ -304,12 +307,7 @@ TEST_CASE("x * 1 that keeps x's dtype is no instruction and gives x's bits", "[e
     k.data_as<int32_t>()[i] = i - 3;
     p.data_as<bool>()[i] = i % 2;
   }
-  auto multiplies = [](const kiln::Expr& e) {
-    const std::string plan = kiln::explain(e);
-    size_t n = 0;
-    for (size_t at = plan.find("multiply<"); at != std::string::npos; at = plan.find("multiply<", at + 1)) ++n;
-    return n;
-  };
+  auto multiplies = [](const kiln::Expr& e) { return occurrences(kiln::explain(e), "multiply<"); };
   CHECK(multiplies(kiln::Expr(a) * 1.0 + a) == 0);
   CHECK(multiplies(1.0 * kiln::Expr(a) + a) == 0);
   CHECK(multiplies(kiln::Expr(f) * 1 + f) == 0);
