@@ -5,7 +5,7 @@
 //
 //   kiln-ab LIB_A LIB_B [--dtype f32|f64] [--n N] [--iters K] [--rounds R] [--threads T]
 //           [--stride S | --cols C [--a-order c|f] [--out-order c|f]] [--out-len K]
-//           [--env-a NAME=VALUE[,...]] [--env-b NAME=VALUE[,...]] [--pages huge|4k] [--offset B] EXPR...
+//           [--env-a NAME=VALUE[,...]] [--env-b NAME=VALUE[,...]] [--pages huge|4k] [--offset B] [--out-offset B] EXPR...
 //
 // Each library is dlopen'ed on its own (RTLD_LOCAL: its own plan cache, thread pool
 // settings and kernel tables) and reached through the C ABI only. The operands are a, b
@@ -23,6 +23,8 @@
 // (--pages 4k: they do not; a*b + c over 10^7 float64s ran 1.2x slower so). --offset B
 // starts every buffer B bytes past a cache line (a multiple of the item size): glibc's
 // malloc hands out large blocks 16 bytes past a page, and NumPy's arrays lie so.
+// --out-offset B places the result alone (default: --offset), as a result kiln allocates
+// (on a line) over NumPy's operands (16 past one) lies.
 // The two builds must agree on the op tables (ops.def and friends): GCC makes their inline
 // constexpr arrays process-wide unique symbols, which RTLD_LOCAL does not separate. They
 // also share one libtbb.
@@ -148,7 +150,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr,
                  "usage: kiln-ab LIB_A LIB_B [--dtype f32|f64] [--n N] [--iters K] [--rounds R] [--threads T] "
                  "[--stride S | --cols C [--a-order c|f] [--out-order c|f]] [--out-len K] [--env-a NAME=VALUE[,...]] "
-                 "[--env-b NAME=VALUE[,...]] [--pages huge|4k] [--offset B] EXPR...\n");
+                 "[--env-b NAME=VALUE[,...]] [--pages huge|4k] [--offset B] [--out-offset B] EXPR...\n");
     return 2;
   }
   const char* paths[2] = {argv[1], argv[2]};
@@ -167,6 +169,7 @@ int main(int argc, char** argv) {
   bool out_transposed = false;  // --out-order f: the same for the result
   bool small_pages = false;     // --pages 4k: no transparent huge pages asked for
   long offset = 0;              // --offset B: every buffer starts B bytes past a 2 MiB boundary
+  long out_offset = -1;         // --out-offset B: the result's, when it differs
   std::vector<std::pair<std::string, std::string>> env[2];  // --env-a, --env-b: set while A (B) runs
   std::vector<const char*> exprs;
   for (int i = 3; i < argc; ++i) {
@@ -191,19 +194,21 @@ int main(int argc, char** argv) {
     else if ((flag == "--a-order" || flag == "--out-order") && (std::strcmp(value, "c") == 0 || std::strcmp(value, "f") == 0))
       (flag == "--a-order" ? a_transposed : out_transposed) = value[0] == 'f';
     else if (flag == "--offset") offset = number(argv[i - 1], value, 0);
+    else if (flag == "--out-offset") out_offset = number(argv[i - 1], value, 0);
     else if (flag == "--pages" && (std::strcmp(value, "huge") == 0 || std::strcmp(value, "4k") == 0))
       small_pages = value[0] == '4';
     else if ((flag == "--env-a" || flag == "--env-b") && std::strchr(value, '=')) env[flag[6] == 'b'] = assignments(value);
     else {
       std::fprintf(stderr,
                    "kiln-ab: unknown option %s %s (--dtype f32|f64, --n, --stride, --iters, --rounds, --threads, "
-                   "--cols, --a-order c|f, --out-order c|f, --out-len, --env-a, --env-b, --pages huge|4k, --offset)\n",
+                   "--cols, --a-order c|f, --out-order c|f, --out-len, --env-a, --env-b, --pages huge|4k, --offset, --out-offset)\n",
                    argv[i - 1], value);
       return 2;
     }
   }
-  if (offset % (f32 ? 4 : 8) != 0 || offset > 4096) {
-    std::fprintf(stderr, "kiln-ab: --offset must be a multiple of the item size, at most 4096\n");
+  if (out_offset < 0) out_offset = offset;
+  if (offset % (f32 ? 4 : 8) != 0 || offset > 4096 || out_offset % (f32 ? 4 : 8) != 0 || out_offset > 4096) {
+    std::fprintf(stderr, "kiln-ab: --offset and --out-offset must be multiples of the item size, at most 4096\n");
     return 2;
   }
   if (stride > (long{1} << 40) / n) {
@@ -218,9 +223,8 @@ int main(int argc, char** argv) {
 
   Buffer a(static_cast<size_t>(stride * n), small_pages, offset), b(static_cast<size_t>(n), small_pages, offset),
       c(b.size(), small_pages, offset);
-  // The result starts where the operands do: on a cache line, as arrays kiln allocates do,
-  // unless --offset says otherwise.
-  Buffer out_store(b.size(), small_pages, offset);
+  // The result starts where the operands do unless --out-offset says otherwise.
+  Buffer out_store(b.size(), small_pages, static_cast<size_t>(out_offset));
   double* out = out_store.data();
   auto fill = [&](const Buffer& v, double scale, double shift) {
     for (size_t i = 0; i < v.size(); ++i) {

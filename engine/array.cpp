@@ -183,12 +183,15 @@ static void check_ndim(size_t ndim) {
     throw Error(Status::BadArgument, "arrays may have at most 32 dimensions, got " + std::to_string(ndim));
 }
 
-Array Array::empty(DType dtype, const Shape& shape) {
+Array Array::empty(DType dtype, const Shape& shape) { return empty_past_line(dtype, shape, 0); }
+
+Array Array::empty_past_line(DType dtype, const Shape& shape, size_t past) {
   check_ndim(shape.size());
+  KILN_ASSERT(past < 64 && past % kiln::itemsize(dtype) == 0);
   int64_t n = shape_size(shape);
   if (n > static_cast<int64_t>(SIZE_MAX / 16))
     throw Error(Status::OutOfMemory, "array of shape " + shape_str(shape) + " is too large");
-  size_t nbytes = static_cast<size_t>(n) * kiln::itemsize(dtype);
+  const size_t nbytes = static_cast<size_t>(n) * kiln::itemsize(dtype), held = nbytes + past;
   void* p;
   std::function<void()> release;
 #if defined(__SANITIZE_ADDRESS__)
@@ -196,12 +199,12 @@ Array Array::empty(DType dtype, const Shape& shape) {
 #else
   constexpr bool use_cache = true;
 #endif
-  if (use_cache && nbytes >= BufferCache::kMinBytes) {
-    size_t capacity = BufferCache::size_class(nbytes);
+  if (use_cache && held >= BufferCache::kMinBytes) {
+    size_t capacity = BufferCache::size_class(held);
     p = BufferCache::instance().get(capacity);
     release = [p, capacity] { BufferCache::instance().put(p, capacity); };
   } else {
-    size_t rounded = (nbytes + 63) / 64 * 64;
+    size_t rounded = (held + 63) / 64 * 64;
     p = std::aligned_alloc(64, rounded ? rounded : 64);
     release = [p] { std::free(p); };
   }
@@ -210,7 +213,7 @@ Array Array::empty(DType dtype, const Shape& shape) {
                                          dtype_name(dtype) + " array of shape " + shape_str(shape));
   g_array_bytes_allocated.fetch_add(nbytes, std::memory_order_relaxed);
   Array a;
-  a.buffer_ = std::make_shared<Buffer>(p, nbytes, std::move(release));
+  a.buffer_ = std::make_shared<Buffer>(static_cast<char*>(p) + past, nbytes, std::move(release));
   a.dtype_ = dtype;
   a.shape_ = shape;
   a.strides_ = c_strides(shape, kiln::itemsize(dtype));

@@ -1,7 +1,8 @@
 // Array: a refcounted buffer plus dtype, shape, byte strides (negative allowed) and a byte
 // offset. Views (slice, transpose, reshape, broadcast_to) share the buffer; copying an Array
-// copies the handle, never the bytes. A buffer is either kiln's own 64-byte-aligned
-// allocation or user memory wrapped with a release callback; nothing else can tell which.
+// copies the handle, never the bytes. A buffer is either kiln's own allocation (64-byte
+// aligned, or placed past a line as a result's operands are: empty_past_line) or user memory
+// wrapped with a release callback; nothing else can tell which.
 #pragma once
 #include <algorithm>
 #include <compare>
@@ -165,6 +166,9 @@ class Array {
 
   // New C-contiguous array, 64-byte aligned, contents uninitialised.
   static Array empty(DType dtype, const Shape& shape);
+  // The same, starting `past` bytes after a cache line (a multiple of the item size, under
+  // 64): a result placed as its operands lie, so that its lines and theirs start together.
+  static Array empty_past_line(DType dtype, const Shape& shape, size_t past);
   static Array zeros(DType dtype, const Shape& shape);
   // Zero-copy view of user memory. byte_strides empty means C-contiguous. `release` (may
   // be empty) is called when kiln drops its last reference.

@@ -1722,6 +1722,31 @@ uint64_t serial_threshold() {
 namespace {
 
 
+// Where a loop's new results start: the element count to the first cache line that most
+// of the operands read whole in memory share (0 when most start on one). NumPy's arrays
+// lie 16 bytes past a line (malloc's large blocks); a result on a line beside them
+// left every chunk's AVX-512 loads or stores straddling lines whatever line_head chose,
+// while with all of them alike the chunks start on lines for all. Zen 5, 1 thread, 10^6
+// float64, kiln-ab operands 16 past a line and the result on one, over all 16 past:
+// floor(a) 1.2x the time, sqrt(a*a + b*b) 1.8-2.0x, where(a > 0, a, 0.1*a) 1.8x, a + b
+// 1.1x (and all 16 past ran as fast as all on lines).
+int64_t common_head(const std::vector<Array>& reads, const Shape& shape) {
+  std::vector<std::pair<int64_t, int>> heads;  // (head, operands)
+  for (const Array& r : reads) {
+    if (!r.data() || r.shape() != shape || !r.is_c_contiguous() || r.size() <= 1) continue;
+    const int64_t head = items_to_line(r.data(), r.itemsize());
+    if (head < 0) continue;
+    auto it = std::find_if(heads.begin(), heads.end(), [&](const auto& h) { return h.first == head; });
+    if (it == heads.end()) heads.push_back({head, 1});
+    else ++it->second;
+  }
+  int64_t best = 0;
+  int most = 0;
+  for (const auto& [head, count] : heads)
+    if (count > most || (count == most && head == 0)) best = head, most = count;
+  return best;
+}
+
 // The loop step's arrays, checked and allocated: its outputs (new, or `out`) and, for
 // each block it runs, that block's shape and reads broadcast to it. `together`: one pass
 // of the step's body over shapes[0].
@@ -1762,15 +1787,17 @@ LoopArrays prepare_loop(const Plan& plan, const Step& st, const std::vector<Arra
   }
   if (st.separate.empty()) w.shapes.push_back(block_shape(plan, st.body, values));
   for (const Block& b : st.separate) w.shapes.push_back(block_shape(plan, b, values));
-  for (size_t j = 0; j < st.outputs.size(); ++j) {
-    w.outs.push_back(Array::empty(plan.outputs[st.outputs[j]].dtype, w.shapes[j]));
-    results[st.outputs[j]] = w.outs.back();
-  }
   w.together = std::all_of(w.shapes.begin(), w.shapes.end(), [&](const Shape& s) { return s == w.shapes[0]; });
   if (w.together) {
     w.reads.push_back(broadcast_reads(plan, st.body, values, w.shapes[0]));
   } else {
     for (size_t j = 0; j < st.separate.size(); ++j) w.reads.push_back(broadcast_reads(plan, st.separate[j], values, w.shapes[j]));
+  }
+  const int64_t head = w.together ? common_head(w.reads[0], w.shapes[0]) : 0;
+  for (size_t j = 0; j < st.outputs.size(); ++j) {
+    const DType dtype = plan.outputs[st.outputs[j]].dtype;
+    w.outs.push_back(Array::empty_past_line(dtype, w.shapes[j], (64 - head * itemsize(dtype) % 64) % 64));
+    results[st.outputs[j]] = w.outs.back();
   }
   return w;
 }

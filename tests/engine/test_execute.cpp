@@ -886,6 +886,47 @@ TEST_CASE("every instruction set's gather copies the items a scalar loop picks",
   }
 }
 
+TEST_CASE("new results start past a cache line where most of their operands do, with the same values", "[execute]") {
+  // NumPy's arrays lie 16 bytes past a line; a result placed alike lets every chunk start
+  // on a line for all of them (common_head). Operands 16 bytes past a line: slices from
+  // element 2 of float64 and 4 of float32 arrays on lines.
+  const int64_t n = 100000;
+  auto past_line = [](const Array& x) { return reinterpret_cast<uintptr_t>(x.data()) % 64; };
+  Array a = iota(DType::Float64, {n + 2}, 0.25, 0.5).slice(0, 2, n + 2);
+  Array b = iota(DType::Float64, {n + 2}, -3.0, 0.125).slice(0, 2, n + 2);
+  Array on_line = iota(DType::Float64, {n}, 1.0, 0.25);
+  Array f = iota(DType::Float32, {n + 4}, 0.5, 1.0).slice(0, 4, n + 4);
+  REQUIRE(past_line(a) == 16);
+  REQUIRE(past_line(f) == 16);
+  auto check_values = [&](const Array& r, auto want) {
+    REQUIRE(r.size() == n);
+    int64_t wrong = 0;
+    for (int64_t i = 0; i < n; ++i) wrong += r.data_as<double>()[i] != want(i);
+    CHECK(wrong == 0);
+  };
+  const double* av = a.data_as<double>();
+  const double* bv = b.data_as<double>();
+  const double* ov = on_line.data_as<double>();
+  Array r = kiln::eval(kiln::sqrt(kiln::Expr(a) * a + kiln::Expr(b) * b));
+  CHECK(past_line(r) == 16);
+  check_values(r, [&](int64_t i) { return std::sqrt(av[i] * av[i] + bv[i] * bv[i]); });
+  // Two of three operands 16 past: placed as those two.
+  r = kiln::eval(kiln::Expr(a) * b + on_line);
+  CHECK(past_line(r) == 16);
+  check_values(r, [&](int64_t i) { return av[i] * bv[i] + ov[i]; });
+  // One each way: on a line (kiln's own arrays are).
+  r = kiln::eval(kiln::Expr(a) - on_line);
+  CHECK(past_line(r) == 0);
+  check_values(r, [&](int64_t i) { return av[i] - ov[i]; });
+  // float32 elements 12 items before a line: a float64 result's element 12 starts one.
+  r = kiln::eval(kiln::astype(kiln::Expr(f), DType::Float64) * 2.0);
+  CHECK(past_line(r) == 32);
+  check_values(r, [&](int64_t i) { return static_cast<double>(f.data_as<float>()[i]) * 2.0; });
+  // Nothing read from memory (creation) or broadcast operands only: on a line.
+  CHECK(past_line(kiln::eval(kiln::arange(0, n, 1, DType::Float64))) == 0);
+  CHECK(past_line(kiln::eval(kiln::Expr(a.slice(0, 0, 1)) + kiln::arange(0, n, 1, DType::Float64))) == 0);
+}
+
 TEST_CASE("outputs bigger than the caches are streamed to memory with the same values", "[execute][stream]") {
   // A loop that reads two or more operands from memory writes with non-temporal stores
   // from 64 MiB of output (its operands' 64 MiB for a block of one instruction): the
