@@ -10,6 +10,7 @@
 #include <cstring>
 #include <limits>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <xtensor/xadapt.hpp>
@@ -260,6 +261,52 @@ TEST_CASE("eval writes into strided views and into aliased inputs", "[expr]") {
   std::vector<double> yv = values_of<double>(y);
   CHECK(yv[0] == av[0]);
   for (size_t k = 1; k < av.size(); ++k) CHECK(yv[k] == av[k - 1] * 10);
+}
+
+TEST_CASE("one Expr evaluated again reads its inputs' current values, into any out dtype, from any thread", "[expr]") {
+  // eval keeps an Expr's lowering and plan on its root (evaluation() in expr.cpp): a
+  // repeated eval must still compute afresh, and plan again for another out dtype or set.
+  std::vector<double> av = doubles(100, 5);
+  Array a = make_array(av);
+  Expr e = kiln::where(Expr(a) > 0, Expr(a), 0.5 * Expr(a)) + 1;
+  auto want = [&](size_t k) { double v = values_of<double>(a)[k]; return (v > 0 ? v : 0.5 * v) + 1; };
+  for (int round = 0; round < 3; ++round) {
+    for (size_t k = 0; k < av.size(); ++k) a.data_as<double>()[k] = av[k] * (round % 2 ? -1.0 : 1.0) + round;
+    Array r = kiln::eval(e);
+    Array o64 = Array::zeros(DType::Float64, {100}), o32 = Array::zeros(DType::Float32, {100});
+    kiln::eval(e, o32);
+    kiln::eval(e, o64);
+    std::vector<double> rv = values_of<double>(r), v64 = values_of<double>(o64);
+    std::vector<float> v32 = values_of<float>(o32);
+    for (size_t k = 0; k < av.size(); ++k) {
+      INFO("round " << round << " element " << k);
+      CHECK(rv[k] == want(k));
+      CHECK(v64[k] == want(k));
+      CHECK(v32[k] == static_cast<float>(want(k)));
+    }
+  }
+  const std::string original = kiln::simd_isa();
+  for (const std::string& isa : kiln::available_simd_isas()) {
+    kiln::set_simd_isa(isa);
+    std::vector<double> rv = values_of<double>(kiln::eval(e));
+    for (size_t k = 0; k < av.size(); ++k) CHECK(rv[k] == want(k));
+  }
+  kiln::set_simd_isa(original);
+  // Threads evaluating the same Expr at once (each into its own out, or a new result).
+  std::vector<std::thread> threads;
+  std::vector<int> wrong(4, 0);
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&, t] {
+      Array o = Array::empty(t % 2 ? DType::Float32 : DType::Float64, {100});
+      for (int i = 0; i < 200; ++i) {
+        Array r = t == 3 ? kiln::eval(e) : (kiln::eval(e, o), o);
+        for (size_t k = 0; k < av.size(); ++k)
+          wrong[t] += (r.dtype() == DType::Float32 ? double(r.data_as<float>()[k]) : r.data_as<double>()[k]) !=
+                      (r.dtype() == DType::Float32 ? double(float(want(k))) : want(k));
+      }
+    });
+  for (std::thread& t : threads) t.join();
+  CHECK(wrong == std::vector<int>(4, 0));
 }
 
 TEST_CASE("explain shows the fused plan with the ops it runs", "[expr]") {
