@@ -226,6 +226,31 @@ int64_t load(const int64_t* p) {
   return v;
 }
 
+// NumPy's array interface as a C struct (PyArrayInterface, protocol version 3: what an
+// array's __array_struct__ capsule holds), with the flags kiln reads.
+struct NumpyArrayStruct {
+  int two;  // always 2: the protocol's check value
+  int nd;
+  char typekind;  // 'b' bool, 'i' signed integer, 'f' float, ...
+  int itemsize;
+  int flags;
+  const intptr_t* shape;
+  const intptr_t* strides;  // null: C-contiguous
+  void* data;
+  void* descr;
+};
+constexpr int kNumpyAligned = 0x100, kNumpyNotSwapped = 0x200;
+
+// The kiln dtype of a struct's typekind and itemsize, or -1.
+int dtype_of_struct(const NumpyArrayStruct& s) {
+  switch (s.typekind) {
+    case 'b': return s.itemsize == 1 ? KILN_BOOL : -1;
+    case 'i': return s.itemsize == 4 ? KILN_INT32 : s.itemsize == 8 ? KILN_INT64 : -1;
+    case 'f': return s.itemsize == 4 ? KILN_FLOAT32 : s.itemsize == 8 ? KILN_FLOAT64 : -1;
+    default: return -1;
+  }
+}
+
 // The records of kiln_eval_views (`fn`) as arrays over the caller's memory (no release:
 // borrowed).
 std::vector<kiln::Array> views_from(const char* fn, size_t n, const int64_t* views, size_t views_len) {
@@ -244,6 +269,24 @@ std::vector<kiln::Array> views_from(const char* fn, size_t n, const int64_t* vie
   for (size_t i = 0; i < n; ++i) {
     check(at + 3 <= views_len, i, [] { return std::string(" runs past views_len"); });
     const int64_t code = load(views + at + 1), ndim = load(views + at + 2);
+    if (code == KILN_VIEW_ARRAY_STRUCT) {
+      const auto* st = reinterpret_cast<const NumpyArrayStruct*>(static_cast<intptr_t>(load(views + at)));
+      check(st && st->two == 2, i, [] { return std::string(": not a NumPy array interface struct (its first int is not 2)"); });
+      const int dtype = dtype_of_struct(*st);
+      check(dtype >= 0, i, [&] {
+        return ": NumPy typekind '" + std::string(1, st->typekind) + "' of " + std::to_string(st->itemsize) +
+               " bytes is not one of kiln's dtypes";
+      });
+      check(st->flags & kNumpyNotSwapped, i, [] { return std::string(": its bytes are swapped (not the machine's order)"); });
+      check(st->flags & kNumpyAligned, i, [] { return std::string(": its data is not aligned to its item size"); });
+      check(st->nd >= 0 && st->nd <= kiln::kMaxDims, i,
+            [&] { return ": ndim must be between 0 and 32, got " + std::to_string(st->nd); });
+      kiln::Shape shape(st->shape, st->shape + st->nd), strides;
+      if (st->strides) strides.assign(st->strides, st->strides + st->nd);
+      arrays.push_back(kiln::Array::wrap(st->data, static_cast<kiln::DType>(dtype), std::move(shape), std::move(strides), nullptr));
+      at += 3;
+      continue;
+    }
     check(ndim >= 0 && ndim <= kiln::kMaxDims, i,
           [&] { return ": ndim must be between 0 and 32, got " + std::to_string(ndim); });
     check(at + 3 + 2 * static_cast<size_t>(ndim) <= views_len, i, [] { return std::string(" runs past views_len"); });

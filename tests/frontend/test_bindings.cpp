@@ -240,6 +240,71 @@ TEST_CASE("kiln_eval_views evaluates over described memory and describes its res
   kiln_array_release(o);
 }
 
+// NumPy's array interface C struct (PyArrayInterface) as NumPy lays it out, written here
+// from the protocol's description so that the test does not share capi.cpp's definition.
+struct ArrayStruct {
+  int two = 2;
+  int nd;
+  char typekind;
+  int itemsize;
+  int flags = 0x100 | 0x200 | 0x400 | 0x1;  // aligned, not swapped, writeable, C-contiguous
+  intptr_t* shape;
+  intptr_t* strides;
+  void* data;
+  void* descr = nullptr;
+};
+
+TEST_CASE("kiln_eval_views reads arrays given by NumPy's array interface struct, and refuses what kiln cannot read",
+          "[capi][views]") {
+  std::vector<double> a = {1, 2, 3, 4, 5, 6};  // (2, 3)
+  std::vector<int32_t> b = {10, 20, 30};       // read reversed: stride -4 from its last element
+  intptr_t a_shape[] = {2, 3}, b_shape[] = {3}, b_strides[] = {-4};
+  ArrayStruct sa{.nd = 2, .typekind = 'f', .itemsize = 8, .shape = a_shape, .strides = nullptr, .data = a.data()};
+  ArrayStruct sb{.nd = 1, .typekind = 'i', .itemsize = 4, .shape = b_shape, .strides = b_strides, .data = b.data() + 2};
+  auto record = [](const ArrayStruct& s) { return reinterpret_cast<intptr_t>(&s); };
+  const int64_t views[] = {record(sa), KILN_VIEW_ARRAY_STRUCT, 0, record(sb), KILN_VIEW_ARRAY_STRUCT, 0};
+  const char* names[] = {"a", "b"};
+  kiln_array* r = nullptr;
+  int64_t info[67] = {};
+  REQUIRE(kiln_eval_views("a * b", 2, names, views, std::size(views), nullptr, &r, info) == KILN_OK);
+  const double* rv = static_cast<const double*>(kiln_array_data(r));
+  const double expected[] = {30, 40, 30, 120, 100, 60};
+  for (int i = 0; i < 6; ++i) CHECK(rv[i] == expected[i]);
+  CHECK(info[1] == KILN_FLOAT64);
+  CHECK(info[2] == 2);
+  kiln_array_release(r);
+
+  // Into memory given the same way, mixed with a plain record: float32 (2, 3).
+  std::vector<float> out(6, -1);
+  ArrayStruct so{.nd = 2, .typekind = 'f', .itemsize = 4, .shape = a_shape, .strides = nullptr, .data = out.data()};
+  const int64_t into[] = {reinterpret_cast<intptr_t>(a.data()), KILN_FLOAT64, 2, 2, 3, 24, 8, record(so), KILN_VIEW_ARRAY_STRUCT, 0};
+  REQUIRE(kiln_eval_views_into("a - 1", 1, names, into, std::size(into)) == KILN_OK);
+  for (int i = 0; i < 6; ++i) CHECK(out[i] == static_cast<float>(a[i] - 1));
+
+  // Refused, naming the view: not a struct, a dtype kiln lacks (uint8, float16), bytes
+  // swapped, misaligned, too many dimensions.
+  auto refused = [&](ArrayStruct s, const std::string& says) {
+    const int64_t one[] = {record(sa), KILN_VIEW_ARRAY_STRUCT, 0, record(s), KILN_VIEW_ARRAY_STRUCT, 0};
+    kiln_array* none = nullptr;
+    CHECK(kiln_eval_views("a + b", 2, names, one, std::size(one), nullptr, &none, nullptr) == KILN_ERROR_BAD_ARGUMENT);
+    CHECK(none == nullptr);
+    CHECK_THAT(kiln_last_error(), Catch::Matchers::Contains("view 1") && Catch::Matchers::Contains(says));
+  };
+  ArrayStruct bad = sb;
+  bad.two = 3;
+  refused(bad, "not a NumPy array interface struct");
+  bad = sb, bad.typekind = 'u', bad.itemsize = 1;
+  refused(bad, "typekind 'u' of 1 bytes");
+  bad = sb, bad.typekind = 'f', bad.itemsize = 2;
+  refused(bad, "typekind 'f' of 2 bytes");
+  bad = sb, bad.flags &= ~0x200;
+  refused(bad, "swapped");
+  bad = sb, bad.flags &= ~0x100;
+  refused(bad, "not aligned");
+  bad = sb, bad.nd = 33;
+  refused(bad, "ndim must be between 0 and 32, got 33");
+}
+
 TEST_CASE("kiln_eval_views_into writes into described memory, broadcast and cast, or leaves it alone",
           "[capi][views]") {
   std::vector<double> a = {1, 2, 3, 4, 5, 6};  // (2, 3)

@@ -1,6 +1,7 @@
 """kiln.evaluate and the functions over kiln's C ABI that take and give NumPy arrays."""
 
 import contextlib
+import ctypes
 import os
 import struct
 import sys
@@ -76,29 +77,35 @@ def _call_with_inputs(names, values, run, out=None, c_names=None):
             lib.kiln_array_release(out_handle)
 
 
-# The common case of _views without a dict lookup by dtype object: typestr -> (code, itemsize).
-_CODE_OF_TYPESTR = {d.str: (code, d.itemsize) for d, code in _lib._CODE_OF.items()}
+# PyCapsule_GetPointer: the address of an array's array interface struct (__array_struct__).
+_capsule_pointer = ctypes.pythonapi.PyCapsule_GetPointer
+_capsule_pointer.restype = c_void_p
+_capsule_pointer.argtypes = [ctypes.py_object, c_char_p]
+_STRUCT_RECORD = (_lib.VIEW_ARRAY_STRUCT, 0)
 
 
-def _views(names, values):
-    """kiln_eval_views's records of `values` (NumPy arrays the caller keeps alive for the
-    call), packed as int64s: one __array_interface__ each, the per-call cost of evaluate."""
+def _views(values):
+    """kiln_eval_views's records of `values` (NumPy arrays), packed as int64s, and the
+    capsules that must live until the call returns: each array by its array interface C
+    struct (KILN_VIEW_ARRAY_STRUCT), which costs a third of building __array_interface__."""
+    capsules = [value.__array_struct__ for value in values]
     views = []
-    for name, value in zip(names, values):
-        interface = value.__array_interface__
-        code, itemsize = _CODE_OF_TYPESTR.get(interface["typestr"], (None, 1))
-        data = interface["data"][0]
-        strides = interface["strides"]  # None when C-contiguous
-        if code is None or data % itemsize or (strides and any(s % itemsize for s in strides)):
-            input_code(value, name)  # raises the TypeError that names what is wrong
-        shape = interface["shape"]
-        views += (data, code, len(shape))
-        views += shape
-        views += strides or value.strides
+    for capsule in capsules:
+        views.append(_capsule_pointer(capsule, None))
+        views += _STRUCT_RECORD
     packer = _packers.get(len(views))
     if packer is None:
         packer = _packers[len(views)] = struct.Struct(f"={len(views)}q").pack
-    return packer(*views), len(views)
+    return packer(*views), len(views), capsules
+
+
+def _check_views(status, names, values):
+    """Raises for a failed kiln_eval_views call: the TypeError naming a value kiln cannot
+    read in place (as input_code words it), else kiln's error."""
+    if status != _lib.OK:
+        for name, value in zip(names, values):
+            input_code(value, name)
+        check(status)
 
 
 _packers = {}
@@ -124,15 +131,16 @@ def evaluate(expr, local_dict=None, global_dict=None, out=None):
     if out is not None:  # described after the inputs, written in place: no handle to make
         if type(out) is not np.ndarray or not out.flags.writeable:
             input_code(out, "out", writable=True)  # raises the error that names what is wrong
-        views, views_len = _views(names + ("out",), values + [out])
-        check(_eval_views_into(text, len(names), c_names, views, views_len))
+        values.append(out)
+        views, views_len, capsules = _views(values)
+        _check_views(_eval_views_into(text, len(names), c_names, views, views_len), names + ("out",), values)
         return out
-    views, views_len = _views(names, values)
+    views, views_len, capsules = _views(values)
     result = c_void_p()
     info = (c_int64 * 67)()
     status = _eval_views(text, len(names), c_names, views, views_len, None, byref(result), info)
     if status != _lib.OK:
-        check(status)
+        _check_views(status, names, values)
     ndim = info[2]
     described = info[3:3 + 2 * ndim]
     interface = {"version": 3, "typestr": _TYPESTR_OF_CODE[info[1]], "shape": tuple(described[:ndim]),

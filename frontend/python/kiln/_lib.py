@@ -102,6 +102,9 @@ _declare("kiln_npy_write_window", c_int, c_char_p, c_int, _shape_p, c_void_p)
 _declare("kiln_array_to_dlpack", c_int, c_void_p, _handle_p)
 _declare("kiln_array_from_dlpack", c_int, c_void_p, _handle_p)
 
+# kiln_eval_views's record kind for an array given by its array interface C struct (kiln.h).
+VIEW_ARRAY_STRUCT = -1
+
 # Status codes (kiln.h).
 OK, ERROR_PARSE, ERROR_UNKNOWN_NAME, ERROR_SHAPE, ERROR_TYPE, ERROR_BAD_ARGUMENT, ERROR_IO, \
     ERROR_OUT_OF_MEMORY, ERROR_INTERNAL, ERROR_LINALG = range(10)
