@@ -5,7 +5,8 @@
 //
 //   kiln-ab LIB_A LIB_B [--dtype f32|f64] [--n N] [--iters K] [--rounds R] [--threads T]
 //           [--stride S | --cols C [--a-order c|f] [--out-order c|f]] [--out-len K]
-//           [--env-a NAME=VALUE[,...]] [--env-b NAME=VALUE[,...]] [--pages huge|4k] [--offset B] [--out-offset B] EXPR...
+//           [--env-a NAME=VALUE[,...]] [--env-b NAME=VALUE[,...]] [--pages huge|4k] [--offset B]
+//           [--out-offset B] EXPR...
 //
 // Each library is dlopen'ed on its own (RTLD_LOCAL: its own plan cache, thread pool
 // settings and kernel tables) and reached through the C ABI only. The operands are a, b
@@ -201,7 +202,8 @@ int main(int argc, char** argv) {
     else {
       std::fprintf(stderr,
                    "kiln-ab: unknown option %s %s (--dtype f32|f64, --n, --stride, --iters, --rounds, --threads, "
-                   "--cols, --a-order c|f, --out-order c|f, --out-len, --env-a, --env-b, --pages huge|4k, --offset, --out-offset)\n",
+                   "--cols, --a-order c|f, --out-order c|f, --out-len, --env-a, --env-b, --pages huge|4k, --offset, "
+                   "--out-offset)\n",
                    argv[i - 1], value);
       return 2;
     }

@@ -5,6 +5,9 @@
 #include <bit>
 #include <sys/mman.h>
 #include <unistd.h>
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#endif
 
 #include <cstdlib>
 #include <cstring>
@@ -204,9 +207,21 @@ Array Array::empty_past_line(DType dtype, const Shape& shape, size_t past) {
     p = BufferCache::instance().get(capacity);
     release = [p, capacity] { BufferCache::instance().put(p, capacity); };
   } else {
-    size_t rounded = (held + 63) / 64 * 64;
-    p = std::aligned_alloc(64, rounded ? rounded : 64);
+    const size_t rounded = held ? (held + 63) / 64 * 64 : 64;
+    p = std::aligned_alloc(64, rounded);
+#if defined(__SANITIZE_ADDRESS__)
+    // Only the elements may be touched: not the bytes before them (past) or the padding after.
+    if (p) {
+      ASAN_POISON_MEMORY_REGION(p, past);
+      ASAN_POISON_MEMORY_REGION(static_cast<char*>(p) + held, rounded - held);
+    }
+    release = [p, rounded] {
+      ASAN_UNPOISON_MEMORY_REGION(p, rounded);
+      std::free(p);
+    };
+#else
     release = [p] { std::free(p); };
+#endif
   }
   if (!p)
     throw Error(Status::OutOfMemory, "cannot allocate " + std::to_string(nbytes) + " bytes for " +
@@ -228,7 +243,8 @@ Array Array::zeros(DType dtype, const Shape& shape) {
 
 void Array::require_writable(const char* what) const {
   if (!writable())
-    throw Error(Status::BadArgument, std::string(what) + ": the array is read-only (a segment attached read-only)");
+    throw Error(Status::BadArgument,
+                std::string(what) + ": the array is read-only (a segment attached read-only, or memory marked so)");
 }
 
 Array Array::wrap(void* data, DType dtype, Shape shape, Shape byte_strides, std::function<void()> release) {

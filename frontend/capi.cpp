@@ -239,7 +239,7 @@ struct NumpyArrayStruct {
   void* data;
   void* descr;
 };
-constexpr int kNumpyAligned = 0x100, kNumpyNotSwapped = 0x200;
+constexpr int kNumpyAligned = 0x100, kNumpyNotSwapped = 0x200, kNumpyWriteable = 0x400;
 
 // The kiln dtype of a struct's typekind and itemsize, or -1.
 int dtype_of_struct(const NumpyArrayStruct& s) {
@@ -271,19 +271,24 @@ std::vector<kiln::Array> views_from(const char* fn, size_t n, const int64_t* vie
     const int64_t code = load(views + at + 1), ndim = load(views + at + 2);
     if (code == KILN_VIEW_ARRAY_STRUCT) {
       const auto* st = reinterpret_cast<const NumpyArrayStruct*>(static_cast<intptr_t>(load(views + at)));
-      check(st && st->two == 2, i, [] { return std::string(": not a NumPy array interface struct (its first int is not 2)"); });
+      check(ndim == 0, i, [&] { return ": a struct record's third value must be 0, got " + std::to_string(ndim); });
+      check(st && st->two == 2, i,
+            [] { return std::string(": not a NumPy array interface struct (its first int is not 2)"); });
       const int dtype = dtype_of_struct(*st);
       check(dtype >= 0, i, [&] {
         return ": NumPy typekind '" + std::string(1, st->typekind) + "' of " + std::to_string(st->itemsize) +
                " bytes is not one of kiln's dtypes";
       });
-      check(st->flags & kNumpyNotSwapped, i, [] { return std::string(": its bytes are swapped (not the machine's order)"); });
+      check(st->flags & kNumpyNotSwapped, i,
+            [] { return std::string(": its bytes are swapped (not the machine's order)"); });
       check(st->flags & kNumpyAligned, i, [] { return std::string(": its data is not aligned to its item size"); });
       check(st->nd >= 0 && st->nd <= kiln::kMaxDims, i,
             [&] { return ": ndim must be between 0 and 32, got " + std::to_string(st->nd); });
       kiln::Shape shape(st->shape, st->shape + st->nd), strides;
       if (st->strides) strides.assign(st->strides, st->strides + st->nd);
-      arrays.push_back(kiln::Array::wrap(st->data, static_cast<kiln::DType>(dtype), std::move(shape), std::move(strides), nullptr));
+      arrays.push_back(
+          kiln::Array::wrap(st->data, static_cast<kiln::DType>(dtype), std::move(shape), std::move(strides), nullptr));
+      if (!(st->flags & kNumpyWriteable)) arrays.back().buffer()->set_read_only();  // refused as an out
       at += 3;
       continue;
     }

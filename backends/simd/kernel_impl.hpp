@@ -157,10 +157,11 @@ template <class T> inline T int_power(T base, T exp) {
 // glibc's vector math library (libmvec, at most 4 ulp) against xsimd, by function, dtype
 // and instruction set: where libmvec measured more than 1.1x faster per element (8192
 // arguments in each function's usual range, this file's flags, best of 300), the batch
-// path calls it. AVX-512 (Zen 5 EPYC): xsimd keeps sin, cos and exp; log moved to libmvec
-// when kiln-ab over whole arrays (10^4 and 10^6, 1 thread) found it faster there, with no
-// domain check to pay (float64 0.94-0.97x the time, float32 0.79-0.87x), while libmvec's
-// exp took 1.12-1.49x xsimd's, cos 1.07-1.19x and float64 sin 1.03-1.06x. AVX2, measured
+// path calls it. AVX-512 (Zen 5 EPYC): xsimd keeps sin, cos and exp. log is the exception
+// to that rule, measured over whole arrays instead (kiln-ab, 1 thread), where xsimd's also
+// pays its domain check: libmvec took float64 0.96-0.98x the time at 10^6 (0.97 at 10^4),
+// float32 0.78-0.79x (0.87), so it moved; libmvec's exp took 1.12-1.49x xsimd's there, cos
+// 1.07-1.19x and float64 sin 1.03-1.06x, so they stayed. AVX2, measured
 // again on a Zen 3 EPYC (AVX2 only: where this table runs by default): libmvec is faster
 // for all of float64 but arcsin and arctan (1.3-3.6x: sin and cos 2.2x on (-3.2, 3.2),
 // exp 2.2x, log1p 2.2x) and float32 but expm1, the inverse hyperbolics, arcsin and tanh
@@ -177,8 +178,10 @@ template <class T> inline T int_power(T base, T exp) {
 #if defined(__AVX512F__)
 #define KILN_MVEC_F64(fn) _ZGVeN8v_##fn
 #define KILN_MVEC_F32(fn) _ZGVeN16v_##fn##f
-constexpr Op kMvec64[] = {Op::log, Op::expm1, Op::log2, Op::log10, Op::log1p, Op::cosh, Op::arccos, Op::arcsinh, Op::arctanh, Op::cbrt};
-constexpr Op kMvec32[] = {Op::sin, Op::log, Op::expm1, Op::log2, Op::log10, Op::cosh, Op::arcsinh, Op::arctanh, Op::cbrt};
+constexpr Op kMvec64[] = {Op::log,    Op::expm1,  Op::log2,    Op::log10,   Op::log1p,
+                          Op::cosh,   Op::arccos, Op::arcsinh, Op::arctanh, Op::cbrt};
+constexpr Op kMvec32[] = {Op::sin,  Op::log,     Op::expm1,   Op::log2, Op::log10,
+                          Op::cosh, Op::arcsinh, Op::arctanh, Op::cbrt};
 #elif defined(__AVX2__)
 #define KILN_MVEC_F64(fn) _ZGVdN4v_##fn
 #define KILN_MVEC_F32(fn) _ZGVdN8v_##fn##f

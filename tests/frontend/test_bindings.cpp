@@ -277,9 +277,16 @@ TEST_CASE("kiln_eval_views reads arrays given by NumPy's array interface struct,
   // Into memory given the same way, mixed with a plain record: float32 (2, 3).
   std::vector<float> out(6, -1);
   ArrayStruct so{.nd = 2, .typekind = 'f', .itemsize = 4, .shape = a_shape, .strides = nullptr, .data = out.data()};
-  const int64_t into[] = {reinterpret_cast<intptr_t>(a.data()), KILN_FLOAT64, 2, 2, 3, 24, 8, record(so), KILN_VIEW_ARRAY_STRUCT, 0};
+  const int64_t into[] = {reinterpret_cast<intptr_t>(a.data()), KILN_FLOAT64, 2, 2, 3, 24, 8,
+                          record(so), KILN_VIEW_ARRAY_STRUCT, 0};
   REQUIRE(kiln_eval_views_into("a - 1", 1, names, into, std::size(into)) == KILN_OK);
   for (int i = 0; i < 6; ++i) CHECK(out[i] == static_cast<float>(a[i] - 1));
+  // Memory NumPy marks read-only is not written.
+  so.flags &= ~0x400;
+  const std::vector<float> before = out;
+  CHECK(kiln_eval_views_into("a + 1", 1, names, into, std::size(into)) == KILN_ERROR_BAD_ARGUMENT);
+  CHECK_THAT(kiln_last_error(), Catch::Matchers::Contains("read-only"));
+  CHECK(out == before);
 
   // Refused, naming the view: not a struct, a dtype kiln lacks (uint8, float16), bytes
   // swapped, misaligned, too many dimensions.
@@ -290,6 +297,9 @@ TEST_CASE("kiln_eval_views reads arrays given by NumPy's array interface struct,
     CHECK(none == nullptr);
     CHECK_THAT(kiln_last_error(), Catch::Matchers::Contains("view 1") && Catch::Matchers::Contains(says));
   };
+  const int64_t third[] = {record(sa), KILN_VIEW_ARRAY_STRUCT, 0, record(sb), KILN_VIEW_ARRAY_STRUCT, 1};
+  CHECK(kiln_eval_views("a + b", 2, names, third, std::size(third), nullptr, &r, nullptr) == KILN_ERROR_BAD_ARGUMENT);
+  CHECK_THAT(kiln_last_error(), Catch::Matchers::Contains("view 1: a struct record's third value must be 0, got 1"));
   ArrayStruct bad = sb;
   bad.two = 3;
   refused(bad, "not a NumPy array interface struct");

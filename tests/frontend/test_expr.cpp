@@ -24,6 +24,7 @@
 
 #include "kiln/kiln.hpp"
 #include "kiln/xtensor.hpp"
+#include "plan_cache.hpp"
 
 using Catch::Matchers::Contains;
 using kiln::Array;
@@ -286,6 +287,17 @@ TEST_CASE("one Expr evaluated again reads its inputs' current values, into any o
     }
   }
   const std::string original = kiln::simd_isa();
+  // Evaluated again for the same out dtype, it skips the plan cache (the root holds its
+  // plan); for another, it looks the plan up there again.
+  Array o64 = Array::empty(DType::Float64, {100}), o32 = Array::empty(DType::Float32, {100});
+  kiln::eval(e, o64);
+  const uint64_t hits = kiln::PlanCache::global().hits(), misses = kiln::PlanCache::global().misses();
+  for (int i = 0; i < 5; ++i) kiln::eval(e, o64);
+  CHECK(kiln::PlanCache::global().hits() == hits);
+  CHECK(kiln::PlanCache::global().misses() == misses);
+  kiln::eval(e, o32);
+  CHECK(kiln::PlanCache::global().hits() == hits + 1);
+  CHECK(kiln::PlanCache::global().misses() == misses);
   for (const std::string& isa : kiln::available_simd_isas()) {
     kiln::set_simd_isa(isa);
     std::vector<double> rv = values_of<double>(kiln::eval(e));

@@ -191,13 +191,17 @@ def test_explain_shows_the_fused_plan_without_evaluating():
 # ---- zero copies and lifetimes ------------------------------------------------------------
 
 def test_results_are_kiln_memory_handed_to_numpy_without_a_copy():
-    a = np.arange(1000.0)
+    base = np.zeros(1010)
+    first = (16 - address(base) % 64) % 64 // 8  # the element 16 bytes past a cache line
+    a = base[first:first + 1000]
+    a[:] = np.arange(1000.0)
     r = kiln.evaluate("a * 2")
     assert isinstance(r.base, kiln.Array)
     assert address(r) == r.base.__array_interface__["data"][0]
     # kiln's allocation, placed past a cache line as its operand is (NumPy's arrays lie
     # 16 bytes past one), so that chunks start on lines for both
-    assert address(r) % 64 == address(a) % 64
+    assert address(a) % 64 == 16 and address(r) % 64 == 16
+    assert np.array_equal(r, np.arange(1000.0) * 2)
     assert r.flags.writeable and r.flags.c_contiguous
 
 

@@ -138,9 +138,7 @@ def evaluate(expr, local_dict=None, global_dict=None, out=None):
     views, views_len, capsules = _views(values)
     result = c_void_p()
     info = (c_int64 * 67)()
-    status = _eval_views(text, len(names), c_names, views, views_len, None, byref(result), info)
-    if status != _lib.OK:
-        _check_views(status, names, values)
+    _check_views(_eval_views(text, len(names), c_names, views, views_len, None, byref(result), info), names, values)
     ndim = info[2]
     described = info[3:3 + 2 * ndim]
     interface = {"version": 3, "typestr": _TYPESTR_OF_CODE[info[1]], "shape": tuple(described[:ndim]),
