@@ -86,8 +86,9 @@ _STRUCT_RECORD = (_lib.VIEW_ARRAY_STRUCT, 0)
 
 def _views(values):
     """kiln_eval_views's records of `values` (NumPy arrays), packed as int64s, and the
-    capsules that must live until the call returns: each array by its array interface C
-    struct (KILN_VIEW_ARRAY_STRUCT), which costs a third of building __array_interface__."""
+    capsules that must live until the call returns (they own the structs): each array by
+    its array interface C struct (KILN_VIEW_ARRAY_STRUCT), 370 ns an array where building
+    its __array_interface__ dict took 650."""
     capsules = [value.__array_struct__ for value in values]
     views = []
     for capsule in capsules:
@@ -132,10 +133,10 @@ def evaluate(expr, local_dict=None, global_dict=None, out=None):
         if type(out) is not np.ndarray or not out.flags.writeable:
             input_code(out, "out", writable=True)  # raises the error that names what is wrong
         values.append(out)
-        views, views_len, capsules = _views(values)
+        views, views_len, capsules = _views(values)  # capsules: alive until the call returns
         _check_views(_eval_views_into(text, len(names), c_names, views, views_len), names + ("out",), values)
         return out
-    views, views_len, capsules = _views(values)
+    views, views_len, capsules = _views(values)  # capsules: alive until the call returns
     result = c_void_p()
     info = (c_int64 * 67)()
     _check_views(_eval_views(text, len(names), c_names, views, views_len, None, byref(result), info), names, values)
