@@ -270,7 +270,10 @@ TEST_CASE("one Expr evaluated again reads its inputs' current values, into any o
   std::vector<double> av = doubles(100, 5);
   Array a = make_array(av);
   Expr e = kiln::where(Expr(a) > 0, Expr(a), 0.5 * Expr(a)) + 1;
-  auto want = [&](size_t k) { double v = values_of<double>(a)[k]; return (v > 0 ? v : 0.5 * v) + 1; };
+  auto want = [&](size_t k) {
+    const double v = a.data_as<double>()[k];
+    return (v > 0 ? v : 0.5 * v) + 1;
+  };
   for (int round = 0; round < 3; ++round) {
     for (size_t k = 0; k < av.size(); ++k) a.data_as<double>()[k] = av[k] * (round % 2 ? -1.0 : 1.0) + round;
     Array r = kiln::eval(e);
@@ -286,7 +289,6 @@ TEST_CASE("one Expr evaluated again reads its inputs' current values, into any o
       CHECK(v32[k] == static_cast<float>(want(k)));
     }
   }
-  const std::string original = kiln::simd_isa();
   // Evaluated again for the same out dtype, it skips the plan cache (the root holds its
   // plan); for another, it looks the plan up there again.
   Array o64 = Array::empty(DType::Float64, {100}), o32 = Array::empty(DType::Float32, {100});
@@ -298,6 +300,7 @@ TEST_CASE("one Expr evaluated again reads its inputs' current values, into any o
   kiln::eval(e, o32);
   CHECK(kiln::PlanCache::global().hits() == hits + 1);
   CHECK(kiln::PlanCache::global().misses() == misses);
+  const std::string original = kiln::simd_isa();
   for (const std::string& isa : kiln::available_simd_isas()) {
     kiln::set_simd_isa(isa);
     std::vector<double> rv = values_of<double>(kiln::eval(e));
