@@ -263,6 +263,10 @@ std::vector<kiln::Array> views_from(const char* fn, size_t n, const int64_t* vie
   auto check = [fn](bool ok, size_t i, const auto& message) {
     if (!ok) throw kiln::Error(kiln::Status::BadArgument, std::string(fn) + ": view " + std::to_string(i) + message());
   };
+  auto check_ndim = [&](int64_t ndim, size_t i) {
+    check(ndim >= 0 && ndim <= kiln::kMaxDims, i,
+          [&] { return ": ndim must be between 0 and 32, got " + std::to_string(ndim); });
+  };
   std::vector<kiln::Array> arrays;
   arrays.reserve(n);
   size_t at = 0;
@@ -282,8 +286,7 @@ std::vector<kiln::Array> views_from(const char* fn, size_t n, const int64_t* vie
       check(st->flags & kNumpyNotSwapped, i,
             [] { return std::string(": its bytes are swapped (not the machine's order)"); });
       check(st->flags & kNumpyAligned, i, [] { return std::string(": its data is not aligned to its item size"); });
-      check(st->nd >= 0 && st->nd <= kiln::kMaxDims, i,
-            [&] { return ": ndim must be between 0 and 32, got " + std::to_string(st->nd); });
+      check_ndim(st->nd, i);
       kiln::Shape shape(st->shape, st->shape + st->nd), strides;
       if (st->strides) strides.assign(st->strides, st->strides + st->nd);
       arrays.push_back(
@@ -292,8 +295,7 @@ std::vector<kiln::Array> views_from(const char* fn, size_t n, const int64_t* vie
       at += 3;
       continue;
     }
-    check(ndim >= 0 && ndim <= kiln::kMaxDims, i,
-          [&] { return ": ndim must be between 0 and 32, got " + std::to_string(ndim); });
+    check_ndim(ndim, i);
     check(at + 3 + 2 * static_cast<size_t>(ndim) <= views_len, i, [] { return std::string(" runs past views_len"); });
     check(kiln::valid_dtype(static_cast<int>(code)) && code == static_cast<int>(code), i,
           [&] { return ": unknown dtype " + std::to_string(code); });
